@@ -1,0 +1,27 @@
+"""Packaging for speechbrain-fdnf."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="speechbrain-fdnf",
+    version="0.1.0",
+    description="Factorial discriminative normalization flows (f-DNF) for speech factorization, as a SpeechBrain plugin",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["speechbrain_fdnf", "speechbrain_fdnf.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "speechbrain>=1.0",
+        "torch>=2.1",
+        "torchaudio>=2.1",
+        "hyperpyyaml",
+        "numpy",
+        "scikit-learn",
+        "matplotlib",
+        "espeakng-loader",
+    ],
+    extras_require={"test": ["pytest"]},
+    license="Apache-2.0",
+)

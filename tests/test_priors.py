@@ -1,0 +1,123 @@
+"""The factorial prior against torch.distributions, its subspaces and label checks."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from speechbrain_fdnf.lobes import FactorialGaussianPrior
+
+FACTORS = [
+    {"name": "phone", "dim": 3, "num_classes": 6},
+    {"name": "speaker", "dim": 2, "num_classes": 4},
+]
+
+
+def make_prior(**kwargs):
+    prior = FactorialGaussianPrior(FACTORS, residual_dim=2, mean_init="random", **kwargs)
+    return prior
+
+
+def test_log_prob_equals_sum_of_normal_log_densities_over_subspaces():
+    prior = make_prior()
+    z = torch.randn(20, 7)
+    labels = {"phone": torch.randint(6, (20,)), "speaker": torch.randint(4, (20,))}
+    expected = (
+        Normal(prior.means("phone")[labels["phone"]], 1.0).log_prob(z[:, 0:3]).sum(-1)
+        + Normal(prior.means("speaker")[labels["speaker"]], 1.0).log_prob(z[:, 3:5]).sum(-1)
+        + Normal(0.0, 1.0).log_prob(z[:, 5:7]).sum(-1)
+    )
+    assert torch.allclose(prior.log_prob(z, labels), expected, atol=1e-5)
+
+
+def test_missing_label_marginalises_uniformly_over_classes():
+    prior = make_prior()
+    z = torch.randn(10, 7)
+    phone = torch.randint(6, (10,))
+    per_speaker = torch.stack(
+        [prior.log_prob(z, {"phone": phone, "speaker": torch.full((10,), s)}) for s in range(4)]
+    )
+    expected = torch.logsumexp(per_speaker, 0) - math.log(4)
+    assert torch.allclose(prior.log_prob(z, {"phone": phone}), expected, atol=1e-5)
+
+
+def test_nf_dnf_and_fdnf_are_configurations_of_one_class():
+    z = torch.randn(8, 4)
+    nf = FactorialGaussianPrior([], residual_dim=4)
+    assert torch.allclose(nf.log_prob(z), Normal(0.0, 1.0).log_prob(z).sum(-1), atol=1e-6)
+    dnf = FactorialGaussianPrior([{"name": "phone", "dim": 4, "num_classes": 3}], mean_init="random")
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    expected = Normal(dnf.means("phone")[labels], 1.0).log_prob(z).sum(-1)
+    assert torch.allclose(dnf.log_prob(z, {"phone": labels}), expected, atol=1e-5)
+    assert dnf.slices["residual"] == slice(4, 4)
+
+
+def test_a_factor_mean_never_touches_another_subspace():
+    prior = make_prior()
+    opt = torch.optim.SGD(prior.parameters(), lr=0.5)
+    for _ in range(3):
+        z = torch.randn(32, 7) * 3
+        labels = {"phone": torch.randint(6, (32,)), "speaker": torch.randint(4, (32,))}
+        loss = -prior.log_prob(z, labels).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    phone_full = prior.full_means("phone")
+    speaker_full = prior.full_means("speaker")
+    assert phone_full[:, 3:].abs().max() == 0 and speaker_full[:, :3].abs().max() == 0
+    assert speaker_full[:, 5:].abs().max() == 0
+    # shifting one factor's class leaves the log-density of the other subspaces unchanged
+    z = torch.randn(5, 7)
+    shifted = z + phone_full[2] - phone_full[1]
+    assert torch.equal(shifted[:, 3:], z[:, 3:])
+
+
+@pytest.mark.parametrize(
+    "labels,match",
+    [
+        ({"phone": torch.tensor([0, 6]), "speaker": torch.tensor([0, 1])}, "label 6 of factor 'phone' is out of range"),
+        ({"phone": torch.tensor([0, 1]), "speaker": torch.tensor([-1, 1])}, "label -1 of factor 'speaker'"),
+        ({"phone": torch.tensor([0.0, 1.0])}, "integer class indices"),
+        ({"phone": torch.tensor([0, 1, 2])}, "shape"),
+        ({"gender": torch.tensor([0, 1])}, "unknown factors"),
+    ],
+)
+def test_bad_labels_raise_clear_value_errors(labels, match):
+    with pytest.raises(ValueError, match=match):
+        make_prior().log_prob(torch.randn(2, 7), labels)
+
+
+def test_bad_configurations_raise():
+    with pytest.raises(ValueError, match="mean_init"):
+        FactorialGaussianPrior(FACTORS, mean_init="kmeans")
+    with pytest.raises(ValueError, match="reserved or repeated"):
+        FactorialGaussianPrior([FACTORS[0], FACTORS[0]])
+    with pytest.raises(ValueError, match="no dimensions"):
+        FactorialGaussianPrior([], residual_dim=0)
+    with pytest.raises(ValueError, match="latent has 3 dims"):
+        make_prior().log_prob(torch.randn(2, 3))
+
+
+def test_init_means_from_data_sets_class_means_and_reports_empty_classes():
+    prior = FactorialGaussianPrior(FACTORS, residual_dim=2)
+    assert not bool(prior.means_initialized)
+    z = torch.randn(400, 7)
+    phone = torch.randint(5, (400,))  # class 5 never appears
+    speaker = torch.randint(4, (400,))
+    batches = [(z[i : i + 100], {"phone": phone[i : i + 100], "speaker": speaker[i : i + 100]}) for i in range(0, 400, 100)]
+    empty = prior.init_means_from_data(batches)
+    assert empty == {"phone": [5], "speaker": []}
+    assert torch.allclose(prior.means("phone")[2], z[phone == 2, :3].mean(0), atol=1e-5)
+    assert torch.allclose(prior.means("speaker")[1], z[speaker == 1, 3:5].mean(0), atol=1e-5)
+    assert prior.means("phone")[5].abs().sum() == 0
+    assert bool(prior.means_initialized)
+    restored = FactorialGaussianPrior(FACTORS, residual_dim=2)
+    restored.load_state_dict(prior.state_dict())
+    assert bool(restored.means_initialized)
+
+
+def test_means_can_be_frozen():
+    prior = FactorialGaussianPrior(FACTORS, mean_init="zeros", learn_means=False)
+    assert not any(p.requires_grad for p in prior.parameters())
+    assert bool(prior.means_initialized)

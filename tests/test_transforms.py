@@ -1,0 +1,151 @@
+"""Invertibility and exact log-determinants of every transform and of whole flows."""
+
+import pytest
+import torch
+from conftest import perturb
+
+from speechbrain_fdnf.lobes import (
+    ActNorm,
+    AffineCoupling,
+    InvertibleLinear,
+    Permutation,
+    RealNVP,
+)
+
+DIM = 5
+
+
+def make_transforms():
+    return {
+        "coupling-even": lambda: AffineCoupling(DIM, hidden_size=16, parity=0),
+        "coupling-odd": lambda: AffineCoupling(DIM, hidden_size=16, num_hidden_layers=3, parity=1, activation=torch.nn.Tanh),
+        "actnorm": lambda: ActNorm(DIM),
+        "lu-linear": lambda: InvertibleLinear(DIM),
+        "perm-random": lambda: Permutation(DIM, "random"),
+        "perm-reverse": lambda: Permutation(DIM, "reverse"),
+        "flow-1-lu": lambda: RealNVP(DIM, num_blocks=1, hidden_size=16),
+        "flow-3-permute": lambda: RealNVP(DIM, num_blocks=3, hidden_size=16, mixing="permute"),
+        "flow-6-none-noactnorm": lambda: RealNVP(DIM, num_blocks=6, hidden_size=16, mixing="none", actnorm=False),
+        "flow-8-lu": lambda: RealNVP(DIM, num_blocks=8, hidden_size=32),
+    }
+
+
+TRANSFORMS = make_transforms()
+
+
+def build(name, dtype):
+    # Whole flows get a smaller kick: random shifts compound over blocks into
+    # latents of ~1e5 that float32 cannot round-trip; trained flows are tamer.
+    scale = 0.05 if name.startswith("flow") else 0.3
+    return perturb(TRANSFORMS[name](), scale).to(dtype).eval()
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_inverse_recovers_input(name, dtype, tol):
+    module = build(name, dtype)
+    x = torch.randn(64, DIM, dtype=dtype) * 2
+    y, _ = module(x)
+    x_back, _ = module.inverse(y)
+    assert (x_back - x).abs().max().item() < tol
+    z = torch.randn(64, DIM, dtype=dtype)
+    assert (module(module.inverse(z)[0])[0] - z).abs().max().item() < tol
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_log_det_matches_autograd_jacobian(name):
+    module = build(name, torch.float64)
+    x = torch.randn(4, DIM, dtype=torch.float64)
+    _, log_det = module(x)
+    for i in range(x.shape[0]):
+        jac = torch.autograd.functional.jacobian(lambda v: module(v[None])[0][0], x[i])
+        expected = torch.linalg.slogdet(jac).logabsdet
+        assert abs(log_det[i].item() - expected.item()) < 1e-4
+    # and the inverse's log-det is that of the inverse map at y
+    y, _ = module(x)
+    _, inv_log_det = module.inverse(y)
+    jac = torch.autograd.functional.jacobian(lambda v: module.inverse(v[None])[0][0], y[0])
+    assert abs(inv_log_det[0].item() - torch.linalg.slogdet(jac).logabsdet.item()) < 1e-4
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_forward_and_inverse_log_dets_cancel(name):
+    module = build(name, torch.float64)
+    x = torch.randn(32, DIM, dtype=torch.float64)
+    y, log_det = module(x)
+    _, inv_log_det = module.inverse(y)
+    assert torch.allclose(log_det + inv_log_det, torch.zeros_like(log_det), atol=1e-8)
+
+
+def test_leading_dimensions_are_kept():
+    flow = perturb(RealNVP(DIM, num_blocks=2, hidden_size=8)).eval()
+    x = torch.randn(3, 7, DIM)
+    z, log_det = flow(x)
+    assert z.shape == x.shape and log_det.shape == (3, 7)
+    assert torch.allclose(flow.decode(z), x, atol=1e-4)
+
+
+def test_coupling_log_scale_is_bounded():
+    layer = AffineCoupling(4, hidden_size=8, scale_bound=2.0)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.fill_(50.0)  # would overflow exp() without the bound
+    y, log_det = layer(torch.ones(2, 4))
+    assert torch.isfinite(y).all()
+    assert (log_det.abs() <= 2.0 * 2 + 1e-6).all()  # two transformed dims
+
+
+def test_coupling_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="dim >= 2"):
+        AffineCoupling(1)
+    with pytest.raises(ValueError, match="parity"):
+        AffineCoupling(4, parity=2)
+    with pytest.raises(ValueError, match="mixing"):
+        RealNVP(4, mixing="shuffle")
+
+
+def test_actnorm_initialises_once_from_data_and_keeps_it_in_state_dict():
+    norm = ActNorm(3)
+    x = torch.randn(500, 3) * torch.tensor([1.0, 4.0, 0.1]) + torch.tensor([3.0, -2.0, 0.5])
+    y, _ = norm(x)
+    assert torch.allclose(y.mean(0), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(y.std(0, unbiased=False), torch.ones(3), atol=1e-3)
+    # a second batch does not re-initialise
+    bias = norm.bias.detach().clone()
+    norm(torch.randn(10, 3) * 100)
+    assert torch.equal(norm.bias.detach(), bias)
+    # a fresh module loaded from the state dict is initialised and does not re-initialise
+    loaded = ActNorm(3)
+    loaded.load_state_dict(norm.state_dict())
+    assert bool(loaded.initialized)
+    loaded(torch.randn(10, 3) * 100)
+    assert torch.equal(loaded.bias.detach(), bias)
+
+
+def test_actnorm_does_not_initialise_in_eval_mode():
+    norm = ActNorm(3).eval()
+    x = torch.randn(10, 3) * 5
+    y, _ = norm(x)
+    assert torch.equal(x, y) and not bool(norm.initialized)
+
+
+def test_lu_linear_log_det_is_sum_of_log_s_after_training_steps():
+    mix = InvertibleLinear(6)
+    opt = torch.optim.SGD(mix.parameters(), lr=0.1)
+    for _ in range(5):
+        y, log_det = mix(torch.randn(16, 6))
+        loss = (y**2).sum(-1).mean() - log_det.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w = mix.weight().detach().double()
+    assert abs(torch.linalg.slogdet(w).logabsdet.item() - mix.log_s.sum().item()) < 1e-4
+
+
+def test_flows_can_be_compiled_into_a_state_dict_and_restored_exactly():
+    flow = perturb(RealNVP(DIM, num_blocks=3, hidden_size=8, mixing="permute"))
+    torch.manual_seed(123)  # a different permutation draw for the copy
+    copy = RealNVP(DIM, num_blocks=3, hidden_size=8, mixing="permute")
+    copy.load_state_dict(flow.state_dict())
+    x = torch.randn(5, DIM)
+    assert torch.equal(flow.eval()(x)[0], copy.eval()(x)[0])
