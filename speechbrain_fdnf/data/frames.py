@@ -1,0 +1,307 @@
+"""Frame-level data: log-Mel features with a phone and a speaker label per frame.
+
+A flow over single frames wants i.i.d. frames, so utterances are featurized
+once (SpeechBrain ``DynamicItemDataset`` pipelines and ``Fbank``), every frame
+gets the phone whose segment covers the frame centre and the utterance's
+speaker, gender and dialect, and the result is cached to disk as one tensor.
+:class:`FrameSet` then serves shuffled frame batches from memory, with
+optional context splicing (gathered per batch, never materialised) and
+optional silence exclusion.
+
+Memory: 40 float32 features are 160 bytes a frame; full TIMIT (~1.1 M training
+frames with silence) is ~180 MB of features plus ~45 MB of int64 labels.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from speechbrain.dataio.dataio import read_audio
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.dataio.encoder import CategoricalEncoder
+from speechbrain.lobes.features import Fbank
+from speechbrain.utils.data_pipeline import provides, takes
+
+from speechbrain_fdnf.data.phones import SILENCE, TIMIT39
+
+logger = logging.getLogger(__name__)
+
+#: Label sets kept per frame; "phone" is the folded 39-class phone.
+LABELS = ("phone", "speaker", "gender", "dialect")
+_SOURCE_KEY = {"phone": "phones39", "speaker": "speaker", "gender": "gender", "dialect": "dialect"}
+
+
+class FrameDataError(ValueError):
+    """A problem in the frame data; the message names the utterance."""
+
+
+def build_encoders(train_json, save_folder=None):
+    """One ``CategoricalEncoder`` per label set, built from the training annotations.
+
+    Phones use the fixed 39-class inventory so that a class with no training
+    frame still has an index (and can be reported); speakers, genders and
+    dialects are the sorted labels of the training annotations, so the same
+    ``train.json`` always gives the same indices. With ``save_folder`` each
+    encoder is also saved there as ``<name>_encoder.txt``.
+
+    Returns
+    -------
+    dict
+        Label name -> CategoricalEncoder.
+    """
+    data = json.loads(Path(train_json).read_text())
+    encoders = {}
+    for name in LABELS:
+        if name == "phone":
+            labels = list(TIMIT39)
+        else:
+            labels = sorted({entry[_SOURCE_KEY[name]] for entry in data.values()})
+        encoder = CategoricalEncoder()
+        encoder.update_from_iterable(labels)
+        encoder.expect_len(len(labels))
+        if save_folder is not None:
+            encoder.save(str(Path(save_folder) / f"{name}_encoder.txt"))
+        encoders[name] = encoder
+    return encoders
+
+
+def frame_labels(starts, ends, num_frames, hop_samples, num_samples):
+    """Index of the segment covering each frame centre (``-1`` where none does).
+
+    SpeechBrain's ``Fbank`` centres frame ``t`` at sample ``t * hop``.
+
+    Example
+    -------
+    >>> frame_labels(torch.tensor([0, 250]), torch.tensor([250, 400]), 3, 160, 400)
+    tensor([0, 1, -1])
+    """
+    centres = torch.arange(num_frames) * hop_samples
+    index = torch.searchsorted(starts, centres, right=True) - 1
+    covered = (index >= 0) & (centres < ends[index.clamp_min(0)]) & (centres < num_samples)
+    return torch.where(covered, index, torch.full_like(index, -1))
+
+
+def _options_digest(json_path, options):
+    stat = Path(json_path).stat()
+    blob = json.dumps([str(Path(json_path).resolve()), stat.st_size, stat.st_mtime_ns, options], sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def featurize(
+    json_path,
+    cache_path,
+    encoders,
+    n_mels=40,
+    win_length=25,
+    hop_length=10,
+    sample_rate=16000,
+    allow_unknown=(),
+    on_nonfinite="raise",
+):
+    """Computes and caches the frames of one annotation file.
+
+    Arguments
+    ---------
+    json_path : str or Path
+        Annotation file from :func:`speechbrain_fdnf.data.timit.prepare_timit`.
+    cache_path : str or Path
+        The ``.pt`` cache; reused when it was made from the same file and options.
+    encoders : dict
+        From :func:`build_encoders`.
+    n_mels, win_length, hop_length, sample_rate
+        Filterbank settings (milliseconds for the window and hop).
+    allow_unknown : tuple of str
+        Label sets whose unseen values become ``-1`` (e.g. ``("speaker",)`` for
+        TIMIT's test speakers, scored with the speaker marginalised). Any other
+        unseen label is an error naming the utterance.
+    on_nonfinite : str
+        ``"raise"``: a NaN/Inf feature is an error naming the utterance;
+        ``"skip"``: the utterance is dropped and counted.
+
+    Returns
+    -------
+    dict
+        ``feats`` (frames x n_mels), ``labels`` (name -> int64 tensor),
+        ``utterance`` (frame -> utterance index), ``utterances`` (ids) and
+        ``stats`` (counts).
+    """
+    options = dict(n_mels=n_mels, win_length=win_length, hop_length=hop_length, sample_rate=sample_rate,
+                   allow_unknown=sorted(allow_unknown), on_nonfinite=on_nonfinite,
+                   encoders={k: sorted(e.lab2ind.items()) for k, e in encoders.items()})
+    digest = _options_digest(json_path, options)
+    cache_path = Path(cache_path)
+    if cache_path.exists():
+        cached = torch.load(cache_path, weights_only=False)
+        if cached.get("digest") == digest:
+            return cached
+    fbank = Fbank(n_mels=n_mels, sample_rate=sample_rate, win_length=win_length, hop_length=hop_length)
+    hop_samples = int(round(sample_rate * hop_length / 1000))
+    dataset = DynamicItemDataset.from_json(str(json_path))
+
+    @takes("wav")
+    @provides("sig")
+    def audio_pipeline(wav):
+        return read_audio(wav)
+
+    dataset.add_dynamic_item(audio_pipeline)
+    dataset.set_output_keys(["id", "sig", "starts", "ends", "num_samples"] + sorted(set(_SOURCE_KEY.values())))
+
+    feats, labels, utterance, ids = [], {name: [] for name in LABELS}, [], []
+    stats = {"utterances": 0, "frames": 0, "uncovered_frames": 0, "skipped_nonfinite": []}
+    with torch.no_grad():
+        for item in dataset:
+            sig = item["sig"]
+            if sig.dim() != 1:
+                raise FrameDataError(f"utterance {item['id']}: expected mono audio, got shape {tuple(sig.shape)}")
+            utt_feats = fbank(sig[None])[0]
+            if not torch.isfinite(utt_feats).all():
+                if on_nonfinite == "skip":
+                    logger.warning("Skipping utterance %s: non-finite features", item["id"])
+                    stats["skipped_nonfinite"].append(item["id"])
+                    continue
+                raise FrameDataError(f"utterance {item['id']} ({item.get('wav', '')}): NaN or Inf in its features")
+            segment = frame_labels(torch.tensor(item["starts"]), torch.tensor(item["ends"]),
+                                   utt_feats.shape[0], hop_samples, item["num_samples"])
+            keep = segment >= 0
+            stats["uncovered_frames"] += int((~keep).sum())
+            segment = segment[keep]
+            for name in LABELS:
+                value = item[_SOURCE_KEY[name]]
+                per_frame = [value[i] for i in segment.tolist()] if name == "phone" else [value] * len(segment)
+                labels[name].append(_encode(encoders[name], per_frame, name, item["id"], name in allow_unknown))
+            feats.append(utt_feats[keep])
+            utterance.append(torch.full((len(segment),), len(ids), dtype=torch.long))
+            ids.append(item["id"])
+    if not feats:
+        raise FrameDataError(f"{json_path}: no frames")
+    result = {
+        "digest": digest,
+        "feats": torch.cat(feats),
+        "labels": {name: torch.cat(values) for name, values in labels.items()},
+        "utterance": torch.cat(utterance),
+        "utterances": ids,
+        "stats": stats,
+    }
+    stats.update(utterances=len(ids), frames=len(result["feats"]))
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_path.with_suffix(".tmp")
+    torch.save(result, tmp)
+    os.replace(tmp, cache_path)
+    return result
+
+
+def _encode(encoder, values, name, utt_id, allow_unknown):
+    known = encoder.lab2ind
+    unknown = sorted({v for v in values if v not in known})
+    if unknown and not allow_unknown:
+        raise FrameDataError(
+            f"utterance {utt_id}: {name} label(s) {unknown} were never seen in training "
+            f"(the {name} encoder knows {len(known)} labels)"
+        )
+    return torch.tensor([known.get(v, -1) for v in values], dtype=torch.long)
+
+
+class FrameBatch:
+    """A batch of frames and their labels; ``.to(device)`` like SpeechBrain's batches.
+
+    Attributes
+    ----------
+    feats : torch.Tensor
+        ``(batch, dim)``.
+    labels : dict
+        Label name -> ``(batch,)`` int64 tensor (``-1`` for unknown).
+    """
+
+    def __init__(self, feats, labels):
+        self.feats = feats
+        self.labels = labels
+
+    def to(self, device):
+        """Moves every tensor to ``device``."""
+        return FrameBatch(self.feats.to(device), {k: v.to(device) for k, v in self.labels.items()})
+
+    def __len__(self):
+        return self.feats.shape[0]
+
+
+def _identity_collate(batch):
+    return batch
+
+
+class FrameSet(torch.utils.data.Dataset):
+    """Frames from a :func:`featurize` cache, served in batches.
+
+    ``__getitems__`` builds a whole :class:`FrameBatch` at once (one gather,
+    no per-frame Python), so a ``DataLoader`` with ``collate_fn=FrameSet.collate``
+    keeps up with large batches.
+
+    Arguments
+    ---------
+    cache : dict
+        The output of :func:`featurize`.
+    context : int
+        Splice ``context`` frames on each side (edge frames repeated within
+        the utterance); the feature dimension becomes ``n_mels * (2k + 1)``.
+    exclude_silence : bool
+        Drop frames whose phone is silence.
+    silence_index : int, optional
+        Index of ``"sil"`` in the phone encoder (needed with ``exclude_silence``).
+
+    Example
+    -------
+    >>> cache = {"feats": torch.arange(12.).view(6, 2), "utterance": torch.tensor([0, 0, 0, 1, 1, 1]),
+    ...          "labels": {"phone": torch.tensor([0, 1, 2, 0, 1, 2]), "speaker": torch.tensor([0, 0, 0, 1, 1, 1])}}
+    >>> frames = FrameSet(cache, context=1, exclude_silence=True, silence_index=0)
+    >>> len(frames), frames.dim
+    (4, 6)
+    >>> frames.__getitems__([0]).feats  # frame 1 of utterance 0 with its neighbours
+    tensor([[0., 1., 2., 3., 4., 5.]])
+    """
+
+    collate = staticmethod(_identity_collate)
+
+    def __init__(self, cache, context=0, exclude_silence=False, silence_index=None):
+        super().__init__()
+        self.feats = cache["feats"]
+        self.context = int(context)
+        keep = torch.ones(len(self.feats), dtype=torch.bool)
+        if exclude_silence:
+            if silence_index is None:
+                raise ValueError("exclude_silence needs silence_index")
+            keep &= cache["labels"]["phone"] != silence_index
+        self.rows = torch.nonzero(keep).flatten()
+        self.labels = {name: values[self.rows] for name, values in cache["labels"].items()}
+        self.utterance = cache["utterance"][self.rows]
+        if self.context:
+            utt = cache["utterance"]
+            boundaries = torch.searchsorted(utt, torch.arange(int(utt.max()) + 2))
+            self._first = boundaries[utt[self.rows]]
+            self._last = boundaries[utt[self.rows] + 1] - 1
+        self.dim = self.feats.shape[1] * (2 * self.context + 1)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices):
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        rows = self.rows[indices]
+        if self.context:
+            offsets = torch.arange(-self.context, self.context + 1)
+            neighbours = (rows[:, None] + offsets).clamp(self._first[indices, None], self._last[indices, None])
+            feats = self.feats[neighbours].flatten(1)
+        else:
+            feats = self.feats[rows]
+        return FrameBatch(feats, {name: values[indices] for name, values in self.labels.items()})
+
+    def all(self):
+        """Every frame as one :class:`FrameBatch`."""
+        return self.__getitems__(torch.arange(len(self)))

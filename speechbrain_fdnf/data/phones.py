@@ -1,0 +1,95 @@
+"""TIMIT phone sets, the standard 61 -> 39 folding, and eSpeak NG -> TIMIT-61.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+TIMIT61 = (
+    "aa ae ah ao aw ax ax-h axr ay b bcl ch d dcl dh dx eh el em en eng epi er ey f g gcl "
+    "h# hh hv ih ix iy jh k kcl l m n ng nx ow oy p pau pcl q r s sh t tcl th uh uw ux v w "
+    "y z zh"
+).split()
+
+#: Lee & Hon (1989) folding of the 61 TIMIT phones to 39 classes. Closures,
+#: pauses and h# become "sil". They delete the glottal stop "q"; at frame level
+#: every frame needs a label, so its (closure-like) frames are given "sil" too,
+#: which the optional silence exclusion then removes, as deletion would.
+FOLD_61_TO_39 = {phone: phone for phone in TIMIT61}
+FOLD_61_TO_39.update(
+    {
+        "ao": "aa",
+        "ax": "ah",
+        "ax-h": "ah",
+        "axr": "er",
+        "hv": "hh",
+        "ix": "ih",
+        "el": "l",
+        "em": "m",
+        "en": "n",
+        "nx": "n",
+        "eng": "ng",
+        "zh": "sh",
+        "ux": "uw",
+        "q": "sil",
+    }
+)
+for _closure in ("pcl", "tcl", "kcl", "bcl", "dcl", "gcl", "h#", "pau", "epi"):
+    FOLD_61_TO_39[_closure] = "sil"
+
+TIMIT39 = tuple(sorted(set(FOLD_61_TO_39.values())))
+SILENCE = "sil"
+
+#: eSpeak NG (en-us) phoneme mnemonics, stress marks stripped, to TIMIT-61.
+#: One eSpeak segment keeps one label: r-coloured vowels ("A@" in "car") map to
+#: their vowel, stops to their release symbol (eSpeak has no separate closure).
+ESPEAK_TO_TIMIT = {
+    # vowels
+    "0": "aa", "A:": "aa", "A@": "aa", "aa": "ae", "a": "ae", "a#": "ax",
+    "E": "eh", "e@": "eh", "eI": "ey", "I": "ih", "I2": "ih", "I#": "ix",
+    "i": "iy", "i:": "iy", "i@": "ih", "i@3": "ih", "O:": "ao", "O2": "ao",
+    "O@": "ao", "o@": "ao", "OI": "oy", "oU": "ow", "U": "uh", "U@": "uh",
+    "u:": "uw", "V": "ah", "aI": "ay", "aI3": "ay", "aI@": "ay", "aU": "aw",
+    "3:": "er", "3": "axr", "@": "ax", "@2": "ax", "@5": "ax", "@L": "el",
+    # consonants
+    "b": "b", "d": "d", "g": "g", "p": "p", "t": "t", "k": "k", "t2": "t",
+    "t#": "dx", "?": "q", "tS": "ch", "dZ": "jh", "f": "f", "v": "v",
+    "T": "th", "D": "dh", "s": "s", "z": "z", "S": "sh", "Z": "zh", "h": "hh",
+    "m": "m", "n": "n", "N": "ng", "n-": "en", "m-": "em", "l": "l", "r": "r",
+    "r-": "r", "w": "w", "j": "y", ";": "y",
+}
+#: eSpeak pause mnemonics: h# at the edges of an utterance, pau inside it.
+ESPEAK_PAUSES = {"_", "_:", "_!", "_;", "_^_", "||", "|"}
+ESPEAK_STRESS_MARKS = "',=%"
+
+
+def espeak_to_timit(mnemonic, interior=True):
+    """Maps one eSpeak phoneme mnemonic to a TIMIT-61 symbol.
+
+    Arguments
+    ---------
+    mnemonic : str
+        The phoneme name from an eSpeak phoneme event.
+    interior : bool
+        Whether the phoneme is inside the utterance (pauses become ``pau``)
+        or at an edge (pauses become ``h#``).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    KeyError
+        For a mnemonic with no mapping (never silently "unknown").
+
+    Example
+    -------
+    >>> espeak_to_timit("'aI"), espeak_to_timit("_:"), espeak_to_timit("_", interior=False)
+    ('ay', 'pau', 'h#')
+    """
+    name = mnemonic.strip(ESPEAK_STRESS_MARKS)
+    if name in ESPEAK_PAUSES:
+        return "pau" if interior else "h#"
+    if name not in ESPEAK_TO_TIMIT:
+        raise KeyError(f"eSpeak phoneme {mnemonic!r} has no TIMIT-61 mapping")
+    return ESPEAK_TO_TIMIT[name]
