@@ -88,6 +88,10 @@ class ESpeak:
         self._callback = _CALLBACK(self._on_audio)  # kept referenced: the library calls it
         self._lib.espeak_SetSynthCallback(self._callback)
 
+    def seed(self, value):
+        """Seeds the C library's ``rand()``, which eSpeak draws from for noise sources."""
+        ctypes.CDLL(None).srand(ctypes.c_uint(value))
+
     @classmethod
     def instance(cls):
         """The process-wide engine."""

@@ -27,10 +27,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import multiprocessing
+from math import gcd
+
 import numpy as np
 import soundfile
-import torch
-import torchaudio
+from scipy.signal import resample_poly
 
 from speechbrain_fdnf.data.espeak import ESpeak
 from speechbrain_fdnf.data.phones import espeak_to_timit
@@ -160,13 +162,13 @@ def phone_segments(phonemes, num_samples, scale):
 
 
 def synthesize_utterance(entry, folder):
-    """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT)."""
+    """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT); returns its length."""
     out = ESpeak.instance().synthesize(
         entry["text"], voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"], pitch_range=entry["pitch_range"]
     )
-    wave = torch.from_numpy(out.audio.astype(np.float32) / 32768.0)
-    wave = torchaudio.functional.resample(wave, out.sample_rate, SAMPLE_RATE)
-    audio = (wave.clamp(-1.0, 1.0 - 1.0 / 32768) * 32768.0).round().to(torch.int16).numpy()
+    common = gcd(SAMPLE_RATE, out.sample_rate)
+    wave = resample_poly(out.audio.astype(np.float64), SAMPLE_RATE // common, out.sample_rate // common)
+    audio = np.clip(np.round(wave), -32768, 32767).astype(np.int16)
     try:
         segments = phone_segments(out.phonemes, len(audio), SAMPLE_RATE / out.sample_rate)
     except KeyError as err:
@@ -178,7 +180,18 @@ def synthesize_utterance(entry, folder):
     return len(audio)
 
 
-def synthesize_corpus(out_dir, options=None):
+def _synthesize_speaker(job):
+    entries, root, seed = job
+    ESpeak.instance().seed(seed)
+    total = 0
+    for entry in entries:
+        folder = Path(root) / entry["split"] / entry["dialect"] / entry["speaker"]
+        folder.mkdir(parents=True, exist_ok=True)
+        total += synthesize_utterance(entry, folder)
+    return total
+
+
+def synthesize_corpus(out_dir, options=None, workers=None):
     """Builds the corpus in ``out_dir`` unless it already holds one with the same options.
 
     The corpus is written into a sibling ``.partial`` folder and moved into
@@ -191,6 +204,9 @@ def synthesize_corpus(out_dir, options=None):
         Corpus root (gets ``TRAIN/`` and ``TEST/``).
     options : CorpusOptions, optional
         Defaults to the embedded corpus.
+    workers : int, optional
+        Parallel synthesis processes (default: one per CPU core); the output
+        does not depend on it.
 
     Returns
     -------
@@ -214,11 +230,17 @@ def synthesize_corpus(out_dir, options=None):
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     started = time.time()
-    total_samples, plan = 0, plan_corpus(options)
+    plan = plan_corpus(options)
+    speakers = {}
     for entry in plan:
-        folder = partial / entry["split"] / entry["dialect"] / entry["speaker"]
-        folder.mkdir(parents=True, exist_ok=True)
-        total_samples += synthesize_utterance(entry, folder)
+        speakers.setdefault(entry["speaker"], []).append(entry)
+    jobs = [(entries, str(partial), options.seed) for entries in speakers.values()]
+    # eSpeak keeps state across utterances (its pitch flutter phase, libc rand),
+    # so each speaker is synthesized in a fresh process: the output then depends
+    # on the seed alone, not on the order, the worker count or earlier calls.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes=min(workers or os.cpu_count() or 1, len(jobs)), maxtasksperchild=1) as pool:
+        total_samples = sum(pool.imap_unordered(_synthesize_speaker, jobs))
     manifest = {
         "options": asdict(options),
         "utterances": len(plan),
