@@ -91,9 +91,13 @@ def test_preparation_splits(prepared):
     _, data = prepared
     train, heldout, test = data["train"], data["heldout"], data["test"]
     assert not any(e["utterance"].startswith("SA") for split in data.values() for e in split.values())
-    assert not set(train) & set(heldout) and not set(train) & set(test) and not set(heldout) & set(test)
+    names = list(data)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not set(data[a]) & set(data[b]), (a, b)
     train_speakers = {e["speaker"] for e in train.values()}
     assert {e["speaker"] for e in heldout.values()} == train_speakers
+    assert {e["speaker"] for e in data["valid"].values()} == train_speakers
     assert not train_speakers & {e["speaker"] for e in test.values()}
     for speaker in train_speakers:
         assert sum(e["speaker"] == speaker for e in heldout.values()) == 2
@@ -104,7 +108,9 @@ def test_preparation_splits(prepared):
 
 def test_sa_sentences_can_be_kept(corpus, tmp_path):
     outputs = prepare_timit(corpus, tmp_path, exclude_sa=False)
-    train = json.loads(outputs["train"].read_text()) | json.loads(outputs["heldout"].read_text())
+    train = {}
+    for split in ("train", "valid", "heldout"):
+        train |= json.loads(outputs[split].read_text())
     assert sum(e["utterance"] in ("SA1", "SA2") for e in train.values()) == 8
 
 
@@ -179,9 +185,7 @@ def test_nan_features_are_reported_with_the_utterance(corpus_copy, tmp_path):
     prepare_timit(corpus_copy, save)
     encoders = build_encoders(save / "train.json")
     utt = f"{wav.parent.name}_{wav.stem}"
-    data = json.loads((save / "train.json").read_text()) | json.loads((save / "heldout.json").read_text())
-    split = "train" if utt in json.loads((save / "train.json").read_text()) else "heldout"
-    assert utt in data
+    split = next(s for s in ("train", "valid", "heldout") if utt in json.loads((save / f"{s}.json").read_text()))
     with pytest.raises(FrameDataError, match=f"utterance {utt}.*NaN or Inf"):
         featurize(save / f"{split}.json", save / "x.pt", encoders)
     cache = featurize(save / f"{split}.json", save / "y.pt", encoders, on_nonfinite="skip")
@@ -201,7 +205,7 @@ def test_lowercase_layout_and_nist_sphere_audio(corpus, tmp_path):
             shutil.copy(path, target)
     outputs = prepare_timit(lower, tmp_path / "prep")
     train = json.loads(outputs["train"].read_text())
-    assert len(train) == 4 * 4 and all(e["speaker"].isupper() for e in train.values())
+    assert len(train) == 4 * 3 and all(e["speaker"].isupper() for e in train.values())
     encoders = build_encoders(outputs["train"])
     assert len(featurize(outputs["train"], tmp_path / "t.pt", encoders)["feats"]) > 0
 

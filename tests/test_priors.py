@@ -121,3 +121,17 @@ def test_means_can_be_frozen():
     prior = FactorialGaussianPrior(FACTORS, mean_init="zeros", learn_means=False)
     assert not any(p.requires_grad for p in prior.parameters())
     assert bool(prior.means_initialized)
+
+
+def test_class_counts_can_be_given_after_construction():
+    prior = FactorialGaussianPrior([{"name": "phone", "dim": 2}, {"name": "speaker", "dim": 2}], mean_init="random")
+    with pytest.raises(RuntimeError, match="set_num_classes"):
+        prior.log_prob(torch.randn(3, 4), {"phone": torch.zeros(3, dtype=torch.long)})
+    prior.set_num_classes({"phone": 5, "speaker": 3})
+    assert prior.means("phone").shape == (5, 2) and prior.means("speaker").shape == (3, 2)
+    assert prior.log_prob(torch.randn(3, 4)).shape == (3,)
+    prior.set_num_classes({"phone": 5})  # same count again is fine
+    with pytest.raises(ValueError, match="already has 5 classes"):
+        prior.set_num_classes({"phone": 6})
+    with pytest.raises(ValueError, match="unknown factor"):
+        prior.set_num_classes({"gender": 2})

@@ -5,6 +5,8 @@ NIST SPHERE or RIFF WAV, validates every file, and writes three annotation
 files into ``save_folder``:
 
 * ``train.json``: utterances of the training speakers used for training;
+* ``valid.json``: ``valid_per_speaker`` utterances of every training speaker,
+  for the validation loss;
 * ``heldout.json``: ``heldout_per_speaker`` utterances of every training
   speaker, kept out of training (speaker manipulation needs known speakers);
 * ``test.json``: the TIMIT test set (``test_set="full"``) or its core test
@@ -31,7 +33,7 @@ from speechbrain_fdnf.data.phones import FOLD_61_TO_39, TIMIT61
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "heldout", "test")
+SPLITS = ("train", "valid", "heldout", "test")
 OPTIONS_FILE = "prepare_options.json"
 #: The 24 speakers of TIMIT's core test set.
 CORE_TEST_SPEAKERS = frozenset(
@@ -200,23 +202,43 @@ def scan_split(split_dir, sample_rate=16000, exclude_sa=True, on_error="raise"):
     return entries, skipped
 
 
-def split_heldout(entries, heldout_per_speaker, seed):
-    """Moves ``heldout_per_speaker`` utterances of each speaker (seeded draw) out of ``entries``."""
+def split_by_speaker(entries, counts, seed):
+    """Moves a seeded draw of utterances of each speaker out of ``entries``.
+
+    Arguments
+    ---------
+    entries : dict
+        Utterance id -> entry.
+    counts : dict
+        Split name -> utterances per speaker to draw for it, in order.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    dict
+        ``"train"`` (what is left) and one dict per name in ``counts``.
+    """
     by_speaker = {}
     for key in sorted(entries):
         by_speaker.setdefault(entries[key]["speaker"], []).append(key)
     rng = random.Random(seed)
-    train, heldout = {}, {}
+    splits = {name: {} for name in ("train", *counts)}
+    needed = sum(counts.values())
     for speaker, keys in sorted(by_speaker.items()):
-        if len(keys) <= heldout_per_speaker:
+        if len(keys) <= needed:
             raise TimitError(
-                f"speaker {speaker} has {len(keys)} usable utterances; "
-                f"cannot hold out {heldout_per_speaker} and still train on it"
+                f"speaker {speaker} has {len(keys)} usable utterances; cannot hold out "
+                f"{needed} ({counts}) and still train on it"
             )
-        chosen = set(rng.sample(keys, heldout_per_speaker))
+        drawn = rng.sample(keys, needed)
+        assignment, start = {}, 0
+        for name, count in counts.items():
+            assignment.update({key: name for key in drawn[start : start + count]})
+            start += count
         for key in keys:
-            (heldout if key in chosen else train)[key] = entries[key]
-    return train, heldout
+            splits[assignment.get(key, "train")][key] = entries[key]
+    return splits
 
 
 def prepare_timit(
@@ -224,6 +246,7 @@ def prepare_timit(
     save_folder,
     exclude_sa=True,
     heldout_per_speaker=2,
+    valid_per_speaker=1,
     test_set="full",
     sample_rate=16000,
     on_error="raise",
@@ -244,6 +267,9 @@ def prepare_timit(
         Drop the SA1/SA2 sentences (read by every speaker), as standard recipes do.
     heldout_per_speaker : int
         Utterances per training speaker held out for manipulation evaluation.
+    valid_per_speaker : int
+        Utterances per training speaker held out for the validation loss
+        (learning-rate and checkpoint decisions never see the held-out set).
     test_set : str
         ``"full"`` (all TEST speakers) or ``"core"`` (TIMIT's 24-speaker core test).
     sample_rate : int
@@ -270,6 +296,7 @@ def prepare_timit(
         data_folder=str(data_folder.resolve()),
         exclude_sa=exclude_sa,
         heldout_per_speaker=heldout_per_speaker,
+        valid_per_speaker=valid_per_speaker,
         test_set=test_set,
         sample_rate=sample_rate,
         on_error=on_error,
@@ -297,11 +324,12 @@ def prepare_timit(
         test = {k: v for k, v in test.items() if v["speaker"] in CORE_TEST_SPEAKERS}
     if not train_all:
         raise TimitError(f"{split_dirs['train']}: no usable utterances")
-    train, heldout = split_heldout(train_all, heldout_per_speaker, seed)
+    splits = split_by_speaker(train_all, {"heldout": heldout_per_speaker, "valid": valid_per_speaker}, seed)
+    splits["test"] = test
     save_folder.mkdir(parents=True, exist_ok=True)
-    for split, data in (("train", train), ("heldout", heldout), ("test", test)):
-        _write_json_atomic(outputs[split], data)
-    summary = {split: len(data) for split, data in (("train", train), ("heldout", heldout), ("test", test))}
+    for split in SPLITS:
+        _write_json_atomic(outputs[split], splits[split])
+    summary = {split: len(splits[split]) for split in SPLITS}
     _write_json_atomic(options_path, {"options": options, "utterances": summary, "skipped": skipped + skipped_test})
     logger.info("Prepared %s into %s (%s)", data_folder, save_folder, summary)
     return outputs

@@ -6,8 +6,9 @@ Both models expose:
   (the flow's ``z``; the VAE's posterior mean);
 * ``decode(z)`` -> the data-space point (the flow's exact inverse; the VAE's
   decoder mean);
-* ``objective(x, labels)`` -> the per-example training loss in nats per
-  dimension (negative log-likelihood for flows, negative ELBO for the VAE).
+* ``objective(x, labels)`` (also ``forward``) -> the per-example training loss
+  in nats per dimension (negative log-likelihood for flows, negative ELBO for
+  the VAE).
 
 Authors
  * speechbrain-fdnf developers
@@ -76,6 +77,10 @@ class DiscriminativeFlow(nn.Module):
     def objective(self, x, labels=None):
         """Per-example negative log-likelihood in nats per dimension."""
         return -self.log_prob(x, labels) / self.dim
+
+    def forward(self, x, labels=None):
+        """The training objective, so that DDP wrappers see the whole computation."""
+        return self.objective(x, labels)
 
 
 class VAE(nn.Module):
@@ -151,3 +156,7 @@ class VAE(nn.Module):
     def objective(self, x, labels=None):
         """Per-example negative ELBO in nats per dimension (labels are ignored)."""
         return -self.elbo(x) / self.dim
+
+    def forward(self, x, labels=None):
+        """The training objective, so that DDP wrappers see the whole computation."""
+        return self.objective(x, labels)

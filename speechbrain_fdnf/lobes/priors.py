@@ -44,7 +44,8 @@ class FactorialGaussianPrior(nn.Module):
     Arguments
     ---------
     factors : list of dict
-        One ``{"name": str, "dim": int, "num_classes": int}`` per factor.
+        One ``{"name": str, "dim": int, "num_classes": int}`` per factor;
+        ``num_classes`` may be left out and given later to :meth:`set_num_classes`.
     residual_dim : int
         Size of the residual subspace (0 allowed).
     mean_init : str
@@ -88,27 +89,54 @@ class FactorialGaussianPrior(nn.Module):
         self.num_classes = {}
         self.slices = {}
         self.class_means = nn.ParameterDict()
+        self.mean_init, self.init_scale, self.learn_means = mean_init, init_scale, learn_means
         start = 0
         for factor in factors:
-            name, dim, count = factor["name"], int(factor["dim"]), int(factor["num_classes"])
+            name, dim = factor["name"], int(factor["dim"])
             if name == RESIDUAL or name in self.slices:
                 raise ValueError(f"factor name {name!r} is reserved or repeated")
-            if dim <= 0 or count <= 0:
-                raise ValueError(f"factor {name!r} needs dim > 0 and num_classes > 0")
-            means = torch.zeros(count, dim)
-            if mean_init == "random":
-                means.normal_(0.0, init_scale)
-            self.class_means[name] = nn.Parameter(means, requires_grad=learn_means)
+            if dim <= 0:
+                raise ValueError(f"factor {name!r} needs dim > 0")
             self.factor_names.append(name)
-            self.num_classes[name] = count
             self.slices[name] = slice(start, start + dim)
             start += dim
+            if factor.get("num_classes") is not None:
+                self.set_num_classes({name: factor["num_classes"]})
         self.slices[RESIDUAL] = slice(start, start + residual_dim)
         self.latent_dim = start + residual_dim
         if self.latent_dim == 0:
             raise ValueError("the prior has no dimensions: give factors or a residual_dim")
-        self.mean_init = mean_init
         self.register_buffer("means_initialized", torch.tensor(mean_init != "data"))
+
+    def set_num_classes(self, counts):
+        """Creates the class means of factors declared without ``num_classes``.
+
+        Recipes declare the model in yaml before the data says how many
+        speakers there are; they call this once the label encoders exist
+        (before the optimiser and checkpoint recovery see the parameters).
+
+        Arguments
+        ---------
+        counts : dict
+            Factor name -> number of classes. A factor that already has means
+            must be given the same count.
+        """
+        for name, count in counts.items():
+            if name not in self.slices or name == RESIDUAL:
+                raise ValueError(f"unknown factor {name!r}; known: {self.factor_names}")
+            count = int(count)
+            if count <= 0:
+                raise ValueError(f"factor {name!r} needs num_classes > 0, got {count}")
+            if name in self.class_means:
+                if self.num_classes[name] != count:
+                    raise ValueError(f"factor {name!r} already has {self.num_classes[name]} classes, not {count}")
+                continue
+            dim = self.slices[name].stop - self.slices[name].start
+            means = torch.zeros(count, dim)
+            if self.mean_init == "random":
+                means.normal_(0.0, self.init_scale)
+            self.class_means[name] = nn.Parameter(means, requires_grad=self.learn_means)
+            self.num_classes[name] = count
 
     def means(self, factor):
         """The ``(num_classes, dim_factor)`` class means of ``factor``, in its subspace."""
@@ -153,7 +181,7 @@ class FactorialGaussianPrior(nn.Module):
         residual = self.subspace(z, RESIDUAL)
         total = -0.5 * (residual**2).sum(-1) + log_norm * residual.shape[-1]
         for name in self.factor_names:
-            z_f, means = self.subspace(z, name), self.class_means[name]
+            z_f, means = self.subspace(z, name), self.means(name)
             if labels.get(name) is not None:
                 index = self._check_labels(name, labels[name], z.shape[:-1])
                 sq = ((z_f - means[index]) ** 2).sum(-1)
@@ -180,8 +208,9 @@ class FactorialGaussianPrior(nn.Module):
             Factor name -> list of class indices that had no frame (their
             means are left unchanged).
         """
-        sums = {name: torch.zeros_like(p, dtype=torch.float64) for name, p in self.class_means.items()}
-        counts = {name: torch.zeros(p.shape[0], dtype=torch.float64, device=p.device) for name, p in self.class_means.items()}
+        means = {name: self.means(name) for name in self.factor_names}
+        sums = {name: torch.zeros_like(p, dtype=torch.float64) for name, p in means.items()}
+        counts = {name: torch.zeros(p.shape[0], dtype=torch.float64, device=p.device) for name, p in means.items()}
         for z, labels in batches:
             for name in self.factor_names:
                 if labels.get(name) is None:
@@ -197,15 +226,16 @@ class FactorialGaussianPrior(nn.Module):
         empty = {}
         for name in self.factor_names:
             seen = counts[name] > 0
-            means = self.class_means[name]
-            means[seen] = (sums[name][seen] / counts[name][seen, None]).to(means.dtype)
+            means[name][seen] = (sums[name][seen] / counts[name][seen, None]).to(means[name].dtype)
             empty[name] = torch.nonzero(~seen).flatten().tolist()
         self.means_initialized.fill_(True)
         return empty
 
     def _check_factor(self, factor):
-        if factor not in self.class_means:
+        if factor not in self.factor_names:
             raise ValueError(f"unknown factor {factor!r}; known: {self.factor_names}")
+        if factor not in self.class_means:
+            raise RuntimeError(f"factor {factor!r} has no classes yet: call set_num_classes first")
         return factor
 
     def _check_labels(self, name, index, shape):

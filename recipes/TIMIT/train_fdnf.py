@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Trains one of the five generative models (f-DNF, NF, phone/speaker DNF, VAE) on TIMIT frames.
+
+Usage::
+
+    python recipes/TIMIT/train_fdnf.py hparams/fdnf.yaml                      # embedded corpus
+    python recipes/TIMIT/train_fdnf.py hparams/fdnf.yaml --data_folder=/data/TIMIT
+    torchrun --nproc_per_node=2 recipes/TIMIT/train_fdnf.py hparams/fdnf.yaml  # DDP
+
+Without ``--data_folder`` the embedded eSpeak NG corpus is synthesized on first
+use and reused afterwards. Everything else is in the yaml.
+"""
+
+import sys
+
+import speechbrain as sb
+
+from speechbrain_fdnf.brain import FlowBrain
+from speechbrain_fdnf.experiment import configure_model, load_hparams, prepare_data
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    encoders, frames = prepare_data(hparams)
+    model = configure_model(hparams["model"], encoders)
+    checkpointer = hparams["checkpointer"]
+    checkpointer.add_recoverable("model", model)
+
+    brain = FlowBrain(
+        modules={"model": model, "normalize": hparams["normalize"]},
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=checkpointer,
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        frames["train"],
+        frames["valid"],
+        train_loader_kwargs=dict(hparams["train_loader_kwargs"], collate_fn=frames["train"].collate),
+        valid_loader_kwargs=dict(hparams["eval_loader_kwargs"], collate_fn=frames["valid"].collate),
+    )
+    for split in ("heldout", "test"):
+        brain.evaluate_split(split, frames[split], **hparams["eval_loader_kwargs"])

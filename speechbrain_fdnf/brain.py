@@ -1,0 +1,150 @@
+"""The SpeechBrain ``Brain`` that trains all five models of the paper.
+
+NF, DNF and f-DNF differ only in their prior (yaml); the VAE shares the same
+interface (``objective``), so one Brain trains them all.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import logging
+
+import speechbrain as sb
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def unwrap(module):
+    """The module inside a DDP/DataParallel wrapper (or the module itself)."""
+    return getattr(module, "module", module)
+
+
+class FlowBrain(sb.Brain):
+    """Trains a generative model of feature frames by maximum likelihood (or ELBO).
+
+    Expected ``modules``: ``model`` (a ``DiscriminativeFlow`` or ``VAE``) and
+    ``normalize`` (SpeechBrain's ``InputNormalization`` with global stats).
+    Expected ``hparams``: ``epoch_counter``, ``lr_annealing`` (called with the
+    epoch, returns ``(old_lr, new_lr)``), ``train_logger``, and optionally
+    ``init_batch_size`` (frames per pass of the data-dependent initialisation).
+
+    Before the first epoch of a fresh run, :meth:`on_fit_start` initialises,
+    from the training frames and in this order, the global normalisation
+    statistics, the ActNorm layers, and (``mean_init: data``) the class means;
+    all three live in checkpointed state, so a resumed run skips this.
+
+    Batches are :class:`speechbrain_fdnf.data.frames.FrameBatch` objects. A
+    label of ``-1`` marks an unknown class (e.g. TIMIT test speakers); such a
+    factor is marginalised for the whole batch.
+    """
+
+    def fit(self, epoch_counter, train_set, valid_set=None, **kwargs):
+        """Like ``Brain.fit``; keeps ``train_set`` for the data-dependent initialisation."""
+        self._init_frames = train_set
+        return super().fit(epoch_counter, train_set, valid_set, **kwargs)
+
+    def on_fit_start(self):
+        """Recovers the latest checkpoint, or initialises from data on a fresh run."""
+        super().on_fit_start()
+        frames = getattr(self, "_init_frames", None)
+        if frames is not None and not isinstance(frames, torch.utils.data.DataLoader):
+            self.initialize_from_data(frames)
+
+    @torch.no_grad()
+    def initialize_from_data(self, frames):
+        """Data-dependent initialisation (skipped for what a checkpoint already holds)."""
+        chunk = getattr(self.hparams, "init_batch_size", 65536)
+        normalize, model = self.modules.normalize, unwrap(self.modules.model)
+        if normalize.count == 0:
+            normalize.train()
+            for start in range(0, len(frames), chunk):
+                feats = frames.__getitems__(range(start, min(start + chunk, len(frames)))).feats
+                normalize(feats.to(self.device)[:, None, :], epoch=0)
+            logger.info("Global normalisation statistics from %d training frames", len(frames))
+        normalize.eval()
+        generator = torch.Generator().manual_seed(0)
+        first = frames.__getitems__(torch.randperm(len(frames), generator=generator)[:chunk])
+        model.train()
+        model.encode(self.normalized(first.feats.to(self.device)))  # ActNorm picks up its first batch
+        prior = getattr(model, "prior", None)
+        if prior is not None and not bool(prior.means_initialized):
+            model.eval()
+
+            def codes():
+                for start in range(0, len(frames), chunk):
+                    batch = frames.__getitems__(range(start, min(start + chunk, len(frames)))).to(self.device)
+                    yield model.encode(self.normalized(batch.feats))[0], self.factor_labels(batch, prior)
+
+            empty = prior.init_means_from_data(codes())
+            for name, classes in empty.items():
+                if classes:
+                    logger.warning("Factor %s: classes %s have no training frames; their means stay at zero", name, classes)
+            logger.info("Class means initialised from the latent codes of the training frames")
+
+    def normalized(self, feats):
+        """Global mean/variance normalisation of a ``(batch, dim)`` tensor (statistics frozen)."""
+        return self.modules.normalize(feats[:, None, :], epoch=float("inf"))[:, 0, :]
+
+    @staticmethod
+    def factor_labels(batch, prior):
+        """The batch labels of the prior's factors; an all-unknown factor is left out (marginalised)."""
+        labels = {}
+        for name in prior.factor_names:
+            if name not in batch.labels:
+                raise ValueError(f"the batch has no {name!r} labels, which the prior's factor needs")
+            values = batch.labels[name]
+            unknown = values < 0
+            if unknown.all():
+                continue
+            if unknown.any():
+                raise ValueError(f"a batch mixes known and unknown {name!r} labels; split it by set")
+            labels[name] = values
+        return labels
+
+    def compute_forward(self, batch, stage):
+        """Normalises the frames; returns them with the labels the model needs."""
+        batch = batch.to(self.device)
+        prior = getattr(unwrap(self.modules.model), "prior", None)
+        labels = self.factor_labels(batch, prior) if prior is not None else {}
+        return self.normalized(batch.feats), labels
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Mean per-frame objective in nats per dimension (NLL, or negative ELBO for the VAE)."""
+        feats, labels = predictions
+        return self.modules.model(feats, labels).mean()  # forward() is the objective (DDP-safe)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the losses, anneals the learning rate and saves a checkpoint after validation."""
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            return
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(epoch)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr},
+                train_stats={"loss": self.train_loss},
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, num_to_keep=1)
+        else:
+            split = getattr(self, "eval_split", "test")
+            self.test_losses = dict(getattr(self, "test_losses", {}), **{split: stage_loss})
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current, "split": split},
+                test_stats={"nll_nats_per_dim": stage_loss},
+            )
+
+    def evaluate_split(self, name, frames, **loader_kwargs):
+        """``evaluate`` on one named frame set; the log line and ``test_losses`` carry the name.
+
+        For flows the value is the negative log-likelihood in nats per
+        dimension, conditioned on the labels the split has (TIMIT test
+        speakers are unknown, so the speaker factor is marginalised there);
+        for the VAE it is the negative ELBO, an upper bound on the NLL.
+        """
+        self.eval_split = name
+        loader_kwargs.setdefault("collate_fn", frames.collate)
+        return self.evaluate(frames, test_loader_kwargs=loader_kwargs)

@@ -1,0 +1,125 @@
+"""Recipe plumbing shared by the training and evaluation scripts.
+
+* :func:`load_hparams`: a model yaml holds its model and includes
+  ``common.yaml`` under ``common``; this loads it, sends command-line
+  overrides to whichever level defines each key, and flattens the result.
+* :func:`prepare_data`: embedded corpus (if no TIMIT is given), preparation,
+  label encoders and frame caches, each done once on the main process.
+* :func:`configure_model`: gives the prior its class counts from the encoders.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import logging
+import re
+from pathlib import Path
+
+import yaml
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+from speechbrain_fdnf.data.frames import FrameSet, build_encoders, featurize
+from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
+from speechbrain_fdnf.data.timit import SPLITS, prepare_timit
+
+logger = logging.getLogger(__name__)
+COMMON_KEY = "common"
+
+
+def load_hparams(path, overrides=None):
+    """Loads a model yaml (which includes ``common.yaml``) into one flat dict.
+
+    Arguments
+    ---------
+    path : str or Path
+        The model's yaml file.
+    overrides : str or dict, optional
+        Overrides as SpeechBrain's ``parse_arguments`` returns them (a yaml
+        string) or a dict. A key defined at the top of the model file
+        overrides it there; any other key goes to ``common.yaml``.
+
+    Returns
+    -------
+    dict
+    """
+    if isinstance(overrides, str):
+        overrides = yaml.safe_load(overrides) or {}
+    overrides = dict(overrides or {})
+    text = Path(path).read_text()
+    top_level = set(re.findall(r"^([A-Za-z_][\w]*):", text, flags=re.MULTILINE))
+    routed = {key: value for key, value in overrides.items() if key in top_level}
+    shared = {key: value for key, value in overrides.items() if key not in top_level}
+    if shared:
+        routed[COMMON_KEY] = shared
+    with open(path) as handle:
+        hparams = load_hyperpyyaml(handle, routed)
+    flat = dict(hparams.pop(COMMON_KEY, {}))
+    flat.update(hparams)
+    return flat
+
+
+def corpus_folder(hparams):
+    """The corpus to prepare: ``data_folder``, or the embedded corpus (built on first use)."""
+    if hparams.get("data_folder"):
+        folder = Path(hparams["data_folder"])
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--data_folder {folder} does not exist (no fallback to the embedded corpus)")
+        return folder
+    folder = Path(hparams["embedded_corpus_folder"])
+    options = CorpusOptions.small() if hparams.get("embedded_corpus_small") else CorpusOptions()
+    if not (folder / "corpus.json").exists():
+        logger.info("No data_folder given: synthesizing the embedded eSpeak NG corpus into %s", folder)
+    run_on_main(synthesize_corpus, args=[folder, options])
+    return folder
+
+
+def prepare_data(hparams):
+    """Prepares annotations, encoders and frame caches; returns ``(encoders, frame_sets)``.
+
+    ``frame_sets`` maps each split (train, valid, heldout, test) to a
+    :class:`FrameSet`. The test split allows unseen speakers and dialects
+    (TIMIT's test speakers are new); any other unseen label is an error.
+    """
+    corpus = corpus_folder(hparams)
+    prep = Path(hparams["prep_folder"])
+    kwargs = dict(
+        data_folder=corpus,
+        save_folder=prep,
+        exclude_sa=hparams["exclude_sa"],
+        heldout_per_speaker=hparams["heldout_per_speaker"],
+        valid_per_speaker=hparams["valid_per_speaker"],
+        test_set=hparams["test_set"],
+        sample_rate=hparams["sample_rate"],
+        on_error=hparams["on_bad_file"],
+    )
+    run_on_main(prepare_timit, kwargs=kwargs)
+    encoders = build_encoders(prep / "train.json", prep)
+    feature_kwargs = {key: hparams[key] for key in ("n_mels", "win_length", "hop_length", "sample_rate", "on_nonfinite")}
+
+    def featurize_all():
+        for split in SPLITS:
+            unknown = ("speaker", "dialect") if split == "test" else ()
+            featurize(prep / f"{split}.json", prep / f"{split}_frames.pt", encoders, allow_unknown=unknown, **feature_kwargs)
+
+    run_on_main(featurize_all)
+    silence = encoders["phone"].lab2ind["sil"]
+    frame_sets = {}
+    for split in SPLITS:
+        unknown = ("speaker", "dialect") if split == "test" else ()
+        cache = featurize(prep / f"{split}.json", prep / f"{split}_frames.pt", encoders, allow_unknown=unknown, **feature_kwargs)
+        frame_sets[split] = FrameSet(cache, hparams["context"], hparams["exclude_silence"], silence)
+    counts = {split: len(frames) for split, frames in frame_sets.items()}
+    logger.info("Frames per split: %s (dimension %d)", counts, frame_sets["train"].dim)
+    return encoders, frame_sets
+
+
+def configure_model(model, encoders):
+    """Gives a flow's prior the number of classes of each of its factors."""
+    prior = getattr(model, "prior", None)
+    if prior is not None:
+        unknown = [name for name in prior.factor_names if name not in encoders]
+        if unknown:
+            raise ValueError(f"factors {unknown} have no labels in the data (available: {sorted(encoders)})")
+        prior.set_num_classes({name: len(encoders[name]) for name in prior.factor_names})
+    return model
