@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 COMMON_KEY = "common"
 
 
-def load_hparams(path, overrides=None):
-    """Loads a model yaml (which includes ``common.yaml``) into one flat dict.
+def route_overrides(path, overrides=None):
+    """Sends each override to the level of a model yaml that defines its key.
 
     Arguments
     ---------
@@ -36,27 +36,58 @@ def load_hparams(path, overrides=None):
         The model's yaml file.
     overrides : str or dict, optional
         Overrides as SpeechBrain's ``parse_arguments`` returns them (a yaml
-        string) or a dict. A key defined at the top of the model file
-        overrides it there; any other key goes to ``common.yaml``.
+        string) or a dict. A key defined at the top of the model file stays
+        there; any other key goes to the included ``common.yaml``.
+
+    Returns
+    -------
+    dict
+        Overrides for ``load_hyperpyyaml`` (and for
+        ``sb.create_experiment_directory``, so that the saved
+        ``hyperparams.yaml`` is the exact, self-contained configuration).
+    """
+    if isinstance(overrides, str):
+        overrides = yaml.safe_load(overrides) or {}
+    overrides = dict(overrides or {})
+    top_level = set(re.findall(r"^([A-Za-z_][\w]*):", Path(path).read_text(), flags=re.MULTILINE))
+    routed = {key: value for key, value in overrides.items() if key in top_level}
+    shared = {key: value for key, value in overrides.items() if key not in top_level}
+    if shared:
+        routed[COMMON_KEY] = dict(routed.get(COMMON_KEY) or {}, **shared)
+    return routed
+
+
+def load_hparams(path, overrides=None):
+    """Loads a model yaml (which includes ``common.yaml``) into one flat dict.
+
+    Arguments
+    ---------
+    path : str or Path
+        The model's yaml file, or the ``hyperparams.yaml`` a training run saved.
+    overrides : str or dict, optional
+        See :func:`route_overrides`.
 
     Returns
     -------
     dict
     """
-    if isinstance(overrides, str):
-        overrides = yaml.safe_load(overrides) or {}
-    overrides = dict(overrides or {})
-    text = Path(path).read_text()
-    top_level = set(re.findall(r"^([A-Za-z_][\w]*):", text, flags=re.MULTILINE))
-    routed = {key: value for key, value in overrides.items() if key in top_level}
-    shared = {key: value for key, value in overrides.items() if key not in top_level}
-    if shared:
-        routed[COMMON_KEY] = shared
     with open(path) as handle:
-        hparams = load_hyperpyyaml(handle, routed)
+        hparams = load_hyperpyyaml(handle, route_overrides(path, overrides))
     flat = dict(hparams.pop(COMMON_KEY, {}))
     flat.update(hparams)
     return flat
+
+
+def saved_hparams(path, overrides=None):
+    """The configuration a training run saved (``<output_folder>/hyperparams.yaml``).
+
+    ``path`` and ``overrides`` name the run as they did for training (only
+    what locates it matters: ``output_root``, ``seed``, ``experiment_name``).
+    """
+    saved = Path(load_hparams(path, overrides)["output_folder"]) / "hyperparams.yaml"
+    if not saved.exists():
+        raise FileNotFoundError(f"{saved} does not exist: train the model first")
+    return load_hparams(saved)
 
 
 def corpus_folder(hparams):

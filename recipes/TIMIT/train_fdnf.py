@@ -16,10 +16,11 @@ import sys
 import speechbrain as sb
 
 from speechbrain_fdnf.brain import FlowBrain
-from speechbrain_fdnf.experiment import configure_model, load_hparams, prepare_data
+from speechbrain_fdnf.experiment import configure_model, load_hparams, prepare_data, route_overrides
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    overrides = route_overrides(hparams_file, overrides)
     hparams = load_hparams(hparams_file, overrides)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
