@@ -34,9 +34,11 @@ demo: install
 		echo "== training $$model"; \
 		$(PY) recipes/TIMIT/train_fdnf.py hparams/$$model.yaml $(DEMO_ARGS) || exit 1; \
 	done; \
+	echo "== evaluating"; \
+	$(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml || exit 1; \
 	echo "== demo finished in $$(( $$(date +%s) - start )) s"; \
 	echo "training logs: results/<model>/1234/train_log.txt"; \
-	grep -H "nll_nats_per_dim" results/*/1234/train_log.txt
+	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure)"
 
 clean:
 	rm -rf $(VENV) results corpora .pytest_cache

@@ -58,9 +58,8 @@ class FlowBrain(sb.Brain):
         normalize, model = self.modules.normalize, unwrap(self.modules.model)
         if normalize.count == 0:
             normalize.train()
-            for start in range(0, len(frames), chunk):
-                feats = frames.__getitems__(range(start, min(start + chunk, len(frames)))).feats
-                normalize(feats.to(self.device)[:, None, :], epoch=0)
+            for batch in frames.batches(chunk):
+                normalize(batch.feats.to(self.device)[:, None, :], epoch=0)
             logger.info("Global normalisation statistics from %d training frames", len(frames))
         normalize.eval()
         generator = torch.Generator().manual_seed(0)
@@ -72,8 +71,8 @@ class FlowBrain(sb.Brain):
             model.eval()
 
             def codes():
-                for start in range(0, len(frames), chunk):
-                    batch = frames.__getitems__(range(start, min(start + chunk, len(frames)))).to(self.device)
+                for batch in frames.batches(chunk):
+                    batch = batch.to(self.device)
                     yield model.encode(self.normalized(batch.feats))[0], self.factor_labels(batch, prior)
 
             empty = prior.init_means_from_data(codes())
@@ -84,7 +83,13 @@ class FlowBrain(sb.Brain):
 
     def normalized(self, feats):
         """Global mean/variance normalisation of a ``(batch, dim)`` tensor (statistics frozen)."""
-        return self.modules.normalize(feats[:, None, :], epoch=float("inf"))[:, 0, :]
+        normalize = self.modules.normalize
+        # InputNormalization keeps its statistics as plain tensors, restored on the
+        # device it was built for; follow the batch (e.g. --device cuda:0).
+        if normalize.glob_mean.device != feats.device:
+            normalize.glob_mean = normalize.glob_mean.to(feats.device)
+            normalize.glob_std = normalize.glob_std.to(feats.device)
+        return normalize(feats[:, None, :], epoch=float("inf"))[:, 0, :]
 
     @staticmethod
     def factor_labels(batch, prior):

@@ -58,14 +58,29 @@ def final_nll(train_log):
     return result
 
 
+def model_entries(config, seed):
+    """``{display name: (hparams file, overrides)}`` from ``config["models"]``.
+
+    An entry is a yaml path, or ``{hparams: path, overrides: {...}}`` for a
+    variant (give it its own ``experiment_name`` so it trains into its own folder).
+    """
+    base = {"output_root": config["output_root"], "seed": seed, **(config.get("data_overrides") or {})}
+    entries = {}
+    for name, entry in config["models"].items():
+        if isinstance(entry, dict):
+            entries[name] = (entry["hparams"], {**base, **(entry.get("overrides") or {})})
+        else:
+            entries[name] = (entry, dict(base))
+    return entries
+
+
 def evaluate_seed(config, seed):
     """Every model of ``config["models"]`` for one seed: tables, leakage, NLL and t-SNE codes."""
-    overrides = {"output_root": config["output_root"], "seed": seed}
-    overrides.update(config.get("data_overrides") or {})
+    entries = model_entries(config, seed)
     if config.get("train_missing", True):
-        for hparams_file in config["models"].values():
+        for hparams_file, overrides in entries.values():
             train_if_missing(hparams_file, overrides, config.get("train_overrides") or {})
-    first = load_hparams(next(iter(config["models"].values())), overrides)
+    first = load_hparams(*next(iter(entries.values())))
     encoders, frames = prepare_data(first)
     train, heldout = frames["train"].all(), frames["heldout"].all()
     candidates = {name: torch.unique(train.labels[name]).tolist() for name in FACTORS}
@@ -77,7 +92,7 @@ def evaluate_seed(config, seed):
         )
     sample = tsne_sample(frames["heldout"], encoders, config["tsne_classes"], config["tsne_per_class"], seed)
     results, codes = {}, {}
-    for display, hparams_file in config["models"].items():
+    for display, (hparams_file, overrides) in entries.items():
         hparams, model, mean, std = load_trained(hparams_file, overrides, encoders)
         manipulator = FactorManipulator(model, mean, std)
         for name in FACTORS:

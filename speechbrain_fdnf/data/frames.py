@@ -305,3 +305,8 @@ class FrameSet(torch.utils.data.Dataset):
     def all(self):
         """Every frame as one :class:`FrameBatch`."""
         return self.__getitems__(torch.arange(len(self)))
+
+    def batches(self, batch_size):
+        """Consecutive :class:`FrameBatch` es of at most ``batch_size`` frames, in order."""
+        for start in range(0, len(self), batch_size):
+            yield self.__getitems__(torch.arange(start, min(start + batch_size, len(self))))
