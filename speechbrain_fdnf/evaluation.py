@@ -43,8 +43,8 @@ class FeatureProbe(nn.Module):
     Example
     -------
     >>> probe = FeatureProbe(4, 3, hidden_size=8)
-    >>> probe.posteriors(torch.randn(2, 4)).sum(-1)
-    tensor([1.0000, 1.0000], grad_fn=<SumBackward1>)
+    >>> torch.allclose(probe.posteriors(torch.randn(2, 4)).sum(-1), torch.ones(2))
+    True
     """
 
     def __init__(self, input_dim, num_classes, hidden_size=512):

@@ -78,8 +78,10 @@ def frame_labels(starts, ends, num_frames, hop_samples, num_samples):
 
     Example
     -------
-    >>> frame_labels(torch.tensor([0, 250]), torch.tensor([250, 400]), 3, 160, 400)
-    tensor([0, 1, -1])
+    >>> frame_labels(torch.tensor([0, 250]), torch.tensor([250, 400]), 3, 160, 400)  # centres 0, 160, 320
+    tensor([0, 0, 1])
+    >>> frame_labels(torch.tensor([0, 250]), torch.tensor([250, 300]), 3, 160, 300)  # 320 is past the audio
+    tensor([ 0,  0, -1])
     """
     centres = torch.arange(num_frames) * hop_samples
     index = torch.searchsorted(starts, centres, right=True) - 1
