@@ -125,21 +125,21 @@ def prepare_data(hparams):
         on_error=hparams["on_bad_file"],
     )
     run_on_main(prepare_timit, kwargs=kwargs)
-    encoders = build_encoders(prep / "train.json", prep)
+    run_on_main(build_encoders, args=[prep / "train.json", prep])  # one writer for the encoder files
+    encoders = build_encoders(prep / "train.json")
     feature_kwargs = {key: hparams[key] for key in ("n_mels", "win_length", "hop_length", "sample_rate", "on_nonfinite")}
 
-    def featurize_all():
-        for split in SPLITS:
-            unknown = ("speaker", "dialect") if split == "test" else ()
-            featurize(prep / f"{split}.json", prep / f"{split}_frames.pt", encoders, allow_unknown=unknown, **feature_kwargs)
+    def featurize_split(split):
+        unseen_ok = ("speaker", "dialect") if split == "test" else ()
+        return featurize(prep / f"{split}.json", prep / f"{split}_frames.pt", encoders, allow_unknown=unseen_ok, **feature_kwargs)
 
-    run_on_main(featurize_all)
+    # The main process computes the caches; then every process loads them.
+    run_on_main(lambda: [featurize_split(split) for split in SPLITS])
     silence = encoders["phone"].lab2ind["sil"]
-    frame_sets = {}
-    for split in SPLITS:
-        unknown = ("speaker", "dialect") if split == "test" else ()
-        cache = featurize(prep / f"{split}.json", prep / f"{split}_frames.pt", encoders, allow_unknown=unknown, **feature_kwargs)
-        frame_sets[split] = FrameSet(cache, hparams["context"], hparams["exclude_silence"], silence)
+    frame_sets = {
+        split: FrameSet(featurize_split(split), hparams["context"], hparams["exclude_silence"], silence)
+        for split in SPLITS
+    }
     counts = {split: len(frames) for split, frames in frame_sets.items()}
     logger.info("Frames per split: %s (dimension %d)", counts, frame_sets["train"].dim)
     return encoders, frame_sets
