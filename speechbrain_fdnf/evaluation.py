@@ -108,13 +108,12 @@ def load_or_train_probe(cache_dir, name, train, test, num_classes, epochs=8, hid
         + repr((len(train), num_classes, epochs, hidden_size, seed)).encode()
     ).hexdigest()[:12]
     path = Path(cache_dir) / f"probe_{name}_{digest}.pt"
+    torch.manual_seed(seed)
     probe = FeatureProbe(train.feats.shape[1], num_classes, hidden_size)
     if path.exists():
         state = torch.load(path, weights_only=True)
         probe.load_state_dict(state["probe"])
         return probe.eval(), state["accuracy"]
-    torch.manual_seed(seed)
-    probe = FeatureProbe(train.feats.shape[1], num_classes, hidden_size)
     probe.fit(train.feats, train.labels[name], epochs=epochs, seed=seed)
     accuracy = probe.accuracy(test.feats, test.labels[name])
     path.parent.mkdir(parents=True, exist_ok=True)
