@@ -13,6 +13,7 @@ Authors
 import torch
 
 from speechbrain_fdnf.brain import unwrap
+from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
 
 
 class FactorManipulator:
@@ -63,16 +64,13 @@ class FactorManipulator:
     @torch.no_grad()
     def fit_empirical_means(self, factor, feats, labels, num_classes, batch_size=65536):
         """Mean latent code of each class of ``factor`` over training frames (for models without prior means)."""
-        sums, counts = None, torch.zeros(num_classes, dtype=torch.float64)
+        accumulator = None
         for start in range(0, len(feats), batch_size):
-            codes = self.encode(feats[start : start + batch_size]).double()
-            if sums is None:
-                sums = torch.zeros(num_classes, codes.shape[1], dtype=torch.float64)
-            index = labels[start : start + batch_size]
-            sums.index_add_(0, index, codes)
-            counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float64))
-        means = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], torch.zeros_like(sums))
-        self._empirical[factor] = (means.float(), counts > 0)
+            codes = self.encode(feats[start : start + batch_size])
+            if accumulator is None:
+                accumulator = ClassMeanAccumulator(num_classes, codes.shape[1])
+            accumulator.add(codes, labels[start : start + batch_size])
+        self._empirical[factor] = accumulator.means()[0].float()
 
     def class_means(self, factor):
         """``(num_classes, latent_dim)`` means of ``factor`` in the full latent space."""
@@ -80,7 +78,7 @@ class FactorManipulator:
             return self.model.prior.full_means(factor).detach()
         if factor not in self._empirical:
             raise RuntimeError(f"the model has no prior means for {factor!r}: call fit_empirical_means first")
-        return self._empirical[factor][0]
+        return self._empirical[factor]
 
     @torch.no_grad()
     def manipulate(self, feats, factor, c_from, c_to):

@@ -20,6 +20,48 @@ RESIDUAL = "residual"
 MEAN_INITS = ("data", "zeros", "random")
 
 
+class ClassMeanAccumulator:
+    """Mean code of each class, accumulated over batches (float64 sums and counts).
+
+    Arguments
+    ---------
+    num_classes : int
+        Number of classes.
+    dim : int
+        Code dimension.
+    device : torch.device, optional
+        Where the sums live.
+
+    Example
+    -------
+    >>> acc = ClassMeanAccumulator(3, 2)
+    >>> acc.add(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([0, 0]))
+    >>> means, seen = acc.means()
+    >>> means[0].tolist(), seen.tolist()
+    ([2.0, 3.0], [True, False, False])
+    """
+
+    def __init__(self, num_classes, dim, device=None):
+        self.sums = torch.zeros(num_classes, dim, dtype=torch.float64, device=device)
+        self.counts = torch.zeros(num_classes, dtype=torch.float64, device=device)
+
+    def add(self, codes, index):
+        """Adds ``codes`` (``(n, dim)``) of classes ``index`` (``(n,)``)."""
+        self.sums.index_add_(0, index, codes.double())
+        self.counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float64))
+
+    def all_reduce(self):
+        """Sums the statistics over all processes (no-op outside DDP)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(self.sums)
+            torch.distributed.all_reduce(self.counts)
+
+    def means(self):
+        """``(means, seen)``: float64 class means (zero where unseen) and which classes had codes."""
+        seen = self.counts > 0
+        return torch.where(seen[:, None], self.sums / self.counts.clamp_min(1)[:, None], torch.zeros_like(self.sums)), seen
+
+
 class FactorialGaussianPrior(nn.Module):
     """``p(z | labels) = prod_f N(z_f; mu_{f, label_f}, I) * N(z_res; 0, I)``.
 
@@ -209,24 +251,18 @@ class FactorialGaussianPrior(nn.Module):
             means are left unchanged).
         """
         means = {name: self.means(name) for name in self.factor_names}
-        sums = {name: torch.zeros_like(p, dtype=torch.float64) for name, p in means.items()}
-        counts = {name: torch.zeros(p.shape[0], dtype=torch.float64, device=p.device) for name, p in means.items()}
+        stats = {name: ClassMeanAccumulator(*p.shape, device=p.device) for name, p in means.items()}
         for z, labels in batches:
             for name in self.factor_names:
                 if labels.get(name) is None:
                     raise ValueError(f"init_means_from_data needs labels for factor {name!r}")
                 index = self._check_labels(name, labels[name], z.shape[:-1]).reshape(-1)
-                z_f = self.subspace(z, name).reshape(-1, sums[name].shape[1]).double()
-                sums[name].index_add_(0, index, z_f)
-                counts[name].index_add_(0, index, torch.ones_like(index, dtype=torch.float64))
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            for name in self.factor_names:
-                torch.distributed.all_reduce(sums[name])
-                torch.distributed.all_reduce(counts[name])
+                stats[name].add(self.subspace(z, name).reshape(-1, means[name].shape[1]), index)
         empty = {}
         for name in self.factor_names:
-            seen = counts[name] > 0
-            means[name][seen] = (sums[name][seen] / counts[name][seen, None]).to(means[name].dtype)
+            stats[name].all_reduce()
+            class_means, seen = stats[name].means()
+            means[name][seen] = class_means[seen].to(means[name].dtype)
             empty[name] = torch.nonzero(~seen).flatten().tolist()
         self.means_initialized.fill_(True)
         return empty
