@@ -12,6 +12,8 @@ import logging
 import speechbrain as sb
 import torch
 
+from speechbrain_fdnf.lobes.transforms import ActNorm
+
 logger = logging.getLogger(__name__)
 
 
@@ -62,10 +64,11 @@ class FlowBrain(sb.Brain):
                 normalize(batch.feats.to(self.device)[:, None, :], epoch=0)
             logger.info("Global normalisation statistics from %d training frames", len(frames))
         normalize.eval()
-        generator = torch.Generator().manual_seed(0)
-        first = frames.__getitems__(torch.randperm(len(frames), generator=generator)[:chunk])
-        model.train()
-        model.encode(self.normalized(first.feats.to(self.device)))  # ActNorm picks up its first batch
+        if any(not bool(m.initialized) for m in model.modules() if isinstance(m, ActNorm)):
+            generator = torch.Generator().manual_seed(0)
+            first = frames.__getitems__(torch.randperm(len(frames), generator=generator)[:chunk])
+            model.train()
+            model.encode(self.normalized(first.feats.to(self.device)))  # ActNorms pick up this batch
         prior = getattr(model, "prior", None)
         if prior is not None and not bool(prior.means_initialized):
             model.eval()
