@@ -25,6 +25,8 @@ from speechbrain_fdnf.data.timit import SPLITS, prepare_timit
 
 logger = logging.getLogger(__name__)
 COMMON_KEY = "common"
+#: The feature settings an exported model records (see ``speechbrain_fdnf.inference``).
+FEATURE_KEYS = ("sample_rate", "n_mels", "win_length", "hop_length", "context", "input_dim")
 
 
 def route_overrides(path, overrides=None):

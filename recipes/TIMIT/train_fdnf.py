@@ -12,11 +12,14 @@ use and reused afterwards. Everything else is in the yaml.
 """
 
 import sys
+from pathlib import Path
 
 import speechbrain as sb
+from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_fdnf.brain import FlowBrain
-from speechbrain_fdnf.experiment import configure_model, load_hparams, prepare_data, route_overrides
+from speechbrain_fdnf.experiment import FEATURE_KEYS, configure_model, load_hparams, prepare_data, route_overrides
+from speechbrain_fdnf.inference import FactorialFlow
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
@@ -48,3 +51,11 @@ if __name__ == "__main__":
     )
     for split in ("heldout", "test"):
         brain.evaluate_split(split, frames[split], **hparams["eval_loader_kwargs"])
+
+    # The folder other recipes load with FactorialFlow.from_hparams(source=...).
+    folder = Path(hparams["output_folder"])
+    run_on_main(FactorialFlow.export, kwargs=dict(
+        folder=folder / "inference", model=model, normalize=hparams["normalize"], encoders=encoders,
+        features={key: hparams[key] for key in FEATURE_KEYS},
+        model_yaml=FactorialFlow.model_yaml(folder / "hyperparams.yaml", model),
+    ))

@@ -1,0 +1,208 @@
+"""Hear a manipulation: change the speaker (or a phone) of an utterance and write a WAV.
+
+The model works on log-Mel frames, so the manipulated frames have to be
+turned back into audio. Two ways, neither needs a download:
+
+* ``gain`` (default): the difference between the manipulated and the original
+  log-Mel frames is a per-band gain; it is spread onto the STFT bins through
+  the filterbank's own weights and applied to the original STFT, which keeps
+  the original phase and the harmonic detail the 40 Mel bands cannot hold;
+* ``griffinlim``: the manipulated Mel power spectrum is mapped back to a
+  linear spectrum (least squares through the filterbank, clamped at zero) and
+  torchaudio's ``GriffinLim`` estimates a phase. It hears only the features,
+  so it also shows what the features lose.
+
+Command line::
+
+    python -m speechbrain_fdnf.convert --model results/fdnf/1234/inference \\
+        --wav in.wav --speaker MABC0 [--out out.wav]
+    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav
+    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --factor phone --source aa --target iy
+    python -m speechbrain_fdnf.convert --model DIR --list speaker
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import soundfile
+import torch
+import torchaudio
+from speechbrain.processing.features import ISTFT, Filterbank, spectral_magnitude
+
+from speechbrain_fdnf.inference import FRAME_LEVEL_FACTORS, FactorialFlow, InferenceInputError
+
+logger = logging.getLogger(__name__)
+METHODS = ("gain", "griffinlim")
+
+
+class FeatureInverter:
+    """Turns log-Mel frames computed by a SpeechBrain ``Fbank`` back into audio.
+
+    Arguments
+    ---------
+    fbank : speechbrain.lobes.features.Fbank
+        The feature extractor the model was trained with (its STFT and
+        filterbank settings are reused).
+    n_iter : int
+        Griffin-Lim iterations.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> fbank = Fbank(n_mels=40)
+    >>> inverter = FeatureInverter(fbank)
+    >>> wav = torch.randn(8000) * 0.1
+    >>> feats = fbank(wav[None])[0]
+    >>> same = inverter.apply_gain(wav, feats, feats)  # no change in the features: the same audio
+    >>> torch.allclose(same, wav, atol=1e-4)
+    True
+    >>> inverter.griffin_lim(feats, length=8000).shape
+    torch.Size([8000])
+    """
+
+    def __init__(self, fbank, n_iter=32):
+        self.stft = fbank.compute_STFT
+        mel = fbank.compute_fbanks
+        self.sample_rate = self.stft.sample_rate
+        self.multiplier = mel.multiplier  # 10: the features are 10 log10 of Mel power
+        linear = Filterbank(n_mels=mel.n_mels, log_mel=False, filter_shape=mel.filter_shape, f_min=mel.f_min,
+                            f_max=mel.f_max, n_fft=mel.n_fft, sample_rate=mel.sample_rate)
+        # The filterbank is linear once the log is off: its response to each STFT bin is its matrix.
+        self.matrix = linear(torch.eye(mel.n_stft)[None])[0]  # (bins, mels)
+        self.istft = ISTFT(sample_rate=self.sample_rate, n_fft=self.stft.n_fft,
+                           win_length=self.stft.win_length * 1000 // self.sample_rate,
+                           hop_length=self.stft.hop_length * 1000 // self.sample_rate)
+        self.n_iter = n_iter
+
+    def mel_power(self, feats):
+        """Mel power of log-Mel frames."""
+        return torch.pow(10.0, feats / self.multiplier)
+
+    @torch.no_grad()
+    def apply_gain(self, wav, feats, new_feats):
+        """``wav`` with the spectral change ``new_feats - feats`` applied to its STFT (phase kept)."""
+        gain_db = (new_feats - feats).to(self.matrix)  # (frames, mels)
+        weights = self.matrix.sum(dim=1).clamp_min(1e-8)  # how much of each bin the bands cover
+        bin_gain = torch.pow(10.0, (gain_db @ self.matrix.T) / weights / self.multiplier)  # (frames, bins)
+        spec = self.stft(wav[None].float())[0]  # (frames, bins, 2)
+        if spec.shape[0] != bin_gain.shape[0]:
+            raise ValueError(f"{spec.shape[0]} STFT frames but {bin_gain.shape[0]} feature frames")
+        return self.istft((spec * bin_gain.sqrt()[..., None])[None], sig_length=len(wav))[0]
+
+    @torch.no_grad()
+    def griffin_lim(self, feats, length=None):
+        """A waveform whose log-Mel frames approximate ``feats`` (phase by Griffin-Lim)."""
+        mel = self.mel_power(feats.float())  # (frames, mels)
+        linear = torch.linalg.lstsq(self.matrix.T, mel.T).solution.clamp_min(0.0)  # (bins, frames)
+        griffin = torchaudio.transforms.GriffinLim(
+            n_fft=self.stft.n_fft, win_length=self.stft.win_length, hop_length=self.stft.hop_length,
+            window_fn=torch.hamming_window, power=2.0, n_iter=self.n_iter, length=length)
+        return griffin(linear)
+
+
+@torch.no_grad()
+def convert(flow, wav, factor, target, source=None, method="gain", n_iter=32):
+    """Changes ``factor`` of every frame of an utterance and returns the new waveform.
+
+    Arguments
+    ---------
+    flow : FactorialFlow
+        The loaded model.
+    wav : str, Path or torch.Tensor
+        The utterance (mono, at the model's sample rate).
+    factor : str
+        The factor to change (e.g. ``"speaker"``).
+    target : str or torch.Tensor
+        Target class name, or a mean vector from :meth:`FactorialFlow.enrol`.
+    source : str, optional
+        The current class. For a frame-level factor (phone), only the frames
+        the model assigns to ``source`` are changed; for an utterance-level
+        factor it replaces the model's guess of the utterance's class.
+    method : str
+        ``"gain"`` or ``"griffinlim"`` (see the module docstring).
+
+    Returns
+    -------
+    torch.Tensor
+        The converted waveform, as long as the input.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(wav, (str, Path)):
+        wav = flow.read_wav(wav)
+    wav = wav.to(flow.device)
+    feats = flow.features(wav)
+    new_feats = flow.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_FACTORS else source)
+    if factor in FRAME_LEVEL_FACTORS and source is not None:
+        keep = flow.class_posterior(feats, factor).argmax(dim=-1) != flow.class_index(factor, source)
+        new_feats = torch.where(keep[:, None], feats, new_feats)
+        logger.info("%d of %d frames are %s %s", int((~keep).sum()), len(keep), factor, source)
+    centre = slice(flow.hparams.context * flow.hparams.n_mels, (flow.hparams.context + 1) * flow.hparams.n_mels)
+    feats, new_feats = feats[:, centre], new_feats[:, centre]  # spliced context: the centre frame
+    inverter = FeatureInverter(flow.hparams.compute_features, n_iter=n_iter)
+    if method == "gain":
+        return inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu())
+    return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
+
+
+def default_output(wav, factor, target):
+    """``<wav stem>_<factor>-<target>.wav`` next to the original."""
+    wav = Path(wav)
+    return wav.with_name(f"{wav.stem}_{factor}-{target}.wav")
+
+
+def main(argv=None):
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m speechbrain_fdnf.convert", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="folder written by the training recipe (<output_folder>/inference)")
+    parser.add_argument("--wav", help="mono input WAV at the model's sample rate")
+    parser.add_argument("--factor", default="speaker", help="factor to change (default: speaker)")
+    parser.add_argument("--speaker", help="target speaker (shorthand for --factor speaker --target S)")
+    parser.add_argument("--target", help="target class of --factor")
+    parser.add_argument("--enrol", nargs="+", metavar="WAV", help="target = a speaker unseen in training, from these WAVs")
+    parser.add_argument("--source", help="current class (default: the model's guess)")
+    parser.add_argument("--method", choices=METHODS, default="gain")
+    parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
+    parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")
+    parser.add_argument("--list", metavar="LABELS", help="print the classes of a label set (e.g. speaker) and exit")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        flow = FactorialFlow.from_hparams(source=args.model, run_opts={"device": args.device})
+        if args.list:
+            print("\n".join(map(str, flow.labels(args.list))))
+            return 0
+        factor = "speaker" if args.speaker else args.factor
+        chosen = [option for option in ("speaker", "target", "enrol") if getattr(args, option)]
+        if len(chosen) != 1 or not args.wav:
+            parser.error("give --wav and exactly one of --speaker, --target or --enrol")
+        if args.enrol:
+            target, name = flow.enrol(args.enrol, factor), "enrolled"
+        else:
+            target = name = args.speaker or args.target
+            flow.class_index(factor, target)  # unknown class: a clear error before any work
+        if args.source is not None:
+            flow.class_index(factor, args.source)
+        wav = flow.read_wav(args.wav)
+        converted = convert(flow, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations)
+        out = Path(args.out) if args.out else default_output(args.wav, factor, name)
+        peak = converted.abs().max()
+        if peak > 1.0:  # keep the WAV from clipping
+            converted = converted / peak
+        soundfile.write(str(out), converted.cpu().numpy(), flow.hparams.sample_rate)
+        print(f"{out} ({len(converted) / flow.hparams.sample_rate:.2f} s, {flow.hparams.sample_rate} Hz, "
+              f"{factor} -> {name}, {args.method})")
+        return 0
+    except (FileNotFoundError, InferenceInputError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
