@@ -21,7 +21,25 @@ from speechbrain_fdnf.manipulation import FactorManipulator
 
 logger = logging.getLogger(__name__)
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "TIMIT" / "train_fdnf.py"
-FACTORS = ("phone", "speaker")
+#: Default posterior tables: (factor changed, factor that should stay).
+TABLES = (("phone", "speaker"), ("speaker", "phone"))
+#: The t-SNE grid's rows.
+TSNE_FACTORS = ("phone", "speaker")
+#: Class symbols of the table columns (the paper's q and s).
+SYMBOLS = {"phone": "q", "speaker": "s", "gender": "g", "dialect": "d"}
+
+
+def table_pairs(config):
+    """``[(target, other), ...]`` from ``config["tables"]`` (default: phone and speaker manipulation)."""
+    return [tuple(pair) for pair in (config.get("tables") or TABLES)]
+
+
+def label_sets(config):
+    """Every label set the tables, the probes and the t-SNE grid need, in a stable order."""
+    names = list(TSNE_FACTORS)
+    for pair in table_pairs(config):
+        names += [name for name in pair if name not in names]
+    return names
 
 
 def load_trained(hparams_file, overrides, encoders):
@@ -83,9 +101,10 @@ def evaluate_seed(config, seed):
     first = load_hparams(*next(iter(entries.values())))
     encoders, frames = prepare_data(first)
     train, heldout = frames["train"].all(), frames["heldout"].all()
-    candidates = {name: torch.unique(train.labels[name]).tolist() for name in FACTORS}
+    factors = label_sets(config)
+    candidates = {name: torch.unique(train.labels[name]).tolist() for name in factors}
     probes, probe_accuracy = {}, {}
-    for name in FACTORS:
+    for name in factors:
         probes[name], probe_accuracy[name] = load_or_train_probe(
             Path(config["output_root"]) / "probes", name, train, heldout, len(encoders[name]),
             epochs=config["probe_epochs"], hidden_size=config["probe_hidden"], seed=seed,
@@ -95,11 +114,11 @@ def evaluate_seed(config, seed):
     for display, (hparams_file, overrides) in entries.items():
         hparams, model, mean, std = load_trained(hparams_file, overrides, encoders)
         manipulator = FactorManipulator(model, mean, std)
-        for name in FACTORS:
+        for name in factors:
             if not manipulator.has_prior_means(name):
                 manipulator.fit_empirical_means(name, train.feats, train.labels[name], len(encoders[name]))
         tables = {}
-        for target, other in (("phone", "speaker"), ("speaker", "phone")):
+        for target, other in table_pairs(config):
             tables[target] = posterior_table(manipulator, probes, frames["heldout"], target, other,
                                              candidates[target], config["num_frames"], seed)
         prior = getattr(model, "prior", None)
@@ -108,19 +127,20 @@ def evaluate_seed(config, seed):
             subspaces = {f"z_{name}": where for name, where in prior.slices.items() if where.stop > where.start}
         else:
             subspaces = {"z": slice(None)}
-        leakage = leakage_probes(manipulator, subspaces, train, heldout, max_train=config["leakage_max_train"], seed=seed)
+        leakage = leakage_probes(manipulator, subspaces, train, heldout, labels=factors,
+                                 max_train=config["leakage_max_train"], seed=seed)
         results[display] = {"tables": tables, "leakage": leakage, "nll": final_nll(hparams["train_log"])}
         with torch.no_grad():
             codes[display] = {}
-            for name in FACTORS:
+            for name in TSNE_FACTORS:
                 z = manipulator.encode(frames["heldout"].__getitems__(sample[name][0]).feats)
                 if factorial and name in prior.factor_names:
                     z = prior.subspace(z, name)  # f-DNF: the matching subspace
                 codes[display][name] = z.numpy()
     figure_data = {
         "latents": codes,
-        "sample_labels": {name: frames["heldout"].labels[name][sample[name][0]].numpy() for name in FACTORS},
-        "class_names": {name: dict(encoders[name].ind2lab) for name in FACTORS},
+        "sample_labels": {name: frames["heldout"].labels[name][sample[name][0]].numpy() for name in TSNE_FACTORS},
+        "class_names": {name: dict(encoders[name].ind2lab) for name in TSNE_FACTORS},
     }
     return {"probe_accuracy": probe_accuracy, "models": results}, figure_data
 
@@ -142,13 +162,13 @@ def _fmt(stat, signed=False):
     return text + (f" ± {stat['std']:.3f}" if len(stat["values"]) > 1 else "")
 
 
-def markdown(summary, seeds, figure):
-    """The report: both posterior tables, leakage probes, NLL and probe accuracies."""
+def markdown(summary, seeds, figure, tables=TABLES):
+    """The report: the posterior tables, leakage probes, NLL and probe accuracies."""
     lines = [f"# f-DNF evaluation (seeds: {', '.join(map(str, seeds))})", ""]
-    names = {"phone": ("q2", "s"), "speaker": ("s2", "q")}
-    for target in FACTORS:
-        t, o = names[target]
-        lines += [f"## {target.capitalize()} manipulation", "",
+    factors = list(summary["probe_accuracy"])
+    for target, other in tables:
+        t, o = SYMBOLS.get(target, target) + "2", SYMBOLS.get(other, other)
+        lines += [f"## {target.capitalize()} manipulation ({other} should stay)", "",
                   f"| model | p({t}\\|x) | p({t}\\|x') | δ({t}) | p({o}\\|x) | p({o}\\|x') | δ({o}) |",
                   "|---|---|---|---|---|---|---|"]
         for model, result in summary["models"].items():
@@ -160,18 +180,19 @@ def markdown(summary, seeds, figure):
             )
         lines.append("")
     lines += ["## Leakage probes (linear classifiers on latent subspaces, held-out accuracy)", "",
-              "| model | subspace | phone | speaker |", "|---|---|---|---|"]
+              "| model | subspace | " + " | ".join(factors) + " |", "|---|---|" + "---|" * len(factors)]
     for model, result in summary["models"].items():
         for subspace, accuracy in result["leakage"].items():
-            lines.append(f"| {model} | {subspace} | {_fmt(accuracy['phone'])} | {_fmt(accuracy['speaker'])} |")
+            lines.append(f"| {model} | {subspace} | " + " | ".join(_fmt(accuracy[name]) for name in factors) + " |")
     lines += ["", "## Negative log-likelihood (nats per dimension; VAE: negative ELBO, an upper bound)", "",
               "| model | held-out (labels known) | test (speaker marginalised) |", "|---|---|---|"]
     for model, result in summary["models"].items():
         nll = result["nll"]
         lines.append(f"| {model} | {_fmt(nll['heldout']) if 'heldout' in nll else '-'} | {_fmt(nll['test']) if 'test' in nll else '-'} |")
     accuracy = summary["probe_accuracy"]
-    lines += ["", f"MLP probes on input features, held-out frame accuracy: phone {_fmt(accuracy['phone'])}, "
-              f"speaker {_fmt(accuracy['speaker'])}.", "", f"t-SNE grid: [{Path(figure).name}]({Path(figure).name})", ""]
+    probes = ", ".join(f"{name} {_fmt(value)}" for name, value in accuracy.items())
+    lines += ["", f"MLP probes on input features, held-out frame accuracy: {probes}.", "",
+              f"t-SNE grid: [{Path(figure).name}]({Path(figure).name})", ""]
     return "\n".join(lines)
 
 
@@ -187,7 +208,7 @@ def run(config):
             tsne_grid(**figure_data, path=out / "tsne.png", seed=seed)
     summary = aggregate(per_seed)
     (out / "results.json").write_text(json.dumps({"seeds": seeds, "per_seed": per_seed, "summary": summary}, indent=1))
-    text = markdown(summary, seeds, out / "tsne.png")
+    text = markdown(summary, seeds, out / "tsne.png", table_pairs(config))
     (out / "results.md").write_text(text)
     return text
 

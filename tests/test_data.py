@@ -268,3 +268,11 @@ def test_bad_files_can_be_skipped_and_recorded(corpus_copy, tmp_path):
     record = json.loads((tmp_path / "prep" / "prepare_options.json").read_text())
     assert len(record["skipped"]) == 1 and str(phn) in record["skipped"][0]
     assert not list((tmp_path / "prep").glob("*.tmp"))
+
+
+def test_other_wavs_in_a_speaker_folder_are_not_utterances(corpus_copy, tmp_path, prepared):
+    wav = first_utterance(corpus_copy)
+    shutil.copy(wav, wav.with_name(f"{wav.stem}_speaker-MABC0.wav"))  # what the converter writes
+    outputs = prepare_timit(corpus_copy, tmp_path / "prep")
+    counts = {split: len(json.loads(Path(path).read_text())) for split, path in outputs.items()}
+    assert counts == {split: len(entries) for split, entries in prepared[1].items()}

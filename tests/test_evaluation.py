@@ -111,7 +111,8 @@ def test_posterior_table_columns_are_probabilities_and_deltas_differences():
 def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
     command = [
         sys.executable, str(ROOT / "recipes/TIMIT/evaluate.py"), str(ROOT / "hparams/evaluate.yaml"),
-        f"--output_root={tmp_path}", "--models={f-DNF: hparams/fdnf.yaml, NF: hparams/nf.yaml}",
+        f"--output_root={tmp_path}", "--models={f-DNF: hparams/fdnf_3factor.yaml, NF: hparams/nf.yaml}",
+        "--tables=[[phone, speaker], [speaker, phone], [gender, phone]]",
         "--data_overrides={embedded_corpus_small: True}",
         "--train_overrides={number_of_epochs: 2, num_blocks: 2, hidden_size: 32}",
         "--probe_epochs=2", "--num_frames=300", "--tsne_per_class=20", "--leakage_max_train=2000", "--seeds=[1, 2]",
@@ -126,11 +127,15 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
             for row in seed_result["models"][model]["tables"].values():
                 assert all(0.0 <= row[k] <= 1.0 for k in ("p_target_x", "p_target_x_prime", "p_other_x", "p_other_x_prime"))
                 assert row["delta_target"] == pytest.approx(row["p_target_x_prime"] - row["p_target_x"])
-        assert set(seed_result["models"]["f-DNF"]["leakage"]) == {"z_phone", "z_speaker", "z_residual"}
+        # three factors, no code change: a subspace, a table and leakage probes for gender
+        assert set(seed_result["models"]["f-DNF"]["leakage"]) == {"z_phone", "z_speaker", "z_gender", "z_residual"}
+        assert set(seed_result["models"]["NF"]["tables"]) == {"phone", "speaker", "gender"}
+        assert set(seed_result["models"]["NF"]["leakage"]["z"]) == {"phone", "speaker", "gender"}
         assert set(seed_result["models"]["NF"]["leakage"]) == {"z"}
     summary = report["summary"]["models"]["f-DNF"]["tables"]["phone"]["delta_target"]
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()
     assert "## Phone manipulation" in markdown and "## Speaker manipulation" in markdown and " ± " in markdown
+    assert "## Gender manipulation (phone should stay)" in markdown and "| f-DNF | z_gender |" in markdown
     assert (out / "tsne.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Phone manipulation" in result.stdout

@@ -67,7 +67,7 @@ def test_missing_data_folder_is_an_error_not_a_fallback(tmp_path):
     assert not (tmp_path / "embedded_corpus").exists()
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", MODELS + ("fdnf_3factor",))
 def test_every_hparams_file_loads_and_builds(model, tmp_path):
     hparams = load_hparams(ROOT / f"hparams/{model}.yaml", {"output_root": str(tmp_path), "context": 1})
     assert hparams["experiment_name"] == model

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "heldout", "test")
 OPTIONS_FILE = "prepare_options.json"
+#: TIMIT's utterance names (SA1, SI1234, SX56); other WAVs in a speaker folder, such as the
+#: conversions ``python -m speechbrain_fdnf.convert`` writes next to the originals, are not data.
+UTTERANCE_NAME = re.compile(r"^S[AIX]\d+$", re.IGNORECASE)
 #: The 24 speakers of TIMIT's core test set.
 CORE_TEST_SPEAKERS = frozenset(
     "MDAB0 MWBT0 FELC0 MTAS1 MWEW0 FPAS0 MJMP0 MLNT0 FPKT0 MLLL0 MTLS0 FJLM0 "
@@ -187,6 +191,9 @@ def scan_split(split_dir, sample_rate=16000, exclude_sa=True, on_error="raise"):
                 raise TimitError(f"{speaker_dir}: speaker folders must start with F or M (TIMIT naming)")
             for wav in sorted(p for p in speaker_dir.iterdir() if p.suffix.lower() == ".wav"):
                 utt = wav.stem.upper()
+                if not UTTERANCE_NAME.match(utt):
+                    logger.info("Ignoring %s: not a TIMIT utterance name", wav)
+                    continue
                 if exclude_sa and utt.startswith("SA"):
                     continue
                 try:

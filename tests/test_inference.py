@@ -1,0 +1,169 @@
+"""The inference interface and the conversion command on a model the recipe trained (tiny settings)."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from speechbrain_fdnf.convert import main as convert_main
+from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--embedded_corpus_small=True", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256",
+        "--number_of_epochs=1"]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """``(inference folder, prepared folder)`` of a 1-epoch f-DNF trained by the recipe."""
+    root = tmp_path_factory.mktemp("trained")
+    command = [sys.executable, str(ROOT / "recipes/TIMIT/train_fdnf.py"), str(ROOT / "hparams/fdnf.yaml"),
+               f"--output_root={root}", *TINY]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "fdnf" / "1234" / "inference", root / "prepared"
+
+
+@pytest.fixture(scope="module")
+def flow(trained):
+    return FactorialFlow.from_hparams(source=trained[0])
+
+
+@pytest.fixture(scope="module")
+def utterance(trained):
+    """A held-out utterance of a training speaker: ``(wav path, speaker)``."""
+    entry = next(iter(json.loads((trained[1] / "heldout.json").read_text()).values()))
+    return Path(entry["wav"]), entry["speaker"]
+
+
+def test_the_recipe_exports_a_self_contained_folder(trained, flow):
+    names = {path.name for path in trained[0].iterdir()}
+    assert {"hyperparams.yaml", "model.ckpt", "normalize.ckpt", "phone_encoder.txt", "speaker_encoder.txt"} <= names
+    assert flow.factors == ["phone", "speaker"]
+    speakers = json.loads((trained[1] / "train.json").read_text())
+    assert sorted(flow.labels("speaker")) == sorted({entry["speaker"] for entry in speakers.values()})
+    # the folder still loads after a move: nothing in it points back to the training run
+    moved = trained[0].parent / "moved"
+    shutil.copytree(trained[0], moved)
+    again = FactorialFlow.from_hparams(source=moved)
+    feats = torch.randn(5, 40) * 5
+    torch.testing.assert_close(again.encode(feats)["z"], flow.encode(feats)["z"])
+
+
+def test_decode_inverts_encode_on_real_speech(flow, utterance):
+    feats = flow.features(utterance[0])
+    assert feats.shape[1] == 40 and len(feats) > 50
+    assert (flow.decode(flow.encode(feats)) - feats).abs().max() < 1e-3  # raw log-Mel values (dB)
+    torch.testing.assert_close(flow.features(flow.read_wav(utterance[0])), feats)
+
+
+def test_manipulation_moves_only_the_target_subspace(flow, utterance):
+    feats = flow.features(utterance[0])
+    speaker = utterance[1]
+    assert torch.allclose(flow.manipulate(feats, "speaker", speaker, source=speaker), feats, atol=1e-3)
+    target = next(name for name in flow.labels("speaker") if name != speaker)
+    moved = flow.encode(flow.manipulate(feats, "speaker", target, source=speaker))
+    before = flow.encode(feats)
+    means = flow.model.prior.means("speaker")
+    shift = means[flow.class_index("speaker", target)] - means[flow.class_index("speaker", speaker)]
+    torch.testing.assert_close(moved["speaker"], before["speaker"] + shift, atol=2e-3, rtol=0)
+    for name in ("phone", "residual"):
+        torch.testing.assert_close(moved[name], before[name], atol=2e-3, rtol=0)
+
+
+def test_enrolment_target_and_factor_embedding(flow, trained, utterance):
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
+    enrolled = flow.enrol(other, "speaker")
+    assert enrolled.shape == (flow.model.prior.means("speaker").shape[1],)
+    feats = flow.features(utterance[0])
+    embedding = flow.factor_embedding(feats, "speaker")
+    moved = flow.manipulate(feats, "speaker", enrolled, source=embedding)
+    torch.testing.assert_close(flow.factor_embedding(moved, "speaker"), enrolled, atol=2e-3, rtol=0)
+
+
+def test_log_likelihood_marginalises_over_classes(flow, utterance):
+    feats = flow.features(utterance[0])[:40]
+    marginal = flow.log_likelihood(feats)
+    per_speaker = torch.stack([flow.log_likelihood(feats, {"speaker": name}) for name in flow.labels("speaker")])
+    expected = torch.logsumexp(per_speaker, dim=0) - math.log(per_speaker.shape[0])
+    torch.testing.assert_close(marginal, expected, atol=1e-4, rtol=1e-5)
+    assert torch.isfinite(marginal).all() and marginal.shape == (40,)
+
+
+def test_class_posterior_sums_to_one(flow, utterance):
+    posterior = flow.class_posterior(utterance[0], "phone")
+    torch.testing.assert_close(posterior.sum(-1), torch.ones(len(posterior)))
+
+
+def test_convert_command_writes_a_wav_next_to_the_original(flow, trained, utterance, tmp_path):
+    wav = tmp_path / "input.wav"
+    shutil.copy(utterance[0], wav)
+    target = next(name for name in flow.labels("speaker") if name != utterance[1])
+    samples, rate = soundfile.read(str(wav))
+    for method in ("gain", "griffinlim"):
+        out = tmp_path / f"{method}.wav"
+        assert convert_main(["--model", str(trained[0]), "--wav", str(wav), "--speaker", target,
+                             "--method", method, "--iterations", "4", "--out", str(out)]) == 0
+        converted, converted_rate = soundfile.read(str(out))
+        assert converted_rate == rate == 16000 and converted.shape == samples.shape
+        assert np.isfinite(converted).all() and np.abs(converted).max() <= 1.0
+    assert convert_main(["--model", str(trained[0]), "--wav", str(wav), "--speaker", target]) == 0
+    assert (tmp_path / f"input_speaker-{target}.wav").is_file()
+    # the module runs as a command too
+    result = subprocess.run([sys.executable, "-m", "speechbrain_fdnf.convert", "--model", str(trained[0]),
+                             "--list", "speaker"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and target in result.stdout.split()
+
+
+def test_converting_to_the_same_speaker_keeps_the_audio(flow, utterance):
+    from speechbrain_fdnf.convert import convert
+
+    wav = flow.read_wav(utterance[0])
+    same = convert(flow, wav, "speaker", utterance[1], source=utterance[1])
+    assert (same - wav).abs().max() < 1e-3
+
+
+def test_bad_arguments_give_clear_errors(flow, trained, utterance, tmp_path, capsys):
+    model, wav = str(trained[0]), str(utterance[0])
+    assert convert_main(["--model", model, "--wav", wav, "--speaker", "NOBODY"]) == 2
+    assert "unknown speaker 'NOBODY'" in capsys.readouterr().err
+    assert convert_main(["--model", str(tmp_path / "missing"), "--wav", wav, "--speaker", "X"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    samples, rate = soundfile.read(wav)
+    stereo = tmp_path / "stereo.wav"
+    soundfile.write(str(stereo), np.stack([samples, samples], axis=1), rate)
+    assert convert_main(["--model", model, "--wav", str(stereo), "--speaker", utterance[1]]) == 2
+    assert "stereo.wav: 2 channels" in capsys.readouterr().err
+    narrow = tmp_path / "narrow.wav"
+    soundfile.write(str(narrow), samples[::2], 8000)
+    assert convert_main(["--model", model, "--wav", str(narrow), "--speaker", utterance[1]]) == 2
+    assert "narrow.wav: sample rate 8000 Hz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: neither --speaker nor --target nor --enrol
+        convert_main(["--model", model, "--wav", wav])
+    with pytest.raises(InferenceInputError, match="last dimension must be 40"):
+        flow.encode(torch.randn(10, 13))
+    with pytest.raises(InferenceInputError, match="NaN"):
+        flow.encode(torch.full((3, 40), float("nan")))
+    with pytest.raises(ValueError, match="no 'gender' factor"):
+        flow.factor_embedding(wav, "gender")
+    with pytest.raises(FileNotFoundError, match="not an exported model"):
+        FactorialFlow.from_hparams(source=tmp_path)
+
+
+def test_a_checkpoint_that_does_not_match_is_refused(trained, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained[0], broken)
+    state = torch.load(broken / "model.ckpt")
+    state.pop(next(iter(state)))
+    torch.save(state, broken / "model.ckpt")
+    with pytest.raises(RuntimeError, match="model.ckpt does not match"):
+        FactorialFlow.from_hparams(source=broken)
