@@ -38,6 +38,7 @@ from speechbrain_fdnf.inference import FRAME_LEVEL_FACTORS, FactorialFlow, Infer
 
 logger = logging.getLogger(__name__)
 METHODS = ("gain", "griffinlim")
+MAX_GAIN_DB = 40.0
 
 
 class FeatureInverter:
@@ -84,15 +85,32 @@ class FeatureInverter:
         return torch.pow(10.0, feats / self.multiplier)
 
     @torch.no_grad()
-    def apply_gain(self, wav, feats, new_feats):
-        """``wav`` with the spectral change ``new_feats - feats`` applied to its STFT (phase kept)."""
-        gain_db = (new_feats - feats).to(self.matrix)  # (frames, mels)
-        weights = self.matrix.sum(dim=1).clamp_min(1e-8)  # how much of each bin the bands cover
-        bin_gain = torch.pow(10.0, (gain_db @ self.matrix.T) / weights / self.multiplier)  # (frames, bins)
+    def apply_gain(self, wav, feats, new_feats, refine=4):
+        """``wav`` with the spectral change ``new_feats - feats`` applied to its STFT (phase kept).
+
+        A Mel band's gain spreads onto the STFT bins through the filterbank's
+        weights; since neighbouring bands overlap, the result's bands miss
+        their targets a little, so ``refine`` passes correct the bin gains
+        with what is still missing (measured on the modified spectrum).
+        """
         spec = self.stft(wav[None].float())[0]  # (frames, bins, 2)
-        if spec.shape[0] != bin_gain.shape[0]:
-            raise ValueError(f"{spec.shape[0]} STFT frames but {bin_gain.shape[0]} feature frames")
-        return self.istft((spec * bin_gain.sqrt()[..., None])[None], sig_length=len(wav))[0]
+        if spec.shape[0] != new_feats.shape[0]:
+            raise ValueError(f"{spec.shape[0]} STFT frames but {new_feats.shape[0]} feature frames")
+        power = spec.pow(2).sum(-1)
+        weights = self.matrix.sum(dim=1).clamp_min(1e-8)  # how much of each bin the bands cover
+
+        def spread(band_db):  # (frames, mels) dB -> (frames, bins) dB
+            return (band_db.to(self.matrix) @ self.matrix.T) / weights
+
+        def bands_db(bin_db):  # log-Mel frames of the spectrum with these bin gains
+            mel = (power * torch.pow(10.0, bin_db / self.multiplier)) @ self.matrix
+            return self.multiplier * torch.log10(mel.clamp_min(1e-10))
+
+        bin_db = spread(new_feats - feats)
+        for _ in range(refine):  # (bounded: near-silent bins cannot reach any target)
+            bin_db = (bin_db + spread(new_feats - bands_db(bin_db))).clamp(-MAX_GAIN_DB, MAX_GAIN_DB)
+        gain = torch.pow(10.0, bin_db / (2 * self.multiplier))  # amplitude
+        return self.istft((spec * gain[..., None])[None], sig_length=len(wav))[0]
 
     @torch.no_grad()
     def griffin_lim(self, feats, length=None):
