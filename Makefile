@@ -36,9 +36,14 @@ demo: install
 	done; \
 	echo "== evaluating"; \
 	$(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml || exit 1; \
+	echo "== reusing the f-DNF: speaker identification and a conversion"; \
+	$(PY) recipes/TIMIT/speaker_id.py hparams/speaker_id.yaml || exit 1; \
+	$(PY) -m speechbrain_fdnf.convert --model results/fdnf/1234/inference --speaker MBFI0 \
+		--wav results/embedded_corpus/TRAIN/DR6/FEJE0/SX112.WAV --out results/SX112_FEJE0_to_MBFI0.wav || exit 1; \
 	echo "== demo finished in $$(( $$(date +%s) - start )) s"; \
 	echo "training logs: results/<model>/1234/train_log.txt"; \
-	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure)"
+	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure)"; \
+	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/SX112_FEJE0_to_MBFI0.wav"
 
 clean:
 	rm -rf $(VENV) results corpora .pytest_cache

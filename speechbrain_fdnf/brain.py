@@ -37,8 +37,8 @@ class FlowBrain(sb.Brain):
     all three live in checkpointed state, so a resumed run skips this.
 
     Batches are :class:`speechbrain_fdnf.data.frames.FrameBatch` objects. A
-    label of ``-1`` marks an unknown class (e.g. TIMIT test speakers); such a
-    factor is marginalised for the whole batch.
+    label of ``-1`` marks an unknown class (e.g. TIMIT test speakers); the
+    prior marginalises that factor for that frame.
     """
 
     def fit(self, epoch_counter, train_set, valid_set=None, **kwargs):
@@ -96,18 +96,18 @@ class FlowBrain(sb.Brain):
 
     @staticmethod
     def factor_labels(batch, prior):
-        """The batch labels of the prior's factors; an all-unknown factor is left out (marginalised)."""
+        """The batch labels of the prior's factors (``-1``: unknown, marginalised by the prior).
+
+        A factor unknown for the whole batch is left out, which skips its
+        labelled term altogether.
+        """
         labels = {}
         for name in prior.factor_names:
             if name not in batch.labels:
                 raise ValueError(f"the batch has no {name!r} labels, which the prior's factor needs")
             values = batch.labels[name]
-            unknown = values < 0
-            if unknown.all():
-                continue
-            if unknown.any():
-                raise ValueError(f"a batch mixes known and unknown {name!r} labels; split it by set")
-            labels[name] = values
+            if not (values < 0).all():
+                labels[name] = values
         return labels
 
     def compute_forward(self, batch, stage):

@@ -13,15 +13,16 @@ Authors
 
 import logging
 import re
+import sys
 from pathlib import Path
 
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_fdnf.data.frames import FrameSet, build_encoders, featurize
+from speechbrain_fdnf.data.frames import FrameDataError, FrameSet, build_encoders, featurize
 from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
-from speechbrain_fdnf.data.timit import SPLITS, prepare_timit
+from speechbrain_fdnf.data.timit import SPLITS, TimitError, prepare_timit, shown
 
 logger = logging.getLogger(__name__)
 COMMON_KEY = "common"
@@ -96,8 +97,12 @@ def corpus_folder(hparams):
     """The corpus to prepare: ``data_folder``, or the embedded corpus (built on first use)."""
     if hparams.get("data_folder"):
         folder = Path(hparams["data_folder"])
-        if not folder.is_dir():
-            raise FileNotFoundError(f"--data_folder {folder} does not exist (no fallback to the embedded corpus)")
+        try:
+            exists = folder.is_dir()
+        except OSError as err:  # e.g. a name longer than the file system allows
+            raise FileNotFoundError(f"--data_folder {shown(folder)}: {err.strerror or err}") from None
+        if not exists:
+            raise FileNotFoundError(f"--data_folder {shown(folder)} does not exist (no fallback to the embedded corpus)")
         return folder
     folder = Path(hparams["embedded_corpus_folder"])
     options = CorpusOptions.small() if hparams.get("embedded_corpus_small") else CorpusOptions()
@@ -112,7 +117,8 @@ def prepare_data(hparams):
 
     ``frame_sets`` maps each split (train, valid, heldout, test) to a
     :class:`FrameSet`. The test split allows unseen speakers and dialects
-    (TIMIT's test speakers are new); any other unseen label is an error.
+    (TIMIT's test speakers are new); any other unseen label is an error, or
+    with ``on_unseen_label: unknown`` the unknown class ``-1``.
     """
     corpus = corpus_folder(hparams)
     prep = Path(hparams["prep_folder"])
@@ -132,7 +138,11 @@ def prepare_data(hparams):
     feature_kwargs = {key: hparams[key] for key in ("n_mels", "win_length", "hop_length", "sample_rate", "on_nonfinite")}
 
     def featurize_split(split):
+        # TIMIT's test speakers are new by design; elsewhere an unseen label is an
+        # error unless the yaml maps it to "unknown" (-1, marginalised by the flows).
         unseen_ok = ("speaker", "dialect") if split == "test" else ()
+        if hparams.get("on_unseen_label", "raise") == "unknown":
+            unseen_ok = ("speaker", "dialect", "gender")
         return featurize(prep / f"{split}.json", prep / f"{split}_frames.pt", encoders, allow_unknown=unseen_ok, **feature_kwargs)
 
     # The main process computes the caches; then every process loads them.
@@ -145,6 +155,23 @@ def prepare_data(hparams):
     counts = {split: len(frames) for split, frames in frame_sets.items()}
     logger.info("Frames per split: %s (dimension %d)", counts, frame_sets["train"].dim)
     return encoders, frame_sets
+
+
+#: Errors in the user's data or arguments: reported in one line by :func:`run_cleanly`.
+USER_ERRORS = (TimitError, FrameDataError, FileNotFoundError)
+
+
+def run_cleanly(main, argv):
+    """Runs a recipe's ``main(argv)``; a data or argument error is one line on stderr and exit code 2.
+
+    Anything else is a bug and keeps its traceback.
+    """
+    try:
+        main(argv)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def configure_model(model, encoders):

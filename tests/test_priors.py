@@ -77,7 +77,7 @@ def test_a_factor_mean_never_touches_another_subspace():
     "labels,match",
     [
         ({"phone": torch.tensor([0, 6]), "speaker": torch.tensor([0, 1])}, "label 6 of factor 'phone' is out of range"),
-        ({"phone": torch.tensor([0, 1]), "speaker": torch.tensor([-1, 1])}, "label -1 of factor 'speaker'"),
+        ({"phone": torch.tensor([0, 1]), "speaker": torch.tensor([-2, 1])}, "label -2 of factor 'speaker'"),
         ({"phone": torch.tensor([0.0, 1.0])}, "integer class indices"),
         ({"phone": torch.tensor([0, 1, 2])}, "shape"),
         ({"gender": torch.tensor([0, 1])}, "unknown factors"),
@@ -135,3 +135,19 @@ def test_class_counts_can_be_given_after_construction():
         prior.set_num_classes({"phone": 6})
     with pytest.raises(ValueError, match="unknown factor"):
         prior.set_num_classes({"gender": 2})
+
+
+def test_unknown_labels_are_marginalised_example_by_example():
+    prior = make_prior()
+    z = torch.randn(6, 7)
+    phone = torch.randint(6, (6,))
+    speaker = torch.tensor([0, -1, 2, -1, 3, 1])
+    mixed = prior.log_prob(z, {"phone": phone, "speaker": speaker})
+    known = prior.log_prob(z, {"phone": phone, "speaker": speaker.clamp_min(0)})
+    marginal = prior.log_prob(z, {"phone": phone})
+    expected = torch.where(speaker >= 0, known, marginal)
+    torch.testing.assert_close(mixed, expected)
+    # the data-initialised means leave unknown labels out
+    init = FactorialGaussianPrior(FACTORS, residual_dim=2, mean_init="data")
+    init.init_means_from_data([(z, {"phone": phone, "speaker": speaker})])
+    torch.testing.assert_close(init.means("speaker")[2], z[2, 3:5])

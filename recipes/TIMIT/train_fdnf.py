@@ -8,7 +8,10 @@ Usage::
     torchrun --nproc_per_node=2 recipes/TIMIT/train_fdnf.py hparams/fdnf.yaml  # DDP
 
 Without ``--data_folder`` the embedded eSpeak NG corpus is synthesized on first
-use and reused afterwards. Everything else is in the yaml.
+use and reused afterwards. Everything else is in the yaml. A killed run
+resumes from its last checkpoint when the same command is run again. At the
+end the run writes ``<output_folder>/inference`` for
+``speechbrain_fdnf.inference.FactorialFlow.from_hparams``.
 """
 
 import sys
@@ -18,11 +21,14 @@ import speechbrain as sb
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_fdnf.brain import FlowBrain
-from speechbrain_fdnf.experiment import FEATURE_KEYS, configure_model, load_hparams, prepare_data, route_overrides
+from speechbrain_fdnf.experiment import (FEATURE_KEYS, configure_model, load_hparams, prepare_data,
+                                         route_overrides, run_cleanly)
 from speechbrain_fdnf.inference import FactorialFlow
 
-if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+
+def main(argv):
+    """Trains, evaluates on the held-out and test splits, exports; returns the ``FlowBrain``."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     overrides = route_overrides(hparams_file, overrides)
     hparams = load_hparams(hparams_file, overrides)
     sb.create_experiment_directory(
@@ -59,3 +65,8 @@ if __name__ == "__main__":
         features={key: hparams[key] for key in FEATURE_KEYS},
         model_yaml=FactorialFlow.model_yaml(folder / "hyperparams.yaml", model),
     ))
+    return brain
+
+
+if __name__ == "__main__":
+    sys.exit(run_cleanly(main, sys.argv[1:]))

@@ -271,6 +271,12 @@ class FrameSet(torch.utils.data.Dataset):
     def __init__(self, cache, context=0, exclude_silence=False, silence_index=None):
         super().__init__()
         self.feats = cache["feats"]
+        bad = ~torch.isfinite(self.feats).all(dim=1)
+        if bad.any():  # a cache from elsewhere, or edited: never train on it
+            names = cache.get("utterances")
+            where = sorted({names[i] if names else f"#{i}" for i in cache["utterance"][bad].tolist()})
+            raise FrameDataError(f"{int(bad.sum())} frames with NaN or Inf features, in utterance(s) {where[:5]}"
+                                 f"{' ...' if len(where) > 5 else ''}")
         self.context = int(context)
         keep = torch.ones(len(self.feats), dtype=torch.bool)
         if exclude_silence:

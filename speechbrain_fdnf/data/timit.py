@@ -63,9 +63,32 @@ def _write_json_atomic(path, data):
         raise
 
 
+def shown(path, limit=160):
+    """``path`` for an error message: very long names are cut (the length is given instead)."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit // 2]}...{text[-limit // 4:]} ({len(text.encode())}-byte path)"
+
+
+def _entries(folder):
+    """The entries of ``folder``, sorted; an unreadable folder is a :class:`TimitError` naming it."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as err:
+        raise TimitError(f"{shown(folder)}: cannot be listed ({err.strerror or err})") from None
+
+
+def _is_dir(path):
+    try:
+        return path.is_dir()
+    except OSError as err:  # e.g. a name longer than the file system allows
+        raise TimitError(f"{shown(path)}: {err.strerror or err}") from None
+
+
 def _child(folder, name):
     """The entry of ``folder`` called ``name`` in any letter case, or None."""
-    for entry in folder.iterdir():
+    for entry in _entries(folder):
         if entry.name.lower() == name.lower():
             return entry
     return None
@@ -134,9 +157,16 @@ def read_utterance(wav_path, sample_rate=16000):
         sample rate or with several channels, or a bad ``.PHN``.
     """
     try:
+        if wav_path.stat().st_size == 0:
+            raise TimitError(f"{wav_path}: empty file (0 bytes)")
         info = soundfile.info(str(wav_path))
+    except TimitError:
+        raise
     except Exception as err:  # soundfile raises its own error types
         raise TimitError(f"{wav_path}: unreadable audio ({err})") from None
+    truncated = _truncation(wav_path, info)
+    if truncated:
+        raise TimitError(f"{wav_path}: truncated audio ({truncated})")
     if info.samplerate != sample_rate:
         raise TimitError(f"{wav_path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
     if info.channels != 1:
@@ -164,6 +194,24 @@ def read_utterance(wav_path, sample_rate=16000):
     }
 
 
+def _truncation(wav_path, info):
+    """Why the audio file is shorter than its header says, or ``None``.
+
+    libsndfile reads what is there and notes a short RIFF ``data`` chunk in
+    its log; a NIST SPHERE header states ``sample_count``.
+    """
+    for line in info.extra_info.splitlines():
+        if line.startswith("data") and "should be" in line:
+            return f"its header promises more than the file holds: {line.strip()}"
+    with open(wav_path, "rb") as handle:
+        header = handle.read(1024)
+    if header.startswith(b"NIST_1A"):
+        match = re.search(rb"sample_count -i (\d+)", header)
+        if match and int(match.group(1)) > info.frames:
+            return f"header has {int(match.group(1))} samples, the file {info.frames}"
+    return None
+
+
 def _sibling(wav_path, suffix):
     for candidate in (wav_path.with_suffix(suffix.upper()), wav_path.with_suffix(suffix.lower())):
         if candidate.exists():
@@ -182,14 +230,14 @@ def scan_split(split_dir, sample_rate=16000, exclude_sa=True, on_error="raise"):
         The problems of utterances skipped under ``on_error="skip"``.
     """
     entries, skipped = {}, []
-    for dialect_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+    for dialect_dir in (p for p in _entries(split_dir) if _is_dir(p)):
         if not dialect_dir.name.upper().startswith("DR"):
             raise TimitError(f"{dialect_dir}: expected dialect-region folders DR1..DR8 in {split_dir}")
-        for speaker_dir in sorted(p for p in dialect_dir.iterdir() if p.is_dir()):
+        for speaker_dir in (p for p in _entries(dialect_dir) if _is_dir(p)):
             speaker = speaker_dir.name.upper()
             if speaker[0] not in "FM":
                 raise TimitError(f"{speaker_dir}: speaker folders must start with F or M (TIMIT naming)")
-            for wav in sorted(p for p in speaker_dir.iterdir() if p.suffix.lower() == ".wav"):
+            for wav in (p for p in _entries(speaker_dir) if p.suffix.lower() == ".wav"):
                 utt = wav.stem.upper()
                 if not UTTERANCE_NAME.match(utt):
                     logger.info("Ignoring %s: not a TIMIT utterance name", wav)
@@ -297,8 +345,8 @@ def prepare_timit(
         raise ValueError(f"test_set must be 'full' or 'core', got {test_set!r}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if not data_folder.is_dir():
-        raise FileNotFoundError(f"TIMIT data folder {data_folder} does not exist")
+    if not _is_dir(data_folder):
+        raise FileNotFoundError(f"TIMIT data folder {shown(data_folder)} does not exist")
     options = dict(
         data_folder=str(data_folder.resolve()),
         exclude_sa=exclude_sa,

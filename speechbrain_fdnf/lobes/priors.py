@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 RESIDUAL = "residual"
+#: The label of an unknown class (e.g. a TIMIT test speaker): that factor is marginalised for that example.
+UNKNOWN = -1
 MEAN_INITS = ("data", "zeros", "random")
 
 
@@ -46,7 +48,10 @@ class ClassMeanAccumulator:
         self.counts = torch.zeros(num_classes, dtype=torch.float64, device=device)
 
     def add(self, codes, index):
-        """Adds ``codes`` (``(n, dim)``) of classes ``index`` (``(n,)``)."""
+        """Adds ``codes`` (``(n, dim)``) of classes ``index`` (``(n,)``); unknown labels (-1) are left out."""
+        known = index >= 0
+        if not known.all():
+            codes, index = codes[known], index[known]
         self.sums.index_add_(0, index, codes.double())
         self.counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float64))
 
@@ -206,7 +211,8 @@ class FactorialGaussianPrior(nn.Module):
             Latent codes, shape ``(..., latent_dim)``.
         labels : dict, optional
             Factor name -> integer class tensor of shape ``z.shape[:-1]``. A
-            factor without a label is marginalised (uniform over classes).
+            factor without labels, and an example whose label is ``-1``
+            (unknown), is marginalised (uniform over the classes).
 
         Returns
         -------
@@ -224,15 +230,16 @@ class FactorialGaussianPrior(nn.Module):
         total = -0.5 * (residual**2).sum(-1) + log_norm * residual.shape[-1]
         for name in self.factor_names:
             z_f, means = self.subspace(z, name), self.means(name)
-            if labels.get(name) is not None:
-                index = self._check_labels(name, labels[name], z.shape[:-1])
-                sq = ((z_f - means[index]) ** 2).sum(-1)
-                total = total + -0.5 * sq + log_norm * z_f.shape[-1]
-            else:
+            index = None if labels.get(name) is None else self._check_labels(name, labels[name], z.shape[:-1])
+            if index is not None:
+                known = index != UNKNOWN
+                term = -0.5 * ((z_f - means[index.clamp_min(0)]) ** 2).sum(-1)
+            if index is None or not known.all():
                 flat = z_f.reshape(-1, z_f.shape[-1])
                 sq = torch.cdist(flat, means).pow(2).reshape(*z_f.shape[:-1], -1)
-                mix = torch.logsumexp(-0.5 * sq, dim=-1) - math.log(means.shape[0])
-                total = total + mix + log_norm * z_f.shape[-1]
+                marginal = torch.logsumexp(-0.5 * sq, dim=-1) - math.log(means.shape[0])
+                term = marginal if index is None else torch.where(known, term, marginal)
+            total = total + term + log_norm * z_f.shape[-1]
         return total
 
     @torch.no_grad()
@@ -280,8 +287,8 @@ class FactorialGaussianPrior(nn.Module):
             raise ValueError(f"labels of factor {name!r} must be integer class indices, got {index.dtype}")
         if index.shape != shape:
             raise ValueError(f"labels of factor {name!r} have shape {tuple(index.shape)}, expected {tuple(shape)}")
-        if index.numel() and (index.min() < 0 or index.max() >= self.num_classes[name]):
-            bad = index[(index < 0) | (index >= self.num_classes[name])][0].item()
+        if index.numel() and (index.min() < UNKNOWN or index.max() >= self.num_classes[name]):
+            bad = index[(index < UNKNOWN) | (index >= self.num_classes[name])][0].item()
             raise ValueError(
                 f"label {bad} of factor {name!r} is out of range [0, {self.num_classes[name]})"
             )
