@@ -69,6 +69,7 @@ class FlowBrain(sb.Brain):
             first = frames.__getitems__(torch.randperm(len(frames), generator=generator)[:chunk])
             model.train()
             model.encode(self.normalized(first.feats.to(self.device)))  # ActNorms pick up this batch
+            logger.info("ActNorm layers initialised from %d training frames", len(first))
         prior = getattr(model, "prior", None)
         if prior is not None and not bool(prior.means_initialized):
             model.eval()

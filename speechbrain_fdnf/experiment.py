@@ -158,7 +158,7 @@ def prepare_data(hparams):
 
 
 #: Errors in the user's data or arguments: reported in one line by :func:`run_cleanly`.
-USER_ERRORS = (TimitError, FrameDataError, FileNotFoundError)
+USER_ERRORS = (TimitError, FrameDataError, FileNotFoundError, FileExistsError)
 
 
 def run_cleanly(main, argv):

@@ -1,6 +1,7 @@
 """Data preparation on a tiny generated TIMIT-layout corpus, and every bad-input case."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -276,3 +277,68 @@ def test_other_wavs_in_a_speaker_folder_are_not_utterances(corpus_copy, tmp_path
     outputs = prepare_timit(corpus_copy, tmp_path / "prep")
     counts = {split: len(json.loads(Path(path).read_text())) for split, path in outputs.items()}
     assert counts == {split: len(entries) for split, entries in prepared[1].items()}
+
+
+def _truncate_riff(wav):
+    wav.write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])
+
+
+def _truncate_sphere(wav):
+    audio, rate = soundfile.read(str(wav), dtype="int16")
+    soundfile.write(str(wav), audio, rate, subtype="PCM_16", format="NIST")
+    wav.write_bytes(wav.read_bytes()[:-1000])
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (_truncate_riff, "truncated audio .*header promises more"),
+        (_truncate_sphere, "truncated audio .*header has \\d+ samples"),
+        (lambda wav: wav.write_bytes(b""), "empty file \\(0 bytes\\)"),
+        (lambda wav: wav.write_bytes(wav.read_bytes()[:30]), "unreadable audio"),
+        (lambda wav: soundfile.write(str(wav), np.zeros(0, dtype="int16"), 16000), "empty audio"),
+        (lambda wav: wav.with_suffix(".PHN").write_bytes(bytes(range(256)) * 4), "cannot be read as a text phone file"),
+    ],
+)
+def test_hostile_files_give_one_error_and_leave_no_annotation(corpus_copy, tmp_path, damage, message):
+    wav = first_utterance(corpus_copy)
+    damage(wav)
+    save = tmp_path / "prep"
+    with pytest.raises(TimitError, match=message) as err:
+        prepare_timit(corpus_copy, save)
+    assert str(wav.with_suffix(".PHN") if "phone file" in message else wav) in str(err.value)
+    assert "\n" not in str(err.value)
+    assert not save.exists() or not list(save.iterdir())  # nothing partial written
+
+
+def test_unlistable_folder_and_overlong_path(corpus_copy, tmp_path, monkeypatch):
+    speaker_dir = first_utterance(corpus_copy).parent
+    if os.geteuid() != 0:  # a real permission problem where the test can make one ...
+        speaker_dir.chmod(0)
+    else:  # ... root reads anything, so the listing fails the way the OS would fail it
+        real_iterdir = Path.iterdir
+
+        def iterdir(self):
+            if self == speaker_dir:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_iterdir(self)
+
+        monkeypatch.setattr(Path, "iterdir", iterdir)
+    try:
+        with pytest.raises(TimitError, match=f"{speaker_dir}: cannot be listed \\(Permission denied\\)"):
+            prepare_timit(corpus_copy, tmp_path / "prep")
+    finally:
+        speaker_dir.chmod(0o755)
+    assert not (tmp_path / "prep").exists()
+    # a million-byte path (no file system has such a name): a short, clear error
+    overlong = tmp_path / ("x" * 1_000_000)
+    with pytest.raises(TimitError, match="File name too long") as err:
+        prepare_timit(overlong, tmp_path / "prep")
+    assert f"({len(str(overlong).encode())}-byte path)" in str(err.value) and len(str(err.value)) < 400
+
+
+def test_nan_frames_in_a_cache_are_refused():
+    cache = {"feats": torch.tensor([[0.0, 1.0], [float("nan"), 1.0]]), "utterance": torch.tensor([0, 1]),
+             "utterances": ["FAKS0_SX1", "MABC0_SX2"], "labels": {"phone": torch.tensor([1, 1])}}
+    with pytest.raises(FrameDataError, match="1 frames with NaN or Inf.*MABC0_SX2"):
+        FrameSet(cache)

@@ -167,3 +167,12 @@ def test_a_checkpoint_that_does_not_match_is_refused(trained, tmp_path):
     torch.save(state, broken / "model.ckpt")
     with pytest.raises(RuntimeError, match="model.ckpt does not match"):
         FactorialFlow.from_hparams(source=broken)
+
+
+def test_trained_model_inverts_every_real_frame_to_1e_4(flow, trained):
+    entries = json.loads((trained[1] / "heldout.json").read_text()).values()
+    feats = torch.cat([flow.features(entry["wav"]) for entry in entries])
+    x = flow._normalize(feats)  # the flow's own input space (float32)
+    with torch.no_grad():
+        error = (flow.model.decode(flow.model.encode(x)[0]) - x).abs().max().item()
+    assert len(x) > 1000 and error <= 1e-4

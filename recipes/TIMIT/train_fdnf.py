@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import speechbrain as sb
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import ddp_init_group, run_on_main
 
 from speechbrain_fdnf.brain import FlowBrain
 from speechbrain_fdnf.experiment import (FEATURE_KEYS, configure_model, load_hparams, prepare_data,
@@ -29,6 +29,7 @@ from speechbrain_fdnf.inference import FactorialFlow
 def main(argv):
     """Trains, evaluates on the held-out and test splits, exports; returns the ``FlowBrain``."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    ddp_init_group(run_opts)  # no-op unless launched by torchrun
     overrides = route_overrides(hparams_file, overrides)
     hparams = load_hparams(hparams_file, overrides)
     sb.create_experiment_directory(
