@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Versions known to install and import together here (torch's CUDA wheel also runs on CPU).
 PINS := torch==2.14.1 torchaudio==2.11.0 speechbrain==1.1.2
 
-.PHONY: install test test-fast demo clean
+.PHONY: install test test-fast demo bench clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,13 @@ demo: install
 	echo "training logs: results/<model>/1234/train_log.txt"; \
 	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure)"; \
 	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/SX112_FEJE0_to_MBFI0.wav"
+
+# Our flow against zuko and nflows (benchmark-only extras), same machine, same frames.
+# BENCH_ARGS: e.g. --device cuda, --data real, --batch-sizes 1024.
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/bench_flows.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) results corpora .pytest_cache

@@ -22,6 +22,7 @@ setup(
         "matplotlib",
         "espeakng-loader",
     ],
-    extras_require={"test": ["pytest"]},
+    # bench: the peers of benchmarks/bench_flows.py, never needed at run time
+    extras_require={"test": ["pytest"], "bench": ["zuko", "nflows"]},
     license="Apache-2.0",
 )

@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of our RealNVP flow against zuko and nflows on speech-frame-sized data.
+
+One run, one machine, the same frames for every model. Each model is an
+8-block affine-coupling flow over 40-dim frames whose conditioners are MLPs
+20 -> 256 -> 256 -> 40 (so all have the same parameter count; the table shows
+it). Measured per batch size:
+
+* training step: forward, NLL, backward and an Adam step, in frames/s;
+* encode (x -> z) and decode (z -> x) without gradients, in frames/s;
+* peak memory of a training step (RSS increase of a fresh process on CPU,
+  ``torch.cuda.max_memory_allocated`` on GPU);
+* for our flow: the FLOPs of a training step (``torch.utils.flop_counter``)
+  and the achieved GFLOP/s next to the machine's dense ``torch.matmul`` rate
+  at the conditioner's shapes.
+
+Numbers are medians over ``--repeats`` timed rounds after warm-up; the
+models take turns within each round, so a slow moment of the machine hits
+all of them. Ratios are ours / peer (above 1: we are faster, or for memory,
+we use more).
+
+Usage::
+
+    pip install zuko nflows            # benchmark-only extras (not runtime dependencies)
+    python benchmarks/bench_flows.py                  # CPU, random frames
+    python benchmarks/bench_flows.py --device cuda --data real --out benchmarks/latest_cuda.md
+"""
+
+import argparse
+import multiprocessing
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DIM, BLOCKS, HIDDEN = 40, 8, 256
+
+
+# --------------------------------------------------------------------------- models
+class Adapter:
+    """One flow behind three calls: ``loss(x)``, ``encode(x)``, ``decode(z)``."""
+
+    def __init__(self, name, module, loss, encode, decode):
+        self.name, self.module, self.loss, self.encode, self.decode = name, module, loss, encode, decode
+
+    @property
+    def parameters(self):
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+
+
+def build_ours(device, default=False, compile_model=False):
+    from speechbrain_fdnf.lobes import DiscriminativeFlow, FactorialGaussianPrior, RealNVP
+
+    extras = {} if default else {"mixing": "none", "actnorm": False}
+    flow = RealNVP(DIM, num_blocks=BLOCKS, hidden_size=HIDDEN, **extras)
+    model = DiscriminativeFlow(flow, FactorialGaussianPrior([], residual_dim=DIM)).to(device)
+    _randomize(model)
+    for module in model.modules():  # ActNorm: skip the data-dependent initialisation
+        if hasattr(module, "initialized"):
+            module.initialized.fill_(True)
+    loss = model.objective
+    encode = lambda x: model.encode(x)[0]  # noqa: E731
+    decode = model.decode
+    if compile_model:
+        loss, encode, decode = (torch.compile(fn) for fn in (loss, encode, decode))
+    name = "ours" + (" default (+ActNorm +LU)" if default else "") + (" compiled" if compile_model else "")
+    return Adapter(name, model, lambda x: loss(x).mean(), encode, decode)
+
+
+def build_zuko(device):
+    import zuko
+
+    flow = zuko.flows.RealNVP(DIM, transforms=BLOCKS, hidden_features=(HIDDEN, HIDDEN)).to(device)
+    _randomize(flow)
+    flow.base.requires_grad_(False)  # its base N(0, I) buffers are not trained, like ours
+    return Adapter("zuko", flow, lambda x: -flow().log_prob(x).mean() / DIM,
+                   lambda x: flow().transform(x), lambda z: flow().transform.inv(z))
+
+
+class _ContextFree(nn.Module):
+    """nflows conditioners take ``(inputs, context)``."""
+
+    def __init__(self, in_dim, out_dim):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+                                 nn.Linear(HIDDEN, out_dim))
+
+    def forward(self, inputs, context=None):
+        return self.net(inputs)
+
+
+def build_nflows(device):
+    from nflows.distributions import StandardNormal
+    from nflows.flows import Flow
+    from nflows.transforms import AffineCouplingTransform, CompositeTransform
+
+    layers = []
+    for block in range(BLOCKS):
+        mask = torch.zeros(DIM)
+        mask[block % 2 :: 2] = 1  # alternating halves, as zuko's
+        layers.append(AffineCouplingTransform(mask, _ContextFree))
+    flow = Flow(CompositeTransform(layers), StandardNormal([DIM])).to(device)
+    _randomize(flow)
+    return Adapter("nflows", flow, lambda x: -flow.log_prob(x).mean() / DIM,
+                   lambda x: flow._transform(x)[0], lambda z: flow._transform.inverse(z)[0])
+
+
+BUILDERS = {
+    "ours": build_ours,
+    "zuko": build_zuko,
+    "nflows": build_nflows,
+    "ours-default": lambda device: build_ours(device, default=True),
+    "ours-compiled": lambda device: build_ours(device, compile_model=True),
+}
+
+
+def _randomize(module):
+    """Small random weights everywhere (zero-initialised last layers would make the flows trivial)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.add_(torch.randn(param.shape, generator=generator).to(param) * 0.01)
+
+
+# --------------------------------------------------------------------------- measurements
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_step(adapter, optimizer, x):
+    optimizer.zero_grad(set_to_none=True)
+    loss = adapter.loss(x)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def timed_rounds(tasks, device, repeats, min_seconds):
+    """``{name: median seconds per call}``; each round runs every task for about ``min_seconds``."""
+    calls = {}
+    for name, task in tasks.items():  # warm-up, and how many calls make one timed round
+        for _ in range(3):
+            task()
+        sync(device)
+        start = time.perf_counter()
+        task()
+        sync(device)
+        calls[name] = max(1, int(min_seconds / max(time.perf_counter() - start, 1e-6)))
+    times = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, task in tasks.items():
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                task()
+            sync(device)
+            times[name].append((time.perf_counter() - start) / calls[name])
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def load_frames(kind, count, device):
+    if kind == "real":
+        from speechbrain_fdnf.experiment import load_hparams, prepare_data
+
+        frames = prepare_data(load_hparams(ROOT / "hparams/fdnf.yaml"))[1]["train"]
+        feats = frames.__getitems__(torch.randperm(len(frames))[:count]).feats
+        feats = (feats - feats.mean(0)) / feats.std(0)
+    else:
+        feats = torch.randn(count, DIM, generator=torch.Generator().manual_seed(0))
+    return feats.to(device)
+
+
+def memory_worker(name, batch, device_name, queue):
+    """Peak memory of training steps of one model in a fresh process (bytes)."""
+    device = torch.device(device_name)
+    adapter = BUILDERS[name](device)
+    optimizer = torch.optim.Adam(adapter.module.parameters(), lr=1e-5)
+    x = torch.randn(batch, DIM, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        with open("/proc/self/statm") as handle:
+            before = int(handle.read().split()[1]) * resource.getpagesize()
+    for _ in range(3):
+        train_step(adapter, optimizer, x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    queue.put(peak - before)
+
+
+def peak_memory(name, batch, device):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=memory_worker, args=(name, batch, str(device), queue))
+    process.start()
+    value = queue.get(timeout=600)
+    process.join()
+    return value
+
+
+def train_flops(adapter, x):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        adapter.loss(x).backward()
+    adapter.module.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def matmul_rate(batch, device, repeats):
+    """GFLOP/s of ``(batch x 256) @ (256 x 256)``, the conditioner's largest product."""
+    a = torch.randn(batch, HIDDEN, device=device)
+    b = torch.randn(HIDDEN, HIDDEN, device=device)
+    seconds = timed_rounds({"mm": lambda: torch.matmul(a, b)}, device, repeats, 0.2)["mm"]
+    return 2 * batch * HIDDEN * HIDDEN / seconds / 1e9
+
+
+# --------------------------------------------------------------------------- report
+def describe_machine(device):
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--models", nargs="+", default=["ours", "zuko", "nflows", "ours-default"],
+                        help=f"from {sorted(BUILDERS)}; the first is 'ours' for the ratios")
+    parser.add_argument("--peers", nargs="+", default=["zuko", "nflows"])
+    parser.add_argument("--data", choices=["random", "real"], default="random")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--round-seconds", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    adapters = [BUILDERS[name](device) for name in args.models]
+    keys = {adapter.name: key for adapter, key in zip(adapters, args.models)}
+    ours = adapters[0]
+    frames = load_frames(args.data, max(args.batch_sizes), device)
+
+    results = {}  # (model, batch) -> {metric: value}
+    for batch in args.batch_sizes:
+        x = frames[:batch]
+        optimizers = {a.name: torch.optim.Adam(a.module.parameters(), lr=1e-5) for a in adapters}
+        with torch.no_grad():
+            codes = {a.name: a.encode(x) for a in adapters}
+        tasks = {}
+        for a in adapters:
+            tasks[("train", a.name)] = lambda a=a: train_step(a, optimizers[a.name], x)
+            tasks[("encode", a.name)] = torch.no_grad()(lambda a=a: a.encode(x))
+            tasks[("decode", a.name)] = torch.no_grad()(lambda a=a: a.decode(codes[a.name]))
+        seconds = timed_rounds(tasks, device, args.repeats, args.round_seconds)
+        for a in adapters:
+            row = {kind: batch / seconds[(kind, a.name)] for kind in ("train", "encode", "decode")}
+            row["encode+decode"] = batch / (seconds[("encode", a.name)] + seconds[("decode", a.name)])
+            if not args.no_memory:
+                row["memory"] = peak_memory(keys[a.name], batch, device)
+            results[(a.name, batch)] = row
+        flops = train_flops(ours, x)
+        results[(ours.name, batch)]["gflops"] = flops / seconds[("train", ours.name)] / 1e9
+        results[(ours.name, batch)]["matmul_gflops"] = matmul_rate(batch, device, args.repeats)
+        print(f"batch {batch}: done", file=sys.stderr)
+
+    lines = [f"Device: {describe_machine(device)}; data: {args.data} frames; median of {args.repeats} rounds.", "",
+             "| model | parameters | batch | train frames/s | encode frames/s | decode frames/s | "
+             "encode+decode frames/s | peak memory MiB |", "|---|---|---|---|---|---|---|---|"]
+    for batch in args.batch_sizes:
+        for a in adapters:
+            row = results[(a.name, batch)]
+            memory = f"{row['memory'] / 2**20:.1f}" if "memory" in row else "-"
+            lines.append(f"| {a.name} | {a.parameters:,} | {batch} | {row['train']:,.0f} | {row['encode']:,.0f} | "
+                         f"{row['decode']:,.0f} | {row['encode+decode']:,.0f} | {memory} |")
+    lines += ["", "Ratios ours / peer (speed: above 1 is faster; memory: below 1 is less):", "",
+              "| peer | batch | train | encode | decode | encode+decode | peak memory |", "|---|---|---|---|---|---|---|"]
+    names = {a.name for a in adapters}
+    for peer in [p for p in args.peers if p in names]:
+        for batch in args.batch_sizes:
+            mine, theirs = results[(ours.name, batch)], results[(peer, batch)]
+            speed = " | ".join(f"{mine[k] / theirs[k]:.2f}" for k in ("train", "encode", "decode", "encode+decode"))
+            memory = f"{mine['memory'] / theirs['memory']:.2f}" if "memory" in mine else "-"
+            lines.append(f"| {peer} | {batch} | {speed} | {memory} |")
+    lines += ["", "Our training step against the hardware (FLOPs counted by torch.utils.flop_counter):", "",
+              "| batch | achieved GFLOP/s | matmul GFLOP/s at (batch x 256) @ (256 x 256) | fraction |", "|---|---|---|---|"]
+    for batch in args.batch_sizes:
+        row = results[(ours.name, batch)]
+        lines.append(f"| {batch} | {row['gflops']:.1f} | {row['matmul_gflops']:.1f} | {row['gflops'] / row['matmul_gflops']:.2f} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
