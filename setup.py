@@ -14,7 +14,7 @@ setup(
     python_requires=">=3.9",
     install_requires=[
         "speechbrain>=1.0",
-        "torch>=2.1",
+        "torch>=2.4",
         "torchaudio>=2.1",
         "hyperpyyaml",
         "numpy",

@@ -212,6 +212,36 @@ def peak_memory(name, batch, device):
     return value
 
 
+def saved_activation_bytes(adapter, x):
+    """Bytes autograd keeps for the backward pass of one training step (parameters excluded).
+
+    Exact and allocator-independent, unlike RSS: every saved tensor's storage, counted once.
+    """
+    parameters = {p.untyped_storage().data_ptr() for p in adapter.module.parameters()}
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = adapter.loss(x)
+    loss.backward()
+    adapter.module.zero_grad(set_to_none=True)
+    return sum(storages.values())
+
+
+def encode_flops(adapter, x):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        adapter.encode(x)
+    return counter.get_total_flops()
+
+
 def train_flops(adapter, x):
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -283,37 +313,49 @@ def main(argv=None):
         for a in adapters:
             row = {kind: batch / seconds[(kind, a.name)] for kind in ("train", "encode", "decode")}
             row["encode+decode"] = batch / (seconds[("encode", a.name)] + seconds[("decode", a.name)])
+            row["saved"] = saved_activation_bytes(a, x)
             if not args.no_memory:
                 row["memory"] = peak_memory(keys[a.name], batch, device)
             results[(a.name, batch)] = row
         flops = train_flops(ours, x)
         results[(ours.name, batch)]["gflops"] = flops / seconds[("train", ours.name)] / 1e9
+        if not any(kind in ours.name for kind in ("compiled",)):
+            encode = encode_flops(ours, x)
+            for a in [a for a in adapters if a.parameters == ours.parameters]:  # same layers: same FLOPs
+                results[(a.name, batch)]["encode_gflops"] = encode / seconds[("encode", a.name)] / 1e9
         results[(ours.name, batch)]["matmul_gflops"] = matmul_rate(batch, device, args.repeats)
         print(f"batch {batch}: done", file=sys.stderr)
 
     lines = [f"Device: {describe_machine(device)}; data: {args.data} frames; median of {args.repeats} rounds.", "",
              "| model | parameters | batch | train frames/s | encode frames/s | decode frames/s | "
-             "encode+decode frames/s | peak memory MiB |", "|---|---|---|---|---|---|---|---|"]
+             "encode+decode frames/s | saved for backward MiB | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
     for batch in args.batch_sizes:
         for a in adapters:
             row = results[(a.name, batch)]
             memory = f"{row['memory'] / 2**20:.1f}" if "memory" in row else "-"
             lines.append(f"| {a.name} | {a.parameters:,} | {batch} | {row['train']:,.0f} | {row['encode']:,.0f} | "
-                         f"{row['decode']:,.0f} | {row['encode+decode']:,.0f} | {memory} |")
+                         f"{row['decode']:,.0f} | {row['encode+decode']:,.0f} | {row['saved'] / 2**20:.1f} | {memory} |")
     lines += ["", "Ratios ours / peer (speed: above 1 is faster; memory: below 1 is less):", "",
-              "| peer | batch | train | encode | decode | encode+decode | peak memory |", "|---|---|---|---|---|---|---|"]
+              "| peer | batch | train | encode | decode | encode+decode | saved for backward | peak RSS |",
+              "|---|---|---|---|---|---|---|---|"]
     names = {a.name for a in adapters}
     for peer in [p for p in args.peers if p in names]:
         for batch in args.batch_sizes:
             mine, theirs = results[(ours.name, batch)], results[(peer, batch)]
             speed = " | ".join(f"{mine[k] / theirs[k]:.2f}" for k in ("train", "encode", "decode", "encode+decode"))
             memory = f"{mine['memory'] / theirs['memory']:.2f}" if "memory" in mine else "-"
-            lines.append(f"| {peer} | {batch} | {speed} | {memory} |")
-    lines += ["", "Our training step against the hardware (FLOPs counted by torch.utils.flop_counter):", "",
-              "| batch | achieved GFLOP/s | matmul GFLOP/s at (batch x 256) @ (256 x 256) | fraction |", "|---|---|---|---|"]
+            lines.append(f"| {peer} | {batch} | {speed} | {mine['saved'] / theirs['saved']:.2f} | {memory} |")
+    lines += ["", "Against the hardware (FLOPs counted by torch.utils.flop_counter; the dense rate is torch.matmul "
+              "of (batch x 256) @ (256 x 256), the conditioners' largest product):", "",
+              "| batch | matmul GFLOP/s | our train step GFLOP/s (fraction) | encode GFLOP/s (fraction): "
+              + ", ".join(a.name for a in adapters if "encode_gflops" in results[(a.name, args.batch_sizes[0])]) + " |",
+              "|---|---|---|---|"]
     for batch in args.batch_sizes:
         row = results[(ours.name, batch)]
-        lines.append(f"| {batch} | {row['gflops']:.1f} | {row['matmul_gflops']:.1f} | {row['gflops'] / row['matmul_gflops']:.2f} |")
+        peak = row["matmul_gflops"]
+        encodes = ", ".join(f"{results[(a.name, batch)]['encode_gflops']:.0f} ({results[(a.name, batch)]['encode_gflops'] / peak:.2f})"
+                            for a in adapters if "encode_gflops" in results[(a.name, batch)])
+        lines.append(f"| {batch} | {peak:.0f} | {row['gflops']:.0f} ({row['gflops'] / peak:.2f}) | {encodes} |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:

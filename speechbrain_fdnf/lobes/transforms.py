@@ -110,7 +110,7 @@ class AffineCoupling(InvertibleTransform):
         """Returns ``(y, log_abs_det)`` with ``y = cond | trans * exp(s) + t``."""
         cond, trans = self._split(x)
         log_scale, shift = self._scale_shift(cond)
-        y = self._join(cond, trans * torch.exp(log_scale) + shift)
+        y = self._join(cond, torch.addcmul(shift, trans, torch.exp(log_scale)))  # one pass, no temporary
         return y, log_scale.sum(-1)
 
     def inverse(self, y):
