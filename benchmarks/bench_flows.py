@@ -168,15 +168,27 @@ def timed_rounds(tasks, device, repeats, min_seconds):
 
 
 def load_frames(kind, count, device):
+    """``(frames for the models, the FrameSet they come from or None)``."""
     if kind == "real":
         from speechbrain_fdnf.experiment import load_hparams, prepare_data
 
         frames = prepare_data(load_hparams(ROOT / "hparams/fdnf.yaml"))[1]["train"]
         feats = frames.__getitems__(torch.randperm(len(frames))[:count]).feats
-        feats = (feats - feats.mean(0)) / feats.std(0)
-    else:
-        feats = torch.randn(count, DIM, generator=torch.Generator().manual_seed(0))
-    return feats.to(device)
+        return ((feats - feats.mean(0)) / feats.std(0)).to(device), frames
+    return torch.randn(count, DIM, generator=torch.Generator().manual_seed(0)).to(device), None
+
+
+def loader_rate(frames, batch, seconds=3.0):
+    """Frames/s a shuffled ``DataLoader`` over the recipe's ``FrameSet`` delivers (main process)."""
+    loader = torch.utils.data.DataLoader(frames, batch_size=batch, shuffle=True, drop_last=True,
+                                         collate_fn=frames.collate)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for batch_frames in loader:
+            count += len(batch_frames)
+            if time.perf_counter() - start >= seconds:
+                break
+    return count / (time.perf_counter() - start)
 
 
 def memory_worker(name, batch, device_name, queue):
@@ -296,7 +308,7 @@ def main(argv=None):
     adapters = [BUILDERS[name](device) for name in args.models]
     keys = {adapter.name: key for adapter, key in zip(adapters, args.models)}
     ours = adapters[0]
-    frames = load_frames(args.data, max(args.batch_sizes), device)
+    frames, frame_set = load_frames(args.data, max(args.batch_sizes), device)
 
     results = {}  # (model, batch) -> {metric: value}
     for batch in args.batch_sizes:
@@ -356,6 +368,9 @@ def main(argv=None):
         encodes = ", ".join(f"{results[(a.name, batch)]['encode_gflops']:.0f} ({results[(a.name, batch)]['encode_gflops'] / peak:.2f})"
                             for a in adapters if "encode_gflops" in results[(a.name, batch)])
         lines.append(f"| {batch} | {peak:.0f} | {row['gflops']:.0f} ({row['gflops'] / peak:.2f}) | {encodes} |")
+    if frame_set is not None:
+        rates = ", ".join(f"batch {batch}: {loader_rate(frame_set, batch):,.0f}" for batch in args.batch_sizes)
+        lines += ["", f"Data loading (shuffled DataLoader over the recipe's cached FrameSet, frames/s): {rates}."]
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
