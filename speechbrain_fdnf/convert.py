@@ -34,7 +34,8 @@ import torch
 import torchaudio
 from speechbrain.processing.features import ISTFT, Filterbank, spectral_magnitude
 
-from speechbrain_fdnf.inference import FRAME_LEVEL_FACTORS, FactorialFlow, InferenceInputError
+from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
+from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError
 
 logger = logging.getLogger(__name__)
 METHODS = ("gain", "griffinlim")
@@ -155,8 +156,8 @@ def convert(flow, wav, factor, target, source=None, method="gain", n_iter=32):
         wav = flow.read_wav(wav)
     wav = wav.to(flow.device)
     feats = flow.features(wav)
-    new_feats = flow.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_FACTORS else source)
-    if factor in FRAME_LEVEL_FACTORS and source is not None:
+    new_feats = flow.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source)
+    if factor in FRAME_LEVEL_LABELS and source is not None:
         keep = flow.class_posterior(feats, factor).argmax(dim=-1) != flow.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
         logger.info("%d of %d frames are %s %s", int((~keep).sum()), len(keep), factor, source)

@@ -32,12 +32,11 @@ from speechbrain.dataio.dataio import read_audio
 from speechbrain.inference.interfaces import Pretrained
 
 from speechbrain_fdnf.brain import unwrap
+from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
 from speechbrain_fdnf.experiment import FEATURE_KEYS
 
 logger = logging.getLogger(__name__)
 
-#: Label sets that change from frame to frame; the others are constant over an utterance.
-FRAME_LEVEL_FACTORS = ("phone",)
 
 _SPEC = "tag:yaml.org,2002:"
 
@@ -338,7 +337,7 @@ class FactorialFlow(Pretrained):
         target_mean = self._mean(factor, target, means)
         if source is None:
             distance = torch.cdist(z_f.reshape(-1, z_f.shape[-1]), means).pow(2).reshape(*z_f.shape[:-1], -1)
-            if factor not in FRAME_LEVEL_FACTORS:  # one class for the utterance: sum over its frames
+            if factor not in FRAME_LEVEL_LABELS:  # one class for the utterance: sum over its frames
                 distance = distance.sum(dim=-2, keepdim=True).expand_as(distance)
             source_mean = means[distance.argmin(dim=-1)]
         elif torch.is_tensor(source) and not source.dtype.is_floating_point and source.dim() > 0:
@@ -458,4 +457,4 @@ def _inference_yaml(features, model_yaml, label_names):
     return "\n".join(header + encoders + [model_yaml.rstrip()] + tail) + "\n"
 
 
-__all__ = ["FactorialFlow", "InferenceInputError", "FRAME_LEVEL_FACTORS", "load_state_strict"]
+__all__ = ["FactorialFlow", "InferenceInputError", "load_state_strict"]

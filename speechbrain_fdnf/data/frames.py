@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 #: Label sets kept per frame; "phone" is the folded 39-class phone.
 LABELS = ("phone", "speaker", "gender", "dialect")
 _SOURCE_KEY = {"phone": "phones39", "speaker": "speaker", "gender": "gender", "dialect": "dialect"}
+#: Label sets that change from frame to frame; the others are constant over an utterance.
+FRAME_LEVEL_LABELS = ("phone",)
 
 
 class FrameDataError(ValueError):
@@ -175,7 +177,8 @@ def featurize(
             segment = segment[keep]
             for name in LABELS:
                 value = item[_SOURCE_KEY[name]]
-                per_frame = [value[i] for i in segment.tolist()] if name == "phone" else [value] * len(segment)
+                frame_level = name in FRAME_LEVEL_LABELS
+                per_frame = [value[i] for i in segment.tolist()] if frame_level else [value] * len(segment)
                 labels[name].append(_encode(encoders[name], per_frame, name, item["id"], name in allow_unknown))
             feats.append(utt_feats[keep])
             utterance.append(torch.full((len(segment),), len(ids), dtype=torch.long))
