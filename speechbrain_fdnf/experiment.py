@@ -22,7 +22,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_fdnf.data.frames import FrameDataError, FrameSet, build_encoders, featurize
 from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
-from speechbrain_fdnf.data.timit import SPLITS, TimitError, prepare_timit, shown
+from speechbrain_fdnf.data.timit import SPLITS, TimitError, is_directory, prepare_timit, shown
 
 logger = logging.getLogger(__name__)
 COMMON_KEY = "common"
@@ -97,11 +97,7 @@ def corpus_folder(hparams):
     """The corpus to prepare: ``data_folder``, or the embedded corpus (built on first use)."""
     if hparams.get("data_folder"):
         folder = Path(hparams["data_folder"])
-        try:
-            exists = folder.is_dir()
-        except OSError as err:  # e.g. a name longer than the file system allows
-            raise FileNotFoundError(f"--data_folder {shown(folder)}: {err.strerror or err}") from None
-        if not exists:
+        if not is_directory(folder):
             raise FileNotFoundError(f"--data_folder {shown(folder)} does not exist (no fallback to the embedded corpus)")
         return folder
     folder = Path(hparams["embedded_corpus_folder"])

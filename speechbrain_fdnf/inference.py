@@ -25,7 +25,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import soundfile
 import torch
 import yaml
 from speechbrain.dataio.dataio import read_audio
@@ -33,6 +32,8 @@ from speechbrain.inference.interfaces import Pretrained
 
 from speechbrain_fdnf.brain import unwrap
 from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
+from speechbrain_fdnf.data.timit import check_audio
+from speechbrain_fdnf.lobes.priors import squared_distances
 from speechbrain_fdnf.experiment import FEATURE_KEYS
 
 logger = logging.getLogger(__name__)
@@ -186,21 +187,7 @@ class FactorialFlow(Pretrained):
 
     def read_wav(self, path):
         """A mono waveform at the model's sample rate; anything else is an error naming the file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such audio file")
-        try:
-            info = soundfile.info(str(path))
-        except Exception as error:  # soundfile raises its own error types
-            raise InferenceInputError(f"{path}: not a readable audio file ({error})") from None
-        if info.channels != 1:
-            raise InferenceInputError(f"{path}: {info.channels} channels; the model takes mono audio (downmix it first)")
-        if info.samplerate != self.hparams.sample_rate:
-            raise InferenceInputError(
-                f"{path}: sample rate {info.samplerate} Hz; the model was trained at "
-                f"{self.hparams.sample_rate} Hz (resample it first)")
-        if info.frames == 0:
-            raise InferenceInputError(f"{path}: no samples")
+        check_audio(path, self.hparams.sample_rate, error=InferenceInputError)
         return read_audio(str(path))
 
     @torch.no_grad()
@@ -284,9 +271,7 @@ class FactorialFlow(Pretrained):
     def class_posterior(self, inputs, factor):
         """``p(class | frame)`` of ``factor`` under the prior, ``(..., frames, num_classes)``."""
         z_f = self.encode(inputs)[self._check_factor(factor)]
-        means = self.model.prior.means(factor)
-        return torch.softmax(-0.5 * torch.cdist(z_f.reshape(-1, z_f.shape[-1]), means).pow(2), dim=-1).reshape(
-            *z_f.shape[:-1], -1)
+        return torch.softmax(-0.5 * squared_distances(z_f, self.model.prior.means(factor)), dim=-1)
 
     @torch.no_grad()
     def factor_embedding(self, inputs, factor="speaker"):
@@ -336,7 +321,7 @@ class FactorialFlow(Pretrained):
         means = self.model.prior.means(factor)
         target_mean = self._mean(factor, target, means)
         if source is None:
-            distance = torch.cdist(z_f.reshape(-1, z_f.shape[-1]), means).pow(2).reshape(*z_f.shape[:-1], -1)
+            distance = squared_distances(z_f, means)
             if factor not in FRAME_LEVEL_LABELS:  # one class for the utterance: sum over its frames
                 distance = distance.sum(dim=-2, keepdim=True).expand_as(distance)
             source_mean = means[distance.argmin(dim=-1)]

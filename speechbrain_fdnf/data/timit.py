@@ -79,7 +79,8 @@ def _entries(folder):
         raise TimitError(f"{shown(folder)}: cannot be listed ({err.strerror or err})") from None
 
 
-def _is_dir(path):
+def is_directory(path):
+    """``path.is_dir()``; a path the OS cannot even look up (e.g. too long) is a :class:`TimitError`."""
     try:
         return path.is_dir()
     except OSError as err:  # e.g. a name longer than the file system allows
@@ -156,23 +157,7 @@ def read_utterance(wav_path, sample_rate=16000):
         For a missing ``.PHN``, an unreadable or empty WAV, a WAV at another
         sample rate or with several channels, or a bad ``.PHN``.
     """
-    try:
-        if wav_path.stat().st_size == 0:
-            raise TimitError(f"{wav_path}: empty file (0 bytes)")
-        info = soundfile.info(str(wav_path))
-    except TimitError:
-        raise
-    except Exception as err:  # soundfile raises its own error types
-        raise TimitError(f"{wav_path}: unreadable audio ({err})") from None
-    truncated = _truncation(wav_path, info)
-    if truncated:
-        raise TimitError(f"{wav_path}: truncated audio ({truncated})")
-    if info.samplerate != sample_rate:
-        raise TimitError(f"{wav_path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
-    if info.channels != 1:
-        raise TimitError(f"{wav_path}: {info.channels} channels, expected mono")
-    if info.frames <= 0:
-        raise TimitError(f"{wav_path}: empty audio")
+    info = check_audio(wav_path, sample_rate)
     phn = _sibling(wav_path, ".phn")
     if phn is None:
         raise TimitError(f"{wav_path}: no matching .PHN file")
@@ -192,6 +177,34 @@ def read_utterance(wav_path, sample_rate=16000):
         "phones39": [FOLD_61_TO_39[p] for _, _, p in segments],
         "text": text,
     }
+
+
+def check_audio(wav_path, sample_rate, error=TimitError):
+    """The ``soundfile`` info of a whole, mono, non-empty file at ``sample_rate``.
+
+    Anything else raises ``error`` (a class taking one message) naming the
+    file and the problem: missing, empty or unreadable file, truncated data,
+    another sample rate, several channels, no samples.
+    """
+    wav_path = Path(wav_path)
+    try:
+        if wav_path.stat().st_size == 0:
+            raise error(f"{wav_path}: empty file (0 bytes)")
+        info = soundfile.info(str(wav_path))
+    except error:
+        raise
+    except Exception as err:  # a missing file, and soundfile's own error types
+        raise error(f"{wav_path}: unreadable audio ({err})") from None
+    truncated = _truncation(wav_path, info)
+    if truncated:
+        raise error(f"{wav_path}: truncated audio ({truncated})")
+    if info.samplerate != sample_rate:
+        raise error(f"{wav_path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (resample it first)")
+    if info.channels != 1:
+        raise error(f"{wav_path}: {info.channels} channels, expected mono (downmix it first)")
+    if info.frames <= 0:
+        raise error(f"{wav_path}: empty audio")
+    return info
 
 
 def _truncation(wav_path, info):
@@ -230,10 +243,10 @@ def scan_split(split_dir, sample_rate=16000, exclude_sa=True, on_error="raise"):
         The problems of utterances skipped under ``on_error="skip"``.
     """
     entries, skipped = {}, []
-    for dialect_dir in (p for p in _entries(split_dir) if _is_dir(p)):
+    for dialect_dir in (p for p in _entries(split_dir) if is_directory(p)):
         if not dialect_dir.name.upper().startswith("DR"):
             raise TimitError(f"{dialect_dir}: expected dialect-region folders DR1..DR8 in {split_dir}")
-        for speaker_dir in (p for p in _entries(dialect_dir) if _is_dir(p)):
+        for speaker_dir in (p for p in _entries(dialect_dir) if is_directory(p)):
             speaker = speaker_dir.name.upper()
             if speaker[0] not in "FM":
                 raise TimitError(f"{speaker_dir}: speaker folders must start with F or M (TIMIT naming)")
@@ -345,7 +358,7 @@ def prepare_timit(
         raise ValueError(f"test_set must be 'full' or 'core', got {test_set!r}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if not _is_dir(data_folder):
+    if not is_directory(data_folder):
         raise FileNotFoundError(f"TIMIT data folder {shown(data_folder)} does not exist")
     options = dict(
         data_folder=str(data_folder.resolve()),

@@ -22,6 +22,11 @@ UNKNOWN = -1
 MEAN_INITS = ("data", "zeros", "random")
 
 
+def squared_distances(codes, means):
+    """``(..., num_classes)`` squared distances of ``(..., dim)`` codes to each of the ``(num_classes, dim)`` means."""
+    return torch.cdist(codes.reshape(-1, codes.shape[-1]), means).pow(2).reshape(*codes.shape[:-1], -1)
+
+
 class ClassMeanAccumulator:
     """Mean code of each class, accumulated over batches (float64 sums and counts).
 
@@ -235,9 +240,7 @@ class FactorialGaussianPrior(nn.Module):
                 known = index != UNKNOWN
                 term = -0.5 * ((z_f - means[index.clamp_min(0)]) ** 2).sum(-1)
             if index is None or not known.all():
-                flat = z_f.reshape(-1, z_f.shape[-1])
-                sq = torch.cdist(flat, means).pow(2).reshape(*z_f.shape[:-1], -1)
-                marginal = torch.logsumexp(-0.5 * sq, dim=-1) - math.log(means.shape[0])
+                marginal = torch.logsumexp(-0.5 * squared_distances(z_f, means), dim=-1) - math.log(means.shape[0])
                 term = marginal if index is None else torch.where(known, term, marginal)
             total = total + term + log_norm * z_f.shape[-1]
         return total
