@@ -170,10 +170,10 @@ def timed_rounds(tasks, device, repeats, min_seconds):
 def load_frames(kind, count, device):
     """``(frames for the models, the FrameSet they come from or None)``."""
     if kind == "real":
-        from speechbrain_fdnf.experiment import load_hparams, prepare_data
+        from speechbrain_fdnf.recipe_utils import load_hparams, prepare_data
 
         frames = prepare_data(load_hparams(ROOT / "hparams/fdnf.yaml"))[1]["train"]
-        feats = frames.__getitems__(torch.randperm(len(frames))[:count]).feats
+        feats = frames.batch(torch.randperm(len(frames))[:count]).feats
         return ((feats - feats.mean(0)) / feats.std(0)).to(device), frames
     return torch.randn(count, DIM, generator=torch.Generator().manual_seed(0)).to(device), None
 

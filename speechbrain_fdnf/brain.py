@@ -7,19 +7,19 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import json
 import logging
+import os
+from pathlib import Path
 
 import speechbrain as sb
 import torch
+from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_fdnf.engine import FeatureFlow, unwrap
 from speechbrain_fdnf.lobes.transforms import ActNorm
 
 logger = logging.getLogger(__name__)
-
-
-def unwrap(module):
-    """The module inside a DDP/DataParallel wrapper (or the module itself)."""
-    return getattr(module, "module", module)
 
 
 class FlowBrain(sb.Brain):
@@ -29,7 +29,9 @@ class FlowBrain(sb.Brain):
     ``normalize`` (SpeechBrain's ``InputNormalization`` with global stats).
     Expected ``hparams``: ``epoch_counter``, ``lr_annealing`` (called with the
     epoch, returns ``(old_lr, new_lr)``), ``train_logger``, and optionally
-    ``init_batch_size`` (frames per pass of the data-dependent initialisation).
+    ``init_batch_size`` (frames per pass of the data-dependent initialisation)
+    and ``nll_file`` (where :meth:`evaluate_split` records each split's NLL
+    as JSON, for the evaluation to read).
 
     Before the first epoch of a fresh run, :meth:`on_fit_start` initialises,
     from the training frames and in this order, the global normalisation
@@ -53,11 +55,16 @@ class FlowBrain(sb.Brain):
         if frames is not None and not isinstance(frames, torch.utils.data.DataLoader):
             self.initialize_from_data(frames)
 
+    @property
+    def engine(self):
+        """The :class:`FeatureFlow` of the model being trained (normalisation, encode, decode)."""
+        return FeatureFlow(self.modules.model, self.modules.normalize)
+
     @torch.no_grad()
     def initialize_from_data(self, frames):
         """Data-dependent initialisation (skipped for what a checkpoint already holds)."""
         chunk = getattr(self.hparams, "init_batch_size", 65536)
-        normalize, model = self.modules.normalize, unwrap(self.modules.model)
+        normalize, model, engine = self.modules.normalize, unwrap(self.modules.model), self.engine
         if normalize.count == 0:
             normalize.train()
             for batch in frames.batches(chunk):
@@ -66,34 +73,24 @@ class FlowBrain(sb.Brain):
         normalize.eval()
         if any(not bool(m.initialized) for m in model.modules() if isinstance(m, ActNorm)):
             generator = torch.Generator().manual_seed(0)
-            first = frames.__getitems__(torch.randperm(len(frames), generator=generator)[:chunk])
+            first = frames.batch(torch.randperm(len(frames), generator=generator)[:chunk])
             model.train()
-            model.encode(self.normalized(first.feats.to(self.device)))  # ActNorms pick up this batch
+            engine.encode(first.feats.to(self.device))  # ActNorms pick up this batch
             logger.info("ActNorm layers initialised from %d training frames", len(first))
-        prior = getattr(model, "prior", None)
+        prior = engine.prior
         if prior is not None and not bool(prior.means_initialized):
             model.eval()
 
             def codes():
                 for batch in frames.batches(chunk):
                     batch = batch.to(self.device)
-                    yield model.encode(self.normalized(batch.feats))[0], self.factor_labels(batch, prior)
+                    yield engine.encode(batch.feats), self.factor_labels(batch, prior)
 
             empty = prior.init_means_from_data(codes())
             for name, classes in empty.items():
                 if classes:
                     logger.warning("Factor %s: classes %s have no training frames; their means stay at zero", name, classes)
             logger.info("Class means initialised from the latent codes of the training frames")
-
-    def normalized(self, feats):
-        """Global mean/variance normalisation of a ``(batch, dim)`` tensor (statistics frozen)."""
-        normalize = self.modules.normalize
-        # InputNormalization keeps its statistics as plain tensors, restored on the
-        # device it was built for; follow the batch (e.g. --device cuda:0).
-        if normalize.glob_mean.device != feats.device:
-            normalize.glob_mean = normalize.glob_mean.to(feats.device)
-            normalize.glob_std = normalize.glob_std.to(feats.device)
-        return normalize(feats[:, None, :], epoch=float("inf"))[:, 0, :]
 
     @staticmethod
     def factor_labels(batch, prior):
@@ -114,9 +111,9 @@ class FlowBrain(sb.Brain):
     def compute_forward(self, batch, stage):
         """Normalises the frames; returns them with the labels the model needs."""
         batch = batch.to(self.device)
-        prior = getattr(unwrap(self.modules.model), "prior", None)
-        labels = self.factor_labels(batch, prior) if prior is not None else {}
-        return self.normalized(batch.feats), labels
+        engine = self.engine
+        labels = self.factor_labels(batch, engine.prior) if engine.prior is not None else {}
+        return engine.normalized(batch.feats), labels
 
     def compute_objectives(self, predictions, batch, stage):
         """Mean per-frame objective in nats per dimension (NLL, or negative ELBO for the VAE)."""
@@ -127,33 +124,68 @@ class FlowBrain(sb.Brain):
         """Logs the losses, anneals the learning rate and saves a checkpoint after validation."""
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
-            return
-        stats = {"loss": stage_loss}
-        if stage == sb.Stage.VALID:
+        elif stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparams.lr_annealing(epoch)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats={"loss": self.train_loss},
-                valid_stats=stats,
+                valid_stats={"loss": stage_loss},
             )
             self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, num_to_keep=1)
-        else:
-            split = getattr(self, "eval_split", "test")
-            self.test_losses = dict(getattr(self, "test_losses", {}), **{split: stage_loss})
-            self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current, "split": split},
-                test_stats={"nll_nats_per_dim": stage_loss},
-            )
+        # TEST: evaluate_split logs and records the loss under the split's name.
 
     def evaluate_split(self, name, frames, **loader_kwargs):
-        """``evaluate`` on one named frame set; the log line and ``test_losses`` carry the name.
+        """``evaluate`` on one named frame set; logs it and records it in ``nll_file``.
 
         For flows the value is the negative log-likelihood in nats per
         dimension, conditioned on the labels the split has (TIMIT test
         speakers are unknown, so the speaker factor is marginalised there);
         for the VAE it is the negative ELBO, an upper bound on the NLL.
+
+        Returns
+        -------
+        float
+            The mean loss of the split.
         """
-        self.eval_split = name
         loader_kwargs.setdefault("collate_fn", frames.collate)
-        return self.evaluate(frames, test_loader_kwargs=loader_kwargs)
+        loss = self.evaluate(frames, test_loader_kwargs=loader_kwargs)
+        epoch = self.hparams.epoch_counter.current
+        self.hparams.train_logger.log_stats(
+            stats_meta={"Epoch loaded": epoch, "split": name},
+            test_stats={"nll_nats_per_dim": loss},
+        )
+        nll_file = getattr(self.hparams, "nll_file", None)
+        if nll_file is not None:
+            run_on_main(record_nll, args=[nll_file, name, loss, epoch])
+        return loss
+
+
+def record_nll(path, split, loss, epoch):
+    """Adds ``split``'s NLL to the JSON file ``path`` (written atomically).
+
+    The file reads ``{"epoch": <epoch trained to>, "nll_nats_per_dim": {split: value}}``;
+    results of another epoch are dropped.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "nll.json"
+    >>> record_nll(path, "heldout", 0.5, 3); record_nll(path, "test", 0.7, 3)
+    >>> read_nll(path)
+    {'heldout': 0.5, 'test': 0.7}
+    """
+    path = Path(path)
+    record = json.loads(path.read_text()) if path.exists() else {}
+    if record.get("epoch") != epoch:
+        record = {"epoch": epoch, "nll_nats_per_dim": {}}
+    record["nll_nats_per_dim"][split] = float(loss)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+
+
+def read_nll(path):
+    """``{split: nll}`` that :func:`record_nll` wrote (empty if the file does not exist)."""
+    path = Path(path)
+    return json.loads(path.read_text())["nll_nats_per_dim"] if path.exists() else {}

@@ -32,10 +32,10 @@ from pathlib import Path
 import soundfile
 import torch
 import torchaudio
-from speechbrain.processing.features import ISTFT, Filterbank, spectral_magnitude
+from speechbrain.processing.features import ISTFT, Filterbank
 
 from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
-from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError
+from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 
 logger = logging.getLogger(__name__)
 METHODS = ("gain", "griffinlim")
@@ -125,19 +125,19 @@ class FeatureInverter:
 
 
 @torch.no_grad()
-def convert(flow, wav, factor, target, source=None, method="gain", n_iter=32):
+def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=32):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
     ---------
-    flow : FactorialFlow
+    factorizer : SpeechFactorizer
         The loaded model.
     wav : str, Path or torch.Tensor
         The utterance (mono, at the model's sample rate).
     factor : str
         The factor to change (e.g. ``"speaker"``).
     target : str or torch.Tensor
-        Target class name, or a mean vector from :meth:`FactorialFlow.enrol`.
+        Target class name, or a mean vector from :meth:`SpeechFactorizer.enrol`.
     source : str, optional
         The current class. For a frame-level factor (phone), only the frames
         the model assigns to ``source`` are changed; for an utterance-level
@@ -153,17 +153,18 @@ def convert(flow, wav, factor, target, source=None, method="gain", n_iter=32):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(wav, (str, Path)):
-        wav = flow.read_wav(wav)
-    wav = wav.to(flow.device)
-    feats = flow.features(wav)
-    new_feats = flow.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source)
+        wav = factorizer.read_wav(wav)
+    wav = wav.to(factorizer.device)
+    feats = factorizer.features(wav)
+    new_feats = factorizer.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source)
     if factor in FRAME_LEVEL_LABELS and source is not None:
-        keep = flow.class_posterior(feats, factor).argmax(dim=-1) != flow.class_index(factor, source)
+        keep = factorizer.class_posterior(feats, factor).argmax(dim=-1) != factorizer.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
         logger.info("%d of %d frames are %s %s", int((~keep).sum()), len(keep), factor, source)
-    centre = slice(flow.hparams.context * flow.hparams.n_mels, (flow.hparams.context + 1) * flow.hparams.n_mels)
+    n_mels = factorizer.hparams.compute_features.compute_fbanks.n_mels
+    centre = slice(factorizer.hparams.context * n_mels, (factorizer.hparams.context + 1) * n_mels)
     feats, new_feats = feats[:, centre], new_feats[:, centre]  # spliced context: the centre frame
-    inverter = FeatureInverter(flow.hparams.compute_features, n_iter=n_iter)
+    inverter = FeatureInverter(factorizer.hparams.compute_features, n_iter=n_iter)
     if method == "gain":
         return inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu())
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
@@ -193,29 +194,29 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        flow = FactorialFlow.from_hparams(source=args.model, run_opts={"device": args.device})
+        factorizer = SpeechFactorizer.from_hparams(source=args.model, run_opts={"device": args.device})
         if args.list:
-            print("\n".join(map(str, flow.labels(args.list))))
+            print("\n".join(map(str, factorizer.labels(args.list))))
             return 0
         factor = "speaker" if args.speaker else args.factor
         chosen = [option for option in ("speaker", "target", "enrol") if getattr(args, option)]
         if len(chosen) != 1 or not args.wav:
             parser.error("give --wav and exactly one of --speaker, --target or --enrol")
         if args.enrol:
-            target, name = flow.enrol(args.enrol, factor), "enrolled"
+            target, name = factorizer.enrol(args.enrol, factor), "enrolled"
         else:
             target = name = args.speaker or args.target
-            flow.class_index(factor, target)  # unknown class: a clear error before any work
+            factorizer.class_index(factor, target)  # unknown class: a clear error before any work
         if args.source is not None:
-            flow.class_index(factor, args.source)
-        wav = flow.read_wav(args.wav)
-        converted = convert(flow, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations)
+            factorizer.class_index(factor, args.source)
+        wav = factorizer.read_wav(args.wav)
+        converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping
             converted = converted / peak
-        soundfile.write(str(out), converted.cpu().numpy(), flow.hparams.sample_rate)
-        print(f"{out} ({len(converted) / flow.hparams.sample_rate:.2f} s, {flow.hparams.sample_rate} Hz, "
+        soundfile.write(str(out), converted.cpu().numpy(), factorizer.hparams.sample_rate)
+        print(f"{out} ({len(converted) / factorizer.hparams.sample_rate:.2f} s, {factorizer.hparams.sample_rate} Hz, "
               f"{factor} -> {name}, {args.method})")
         return 0
     except (FileNotFoundError, InferenceInputError, ValueError) as error:

@@ -1,7 +1,14 @@
-"""Shared helpers for the test suite."""
+"""Shared fixtures and helpers for the test suite."""
+
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
+
+from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
+from speechbrain_fdnf.data.timit import prepare_timit
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +22,29 @@ def perturb(module, scale=0.3):
         for param in module.parameters():
             param.add_(torch.randn_like(param) * scale)
     return module
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """The small embedded corpus (synthesized once per session; copy it before changing it)."""
+    root = tmp_path_factory.mktemp("corpus") / "timit"
+    synthesize_corpus(root, CorpusOptions.small())
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared(corpus, tmp_path_factory):
+    save = tmp_path_factory.mktemp("prep")
+    outputs = prepare_timit(corpus, save)
+    return save, {split: json.loads(Path(path).read_text()) for split, path in outputs.items()}
+
+
+@pytest.fixture()
+def corpus_copy(corpus, tmp_path):
+    copy = tmp_path / "timit"
+    shutil.copytree(corpus, copy)
+    return copy
+
+
+def first_utterance(root):
+    return sorted((root / "TRAIN").glob("DR*/*/SX*.WAV"))[0]

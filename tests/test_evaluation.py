@@ -9,10 +9,12 @@ import pytest
 import torch
 from conftest import perturb
 
+from speechbrain.processing.features import InputNormalization
+
 from speechbrain_fdnf.data.frames import FrameSet
+from speechbrain_fdnf.engine import FeatureFlow
 from speechbrain_fdnf.evaluation import FeatureProbe, draw_targets, posterior_table
 from speechbrain_fdnf.lobes import VAE, DiscriminativeFlow, FactorialGaussianPrior, RealNVP
-from speechbrain_fdnf.manipulation import FactorManipulator
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 6
@@ -32,48 +34,72 @@ def make_frames(n=600, seed=0):
     return FrameSet(cache)
 
 
-def make_manipulator(name):
+def fixed_normalization(mean, std):
+    normalize = InputNormalization(norm_type="global")
+    normalize.glob_mean, normalize.glob_std = torch.full((DIM,), mean), torch.full((DIM,), std)
+    return normalize
+
+
+def make_engine(name):
     factors, residual = FACTORS[name]
     prior = FactorialGaussianPrior(factors, residual_dim=residual, mean_init="random")
     model = perturb(DiscriminativeFlow(RealNVP(DIM, num_blocks=3, hidden_size=16), prior), 0.05).eval()
-    manipulator = FactorManipulator(model, torch.full((DIM,), 0.5), torch.full((DIM,), 2.0))
+    engine = FeatureFlow(model, fixed_normalization(0.5, 2.0))
     frames = make_frames().all()
     for factor, count in (("phone", 4), ("speaker", 3)):
-        if not manipulator.has_prior_means(factor):
-            manipulator.fit_empirical_means(factor, frames.feats, frames.labels[factor], count)
-    return manipulator
+        if not engine.has_prior_means(factor):
+            engine.fit_class_means(factor, frames.feats, frames.labels[factor], count)
+    return engine
+
+
+def separable_frames(n=2000, seed=0):
+    """Phone in the first half of the dimensions, speaker in the second: probes can read both."""
+    gen = torch.Generator().manual_seed(seed)
+    phone, speaker = torch.randint(4, (n,), generator=gen), torch.randint(3, (n,), generator=gen)
+    feats = torch.randn(n, DIM, generator=gen) * 0.5
+    feats[:, : DIM // 2] += phone[:, None] * 2.0
+    feats[:, DIM // 2 :] += speaker[:, None] * 2.0
+    return FrameSet({"feats": feats, "utterance": torch.arange(n) // 50, "labels": {"phone": phone, "speaker": speaker}})
+
+
+def trained_probes(frames):
+    batch = frames.all()
+    return {
+        "phone": FeatureProbe(DIM, 4, hidden_size=16).fit(batch.feats, batch.labels["phone"], epochs=20, batch_size=64, lr=3e-3),
+        "speaker": FeatureProbe(DIM, 3, hidden_size=16).fit(batch.feats, batch.labels["speaker"], epochs=20, batch_size=64, lr=3e-3),
+    }
 
 
 @pytest.mark.parametrize("name", FACTORS)
 @pytest.mark.parametrize("factor", ["phone", "speaker"])
 def test_manipulating_to_the_same_class_is_the_identity(name, factor):
-    manipulator = make_manipulator(name)
+    engine = make_engine(name)
     batch = make_frames(seed=1).all()
-    same = manipulator.manipulate(batch.feats, factor, batch.labels[factor], batch.labels[factor])
+    same = engine.manipulate(batch.feats, factor, source=batch.labels[factor], target=batch.labels[factor])
     assert (same - batch.feats).abs().max().item() < 1e-4
 
 
 def test_vae_manipulation_uses_encoder_means_and_decoder_mean():
     vae = perturb(VAE(DIM, hidden_size=16), 0.1).eval()
-    manipulator = FactorManipulator(vae, torch.zeros(DIM), torch.ones(DIM))
+    engine = FeatureFlow(vae, fixed_normalization(0.0, 1.0))
     frames = make_frames().all()
-    manipulator.fit_empirical_means("phone", frames.feats, frames.labels["phone"], 4)
-    means = manipulator.class_means("phone")
+    engine.fit_class_means("phone", frames.feats, frames.labels["phone"], 4)
+    means = engine.class_means("phone")
     codes = vae.encode(frames.feats)[0]
     assert torch.allclose(means[2], codes[frames.labels["phone"] == 2].mean(0), atol=1e-5)
-    moved = manipulator.manipulate(frames.feats[:3], "phone", torch.tensor([0, 1, 2]), torch.tensor([1, 1, 3]))
+    moved = engine.manipulate(frames.feats[:3], "phone", source=torch.tensor([0, 1, 2]), target=torch.tensor([1, 1, 3]))
     expected = vae.decode(codes[:3] + means[torch.tensor([1, 1, 3])] - means[torch.tensor([0, 1, 2])])
     assert torch.allclose(moved, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("factor,other", [("phone", "speaker"), ("speaker", "phone")])
 def test_fdnf_manipulation_leaves_the_other_subspaces_untouched(factor, other):
-    manipulator = make_manipulator("fdnf")
-    prior = manipulator.model.prior
+    engine = make_engine("fdnf")
+    prior = engine.prior
     batch = make_frames(seed=2).all()
     new = (batch.labels[factor] + 1) % prior.num_classes[factor]
-    moved = manipulator.manipulate(batch.feats, factor, batch.labels[factor], new)
-    z, z_moved = manipulator.encode(batch.feats), manipulator.encode(moved)
+    moved = engine.manipulate(batch.feats, factor, source=batch.labels[factor], target=new)
+    z, z_moved = engine.encode(batch.feats), engine.encode(moved)
     for untouched in (other, "residual"):
         assert (prior.subspace(z_moved, untouched) - prior.subspace(z, untouched)).abs().max().item() < 1e-4
     shift = prior.subspace(z_moved, factor) - prior.subspace(z, factor)
@@ -90,21 +116,48 @@ def test_targets_are_other_classes_among_the_candidates():
     assert set(targets[current == 0].tolist()) == {2, 5, 7}  # uniform over the others: all reached
 
 
-def test_posterior_table_columns_are_probabilities_and_deltas_differences():
-    frames = make_frames()
-    batch = frames.all()
-    probes = {
-        "phone": FeatureProbe(DIM, 4, hidden_size=16).fit(batch.feats, batch.labels["phone"], epochs=3),
-        "speaker": FeatureProbe(DIM, 3, hidden_size=16).fit(batch.feats, batch.labels["speaker"], epochs=3),
-    }
-    manipulator = make_manipulator("fdnf")
-    for target, other in (("phone", "speaker"), ("speaker", "phone")):
-        row = posterior_table(manipulator, probes, frames, target, other, range(probes[target].net[-1].out_features), 200)
+class Identity:
+    """Leaves every frame as it is."""
+
+    def manipulate(self, feats, factor, source, target):
+        return feats
+
+
+class RealFrameOfTheTarget:
+    """Replaces each frame by a real frame of its target class, keeping the other label: a perfect manipulation."""
+
+    def __init__(self, frames, other):
+        self.batch, self.other = frames.all(), other
+
+    def manipulate(self, feats, factor, source, target):
+        rows = []
+        for frame, new in zip(feats, target.tolist()):
+            kept = self.batch.labels[self.other][(self.batch.feats == frame).all(-1)][0]
+            pool = (self.batch.labels[factor] == new) & (self.batch.labels[self.other] == kept)
+            rows.append(torch.nonzero(pool).flatten()[0])
+        return self.batch.feats[torch.stack(rows)]
+
+
+@pytest.mark.parametrize("target,other", [("phone", "speaker"), ("speaker", "phone")])
+def test_posterior_table_scores_no_manipulation_zero_and_a_perfect_one_near_the_probe(target, other):
+    frames = separable_frames()
+    probes = trained_probes(frames)
+    candidates = range(probes[target].net[-1].out_features)
+    unchanged = posterior_table(Identity(), probes, frames, target, other, candidates, 200)
+    assert unchanged["delta_target"] == 0.0 and unchanged["delta_other"] == 0.0
+    assert unchanged["p_target_x_prime"] == unchanged["p_target_x"] and unchanged["frames"] == 200
+    for row in (unchanged, posterior_table(make_engine("fdnf"), probes, frames, target, other, candidates, 200)):
         for key in ("p_target_x", "p_target_x_prime", "p_other_x", "p_other_x_prime"):
             assert 0.0 <= row[key] <= 1.0
         assert row["delta_target"] == pytest.approx(row["p_target_x_prime"] - row["p_target_x"])
         assert row["delta_other"] == pytest.approx(row["p_other_x_prime"] - row["p_other_x"])
-        assert row["frames"] == 200
+    perfect = posterior_table(RealFrameOfTheTarget(frames, other), probes, frames, target, other, candidates, 200)
+    batch = frames.all()
+    accuracy = probes[target].accuracy(batch.feats, batch.labels[target])
+    # real frames of the target class: p(target | x') rises to about what the probe gives real frames of a class
+    assert perfect["delta_target"] > 0.2 and perfect["p_target_x_prime"] > perfect["p_target_x"] + 0.2
+    assert accuracy > 0.9 and abs(perfect["p_target_x_prime"] - accuracy) < 0.15
+    assert abs(perfect["delta_other"]) < 0.1  # the kept label was kept
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import soundfile
 import torch
 
 from speechbrain_fdnf.convert import main as convert_main
-from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError
+from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError, SpeechFactorizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--embedded_corpus_small=True", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256",
@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def flow(trained):
-    return FactorialFlow.from_hparams(source=trained[0])
+    return SpeechFactorizer.from_hparams(source=trained[0])
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_the_recipe_exports_a_self_contained_folder(trained, flow):
     # the folder still loads after a move: nothing in it points back to the training run
     moved = trained[0].parent / "moved"
     shutil.copytree(trained[0], moved)
-    again = FactorialFlow.from_hparams(source=moved)
+    again = SpeechFactorizer.from_hparams(source=moved)
     feats = torch.randn(5, 40) * 5
     torch.testing.assert_close(again.encode(feats)["z"], flow.encode(feats)["z"])
 
@@ -99,9 +99,17 @@ def test_log_likelihood_marginalises_over_classes(flow, utterance):
     assert torch.isfinite(marginal).all() and marginal.shape == (40,)
 
 
-def test_class_posterior_sums_to_one(flow, utterance):
-    posterior = flow.class_posterior(utterance[0], "phone")
-    torch.testing.assert_close(posterior.sum(-1), torch.ones(len(posterior)))
+def test_the_class_posterior_at_a_class_mean_picks_that_class(flow, utterance):
+    codes = flow.encode(utterance[0])
+    for factor in ("phone", "speaker"):
+        count = len(flow.labels(factor))
+        classes = torch.arange(len(codes["z"])) % count
+        z = codes["z"].clone()
+        z[:, flow.model.prior.slices[factor]] = flow.model.prior.means(factor)[classes]
+        posterior = flow.class_posterior(flow.decode(z), factor)
+        assert posterior.shape == (len(z), count)
+        assert torch.equal(posterior.argmax(-1), classes)
+    assert FactorialFlow is SpeechFactorizer  # the name before 0.2 still works
 
 
 def test_convert_command_writes_a_wav_next_to_the_original(flow, trained, utterance, tmp_path):
@@ -156,7 +164,7 @@ def test_bad_arguments_give_clear_errors(flow, trained, utterance, tmp_path, cap
     with pytest.raises(ValueError, match="no 'gender' factor"):
         flow.factor_embedding(wav, "gender")
     with pytest.raises(FileNotFoundError, match="not an exported model"):
-        FactorialFlow.from_hparams(source=tmp_path)
+        SpeechFactorizer.from_hparams(source=tmp_path)
 
 
 def test_a_checkpoint_that_does_not_match_is_refused(trained, tmp_path):
@@ -166,13 +174,13 @@ def test_a_checkpoint_that_does_not_match_is_refused(trained, tmp_path):
     state.pop(next(iter(state)))
     torch.save(state, broken / "model.ckpt")
     with pytest.raises(RuntimeError, match="model.ckpt does not match"):
-        FactorialFlow.from_hparams(source=broken)
+        SpeechFactorizer.from_hparams(source=broken)
 
 
 def test_trained_model_inverts_every_real_frame_to_1e_4(flow, trained):
     entries = json.loads((trained[1] / "heldout.json").read_text()).values()
     feats = torch.cat([flow.features(entry["wav"]) for entry in entries])
-    x = flow._normalize(feats)  # the flow's own input space (float32)
+    x = flow.engine.normalized(feats)  # the flow's own input space (float32)
     with torch.no_grad():
         error = (flow.model.decode(flow.model.encode(x)[0]) - x).abs().max().item()
     assert len(x) > 1000 and error <= 1e-4

@@ -21,7 +21,7 @@ def test_flow_log_prob_is_prior_plus_log_det_and_objective_is_per_dimension():
     assert torch.allclose(model.objective(x), -expected / 4, atol=1e-6)
 
 
-def test_flow_density_integrates_like_a_density_in_1d_marginal_check():
+def test_an_actnorm_flow_of_a_standard_normal_has_the_exact_gaussian_density():
     # An affine flow of a standard normal: log p(x) must be the exact Gaussian density.
     flow = RealNVP(2, num_blocks=1, hidden_size=4, mixing="none")
     with torch.no_grad():

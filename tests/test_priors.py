@@ -53,24 +53,35 @@ def test_nf_dnf_and_fdnf_are_configurations_of_one_class():
     assert dnf.slices["residual"] == slice(4, 4)
 
 
-def test_a_factor_mean_never_touches_another_subspace():
+def test_the_class_posterior_at_a_class_mean_picks_that_class():
     prior = make_prior()
     opt = torch.optim.SGD(prior.parameters(), lr=0.5)
-    for _ in range(3):
+    for _ in range(3):  # trained means, not the initial draw
         z = torch.randn(32, 7) * 3
         labels = {"phone": torch.randint(6, (32,)), "speaker": torch.randint(4, (32,))}
         loss = -prior.log_prob(z, labels).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    phone_full = prior.full_means("phone")
-    speaker_full = prior.full_means("speaker")
-    assert phone_full[:, 3:].abs().max() == 0 and speaker_full[:, :3].abs().max() == 0
-    assert speaker_full[:, 5:].abs().max() == 0
-    # shifting one factor's class leaves the log-density of the other subspaces unchanged
-    z = torch.randn(5, 7)
-    shifted = z + phone_full[2] - phone_full[1]
-    assert torch.equal(shifted[:, 3:], z[:, 3:])
+    for factor, count in (("phone", 6), ("speaker", 4)):
+        noise = torch.randn(count, 7) * 5  # the other subspaces do not matter
+        where = prior.slices[factor]
+        at_means = noise.clone()
+        at_means[:, where] = prior.means(factor).detach()
+        posterior = prior.class_posterior(at_means, factor)
+        assert torch.equal(posterior.argmax(-1), torch.arange(count))
+        torch.testing.assert_close(posterior, prior.class_posterior(at_means + noise * (1 - _mask(where)), factor))
+    # pooled: one class for a whole sequence, the one most frames are nearest to
+    frames = torch.zeros(5, 7)
+    frames[:, :3] = prior.means("phone").detach()[torch.tensor([2, 2, 2, 4, 1])]
+    assert prior.most_likely_class(frames, "phone").tolist() == [2, 2, 2, 4, 1]
+    assert prior.most_likely_class(frames, "phone", pooled=True).tolist() == [2] * 5
+
+
+def _mask(where, dim=7):
+    mask = torch.zeros(dim)
+    mask[where] = 1
+    return mask
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The training recipe end to end on the tiny generated corpus, resume included, and every hparams file."""
 
+import json
 import math
 import re
 import subprocess
@@ -10,7 +11,8 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_fdnf.experiment import load_hparams
+from speechbrain_fdnf.brain import read_nll
+from speechbrain_fdnf.recipe_utils import load_hparams
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("fdnf", "nf", "dnf_phone", "dnf_speaker", "vae")
@@ -51,6 +53,9 @@ def test_recipe_trains_logs_checkpoints_and_resumes(model, tmp_path):
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     test_lines = [line for line in log.read_text().splitlines() if "nll_nats_per_dim" in line]
     assert any("split: heldout" in line for line in test_lines) and any("split: test" in line for line in test_lines)
+    nll = read_nll(folder / "nll.json")  # what the evaluation reads
+    assert set(nll) == {"heldout", "test"} and all(math.isfinite(v) for v in nll.values())
+    assert json.loads((folder / "nll.json").read_text())["epoch"] == 3
 
     # the same command again trains nothing more
     third = run_recipe(model, tmp_path, "--number_of_epochs=3")

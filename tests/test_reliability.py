@@ -179,5 +179,5 @@ def test_extreme_but_finite_frames_train_without_nan(tmp_path):
     losses = [float(v) for v in re.findall(r"valid loss: (\S+)", (tmp_path / "log.txt").read_text())]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     with torch.no_grad():  # and the model still inverts the (normalised) frames it was trained on
-        x = brain.normalized(feats[:512])
+        x = brain.engine.normalized(feats[:512])
         assert (model.decode(model.encode(x)[0]) - x).abs().max() < 1e-3 * max(1.0, x.abs().max().item())

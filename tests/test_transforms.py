@@ -142,7 +142,7 @@ def test_lu_linear_log_det_is_sum_of_log_s_after_training_steps():
     assert abs(torch.linalg.slogdet(w).logabsdet.item() - mix.log_s.sum().item()) < 1e-4
 
 
-def test_flows_can_be_compiled_into_a_state_dict_and_restored_exactly():
+def test_a_flow_restored_from_its_state_dict_computes_exactly_the_same():
     flow = perturb(RealNVP(DIM, num_blocks=3, hidden_size=8, mixing="permute"))
     torch.manual_seed(123)  # a different permutation draw for the copy
     copy = RealNVP(DIM, num_blocks=3, hidden_size=8, mixing="permute")

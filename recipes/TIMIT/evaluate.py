@@ -1,26 +1,93 @@
 #!/usr/bin/env python3
-"""Evaluates the five trained models: manipulation tables, leakage probes, NLL, t-SNE.
+"""Evaluates trained models: manipulation tables, leakage probes, NLL, t-SNE, over seeds.
 
 Usage::
 
     python recipes/TIMIT/evaluate.py hparams/evaluate.yaml [--seeds=[1,2,3]] [--output_root=results]
 
-Writes ``results.md``, ``results.json`` and ``tsne.png`` into ``eval_folder``
-and prints the markdown report.
+A (model, seed) whose training run has not finished (no test NLL in its
+``nll.json``, or no exported inference folder) is trained first through
+``train_fdnf.py`` beside this script. Every model is then loaded from its
+inference folder, as a user would load it. Writes ``results.md``,
+``results.json`` and ``tsne.png`` into ``eval_folder`` and prints the report.
 """
 
+import json
 import logging
+import subprocess
 import sys
+from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_fdnf.report import run
+from speechbrain_fdnf.brain import read_nll
+from speechbrain_fdnf.evaluation import aggregate, evaluate_models, markdown, table_pairs, tsne_grid
+from speechbrain_fdnf.recipe_utils import load_hparams, prepare_data
 
-if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+logger = logging.getLogger(__name__)
+TRAIN_RECIPE = Path(__file__).resolve().with_name("train_fdnf.py")
+
+
+def model_entries(config, seed):
+    """``{display name: (hparams file, overrides)}`` from ``config["models"]``.
+
+    An entry is a yaml path, or ``{hparams: path, overrides: {...}}`` for a
+    variant (give it its own ``experiment_name`` so it trains into its own folder).
+    """
+    base = {"output_root": config["output_root"], "seed": seed, **(config.get("data_overrides") or {})}
+    entries = {}
+    for name, entry in config["models"].items():
+        if isinstance(entry, dict):
+            entries[name] = (entry["hparams"], {**base, **(entry.get("overrides") or {})})
+        else:
+            entries[name] = (entry, dict(base))
+    return entries
+
+
+def train_if_missing(hparams, hparams_file, overrides, train_overrides):
+    """Trains a (model, seed) through the training recipe unless its run has finished."""
+    if "test" in read_nll(hparams["nll_file"]) and Path(hparams["inference_folder"], "hyperparams.yaml").exists():
+        return
+    args = [f"--{key}={value}" for key, value in {**train_overrides, **overrides}.items()]
+    logger.info("Training %s (seed %s) first", hparams_file, overrides.get("seed"))
+    subprocess.run([sys.executable, str(TRAIN_RECIPE), str(hparams_file), *args], check=True)
+
+
+def evaluate_seed(config, seed):
+    """Trains what is missing, then evaluates every model of ``config["models"]`` for ``seed``."""
+    runs = {}
+    for display, (hparams_file, overrides) in model_entries(config, seed).items():
+        hparams = load_hparams(hparams_file, overrides)
+        if config.get("train_missing", True):
+            train_if_missing(hparams, hparams_file, overrides, config.get("train_overrides") or {})
+        runs[display] = hparams
+    encoders, frames = prepare_data(next(iter(runs.values())))
+    models = {display: (hparams["inference_folder"], hparams["nll_file"]) for display, hparams in runs.items()}
+    return evaluate_models(models, encoders, frames, config, seed)
+
+
+def main(argv):
+    """Evaluates every seed, writes ``results.json``, ``results.md`` and the t-SNE PNG; returns the markdown."""
+    hparams_file, _, overrides = sb.parse_arguments(argv)
     with open(hparams_file) as handle:
         config = load_hyperpyyaml(handle, overrides)
+    out = Path(config["eval_folder"])
+    out.mkdir(parents=True, exist_ok=True)
+    per_seed, seeds = [], list(config["seeds"])
+    for index, seed in enumerate(seeds):
+        result, figure_data = evaluate_seed(config, seed)
+        per_seed.append(result)
+        if index == 0:
+            tsne_grid(**figure_data, path=out / "tsne.png", seed=seed)
+    summary = aggregate(per_seed)
+    (out / "results.json").write_text(json.dumps({"seeds": seeds, "per_seed": per_seed, "summary": summary}, indent=1))
+    text = markdown(summary, seeds, out / "tsne.png", table_pairs(config))
+    (out / "results.md").write_text(text)
+    print(text)
+    print(f"\nReport: {out}/results.md, figure: {out}/tsne.png")
+
+
+if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(name)s - %(message)s")
-    print(run(config))
-    print(f"\nReport: {config['eval_folder']}/results.md, figure: {config['eval_folder']}/tsne.png")
+    main(sys.argv[1:])

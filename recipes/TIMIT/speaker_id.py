@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reuse example: speaker identification with ``FactorialFlow.factor_embedding``.
+"""Reuse example: speaker identification with ``SpeechFactorizer.factor_embedding``.
 
 Loads a trained f-DNF through the inference interface (as any other recipe
 would), turns every utterance into an utterance-level speaker vector (the
@@ -22,7 +22,7 @@ from hyperpyyaml import load_hyperpyyaml
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from speechbrain_fdnf.inference import FactorialFlow
+from speechbrain_fdnf.inference import SpeechFactorizer
 
 
 def utterance_vectors(flow, entries, factor, segment_frames=None):
@@ -56,7 +56,7 @@ if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     with open(hparams_file) as handle:
         hparams = load_hyperpyyaml(handle, overrides)
-    flow = FactorialFlow.from_hparams(source=hparams["model_folder"], run_opts=run_opts)
+    flow = SpeechFactorizer.from_hparams(source=hparams["model_folder"], run_opts=run_opts)
     enrol, enrol_speakers = utterance_vectors(flow, load_entries(hparams["prep_folder"], hparams["enrol_splits"]),
                                               hparams["factor"])
     test_entries = load_entries(hparams["prep_folder"], hparams["test_splits"])

@@ -10,8 +10,9 @@ Usage::
 Without ``--data_folder`` the embedded eSpeak NG corpus is synthesized on first
 use and reused afterwards. Everything else is in the yaml. A killed run
 resumes from its last checkpoint when the same command is run again. At the
-end the run writes ``<output_folder>/inference`` for
-``speechbrain_fdnf.inference.FactorialFlow.from_hparams``.
+end the run records the NLL of the held-out and test splits in ``nll_file``
+and writes ``inference_folder`` for
+``speechbrain_fdnf.inference.SpeechFactorizer.from_hparams``.
 """
 
 import sys
@@ -21,9 +22,8 @@ import speechbrain as sb
 from speechbrain.utils.distributed import ddp_init_group, run_on_main
 
 from speechbrain_fdnf.brain import FlowBrain
-from speechbrain_fdnf.experiment import (FEATURE_KEYS, configure_model, load_hparams, prepare_data,
-                                         route_overrides, run_cleanly)
-from speechbrain_fdnf.inference import FactorialFlow
+from speechbrain_fdnf.export import export_model
+from speechbrain_fdnf.recipe_utils import configure_model, load_hparams, prepare_data, route_overrides, run_cleanly
 
 
 def main(argv):
@@ -59,13 +59,9 @@ def main(argv):
     for split in ("heldout", "test"):
         brain.evaluate_split(split, frames[split], **hparams["eval_loader_kwargs"])
 
-    # The folder other recipes load with FactorialFlow.from_hparams(source=...).
-    folder = Path(hparams["output_folder"])
-    run_on_main(FactorialFlow.export, kwargs=dict(
-        folder=folder / "inference", model=model, normalize=hparams["normalize"], encoders=encoders,
-        features={key: hparams[key] for key in FEATURE_KEYS},
-        model_yaml=FactorialFlow.model_yaml(folder / "hyperparams.yaml", model),
-    ))
+    # The folder other recipes load with SpeechFactorizer.from_hparams(source=...).
+    run_on_main(export_model, args=[hparams["inference_folder"], model, hparams["normalize"], encoders,
+                                    Path(hparams["output_folder"]) / "hyperparams.yaml"])
     return brain
 
 

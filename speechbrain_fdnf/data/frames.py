@@ -25,10 +25,9 @@ import torch
 from speechbrain.dataio.dataio import read_audio
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
-from speechbrain.lobes.features import Fbank
 from speechbrain.utils.data_pipeline import provides, takes
 
-from speechbrain_fdnf.data.phones import SILENCE, TIMIT39
+from speechbrain_fdnf.data.phones import TIMIT39
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +96,31 @@ def _options_digest(json_path, options):
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
+def feature_settings(compute_features):
+    """The settings of a SpeechBrain ``Fbank`` that change its output (they key the frame caches).
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> settings = feature_settings(Fbank(n_mels=40))
+    >>> settings["n_mels"], settings["sample_rate"], settings["hop_length"]
+    (40, 16000, 160)
+    """
+    stft, mel = compute_features.compute_STFT, compute_features.compute_fbanks
+    return {
+        "sample_rate": stft.sample_rate, "n_fft": stft.n_fft, "win_length": stft.win_length,
+        "hop_length": stft.hop_length, "window_sum": round(float(stft.window.sum()), 6), "n_mels": mel.n_mels,
+        "f_min": mel.f_min, "f_max": mel.f_max, "filter_shape": mel.filter_shape, "log_mel": mel.log_mel,
+        "top_db": mel.top_db,
+        "deltas": compute_features.deltas, "context": compute_features.context,
+    }
+
+
 def featurize(
     json_path,
     cache_path,
     encoders,
-    n_mels=40,
-    win_length=25,
-    hop_length=10,
-    sample_rate=16000,
+    compute_features,
     allow_unknown=(),
     on_nonfinite="raise",
 ):
@@ -118,8 +134,9 @@ def featurize(
         The ``.pt`` cache; reused when it was made from the same file and options.
     encoders : dict
         From :func:`build_encoders`.
-    n_mels, win_length, hop_length, sample_rate
-        Filterbank settings (milliseconds for the window and hop).
+    compute_features : speechbrain.lobes.features.Fbank
+        The feature extractor (the yaml's ``compute_features``); its settings
+        are part of the cache key.
     allow_unknown : tuple of str
         Label sets whose unseen values become ``-1`` (e.g. ``("speaker",)`` for
         TIMIT's test speakers, scored with the speaker marginalised). Any other
@@ -135,7 +152,7 @@ def featurize(
         ``utterance`` (frame -> utterance index), ``utterances`` (ids) and
         ``stats`` (counts).
     """
-    options = dict(n_mels=n_mels, win_length=win_length, hop_length=hop_length, sample_rate=sample_rate,
+    options = dict(features=feature_settings(compute_features),
                    allow_unknown=sorted(allow_unknown), on_nonfinite=on_nonfinite,
                    encoders={k: sorted(e.lab2ind.items()) for k, e in encoders.items()})
     digest = _options_digest(json_path, options)
@@ -144,8 +161,7 @@ def featurize(
         cached = torch.load(cache_path, weights_only=False)
         if cached.get("digest") == digest:
             return cached
-    fbank = Fbank(n_mels=n_mels, sample_rate=sample_rate, win_length=win_length, hop_length=hop_length)
-    hop_samples = int(round(sample_rate * hop_length / 1000))
+    hop_samples = compute_features.compute_STFT.hop_length
     dataset = DynamicItemDataset.from_json(str(json_path))
 
     @takes("wav")
@@ -163,7 +179,7 @@ def featurize(
             sig = item["sig"]
             if sig.dim() != 1:
                 raise FrameDataError(f"utterance {item['id']}: expected mono audio, got shape {tuple(sig.shape)}")
-            utt_feats = fbank(sig[None])[0]
+            utt_feats = compute_features(sig[None])[0]
             if not torch.isfinite(utt_feats).all():
                 if on_nonfinite == "skip":
                     logger.warning("Skipping utterance %s: non-finite features", item["id"])
@@ -235,6 +251,32 @@ class FrameBatch:
         return self.feats.shape[0]
 
 
+def splice(feats, context, rows=None, first=None, last=None):
+    """Frames with their ``context`` neighbours on each side: ``(n, dim * (2 context + 1))``.
+
+    Neighbours past an utterance's edge repeat its edge frame. Without
+    ``rows`` the frames are one utterance and every frame is returned;
+    otherwise ``rows`` picks frames of a concatenation of utterances and
+    ``first``/``last`` give the row bounds of each picked frame's utterance.
+
+    Example
+    -------
+    >>> splice(torch.arange(3.)[:, None], 1)
+    tensor([[0., 0., 1.],
+            [0., 1., 2.],
+            [1., 2., 2.]])
+    """
+    if rows is None:
+        rows = torch.arange(len(feats), device=feats.device)
+        first, last = torch.zeros((), dtype=torch.long, device=feats.device), torch.tensor(len(feats) - 1, device=feats.device)
+    if not context:
+        return feats[rows]
+    offsets = torch.arange(-context, context + 1, device=rows.device)
+    first, last = (bound[..., None] if bound.dim() else bound for bound in (first, last))
+    neighbours = (rows[:, None] + offsets).clamp(first, last)
+    return feats[neighbours].flatten(1)
+
+
 def _identity_collate(batch):
     return batch
 
@@ -242,9 +284,9 @@ def _identity_collate(batch):
 class FrameSet(torch.utils.data.Dataset):
     """Frames from a :func:`featurize` cache, served in batches.
 
-    ``__getitems__`` builds a whole :class:`FrameBatch` at once (one gather,
-    no per-frame Python), so a ``DataLoader`` with ``collate_fn=FrameSet.collate``
-    keeps up with large batches.
+    :meth:`batch` builds a whole :class:`FrameBatch` at once (one gather, no
+    per-frame Python); a ``DataLoader`` with ``collate_fn=FrameSet.collate``
+    uses it through ``__getitems__`` and keeps up with large batches.
 
     Arguments
     ---------
@@ -265,7 +307,7 @@ class FrameSet(torch.utils.data.Dataset):
     >>> frames = FrameSet(cache, context=1, exclude_silence=True, silence_index=0)
     >>> len(frames), frames.dim
     (4, 6)
-    >>> frames.__getitems__([0]).feats  # frame 1 of utterance 0 with its neighbours
+    >>> frames.batch([0]).feats  # frame 1 of utterance 0 with its neighbours
     tensor([[0., 1., 2., 3., 4., 5.]])
     """
 
@@ -299,25 +341,28 @@ class FrameSet(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.rows)
 
-    def __getitem__(self, index):
-        return self.__getitems__([index])
-
-    def __getitems__(self, indices):
+    def batch(self, indices):
+        """The frames ``indices`` (positions in this set) as one :class:`FrameBatch`."""
         indices = torch.as_tensor(indices, dtype=torch.long)
         rows = self.rows[indices]
         if self.context:
-            offsets = torch.arange(-self.context, self.context + 1)
-            neighbours = (rows[:, None] + offsets).clamp(self._first[indices, None], self._last[indices, None])
-            feats = self.feats[neighbours].flatten(1)
+            feats = splice(self.feats, self.context, rows, self._first[indices], self._last[indices])
         else:
             feats = self.feats[rows]
         return FrameBatch(feats, {name: values[indices] for name, values in self.labels.items()})
 
+    def __getitem__(self, index):
+        return self.batch([index])
+
+    def __getitems__(self, indices):
+        # A DataLoader calls this with a whole batch of indices: one gather, no per-frame Python.
+        return self.batch(indices)
+
     def all(self):
         """Every frame as one :class:`FrameBatch`."""
-        return self.__getitems__(torch.arange(len(self)))
+        return self.batch(torch.arange(len(self)))
 
     def batches(self, batch_size):
         """Consecutive :class:`FrameBatch` es of at most ``batch_size`` frames, in order."""
         for start in range(0, len(self), batch_size):
-            yield self.__getitems__(torch.arange(start, min(start + batch_size, len(self))))
+            yield self.batch(torch.arange(start, min(start + batch_size, len(self))))

@@ -28,9 +28,9 @@ import re
 import tempfile
 from pathlib import Path
 
-import soundfile
-
-from speechbrain_fdnf.data.phones import FOLD_61_TO_39, TIMIT61
+from speechbrain_fdnf.data import audio
+from speechbrain_fdnf.data.audio import shown
+from speechbrain_fdnf.data.phones import FOLD_61_TO_39
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ class TimitError(ValueError):
     """A problem with a corpus file; the message names the file."""
 
 
+def is_directory(path):
+    """``path.is_dir()``; a path the OS cannot even look up (e.g. too long) is a :class:`TimitError`."""
+    return audio.is_directory(path, error=TimitError)
+
+
 def _write_json_atomic(path, data):
     """Writes JSON through a temporary file and a rename: never a partial file."""
     path = Path(path)
@@ -63,28 +68,12 @@ def _write_json_atomic(path, data):
         raise
 
 
-def shown(path, limit=160):
-    """``path`` for an error message: very long names are cut (the length is given instead)."""
-    text = str(path)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit // 2]}...{text[-limit // 4:]} ({len(text.encode())}-byte path)"
-
-
 def _entries(folder):
     """The entries of ``folder``, sorted; an unreadable folder is a :class:`TimitError` naming it."""
     try:
         return sorted(folder.iterdir())
     except OSError as err:
         raise TimitError(f"{shown(folder)}: cannot be listed ({err.strerror or err})") from None
-
-
-def is_directory(path):
-    """``path.is_dir()``; a path the OS cannot even look up (e.g. too long) is a :class:`TimitError`."""
-    try:
-        return path.is_dir()
-    except OSError as err:  # e.g. a name longer than the file system allows
-        raise TimitError(f"{shown(path)}: {err.strerror or err}") from None
 
 
 def _child(folder, name):
@@ -157,7 +146,7 @@ def read_utterance(wav_path, sample_rate=16000):
         For a missing ``.PHN``, an unreadable or empty WAV, a WAV at another
         sample rate or with several channels, or a bad ``.PHN``.
     """
-    info = check_audio(wav_path, sample_rate)
+    info = audio.check_audio(wav_path, sample_rate, error=TimitError)
     phn = _sibling(wav_path, ".phn")
     if phn is None:
         raise TimitError(f"{wav_path}: no matching .PHN file")
@@ -177,52 +166,6 @@ def read_utterance(wav_path, sample_rate=16000):
         "phones39": [FOLD_61_TO_39[p] for _, _, p in segments],
         "text": text,
     }
-
-
-def check_audio(wav_path, sample_rate, error=TimitError):
-    """The ``soundfile`` info of a whole, mono, non-empty file at ``sample_rate``.
-
-    Anything else raises ``error`` (a class taking one message) naming the
-    file and the problem: missing, empty or unreadable file, truncated data,
-    another sample rate, several channels, no samples.
-    """
-    wav_path = Path(wav_path)
-    try:
-        if wav_path.stat().st_size == 0:
-            raise error(f"{wav_path}: empty file (0 bytes)")
-        info = soundfile.info(str(wav_path))
-    except error:
-        raise
-    except Exception as err:  # a missing file, and soundfile's own error types
-        raise error(f"{wav_path}: unreadable audio ({err})") from None
-    truncated = _truncation(wav_path, info)
-    if truncated:
-        raise error(f"{wav_path}: truncated audio ({truncated})")
-    if info.samplerate != sample_rate:
-        raise error(f"{wav_path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (resample it first)")
-    if info.channels != 1:
-        raise error(f"{wav_path}: {info.channels} channels, expected mono (downmix it first)")
-    if info.frames <= 0:
-        raise error(f"{wav_path}: empty audio")
-    return info
-
-
-def _truncation(wav_path, info):
-    """Why the audio file is shorter than its header says, or ``None``.
-
-    libsndfile reads what is there and notes a short RIFF ``data`` chunk in
-    its log; a NIST SPHERE header states ``sample_count``.
-    """
-    for line in info.extra_info.splitlines():
-        if line.startswith("data") and "should be" in line:
-            return f"its header promises more than the file holds: {line.strip()}"
-    with open(wav_path, "rb") as handle:
-        header = handle.read(1024)
-    if header.startswith(b"NIST_1A"):
-        match = re.search(rb"sample_count -i (\d+)", header)
-        if match and int(match.group(1)) > info.frames:
-            return f"header has {int(match.group(1))} samples, the file {info.frames}"
-    return None
 
 
 def _sibling(wav_path, suffix):

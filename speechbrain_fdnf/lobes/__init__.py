@@ -1,7 +1,7 @@
 """Building blocks: invertible transforms, flows, factor priors and the models."""
 
 from speechbrain_fdnf.lobes.flows import RealNVP, SequentialFlow
-from speechbrain_fdnf.lobes.models import VAE, DiscriminativeFlow
+from speechbrain_fdnf.lobes.models import VAE, DiscriminativeFlow, with_class_counts
 from speechbrain_fdnf.lobes.priors import FactorialGaussianPrior
 from speechbrain_fdnf.lobes.transforms import (
     ActNorm,
@@ -22,4 +22,5 @@ __all__ = [
     "RealNVP",
     "SequentialFlow",
     "VAE",
+    "with_class_counts",
 ]

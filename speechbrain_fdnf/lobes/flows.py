@@ -4,7 +4,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
-import torch
+import torch  # noqa: F401  (the doctests use it)
 from torch import nn
 
 from speechbrain_fdnf.lobes.transforms import (

@@ -83,6 +83,39 @@ class DiscriminativeFlow(nn.Module):
         return self.objective(x, labels)
 
 
+def with_class_counts(model, counts):
+    """``model`` with its prior given the number of classes of each of its factors.
+
+    A model is declared in yaml before the data says how many speakers there
+    are; the training recipe calls this with the counts of its label encoders,
+    and an exported model's yaml with the counts it recorded. A model without a
+    prior (the VAE) is returned unchanged.
+
+    Arguments
+    ---------
+    model : DiscriminativeFlow or VAE
+        The model.
+    counts : dict
+        Label set -> number of classes (label sets the prior lacks are ignored).
+
+    Example
+    -------
+    >>> from speechbrain_fdnf.lobes.flows import RealNVP
+    >>> from speechbrain_fdnf.lobes.priors import FactorialGaussianPrior
+    >>> model = DiscriminativeFlow(RealNVP(4, num_blocks=1, hidden_size=8),
+    ...                            FactorialGaussianPrior([{"name": "speaker", "dim": 2}], residual_dim=2))
+    >>> with_class_counts(model, {"speaker": 5, "phone": 39}).prior.means("speaker").shape
+    torch.Size([5, 2])
+    """
+    prior = getattr(model, "prior", None)
+    if prior is not None:
+        missing = [name for name in prior.factor_names if name not in counts]
+        if missing:
+            raise ValueError(f"factors {missing} have no labels in the data (available: {sorted(counts)})")
+        prior.set_num_classes({name: counts[name] for name in prior.factor_names})
+    return model
+
+
 class VAE(nn.Module):
     """Gaussian VAE baseline: ``q(z|x) = N(mu(x), diag sigma^2(x))``, ``p(x|z) = N(m(z), diag s^2(z))``.
 

@@ -245,6 +245,22 @@ class FactorialGaussianPrior(nn.Module):
             total = total + term + log_norm * z_f.shape[-1]
         return total
 
+    def class_posterior(self, z, factor):
+        """``p(class | z)`` of ``factor`` under this prior (uniform over classes): ``(..., num_classes)``.
+
+        Only the factor's own subspace matters, since the other subspaces'
+        densities do not depend on its class.
+        """
+        return torch.softmax(-0.5 * squared_distances(self.subspace(z, factor), self.means(factor)), dim=-1)
+
+    def most_likely_class(self, z, factor, pooled=False):
+        """The class of ``factor`` with the highest posterior, per frame, or with ``pooled`` one
+        class for all frames (the ``-2`` dimension) of each sequence, broadcast to every frame."""
+        log_posterior = self.class_posterior(z, factor).log()
+        if pooled:  # the frames are independent given the class: their log posteriors add up
+            log_posterior = log_posterior.sum(dim=-2, keepdim=True).expand_as(log_posterior)
+        return log_posterior.argmax(dim=-1)
+
     @torch.no_grad()
     def init_means_from_data(self, batches):
         """Sets each class mean to the mean latent code of that class's frames.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_fdnf.brain import unwrap
+from speechbrain_fdnf.engine import unwrap
 
 ROOT = Path(__file__).resolve().parents[2]
 

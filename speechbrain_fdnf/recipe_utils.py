@@ -1,4 +1,4 @@
-"""Recipe plumbing shared by the training and evaluation scripts.
+"""Recipe plumbing shared by the training, evaluation and reuse recipes.
 
 * :func:`load_hparams`: a model yaml holds its model and includes
   ``common.yaml`` under ``common``; this loads it, sends command-line
@@ -6,6 +6,7 @@
 * :func:`prepare_data`: embedded corpus (if no TIMIT is given), preparation,
   label encoders and frame caches, each done once on the main process.
 * :func:`configure_model`: gives the prior its class counts from the encoders.
+* :func:`run_cleanly`: a data or argument error is one line and exit code 2.
 
 Authors
  * speechbrain-fdnf developers
@@ -22,12 +23,12 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_fdnf.data.frames import FrameDataError, FrameSet, build_encoders, featurize
 from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
-from speechbrain_fdnf.data.timit import SPLITS, TimitError, is_directory, prepare_timit, shown
+from speechbrain_fdnf.data.audio import shown
+from speechbrain_fdnf.data.timit import SPLITS, TimitError, is_directory, prepare_timit
+from speechbrain_fdnf.lobes.models import with_class_counts
 
 logger = logging.getLogger(__name__)
 COMMON_KEY = "common"
-#: The feature settings an exported model records (see ``speechbrain_fdnf.inference``).
-FEATURE_KEYS = ("sample_rate", "n_mels", "win_length", "hop_length", "context", "input_dim")
 
 
 def route_overrides(path, overrides=None):
@@ -81,18 +82,6 @@ def load_hparams(path, overrides=None):
     return flat
 
 
-def saved_hparams(path, overrides=None):
-    """The configuration a training run saved (``<output_folder>/hyperparams.yaml``).
-
-    ``path`` and ``overrides`` name the run as they did for training (only
-    what locates it matters: ``output_root``, ``seed``, ``experiment_name``).
-    """
-    saved = Path(load_hparams(path, overrides)["output_folder"]) / "hyperparams.yaml"
-    if not saved.exists():
-        raise FileNotFoundError(f"{saved} does not exist: train the model first")
-    return load_hparams(saved)
-
-
 def corpus_folder(hparams):
     """The corpus to prepare: ``data_folder``, or the embedded corpus (built on first use)."""
     if hparams.get("data_folder"):
@@ -131,7 +120,7 @@ def prepare_data(hparams):
     run_on_main(prepare_timit, kwargs=kwargs)
     run_on_main(build_encoders, args=[prep / "train.json", prep])  # one writer for the encoder files
     encoders = build_encoders(prep / "train.json")
-    feature_kwargs = {key: hparams[key] for key in ("n_mels", "win_length", "hop_length", "sample_rate", "on_nonfinite")}
+    feature_kwargs = {"compute_features": hparams["compute_features"], "on_nonfinite": hparams["on_nonfinite"]}
 
     def featurize_split(split):
         # TIMIT's test speakers are new by design; elsewhere an unseen label is an
@@ -171,11 +160,5 @@ def run_cleanly(main, argv):
 
 
 def configure_model(model, encoders):
-    """Gives a flow's prior the number of classes of each of its factors."""
-    prior = getattr(model, "prior", None)
-    if prior is not None:
-        unknown = [name for name in prior.factor_names if name not in encoders]
-        if unknown:
-            raise ValueError(f"factors {unknown} have no labels in the data (available: {sorted(encoders)})")
-        prior.set_num_classes({name: len(encoders[name]) for name in prior.factor_names})
-    return model
+    """Gives a flow's prior the number of classes of each of its factors (from the label encoders)."""
+    return with_class_counts(model, {name: len(encoder) for name, encoder in encoders.items()})

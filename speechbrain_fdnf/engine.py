@@ -1,0 +1,180 @@
+"""The one path between raw feature frames and a trained model's latent space.
+
+:class:`FeatureFlow` owns what every user of a trained model needs and must
+do the same way: the global normalisation (and its log-determinant, so that
+likelihoods are of the raw features), encode and decode, the class means of a
+factor (the prior's, or the empirical mean code of each class for models whose
+prior does not know the factor) and the manipulation
+``x' = f(f^-1(x) + mu_target - mu_source)``. The trainer (``FlowBrain``), the
+inference interface and the evaluation all call it.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import torch
+
+from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
+
+
+def unwrap(module):
+    """The module inside a DDP/DataParallel wrapper (or the module itself)."""
+    return getattr(module, "module", module)
+
+
+class FeatureFlow:
+    """A model of normalised frames (``DiscriminativeFlow`` or ``VAE``) seen from raw features.
+
+    Arguments
+    ---------
+    model : DiscriminativeFlow or VAE
+        The model (a DDP/DataParallel wrapper is looked through).
+    normalize : speechbrain.processing.features.InputNormalization
+        Its global normalisation, statistics already computed.
+
+    Example
+    -------
+    >>> from speechbrain.processing.features import InputNormalization
+    >>> from speechbrain_fdnf.lobes import DiscriminativeFlow, FactorialGaussianPrior, RealNVP
+    >>> prior = FactorialGaussianPrior([{"name": "phone", "dim": 2, "num_classes": 3}], residual_dim=2, mean_init="random")
+    >>> model = DiscriminativeFlow(RealNVP(4, num_blocks=2, hidden_size=8), prior).eval()
+    >>> normalize = InputNormalization(norm_type="global")
+    >>> _ = normalize(torch.randn(50, 1, 4) * 3 + 1, torch.ones(50), epoch=0)
+    >>> engine = FeatureFlow(model, normalize)
+    >>> x = torch.randn(5, 4)
+    >>> torch.allclose(engine.decode(engine.encode(x)), x, atol=1e-5)
+    True
+    >>> same = torch.zeros(5, dtype=torch.long)
+    >>> torch.allclose(engine.manipulate(x, "phone", source=same, target=same), x, atol=1e-5)
+    True
+    """
+
+    def __init__(self, model, normalize):
+        self.model = unwrap(model)
+        self.normalize = normalize
+        self._empirical = {}
+
+    # ------------------------------------------------------------------ normalisation
+    def _statistics(self, device):
+        normalize = self.normalize
+        # InputNormalization keeps its statistics as plain tensors, restored on the
+        # device it was built for; follow the frames (e.g. --device cuda:0).
+        if normalize.glob_mean.device != device:
+            normalize.glob_mean = normalize.glob_mean.to(device)
+            normalize.glob_std = normalize.glob_std.to(device)
+        return normalize.glob_mean.reshape(-1), normalize.glob_std.clamp(min=normalize.epsilon).reshape(-1)
+
+    def normalized(self, feats):
+        """Globally mean/variance-normalised frames ``(..., dim)`` (statistics frozen)."""
+        mean, std = self._statistics(feats.device)
+        return (feats - mean) / std
+
+    def denormalized(self, feats):
+        """The inverse of :meth:`normalized`."""
+        mean, std = self._statistics(feats.device)
+        return feats * std + mean
+
+    def normalization_log_det(self):
+        """``log |det d normalized(x) / dx|``: what turns a density of normalised frames into one of raw frames."""
+        return -self._statistics(self.normalize.glob_std.device)[1].log().sum()
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def prior(self):
+        """The model's factor prior (``None`` for the VAE)."""
+        return getattr(self.model, "prior", None)
+
+    @property
+    def factors(self):
+        """Names of the factors with their own subspace and class means (empty for NF and the VAE)."""
+        return list(self.prior.factor_names) if self.prior is not None else []
+
+    def encode(self, feats):
+        """Latent codes ``(..., latent_dim)`` of raw frames (the VAE: encoder means)."""
+        return self.model.encode(self.normalized(feats))[0]
+
+    def decode(self, codes):
+        """Raw frames of latent codes (the VAE: decoder means)."""
+        return self.denormalized(self.model.decode(codes))
+
+    def log_likelihood(self, feats, labels=None):
+        """Per-frame ``log p(x)`` in nats of raw frames; a factor without labels is marginalised."""
+        if not hasattr(self.model, "log_prob"):
+            raise TypeError(f"{type(self.model).__name__} has no exact likelihood (the VAE gives an ELBO)")
+        return self.model.log_prob(self.normalized(feats), labels or {}) + self.normalization_log_det()
+
+    # ------------------------------------------------------------------ class means
+    def has_prior_means(self, factor):
+        """Whether the model's own prior has class means for ``factor``."""
+        return factor in self.factors
+
+    @torch.no_grad()
+    def fit_class_means(self, factor, feats, labels, num_classes, batch_size=65536):
+        """Empirical class means of ``factor``: the mean latent code of each class's frames.
+
+        This is how models whose prior does not know ``factor`` (VAE, NF, a DNF
+        trained on another label) get class means, which gives every model the
+        same chance in manipulation.
+        """
+        accumulator = None
+        for start in range(0, len(feats), batch_size):
+            codes = self.encode(feats[start : start + batch_size])
+            if accumulator is None:
+                accumulator = ClassMeanAccumulator(num_classes, codes.shape[1], device=codes.device)
+            accumulator.add(codes, labels[start : start + batch_size].to(codes.device))
+        self._empirical[factor] = accumulator.means()[0].float()
+
+    def class_means(self, factor):
+        """``(num_classes, latent_dim)`` means of ``factor`` in the whole latent: the prior's where it has
+        them (zero outside the factor's subspace), else those of :meth:`fit_class_means`."""
+        if self.has_prior_means(factor):
+            return self.prior.full_means(factor).detach()
+        if factor not in self._empirical:
+            raise RuntimeError(f"the model has no prior means for {factor!r}: call fit_class_means first")
+        return self._empirical[factor]
+
+    def class_mean(self, factor, value):
+        """The whole-latent mean of ``value``: class indices (an int or an integer tensor, e.g. one
+        per frame), or a mean vector (a float tensor in the factor's subspace, e.g. an enrolled
+        speaker; in the whole latent for a model without prior means)."""
+        means = self.class_means(factor)
+        if not (torch.is_tensor(value) and value.dtype.is_floating_point):
+            return means[torch.as_tensor(value, device=means.device)]
+        value = value.to(means)
+        if not self.has_prior_means(factor):
+            if value.shape[-1] != means.shape[-1]:
+                raise ValueError(f"a {factor} mean vector needs {means.shape[-1]} dimensions, got {value.shape[-1]}")
+            return value
+        where = self.prior.slices[factor]
+        if value.shape[-1] != where.stop - where.start:
+            raise ValueError(f"a {factor} mean vector needs {where.stop - where.start} dimensions, got {value.shape[-1]}")
+        full = value.new_zeros(*value.shape[:-1], means.shape[-1])
+        full[..., where] = value
+        return full
+
+    @torch.no_grad()
+    def manipulate(self, feats, factor, source, target, pooled=False):
+        """``x' = f(f^-1(x) + mu_{factor, target} - mu_{factor, source})`` for every frame.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            ``(..., dim)`` raw frames.
+        factor : str
+            The factor to change.
+        source, target
+            The current and the new class, each as :meth:`class_mean` takes
+            them. ``source=None``: the class the prior finds most likely, per
+            frame, or with ``pooled`` one class for all frames of a sequence.
+
+        Returns
+        -------
+        torch.Tensor
+            Raw frames, the shape of ``feats``.
+        """
+        codes = self.encode(feats)
+        if source is None:
+            if not self.has_prior_means(factor):
+                raise ValueError(f"the model's prior has no {factor!r} classes: give the source class")
+            source = self.prior.most_likely_class(codes, factor, pooled)
+        return self.decode(codes + self.class_mean(factor, target) - self.class_mean(factor, source))

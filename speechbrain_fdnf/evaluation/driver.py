@@ -1,0 +1,106 @@
+"""The whole evaluation of trained models for one seed: posterior tables, leakage probes, NLL, t-SNE codes.
+
+Every model is loaded from its exported inference folder through
+:class:`~speechbrain_fdnf.inference.SpeechFactorizer`, the path a user
+takes, and scored through its :class:`~speechbrain_fdnf.engine.FeatureFlow`;
+the NLL comes from the ``nll.json`` its training run wrote.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+from pathlib import Path
+
+import torch
+
+from speechbrain_fdnf.brain import read_nll
+from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
+from speechbrain_fdnf.evaluation.tables import posterior_table
+from speechbrain_fdnf.evaluation.tsne import tsne_sample
+from speechbrain_fdnf.inference import SpeechFactorizer
+
+#: Default posterior tables: (factor changed, factor that should stay).
+TABLES = (("phone", "speaker"), ("speaker", "phone"))
+#: The t-SNE grid's rows.
+TSNE_FACTORS = ("phone", "speaker")
+
+
+def table_pairs(config):
+    """``[(target, other), ...]`` from ``config["tables"]`` (default: phone and speaker manipulation)."""
+    return [tuple(pair) for pair in (config.get("tables") or TABLES)]
+
+
+def label_sets(config):
+    """Every label set the tables, the probes and the t-SNE grid need, in a stable order."""
+    names = list(TSNE_FACTORS)
+    for pair in table_pairs(config):
+        names += [name for name in pair if name not in names]
+    return names
+
+
+def evaluate_models(models, encoders, frames, config, seed):
+    """Scores every model with the same probes and the same frames.
+
+    Arguments
+    ---------
+    models : dict
+        Display name -> ``(inference folder, nll.json)`` of a trained model.
+    encoders : dict
+        Label set -> ``CategoricalEncoder`` of the prepared data.
+    frames : dict
+        Split -> ``FrameSet`` (``train`` and ``heldout`` are used).
+    config : dict
+        The evaluation yaml: ``tables``, ``output_root`` (probe cache),
+        ``probe_epochs``, ``probe_hidden``, ``num_frames``,
+        ``leakage_max_train``, ``tsne_classes``, ``tsne_per_class``.
+    seed : int
+        Seeds the probes and every sample.
+
+    Returns
+    -------
+    (dict, dict)
+        ``{"probe_accuracy": ..., "models": {name: {"tables", "leakage", "nll"}}}``
+        and the data of the t-SNE grid.
+    """
+    train, heldout = frames["train"].all(), frames["heldout"].all()
+    factors = label_sets(config)
+    candidates = {name: torch.unique(train.labels[name]).tolist() for name in factors}
+    probes, probe_accuracy = {}, {}
+    for name in factors:
+        probes[name], probe_accuracy[name] = load_or_train_probe(
+            Path(config["output_root"]) / "probes", name, train, heldout, len(encoders[name]),
+            epochs=config["probe_epochs"], hidden_size=config["probe_hidden"], seed=seed,
+        )
+    sample = tsne_sample(frames["heldout"], encoders, config["tsne_classes"], config["tsne_per_class"], seed)
+    results, codes = {}, {}
+    for display, (folder, nll_file) in models.items():
+        engine = SpeechFactorizer.from_hparams(source=folder).engine
+        for name in factors:
+            if not engine.has_prior_means(name):
+                engine.fit_class_means(name, train.feats, train.labels[name], len(encoders[name]))
+        tables = {}
+        for target, other in table_pairs(config):
+            tables[target] = posterior_table(engine, probes, frames["heldout"], target, other,
+                                             candidates[target], config["num_frames"], seed)
+        prior = engine.prior
+        factorial = len(engine.factors) > 1
+        if factorial:  # one probe per subspace: what each part of the latent knows
+            subspaces = {f"z_{name}": where for name, where in prior.slices.items() if where.stop > where.start}
+        else:
+            subspaces = {"z": slice(None)}
+        leakage = leakage_probes(engine, subspaces, train, heldout, labels=factors,
+                                 max_train=config["leakage_max_train"], seed=seed)
+        results[display] = {"tables": tables, "leakage": leakage, "nll": read_nll(nll_file)}
+        with torch.no_grad():
+            codes[display] = {}
+            for name in TSNE_FACTORS:
+                z = engine.encode(frames["heldout"].batch(sample[name][0]).feats)
+                if factorial and name in engine.factors:
+                    z = prior.subspace(z, name)  # f-DNF: the matching subspace
+                codes[display][name] = z.numpy()
+    figure_data = {
+        "latents": codes,
+        "sample_labels": {name: frames["heldout"].labels[name][sample[name][0]].numpy() for name in TSNE_FACTORS},
+        "class_names": {name: dict(encoders[name].ind2lab) for name in TSNE_FACTORS},
+    }
+    return {"probe_accuracy": probe_accuracy, "models": results}, figure_data

@@ -1,0 +1,65 @@
+"""The evaluation report: per-seed results aggregated over seeds, written as markdown.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from speechbrain_fdnf.evaluation.driver import TABLES
+
+#: Class symbols of the table columns (the paper's q and s).
+SYMBOLS = {"phone": "q", "speaker": "s", "gender": "g", "dialect": "d"}
+
+
+def aggregate(per_seed):
+    """Mean and standard deviation over seeds of every number in the per-seed results."""
+
+    def walk(values):
+        if isinstance(values[0], dict):
+            return {key: walk([v[key] for v in values]) for key in values[0]}
+        array = np.asarray(values, dtype=float)
+        return {"mean": float(array.mean()), "std": float(array.std()), "values": array.tolist()}
+
+    return walk(per_seed)
+
+
+def _fmt(stat, signed=False):
+    text = f"{stat['mean']:+.3f}" if signed else f"{stat['mean']:.3f}"
+    return text + (f" ± {stat['std']:.3f}" if len(stat["values"]) > 1 else "")
+
+
+def markdown(summary, seeds, figure, tables=TABLES):
+    """The report: the posterior tables, leakage probes, NLL and probe accuracies."""
+    lines = [f"# f-DNF evaluation (seeds: {', '.join(map(str, seeds))})", ""]
+    factors = list(summary["probe_accuracy"])
+    for target, other in tables:
+        t, o = SYMBOLS.get(target, target) + "2", SYMBOLS.get(other, other)
+        lines += [f"## {target.capitalize()} manipulation ({other} should stay)", "",
+                  f"| model | p({t}\\|x) | p({t}\\|x') | δ({t}) | p({o}\\|x) | p({o}\\|x') | δ({o}) |",
+                  "|---|---|---|---|---|---|---|"]
+        for model, result in summary["models"].items():
+            row = result["tables"][target]
+            lines.append(
+                f"| {model} | {_fmt(row['p_target_x'])} | {_fmt(row['p_target_x_prime'])} | "
+                f"{_fmt(row['delta_target'], True)} | {_fmt(row['p_other_x'])} | "
+                f"{_fmt(row['p_other_x_prime'])} | {_fmt(row['delta_other'], True)} |"
+            )
+        lines.append("")
+    lines += ["## Leakage probes (linear classifiers on latent subspaces, held-out accuracy)", "",
+              "| model | subspace | " + " | ".join(factors) + " |", "|---|---|" + "---|" * len(factors)]
+    for model, result in summary["models"].items():
+        for subspace, accuracy in result["leakage"].items():
+            lines.append(f"| {model} | {subspace} | " + " | ".join(_fmt(accuracy[name]) for name in factors) + " |")
+    lines += ["", "## Negative log-likelihood (nats per dimension; VAE: negative ELBO, an upper bound)", "",
+              "| model | held-out (labels known) | test (speaker marginalised) |", "|---|---|---|"]
+    for model, result in summary["models"].items():
+        nll = result["nll"]
+        lines.append(f"| {model} | {_fmt(nll['heldout']) if 'heldout' in nll else '-'} | {_fmt(nll['test']) if 'test' in nll else '-'} |")
+    accuracy = summary["probe_accuracy"]
+    probes = ", ".join(f"{name} {_fmt(value)}" for name, value in accuracy.items())
+    lines += ["", f"MLP probes on input features, held-out frame accuracy: {probes}.", "",
+              f"t-SNE grid: [{Path(figure).name}]({Path(figure).name})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Writes a trained model as a folder that ``SpeechFactorizer.from_hparams`` loads.
+
+The folder holds ``hyperparams.yaml``, ``model.ckpt``, ``normalize.ckpt`` and
+one ``<label>_encoder.txt`` per label set. The yaml is :data:`TEMPLATE` filled
+with the training run's own entries (its saved ``hyperparams.yaml``: the
+feature extractor ``compute_features``, ``sample_rate``, ``context``,
+``input_dim`` and the ``model``), so the model is rebuilt exactly as it was
+trained; the class counts the recipe gave the prior at run time are recorded
+beside it and given back by :func:`speechbrain_fdnf.lobes.with_class_counts`.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import os
+import shutil
+import string
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from speechbrain.dataio.encoder import CategoricalEncoder
+
+from speechbrain_fdnf.engine import unwrap
+
+#: Entries copied from the training run's configuration.
+RUN_ENTRIES = ("sample_rate", "context", "input_dim", "compute_features")
+
+TEMPLATE = string.Template("""\
+# Written by speechbrain_fdnf.export.export_model; load with
+# speechbrain_fdnf.inference.SpeechFactorizer.from_hparams(source=<this folder>).
+
+pretrained_path: .
+label_sets: $label_sets
+num_classes: $num_classes
+
+# From the training run's hyperparams.yaml:
+$run_entries
+$model_definition
+
+model: !apply:speechbrain_fdnf.lobes.with_class_counts [!ref <model_definition>, !ref <num_classes>]
+normalize: !new:speechbrain.processing.features.InputNormalization
+    norm_type: global
+encoders: !apply:speechbrain_fdnf.export.load_encoders [!ref <pretrained_path>, !ref <label_sets>]
+
+modules:
+    model: !ref <model>
+    normalize: !ref <normalize>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        model: !ref <model>
+        normalize: !ref <normalize>
+    custom_hooks:
+        model: !name:speechbrain_fdnf.export.load_state_strict
+    paths:
+        model: !ref <pretrained_path>/model.ckpt
+        normalize: !ref <pretrained_path>/normalize.ckpt
+""")
+
+
+def export_model(folder, model, normalize, encoders, run_hparams_file):
+    """Writes an inference folder (atomically: a half-written folder never replaces a good one).
+
+    Arguments
+    ---------
+    folder : str or Path
+        Destination (replaced if it exists).
+    model : DiscriminativeFlow or VAE
+        The trained model.
+    normalize : InputNormalization
+        Its global feature normalisation.
+    encoders : dict
+        Label set -> ``CategoricalEncoder``.
+    run_hparams_file : str or Path
+        The ``hyperparams.yaml`` the training run saved (SpeechBrain's
+        ``create_experiment_directory`` writes it with every reference resolved).
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    folder = Path(folder)
+    text = inference_yaml(run_hparams_file, model, encoders)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        torch.save({k: v.cpu() for k, v in unwrap(model).state_dict().items()}, staging / "model.ckpt")
+        normalize._save(staging / "normalize.ckpt")
+        for name, encoder in encoders.items():
+            encoder.save(str(staging / f"{name}_encoder.txt"))
+        (staging / "hyperparams.yaml").write_text(text)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return folder
+
+
+def inference_yaml(run_hparams_file, model, encoders):
+    """The inference ``hyperparams.yaml`` text of a trained model (see :data:`TEMPLATE`)."""
+    root = yaml.compose(Path(run_hparams_file).read_text())
+    prior = getattr(unwrap(model), "prior", None)
+    flow = lambda value: yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()  # noqa: E731
+    return TEMPLATE.substitute(
+        label_sets=flow(sorted(encoders)),
+        num_classes=flow(dict(prior.num_classes) if prior is not None else {}),
+        run_entries="\n".join(_entry_yaml(root, key, run_hparams_file) for key in RUN_ENTRIES),
+        model_definition=_entry_yaml(root, "model", run_hparams_file, name="model_definition"),
+    )
+
+
+def _entry_yaml(root, key, source, name=None):
+    """``key``'s entry of a composed yaml document (at its top or inside an included file's
+    mapping, such as ``common``), serialized as ``name: ...``."""
+    mappings = [root] if isinstance(root, yaml.MappingNode) else []
+    mappings += [value for _, value in (root.value if mappings else []) if isinstance(value, yaml.MappingNode)]
+    for mapping in mappings:
+        for entry_key, value in mapping.value:
+            if entry_key.value == key:
+                entry = yaml.MappingNode("tag:yaml.org,2002:map", [(yaml.ScalarNode("tag:yaml.org,2002:str", name or key), value)])
+                return yaml.serialize(entry).strip()
+    raise ValueError(f"{source} has no {key!r} entry")
+
+
+def load_encoders(folder, label_sets):
+    """``{label set: CategoricalEncoder}`` from the ``<label>_encoder.txt`` files of ``folder``."""
+    encoders = {}
+    for name in label_sets:
+        path = Path(folder) / f"{name}_encoder.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"model folder {folder} lacks {path.name}")
+        encoders[name] = CategoricalEncoder()
+        encoders[name].load(str(path))
+    return encoders
+
+
+def load_state_strict(module, path):
+    """Loads a state dict into ``module``; any missing or unexpected key is an error naming the file."""
+    try:
+        module.load_state_dict(torch.load(path, map_location="cpu"), strict=True)
+    except RuntimeError as error:
+        raise RuntimeError(f"{path} does not match the model its hyperparams.yaml builds: {error}") from None
