@@ -29,9 +29,8 @@ class VerifiedCheckpointer(Checkpointer):
 
     Example
     -------
-    >>> import tempfile, torch
-    >>> from pathlib import Path
-    >>> folder = Path(tempfile.mkdtemp())
+    >>> import torch
+    >>> folder = getfixture("tmp_path")  # pytest's temporary folder
     >>> layer = torch.nn.Linear(2, 2)
     >>> checkpointer = VerifiedCheckpointer(folder, {"layer": layer})
     >>> good = checkpointer.save_checkpoint(name="good")

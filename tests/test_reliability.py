@@ -20,20 +20,12 @@ from speechbrain.utils.train_logger import FileTrainLogger
 
 from speechbrain_fdnf.brain import FlowBrain
 from speechbrain_fdnf.data.frames import FrameSet
-from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.lobes import DiscriminativeFlow, FactorialGaussianPrior, RealNVP
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes/TIMIT/train_fdnf.py"
 # Small batches make an epoch last long enough (a few seconds) to be killed in its middle.
 SLOW_EPOCHS = ["--num_blocks=2", "--hidden_size=32", "--batch_size=4", "--number_of_epochs=3"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus") / "embedded"
-    synthesize_corpus(folder, CorpusOptions.small())
-    return folder
 
 
 def recipe_command(corpus, output_root, *extra):
