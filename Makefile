@@ -50,7 +50,11 @@ demo: install
 BENCH_ARGS ?=
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
-	$(PY) benchmarks/bench_flows.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_flows.py --out benchmarks/latest_cpu.md $(BENCH_ARGS)
+	$(PY) benchmarks/bench_flows.py --models ours-spline zuko-nsf nflows-nsf --peers zuko-nsf nflows-nsf \
+		--out benchmarks/latest_cpu_spline.md $(BENCH_ARGS)
+	$(PY) benchmarks/bench_flows.py --models ours-default nflows-default nflows --peers nflows-default nflows \
+		--out benchmarks/latest_cpu_default.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) results corpora .pytest_cache

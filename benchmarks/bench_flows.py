@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DIM, BLOCKS, HIDDEN = 40, 8, 256
+BINS, TAIL_BOUND = 8, 4.0  # spline couplings: bins per dimension, the identity outside [-4, 4]
 
 
 # --------------------------------------------------------------------------- models
@@ -56,11 +57,12 @@ class Adapter:
         return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
 
 
-def build_ours(device, default=False, compile_model=False):
+def build_ours(device, default=False, compile_model=False, coupling="affine"):
     from speechbrain_fdnf.lobes import DiscriminativeFlow, FactorialGaussianPrior, RealNVP
 
     extras = {} if default else {"mixing": "none", "actnorm": False}
-    flow = RealNVP(DIM, num_blocks=BLOCKS, hidden_size=HIDDEN, **extras)
+    flow = RealNVP(DIM, num_blocks=BLOCKS, hidden_size=HIDDEN, coupling=coupling, num_bins=BINS,
+                   tail_bound=TAIL_BOUND, **extras)
     model = DiscriminativeFlow(flow, FactorialGaussianPrior([], residual_dim=DIM)).to(device)
     _randomize(model)
     for module in model.modules():  # ActNorm: skip the data-dependent initialisation
@@ -71,7 +73,8 @@ def build_ours(device, default=False, compile_model=False):
     decode = model.decode
     if compile_model:
         loss, encode, decode = (torch.compile(fn) for fn in (loss, encode, decode))
-    name = "ours" + (" default (+ActNorm +LU)" if default else "") + (" compiled" if compile_model else "")
+    name = ("ours" + ("-spline" if coupling == "spline" else "") + (" default (+ActNorm +LU)" if default else "")
+            + (" compiled" if compile_model else ""))
     return Adapter(name, model, lambda x: loss(x).mean(), encode, decode)
 
 
@@ -82,6 +85,22 @@ def build_zuko(device):
     _randomize(flow)
     flow.base.requires_grad_(False)  # its base N(0, I) buffers are not trained, like ours
     return Adapter("zuko", flow, lambda x: -flow().log_prob(x).mean() / DIM,
+                   lambda x: flow().transform(x), lambda z: flow().transform.inv(z))
+
+
+def build_zuko_nsf(device):
+    """zuko's spline coupling flow: ``GeneralCouplingTransform`` with ``MonotonicRQSTransform``
+    (the coupling form of its NSF; its ``NSF`` class is autoregressive)."""
+    from functools import partial
+
+    import zuko
+    from zuko.transforms import MonotonicRQSTransform
+
+    flow = zuko.flows.NICE(DIM, transforms=BLOCKS, univariate=partial(MonotonicRQSTransform, bound=TAIL_BOUND),
+                           shapes=[(BINS,), (BINS,), (BINS - 1,)], hidden_features=(HIDDEN, HIDDEN)).to(device)
+    _randomize(flow)
+    flow.base.requires_grad_(False)
+    return Adapter("zuko-nsf", flow, lambda x: -flow().log_prob(x).mean() / DIM,
                    lambda x: flow().transform(x), lambda z: flow().transform.inv(z))
 
 
@@ -113,12 +132,54 @@ def build_nflows(device):
                    lambda x: flow._transform(x)[0], lambda z: flow._transform.inverse(z)[0])
 
 
+def build_nflows_nsf(device):
+    """nflows' ``PiecewiseRationalQuadraticCouplingTransform`` with linear tails."""
+    from nflows.distributions import StandardNormal
+    from nflows.flows import Flow
+    from nflows.transforms import CompositeTransform, PiecewiseRationalQuadraticCouplingTransform
+
+    layers = []
+    for block in range(BLOCKS):
+        mask = torch.zeros(DIM)
+        mask[block % 2 :: 2] = 1
+        layers.append(PiecewiseRationalQuadraticCouplingTransform(mask, _ContextFree, num_bins=BINS, tails="linear",
+                                                                  tail_bound=TAIL_BOUND))
+    flow = Flow(CompositeTransform(layers), StandardNormal([DIM])).to(device)
+    _randomize(flow)
+    return Adapter("nflows-nsf", flow, lambda x: -flow.log_prob(x).mean() / DIM,
+                   lambda x: flow._transform(x)[0], lambda z: flow._transform.inverse(z)[0])
+
+
+def build_nflows_default(device):
+    """The peer of our shipped flow: nflows' ActNorm, LU-decomposed linear map and affine coupling per block."""
+    from nflows.distributions import StandardNormal
+    from nflows.flows import Flow
+    from nflows.transforms import ActNorm, AffineCouplingTransform, CompositeTransform, LULinear
+
+    layers = []
+    for block in range(BLOCKS):
+        mask = torch.zeros(DIM)
+        mask[block % 2 :: 2] = 1
+        layers += [ActNorm(DIM), LULinear(DIM, identity_init=True), AffineCouplingTransform(mask, _ContextFree)]
+    flow = Flow(CompositeTransform(layers), StandardNormal([DIM])).to(device)
+    _randomize(flow)
+    for module in flow.modules():  # skip the data-dependent initialisation, as for ours
+        if hasattr(module, "initialized"):
+            module.initialized = torch.tensor(True, device=device) if torch.is_tensor(module.initialized) else True
+    return Adapter("nflows-default", flow, lambda x: -flow.log_prob(x).mean() / DIM,
+                   lambda x: flow._transform(x)[0], lambda z: flow._transform.inverse(z)[0])
+
+
 BUILDERS = {
     "ours": build_ours,
     "zuko": build_zuko,
     "nflows": build_nflows,
     "ours-default": lambda device: build_ours(device, default=True),
     "ours-compiled": lambda device: build_ours(device, compile_model=True),
+    "ours-spline": lambda device: build_ours(device, coupling="spline"),
+    "zuko-nsf": build_zuko_nsf,
+    "nflows-nsf": build_nflows_nsf,
+    "nflows-default": build_nflows_default,
 }
 
 

@@ -26,16 +26,30 @@ def test_benchmark_writes_its_tables(tmp_path):
     assert "GFLOP/s" in table and "Ratios ours / peer" in table
 
 
+def test_benchmark_compares_the_spline_flows(tmp_path):
+    bench = load_bench()
+    peers = [peer for peer, module in (("zuko-nsf", "zuko"), ("nflows-nsf", "nflows")) if importlib.util.find_spec(module)]
+    out = tmp_path / "spline.md"
+    assert bench.main(["--batch-sizes", "16", "--repeats", "1", "--round-seconds", "0.01", "--no-memory",
+                       "--models", "ours-spline", *peers, *(["--peers", *peers] if peers else []),
+                       "--out", str(out)]) == 0
+    table = out.read_text()
+    assert "| ours-spline | 1,515,104 | 16 |" in table  # 8 couplings of 20 -> 256 -> 256 -> 20 x (3 x 8 - 1)
+    assert all(f"| {peer} | 16 |" in table for peer in peers)  # a ratio row per peer
+
+
 def test_every_model_has_the_same_size_and_trains():
     bench = load_bench()
     import torch
 
-    names = ["ours"] + [peer for peer in ("zuko", "nflows") if importlib.util.find_spec(peer)]
-    if len(names) == 1:
+    if not (importlib.util.find_spec("zuko") and importlib.util.find_spec("nflows")):
         pytest.skip("zuko and nflows are benchmark extras (pip install -e '.[bench]')")
-    adapters = [bench.BUILDERS[name](torch.device("cpu")) for name in names]
-    assert len({adapter.parameters for adapter in adapters}) == 1
     x = torch.randn(32, bench.DIM)
-    for adapter in adapters:  # each peer is a working flow: decode inverts encode, the loss is finite
-        assert torch.allclose(adapter.decode(adapter.encode(x)), x, atol=1e-4)
-        assert torch.isfinite(adapter.loss(x))
+    for group in (["ours", "zuko", "nflows"], ["ours-spline", "zuko-nsf", "nflows-nsf"]):
+        adapters = [bench.BUILDERS[name](torch.device("cpu")) for name in group]
+        assert len({adapter.parameters for adapter in adapters}) == 1, group
+        for adapter in adapters:  # each peer is a working flow: decode inverts encode, the loss is finite
+            assert torch.allclose(adapter.decode(adapter.encode(x)), x, atol=1e-4)
+            assert torch.isfinite(adapter.loss(x))
+    default = bench.BUILDERS["nflows-default"](torch.device("cpu"))  # the shipped flow's peer works too
+    assert torch.allclose(default.decode(default.encode(x)), x, atol=1e-4)

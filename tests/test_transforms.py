@@ -9,7 +9,9 @@ from speechbrain_fdnf.lobes import (
     AffineCoupling,
     InvertibleLinear,
     Permutation,
+    RationalQuadraticCoupling,
     RealNVP,
+    rational_quadratic_spline,
 )
 
 DIM = 5
@@ -19,6 +21,8 @@ def make_transforms():
     return {
         "coupling-even": lambda: AffineCoupling(DIM, hidden_size=16, parity=0),
         "coupling-odd": lambda: AffineCoupling(DIM, hidden_size=16, num_hidden_layers=3, parity=1, activation=torch.nn.Tanh),
+        "spline-even": lambda: RationalQuadraticCoupling(DIM, hidden_size=16, num_bins=6, tail_bound=3.0),
+        "spline-odd": lambda: RationalQuadraticCoupling(DIM, hidden_size=16, num_hidden_layers=1, parity=1, num_bins=3),
         "actnorm": lambda: ActNorm(DIM),
         "lu-linear": lambda: InvertibleLinear(DIM),
         "perm-random": lambda: Permutation(DIM, "random"),
@@ -27,6 +31,7 @@ def make_transforms():
         "flow-3-permute": lambda: RealNVP(DIM, num_blocks=3, hidden_size=16, mixing="permute"),
         "flow-6-none-noactnorm": lambda: RealNVP(DIM, num_blocks=6, hidden_size=16, mixing="none", actnorm=False),
         "flow-8-lu": lambda: RealNVP(DIM, num_blocks=8, hidden_size=32),
+        "flow-4-spline": lambda: RealNVP(DIM, num_blocks=4, hidden_size=16, coupling="spline", num_bins=5),
     }
 
 
@@ -36,7 +41,8 @@ TRANSFORMS = make_transforms()
 def build(name, dtype):
     # Whole flows get a smaller kick: random shifts compound over blocks into
     # latents of ~1e5 that float32 cannot round-trip; trained flows are tamer.
-    scale = 0.05 if name.startswith("flow") else 0.3
+    # Spline layers too: a random kick makes some knot slopes ~1e-3, where float32 cannot invert to 1e-4.
+    scale = 0.05 if name.startswith("flow") else 0.1 if name.startswith("spline") else 0.3
     return perturb(TRANSFORMS[name](), scale).to(dtype).eval()
 
 
@@ -149,3 +155,69 @@ def test_a_flow_restored_from_its_state_dict_computes_exactly_the_same():
     copy.load_state_dict(flow.state_dict())
     x = torch.randn(5, DIM)
     assert torch.equal(flow.eval()(x)[0], copy.eval()(x)[0])
+
+
+def random_spline(shape, num_bins, scale=2.0, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    draw = lambda *size: (torch.randn(*shape, *size, generator=gen) * scale).to(dtype)  # noqa: E731
+    return draw(num_bins), draw(num_bins), draw(num_bins - 1)
+
+
+def test_spline_is_the_identity_in_the_tails_and_continuous_at_the_bound():
+    widths, heights, derivatives = random_spline((6,), 5)
+    x = torch.tensor([-1e3, -3.0001, -3.0, 3.0, 3.0001, 50.0])
+    y, log_det = rational_quadratic_spline(x, widths, heights, derivatives, bound=3.0)
+    assert torch.equal(y[[0, 1, 4, 5]], x[[0, 1, 4, 5]]) and torch.equal(log_det[[0, 1, 4, 5]], torch.zeros(4))
+    torch.testing.assert_close(y[[2, 3]], x[[2, 3]])  # the ends of the spline meet the tails
+    torch.testing.assert_close(log_det[[2, 3]], torch.zeros(2), atol=1e-5, rtol=0)  # slope 1 at both ends
+
+
+def test_spline_maps_knots_to_knots_and_inverts_there():
+    bound, num_bins = 2.0, 4
+    widths, heights, derivatives = random_spline((num_bins + 1,), num_bins, dtype=torch.float64)
+    fractions = lambda raw: 1e-3 + (1 - 1e-3 * num_bins) * torch.softmax(raw, -1)  # noqa: E731
+    knots_x = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(fractions(widths[0]), 0)]) * 2 * bound - bound
+    knots_y = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(fractions(heights[0]), 0)]) * 2 * bound - bound
+    same = lambda t: t[:1].expand(num_bins + 1, -1)  # noqa: E731  (one spline for every knot)
+    y, _ = rational_quadratic_spline(knots_x, same(widths), same(heights), same(derivatives), bound=bound)
+    torch.testing.assert_close(y, knots_y, atol=1e-12, rtol=0)
+    back, _ = rational_quadratic_spline(knots_y, same(widths), same(heights), same(derivatives), bound=bound, inverse=True)
+    torch.testing.assert_close(back, knots_x, atol=1e-9, rtol=0)
+
+
+def test_spline_is_monotone_finite_and_exact_for_large_inputs_and_extreme_parameters():
+    widths, heights, derivatives = random_spline((2001,), 8, scale=6.0)
+    x = torch.linspace(-4.5, 4.5, 2001)
+    y, log_det = rational_quadratic_spline(x, widths[:1].expand(2001, -1), heights[:1].expand(2001, -1),
+                                           derivatives[:1].expand(2001, -1))
+    assert torch.isfinite(y).all() and torch.isfinite(log_det).all() and (y[1:] >= y[:-1]).all()
+    big = torch.tensor([1e30, -1e30, 1e6, float("inf")])
+    y, log_det = rational_quadratic_spline(big, *random_spline((4,), 8, scale=6.0))
+    assert torch.equal(y, big) and torch.equal(log_det, torch.zeros(4))
+    x = (torch.rand(4096, dtype=torch.float64) * 8 - 4).requires_grad_()
+    steep = random_spline((4096,), 8, scale=3.0, dtype=torch.float64)  # knot slopes from 1e-3 to ~e^9
+    y, log_det = rational_quadratic_spline(x, *steep)
+    back, _ = rational_quadratic_spline(y.detach(), *steep, inverse=True)
+    assert (back - x.detach()).abs().max() < 1e-6  # exact in float64 even there
+    (y.sum() + log_det.sum()).backward()
+    assert torch.isfinite(x.grad).all()
+    # float32 round trip where the spline is not flatter than about e^-4.5 (at slope s, a rounding of y
+    # moves x by eps / s: no float32 formula inverts a spline that flattens to e^-9 to 1e-4)
+    x = torch.rand(4096) * 10 - 5
+    moderate = random_spline((4096,), 8, scale=0.5)
+    back, _ = rational_quadratic_spline(rational_quadratic_spline(x, *moderate)[0], *moderate, inverse=True)
+    assert (back - x).abs().max() < 1e-4
+
+
+def test_spline_coupling_starts_as_the_identity_and_rejects_bad_arguments():
+    layer = RationalQuadraticCoupling(DIM, hidden_size=8)
+    x = torch.randn(10, DIM) * 3
+    y, log_det = layer(x)
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(log_det, torch.zeros(10), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="dim >= 2"):
+        RationalQuadraticCoupling(1)
+    with pytest.raises(ValueError, match="num_bins"):
+        RationalQuadraticCoupling(4, num_bins=1)
+    with pytest.raises(ValueError, match="coupling must be one of"):
+        RealNVP(4, coupling="cubic")

@@ -9,6 +9,9 @@ from speechbrain_fdnf.lobes.transforms import (
     InvertibleLinear,
     InvertibleTransform,
     Permutation,
+    RationalQuadraticCoupling,
+    SplitCoupling,
+    rational_quadratic_spline,
 )
 
 __all__ = [
@@ -19,8 +22,11 @@ __all__ = [
     "InvertibleLinear",
     "InvertibleTransform",
     "Permutation",
+    "RationalQuadraticCoupling",
     "RealNVP",
+    "SplitCoupling",
     "SequentialFlow",
     "VAE",
+    "rational_quadratic_spline",
     "with_class_counts",
 ]

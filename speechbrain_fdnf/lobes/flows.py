@@ -13,6 +13,7 @@ from speechbrain_fdnf.lobes.transforms import (
     InvertibleLinear,
     InvertibleTransform,
     Permutation,
+    RationalQuadraticCoupling,
 )
 
 
@@ -69,10 +70,12 @@ class SequentialFlow(InvertibleTransform):
 class RealNVP(SequentialFlow):
     """A RealNVP/Glow-style flow built from yaml-friendly sizes.
 
-    Each of the ``num_blocks`` blocks is ``[ActNorm] -> mixing -> AffineCoupling``
+    Each of the ``num_blocks`` blocks is ``[ActNorm] -> mixing -> coupling``
     with alternating coupling parity. ``mixing`` is ``"lu"`` (Glow's invertible
     linear map), ``"permute"`` (a fixed random permutation), ``"reverse"`` or
-    ``"none"`` (parity alternation alone).
+    ``"none"`` (parity alternation alone). ``coupling`` is ``"affine"``
+    (RealNVP's scale and shift) or ``"spline"`` (rational-quadratic splines
+    with ``num_bins`` bins on ``[-tail_bound, tail_bound]``).
 
     Arguments
     ---------
@@ -91,7 +94,13 @@ class RealNVP(SequentialFlow):
     actnorm : bool
         Whether each block starts with an ActNorm.
     scale_bound : float
-        Bound on the couplings' absolute log-scale.
+        Bound on the affine couplings' absolute log-scale.
+    coupling : str
+        ``"affine"`` or ``"spline"``.
+    num_bins : int
+        Bins of each spline (``coupling="spline"``).
+    tail_bound : float
+        Half-width of the splines' interval; the identity outside.
 
     Example
     -------
@@ -110,6 +119,7 @@ class RealNVP(SequentialFlow):
         "reverse": lambda dim: Permutation(dim, "reverse"),
         "none": None,
     }
+    COUPLINGS = ("affine", "spline")
 
     def __init__(
         self,
@@ -121,9 +131,20 @@ class RealNVP(SequentialFlow):
         mixing="lu",
         actnorm=True,
         scale_bound=3.0,
+        coupling="affine",
+        num_bins=8,
+        tail_bound=4.0,
     ):
         if mixing not in self.MIXINGS:
             raise ValueError(f"mixing must be one of {sorted(self.MIXINGS)}, got {mixing!r}")
+        if coupling not in self.COUPLINGS:
+            raise ValueError(f"coupling must be one of {self.COUPLINGS}, got {coupling!r}")
+        if coupling == "affine":
+            options = {"scale_bound": scale_bound}
+            make_coupling = AffineCoupling
+        else:
+            options = {"num_bins": num_bins, "tail_bound": tail_bound}
+            make_coupling = RationalQuadraticCoupling
         transforms = []
         for block in range(num_blocks):
             if actnorm:
@@ -131,13 +152,13 @@ class RealNVP(SequentialFlow):
             if self.MIXINGS[mixing] is not None:
                 transforms.append(self.MIXINGS[mixing](input_dim))
             transforms.append(
-                AffineCoupling(
+                make_coupling(
                     input_dim,
                     hidden_size=hidden_size,
                     num_hidden_layers=num_hidden_layers,
                     activation=activation,
-                    scale_bound=scale_bound,
                     parity=block % 2,
+                    **options,
                 )
             )
         super().__init__(transforms)
