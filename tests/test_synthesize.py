@@ -1,5 +1,8 @@
 """The embedded corpus generator: TIMIT layout, determinism, reuse."""
 
+import subprocess
+import sys
+
 import pytest
 import soundfile
 from conftest import first_utterance
@@ -38,3 +41,25 @@ def test_corpus_is_reused_and_other_options_refused(corpus):
     assert manifest["utterances"] == 6 * 8
     with pytest.raises(FileExistsError, match="other options"):
         synthesize_corpus(corpus, CorpusOptions.small(seed=99))
+
+
+SYNTHESIZE_ONE = """
+import sys
+from pathlib import Path
+from speechbrain_fdnf.data.espeak import ESpeak
+from speechbrain_fdnf.data.synthesize import synthesize_utterance
+ESpeak.instance().seed(1234)
+synthesize_utterance({"utt": "SX1", "text": "The breathy voice reads a longer sentence about the weather today.",
+                      "voice": "en-us+f3", "pitch": 60, "rate": 165, "pitch_range": 50}, Path(sys.argv[1]))
+"""
+
+
+def test_breath_voices_are_reproducible_for_a_seed(tmp_path):
+    # eSpeak NG draws breath noise (en-us+f3 has some) from its own generator, not libc's rand():
+    # both must be seeded, or every run differs. A fresh process per take, as synthesize_corpus does.
+    takes = []
+    for take in ("a", "b"):
+        (tmp_path / take).mkdir()
+        subprocess.run([sys.executable, "-c", SYNTHESIZE_ONE, str(tmp_path / take)], check=True, timeout=120)
+        takes.append((tmp_path / take / "SX1.WAV").read_bytes())
+    assert takes[0] == takes[1]

@@ -89,8 +89,11 @@ class ESpeak:
         self._lib.espeak_SetSynthCallback(self._callback)
 
     def seed(self, value):
-        """Seeds the C library's ``rand()``, which eSpeak draws from for noise sources."""
+        """Seeds both random sources eSpeak draws noise from: the C library's ``rand()`` and eSpeak
+        NG's own generator (breath noise uses the latter; left unseeded, voices with a ``breath``
+        setting come out different on every run)."""
         ctypes.CDLL(None).srand(ctypes.c_uint(value))
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(value))
 
     @classmethod
     def instance(cls):

@@ -11,8 +11,6 @@ Authors
  * speechbrain-fdnf developers
 """
 
-import math
-
 import torch
 from torch import nn
 
