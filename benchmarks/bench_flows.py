@@ -116,58 +116,46 @@ class _ContextFree(nn.Module):
         return self.net(inputs)
 
 
-def build_nflows(device):
+def _nflows_adapter(name, block_layers, device):
+    """An nflows flow of ``BLOCKS`` blocks, each ``block_layers(mask)`` with alternating halves (as zuko's)."""
     from nflows.distributions import StandardNormal
     from nflows.flows import Flow
-    from nflows.transforms import AffineCouplingTransform, CompositeTransform
+    from nflows.transforms import CompositeTransform
 
     layers = []
     for block in range(BLOCKS):
         mask = torch.zeros(DIM)
-        mask[block % 2 :: 2] = 1  # alternating halves, as zuko's
-        layers.append(AffineCouplingTransform(mask, _ContextFree))
+        mask[block % 2 :: 2] = 1
+        layers += block_layers(mask)
     flow = Flow(CompositeTransform(layers), StandardNormal([DIM])).to(device)
     _randomize(flow)
-    return Adapter("nflows", flow, lambda x: -flow.log_prob(x).mean() / DIM,
+    for module in flow.modules():  # ActNorm: skip the data-dependent initialisation, as for ours
+        if torch.is_tensor(getattr(module, "initialized", None)):
+            module.initialized.fill_(True)
+    return Adapter(name, flow, lambda x: -flow.log_prob(x).mean() / DIM,
                    lambda x: flow._transform(x)[0], lambda z: flow._transform.inverse(z)[0])
+
+
+def build_nflows(device):
+    from nflows.transforms import AffineCouplingTransform
+
+    return _nflows_adapter("nflows", lambda mask: [AffineCouplingTransform(mask, _ContextFree)], device)
 
 
 def build_nflows_nsf(device):
     """nflows' ``PiecewiseRationalQuadraticCouplingTransform`` with linear tails."""
-    from nflows.distributions import StandardNormal
-    from nflows.flows import Flow
-    from nflows.transforms import CompositeTransform, PiecewiseRationalQuadraticCouplingTransform
+    from nflows.transforms import PiecewiseRationalQuadraticCouplingTransform
 
-    layers = []
-    for block in range(BLOCKS):
-        mask = torch.zeros(DIM)
-        mask[block % 2 :: 2] = 1
-        layers.append(PiecewiseRationalQuadraticCouplingTransform(mask, _ContextFree, num_bins=BINS, tails="linear",
-                                                                  tail_bound=TAIL_BOUND))
-    flow = Flow(CompositeTransform(layers), StandardNormal([DIM])).to(device)
-    _randomize(flow)
-    return Adapter("nflows-nsf", flow, lambda x: -flow.log_prob(x).mean() / DIM,
-                   lambda x: flow._transform(x)[0], lambda z: flow._transform.inverse(z)[0])
+    return _nflows_adapter("nflows-nsf", lambda mask: [PiecewiseRationalQuadraticCouplingTransform(
+        mask, _ContextFree, num_bins=BINS, tails="linear", tail_bound=TAIL_BOUND)], device)
 
 
 def build_nflows_default(device):
     """The peer of our shipped flow: nflows' ActNorm, LU-decomposed linear map and affine coupling per block."""
-    from nflows.distributions import StandardNormal
-    from nflows.flows import Flow
-    from nflows.transforms import ActNorm, AffineCouplingTransform, CompositeTransform, LULinear
+    from nflows.transforms import ActNorm, AffineCouplingTransform, LULinear
 
-    layers = []
-    for block in range(BLOCKS):
-        mask = torch.zeros(DIM)
-        mask[block % 2 :: 2] = 1
-        layers += [ActNorm(DIM), LULinear(DIM, identity_init=True), AffineCouplingTransform(mask, _ContextFree)]
-    flow = Flow(CompositeTransform(layers), StandardNormal([DIM])).to(device)
-    _randomize(flow)
-    for module in flow.modules():  # skip the data-dependent initialisation, as for ours
-        if hasattr(module, "initialized"):
-            module.initialized = torch.tensor(True, device=device) if torch.is_tensor(module.initialized) else True
-    return Adapter("nflows-default", flow, lambda x: -flow.log_prob(x).mean() / DIM,
-                   lambda x: flow._transform(x)[0], lambda z: flow._transform.inverse(z)[0])
+    return _nflows_adapter("nflows-default", lambda mask: [
+        ActNorm(DIM), LULinear(DIM, identity_init=True), AffineCouplingTransform(mask, _ContextFree)], device)
 
 
 BUILDERS = {
