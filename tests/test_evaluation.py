@@ -14,6 +14,9 @@ from speechbrain.processing.features import InputNormalization
 from speechbrain_fdnf.data.frames import FrameSet
 from speechbrain_fdnf.engine import FeatureFlow
 from speechbrain_fdnf.evaluation import FeatureProbe, draw_targets, posterior_table
+from speechbrain_fdnf.evaluation.structure import latent_structure
+from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, RealFrameCeiling, existing_cells,
+                                                shift_by_class_means)
 from speechbrain_fdnf.lobes import VAE, DiscriminativeFlow, FactorialGaussianPrior, RealNVP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,26 +119,9 @@ def test_targets_are_other_classes_among_the_candidates():
     assert set(targets[current == 0].tolist()) == {2, 5, 7}  # uniform over the others: all reached
 
 
-class Identity:
+def identity(batch, factor, other, new):
     """Leaves every frame as it is."""
-
-    def manipulate(self, feats, factor, source, target):
-        return feats
-
-
-class RealFrameOfTheTarget:
-    """Replaces each frame by a real frame of its target class, keeping the other label: a perfect manipulation."""
-
-    def __init__(self, frames, other):
-        self.batch, self.other = frames.all(), other
-
-    def manipulate(self, feats, factor, source, target):
-        rows = []
-        for frame, new in zip(feats, target.tolist()):
-            kept = self.batch.labels[self.other][(self.batch.feats == frame).all(-1)][0]
-            pool = (self.batch.labels[factor] == new) & (self.batch.labels[self.other] == kept)
-            rows.append(torch.nonzero(pool).flatten()[0])
-        return self.batch.feats[torch.stack(rows)]
+    return batch.feats
 
 
 @pytest.mark.parametrize("target,other", [("phone", "speaker"), ("speaker", "phone")])
@@ -143,21 +129,91 @@ def test_posterior_table_scores_no_manipulation_zero_and_a_perfect_one_near_the_
     frames = separable_frames()
     probes = trained_probes(frames)
     candidates = range(probes[target].net[-1].out_features)
-    unchanged = posterior_table(Identity(), probes, frames, target, other, candidates, 200)
+    unchanged = posterior_table(identity, probes, frames, target, other, candidates, 200)
     assert unchanged["delta_target"] == 0.0 and unchanged["delta_other"] == 0.0
     assert unchanged["p_target_x_prime"] == unchanged["p_target_x"] and unchanged["frames"] == 200
-    for row in (unchanged, posterior_table(make_engine("fdnf"), probes, frames, target, other, candidates, 200)):
+    model = shift_by_class_means(make_engine("fdnf"))
+    for row in (unchanged, posterior_table(model, probes, frames, target, other, candidates, 200)):
         for key in ("p_target_x", "p_target_x_prime", "p_other_x", "p_other_x_prime"):
             assert 0.0 <= row[key] <= 1.0
         assert row["delta_target"] == pytest.approx(row["p_target_x_prime"] - row["p_target_x"])
         assert row["delta_other"] == pytest.approx(row["p_other_x_prime"] - row["p_other_x"])
-    perfect = posterior_table(RealFrameOfTheTarget(frames, other), probes, frames, target, other, candidates, 200)
     batch = frames.all()
+    cells = existing_cells(batch.labels, target, other, 4 if target == "phone" else 3, 3 if target == "phone" else 4)
+    ceiling = RealFrameCeiling([batch], {"phone": 4, "speaker": 3})
+    perfect = posterior_table(ceiling, probes, frames, target, other, candidates, 200, cells=cells)
     accuracy = probes[target].accuracy(batch.feats, batch.labels[target])
     # real frames of the target class: p(target | x') rises to about what the probe gives real frames of a class
     assert perfect["delta_target"] > 0.2 and perfect["p_target_x_prime"] > perfect["p_target_x"] + 0.2
     assert accuracy > 0.9 and abs(perfect["p_target_x_prime"] - accuracy) < 0.15
     assert abs(perfect["delta_other"]) < 0.1  # the kept label was kept
+
+
+def test_the_ceiling_of_a_corpus_of_copies_scores_exactly_the_probes_posteriors():
+    # every frame of a (phone, speaker) cell is the same vector, and one cell has no frame at all
+    gen = torch.Generator().manual_seed(3)
+    cell_vectors = torch.randn(4, 3, DIM, generator=gen) * 2
+    phone, speaker = torch.randint(4, (900,), generator=gen), torch.randint(3, (900,), generator=gen)
+    keep = ~((phone == 3) & (speaker == 2))
+    phone, speaker = phone[keep], speaker[keep]
+    frames = FrameSet({"feats": cell_vectors[phone, speaker], "utterance": torch.arange(len(phone)),
+                       "labels": {"phone": phone, "speaker": speaker}})
+    probes = trained_probes(frames)
+    batch = frames.all()
+    cells = existing_cells(batch.labels, "speaker", "phone", 3, 4)
+    assert not cells[3, 2] and cells.sum() == 11
+    ceiling = RealFrameCeiling([batch], {"phone": 4, "speaker": 3}, seed=1)
+    row = posterior_table(ceiling, probes, frames, "speaker", "phone", range(3), 300, seed=5, cells=cells)
+    # the same frames and targets, scored directly on the target cells' vectors
+    generator = torch.Generator().manual_seed(5)
+    index = torch.randperm(len(frames), generator=generator)[:300]
+    from speechbrain_fdnf.evaluation.tables import draw_targets_in_cells
+
+    sample = frames.batch(index)
+    new, has = draw_targets_in_cells(sample.labels["speaker"], sample.labels["phone"], cells, generator)
+    assert row["frames"] == int(has.sum()) and has.any()
+    q, s2 = sample.labels["phone"][has], new[has]
+    assert ((q == 3) & (s2 == 2)).sum() == 0  # no target cell without frames
+    with torch.no_grad():
+        expected = probes["speaker"].posteriors(cell_vectors[q, s2])[torch.arange(len(q)), s2].mean().item()
+        kept = probes["phone"].posteriors(cell_vectors[q, s2])[torch.arange(len(q)), q].mean().item()
+    assert row["p_target_x_prime"] == pytest.approx(expected, abs=1e-6)
+    assert row["p_other_x_prime"] == pytest.approx(kept, abs=1e-6)
+
+
+def test_cell_mean_oracle_moves_codes_by_the_cell_mean_difference():
+    engine = make_engine("fdnf")
+    train = make_frames(n=1200).all()
+    oracle = CellMeanOracle(engine, train, {"phone": 4, "speaker": 3})
+    means = oracle.cell_means("speaker", "phone")
+    codes = engine.encode(train.feats)
+    first = (train.labels["phone"] == 2) & (train.labels["speaker"] == 1)
+    torch.testing.assert_close(means[2 * 3 + 1], codes[first].mean(0), atol=1e-5, rtol=0)
+    batch = make_frames(n=50, seed=4).all()
+    new = (batch.labels["speaker"] + 1) % 3
+    moved = engine.encode(oracle(batch, "speaker", "phone", new))
+    base = batch.labels["phone"] * 3
+    expected = engine.encode(batch.feats) + means[base + new] - means[base + batch.labels["speaker"]]
+    torch.testing.assert_close(moved, expected, atol=1e-3, rtol=0)
+
+
+def test_the_structure_of_additive_codes_has_no_interaction_even_when_unbalanced():
+    gen = torch.Generator().manual_seed(0)
+    phone = torch.randint(5, (3000,), generator=gen)
+    speaker = torch.where(phone < 2, torch.randint(2, (3000,), generator=gen), torch.randint(4, (3000,), generator=gen))
+    phone_means, speaker_means = torch.randn(5, 3, generator=gen) * 2, torch.randn(4, 3, generator=gen)
+    exact = latent_structure(phone_means[phone] + speaker_means[speaker], phone, speaker, 5, 4)
+    assert exact["interaction"] < 1e-9 and exact["within"] < 1e-9
+    assert exact["first"] + exact["second"] > 0.5
+    noise = torch.randn(3000, 3, generator=gen) * 0.5
+    additive = latent_structure(phone_means[phone] + speaker_means[speaker] + noise, phone, speaker, 5, 4)
+    assert additive["interaction"] < 1e-3  # only the noise in the cell means
+    assert additive["first"] > additive["second"] > 0.05 and additive["within"] > 0.02
+    assert additive["within_variance_per_dim"] == pytest.approx(0.25, rel=0.1)
+    # a product of the two factors is interaction, not effects
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0])[phone] * torch.tensor([1.0, -1.0, -1.0, 1.0])[speaker]
+    crossed = latent_structure(sign[:, None] * torch.ones(3) * 3 + noise, phone, speaker, 5, 4)
+    assert crossed["interaction"] > 0.5 and crossed["interaction"] > 5 * (crossed["first"] + crossed["second"])
 
 
 @pytest.mark.slow

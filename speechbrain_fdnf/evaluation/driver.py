@@ -15,14 +15,18 @@ import torch
 
 from speechbrain_fdnf.brain import read_nll
 from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
-from speechbrain_fdnf.evaluation.tables import posterior_table
+from speechbrain_fdnf.evaluation.structure import latent_structure
+from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, RealFrameCeiling, existing_cells, posterior_table,
+                                                shift_by_class_means)
 from speechbrain_fdnf.evaluation.tsne import tsne_sample
 from speechbrain_fdnf.inference import SpeechFactorizer
 
 #: Default posterior tables: (factor changed, factor that should stay).
 TABLES = (("phone", "speaker"), ("speaker", "phone"))
-#: The t-SNE grid's rows.
+#: The t-SNE grid's rows, and the two factors of the latent structure table.
 TSNE_FACTORS = ("phone", "speaker")
+#: The reference row of real frames in both manipulation tables.
+CEILING = "real-frame ceiling"
 
 
 def table_pairs(config):
@@ -59,8 +63,11 @@ def evaluate_models(models, encoders, frames, config, seed):
     Returns
     -------
     (dict, dict)
-        ``{"probe_accuracy": ..., "models": {name: {"tables", "leakage", "nll"}}}``
-        and the data of the t-SNE grid.
+        ``{"probe_accuracy": ..., "models": {name: {"tables", "leakage", "nll"[, "structure"]}},
+        "reference": {row: {"tables"}}}`` and the data of the t-SNE grid. The
+        reference rows are the real-frame ceiling and, per flow, its
+        cell-mean oracle; both draw targets only among cells with training
+        frames (a frame whose own cell has none is left out).
     """
     train, heldout = frames["train"].all(), frames["heldout"].all()
     factors = label_sets(config)
@@ -72,16 +79,23 @@ def evaluate_models(models, encoders, frames, config, seed):
             epochs=config["probe_epochs"], hidden_size=config["probe_hidden"], seed=seed,
         )
     sample = tsne_sample(frames["heldout"], encoders, config["tsne_classes"], config["tsne_per_class"], seed)
+    num_classes = {name: len(encoders[name]) for name in factors}
+    cells = {target: existing_cells(train.labels, target, other, num_classes[target], num_classes[other])
+             for target, other in table_pairs(config)}
+
+    def table_rows(move, restricted=False):
+        return {target: posterior_table(move, probes, frames["heldout"], target, other, candidates[target],
+                                        config["num_frames"], seed, cells=cells[target] if restricted else None)
+                for target, other in table_pairs(config)}
+
+    reference = {CEILING: {"tables": table_rows(RealFrameCeiling([heldout, train], num_classes, seed), True)}}
     results, codes = {}, {}
     for display, (folder, nll_file) in models.items():
         engine = SpeechFactorizer.from_hparams(source=folder).engine
         for name in factors:
             if not engine.has_prior_means(name):
                 engine.fit_class_means(name, train.feats, train.labels[name], len(encoders[name]))
-        tables = {}
-        for target, other in table_pairs(config):
-            tables[target] = posterior_table(engine, probes, frames["heldout"], target, other,
-                                             candidates[target], config["num_frames"], seed)
+        tables = table_rows(shift_by_class_means(engine))
         prior = engine.prior
         factorial = len(engine.factors) > 1
         if factorial:  # one probe per subspace: what each part of the latent knows
@@ -91,6 +105,10 @@ def evaluate_models(models, encoders, frames, config, seed):
         leakage = leakage_probes(engine, subspaces, train, heldout, labels=factors,
                                  max_train=config["leakage_max_train"], seed=seed)
         results[display] = {"tables": tables, "leakage": leakage, "nll": read_nll(nll_file)}
+        if prior is not None:  # the flows: how additive their latent is, and what that costs
+            reference[f"{display} oracle (cell means)"] = {"tables": table_rows(CellMeanOracle(engine, train, num_classes), True)}
+            results[display]["structure"] = structure_table(engine, subspaces, train, num_classes,
+                                                            config["leakage_max_train"], seed)
         with torch.no_grad():
             codes[display] = {}
             for name in TSNE_FACTORS:
@@ -103,4 +121,20 @@ def evaluate_models(models, encoders, frames, config, seed):
         "sample_labels": {name: frames["heldout"].labels[name][sample[name][0]].numpy() for name in TSNE_FACTORS},
         "class_names": {name: dict(encoders[name].ind2lab) for name in TSNE_FACTORS},
     }
-    return {"probe_accuracy": probe_accuracy, "models": results}, figure_data
+    return {"probe_accuracy": probe_accuracy, "models": results, "reference": reference}, figure_data
+
+
+@torch.no_grad()
+def structure_table(engine, subspaces, train, num_classes, max_frames, seed):
+    """``{subspace: shares}`` of :func:`~speechbrain_fdnf.evaluation.structure.latent_structure` by phone and
+    speaker, on a seeded sample of ``max_frames`` training codes."""
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_frames]
+    codes = engine.encode(train.feats[pick])
+    first, second = TSNE_FACTORS
+    table = {}
+    for name, where in subspaces.items():
+        shares = latent_structure(codes[:, where], train.labels[first][pick], train.labels[second][pick],
+                                  num_classes[first], num_classes[second])
+        table[name] = {first: shares["first"], second: shares["second"], "interaction": shares["interaction"],
+                       "within": shares["within"], "within_variance_per_dim": shares["within_variance_per_dim"]}
+    return table

@@ -40,19 +40,34 @@ def markdown(summary, seeds, figure, tables=TABLES):
         lines += [f"## {target.capitalize()} manipulation ({other} should stay)", "",
                   f"| model | p({t}\\|x) | p({t}\\|x') | δ({t}) | p({o}\\|x) | p({o}\\|x') | δ({o}) |",
                   "|---|---|---|---|---|---|---|"]
-        for model, result in summary["models"].items():
+        rows = {**summary["models"], **summary.get("reference", {})}
+        for model, result in rows.items():
             row = result["tables"][target]
             lines.append(
                 f"| {model} | {_fmt(row['p_target_x'])} | {_fmt(row['p_target_x_prime'])} | "
                 f"{_fmt(row['delta_target'], True)} | {_fmt(row['p_other_x'])} | "
                 f"{_fmt(row['p_other_x_prime'])} | {_fmt(row['delta_other'], True)} |"
             )
+        if summary.get("reference"):
+            lines += ["", "The ceiling (each frame replaced by a real frame of its target cell) and the oracles (shift by "
+                      "empirical cell means) draw targets only among cells with training frames."]
         lines.append("")
     lines += ["## Leakage probes (linear classifiers on latent subspaces, held-out accuracy)", "",
               "| model | subspace | " + " | ".join(factors) + " |", "|---|---|" + "---|" * len(factors)]
     for model, result in summary["models"].items():
         for subspace, accuracy in result["leakage"].items():
             lines.append(f"| {model} | {subspace} | " + " | ".join(_fmt(accuracy[name]) for name in factors) + " |")
+    structured = {model: result["structure"] for model, result in summary["models"].items() if "structure" in result}
+    if structured:
+        lines += ["", "## Latent structure (training codes: shares of each subspace's variance; within-cell variance "
+                  "per dimension, 1 for the prior)", "",
+                  "| model | subspace | phone effect | speaker effect | interaction | within-cell | within-cell variance per dim |",
+                  "|---|---|---|---|---|---|---|"]
+        for model, table in structured.items():
+            for subspace, shares in table.items():
+                lines.append(f"| {model} | {subspace} | " + " | ".join(
+                    _fmt(shares[key]) for key in ("phone", "speaker", "interaction", "within", "within_variance_per_dim"))
+                    + " |")
     lines += ["", "## Negative log-likelihood (nats per dimension; VAE: negative ELBO, an upper bound)", "",
               "| model | held-out (labels known) | test (speaker marginalised) |", "|---|---|---|"]
     for model, result in summary["models"].items():

@@ -1,10 +1,17 @@
 """The paper's posterior tables: MLP posteriors of the changed and the kept factor, before and after manipulation.
 
+Beside a model's manipulation (:func:`shift_by_class_means`), two reference rows explain the
+numbers: :class:`RealFrameCeiling` (real frames of the target cell: the best any manipulation can
+score under these probes) and :class:`CellMeanOracle` (a shift by empirical cell means: what a
+perfectly additive latent would give).
+
 Authors
  * speechbrain-fdnf developers
 """
 
 import torch
+
+from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
 
 
 def draw_targets(current, candidates, generator):
@@ -18,14 +25,61 @@ def draw_targets(current, candidates, generator):
     return candidates[draw.clamp_max(len(candidates) - 1)]
 
 
+def shift_by_class_means(engine):
+    """The protocol's manipulation as a mover for :func:`posterior_table`:
+    ``x' = f(f^-1(x) + mu_target - mu_source)`` with the engine's class means."""
+
+    def move(batch, factor, other, new):
+        return engine.manipulate(batch.feats, factor, source=batch.labels[factor], target=new)
+
+    return move
+
+
+def existing_cells(labels, factor, other, num_factor, num_other):
+    """``(num_other, num_factor)`` booleans: which (other class, factor class) cells have frames."""
+    exists = torch.zeros(num_other * num_factor, dtype=torch.bool)
+    known = (labels[other] >= 0) & (labels[factor] >= 0)
+    exists[labels[other][known] * num_factor + labels[factor][known]] = True
+    return exists.view(num_other, num_factor)
+
+
+def draw_targets_in_cells(current, kept, cells, generator):
+    """For each frame, a target class drawn uniformly among those whose cell with the frame's kept
+    class exists in ``cells`` (from :func:`existing_cells`), other than its own.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        The targets and which frames have one (a frame whose own cell is missing has none).
+
+    Example
+    -------
+    >>> cells = torch.tensor([[True, True, False], [False, True, True]])
+    >>> new, has = draw_targets_in_cells(torch.tensor([0, 1, 0]), torch.tensor([0, 1, 1]), cells,
+    ...                                  torch.Generator().manual_seed(0))
+    >>> new[has].tolist(), has.tolist()
+    ([1, 2], [True, True, False])
+    """
+    weights = cells[kept].float()
+    has = cells[kept, current] & (weights.sum(-1) > 1)
+    weights[torch.arange(len(current)), current] = 0.0
+    new = current.clone()
+    if has.any():
+        new[has] = torch.multinomial(weights[has], 1, generator=generator)[:, 0]
+    return new, has
+
+
 @torch.no_grad()
-def posterior_table(engine, probes, frames, target, other, candidates, num_frames=2000, seed=0):
+def posterior_table(move, probes, frames, target, other, candidates, num_frames=2000, seed=0, cells=None):
     """Mean MLP posteriors before and after changing factor ``target``.
 
-    ``engine`` (a :class:`~speechbrain_fdnf.engine.FeatureFlow`) moves the
-    frames. A fixed, seeded sample of ``num_frames`` frames is drawn from ``frames``
+    A fixed, seeded sample of ``num_frames`` frames is drawn from ``frames``
     (held-out utterances); each frame's target class is drawn uniformly
-    among ``candidates`` (classes with training frames) other than its own.
+    among ``candidates`` (classes with training frames) other than its own,
+    or with ``cells`` (see :func:`existing_cells`) among the classes whose
+    cell with the frame's kept class exists (frames whose own cell does not
+    exist are left out). ``move(batch, target, other, new)`` returns the
+    moved frames (:func:`shift_by_class_means` for a model).
 
     Returns
     -------
@@ -38,8 +92,14 @@ def posterior_table(engine, probes, frames, target, other, candidates, num_frame
     index = torch.randperm(len(frames), generator=generator)[:num_frames]
     batch = frames.batch(index)
     current, kept = batch.labels[target], batch.labels[other]
-    new = draw_targets(current, sorted(candidates), generator)
-    moved = engine.manipulate(batch.feats, target, source=current, target=new)
+    if cells is None:
+        new = draw_targets(current, sorted(candidates), generator)
+    else:
+        new, has = draw_targets_in_cells(current, kept, cells, generator)
+        index, new = index[has], new[has]
+        batch = frames.batch(index)
+        kept = batch.labels[other]
+    moved = move(batch, target, other, new)
     rows = torch.arange(len(index))
     before_t = probes[target].posteriors(batch.feats)[rows, new]
     after_t = probes[target].posteriors(moved)[rows, new]
@@ -55,3 +115,93 @@ def posterior_table(engine, probes, frames, target, other, candidates, num_frame
     result["delta_target"] = result["p_target_x_prime"] - result["p_target_x"]
     result["delta_other"] = result["p_other_x_prime"] - result["p_other_x"]
     return result
+
+
+class RealFrameCeiling:
+    """The best any manipulation can score under the probes: each frame replaced by a real frame of its
+    target cell (its kept class, the target class), drawn from the first pool that has the cell.
+
+    Arguments
+    ---------
+    pools : list of FrameBatch
+        E.g. ``[held-out frames, training frames]``.
+    num_classes : dict
+        Label set -> number of classes.
+    seed : int
+        Seeds the draws.
+
+    Example
+    -------
+    >>> from speechbrain_fdnf.data.frames import FrameBatch
+    >>> pool = FrameBatch(torch.arange(4.)[:, None], {"phone": torch.tensor([0, 1, 0, 1]),
+    ...                                                "speaker": torch.tensor([0, 0, 1, 1])})
+    >>> ceiling = RealFrameCeiling([pool], {"phone": 2, "speaker": 2})
+    >>> batch = FrameBatch(torch.zeros(2, 1), {"phone": torch.tensor([0, 1]), "speaker": torch.tensor([0, 0])})
+    >>> ceiling(batch, "speaker", "phone", torch.tensor([1, 1]))[:, 0].tolist()  # same phone, speaker 1
+    [2.0, 3.0]
+    """
+
+    def __init__(self, pools, num_classes, seed=0):
+        self.pools, self.num_classes = pools, num_classes
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, batch, factor, other, new):
+        wanted = batch.labels[other] * self.num_classes[factor] + new
+        moved, found = batch.feats.clone(), torch.zeros(len(new), dtype=torch.bool)
+        for pool in self.pools:
+            cells = pool.labels[other] * self.num_classes[factor] + pool.labels[factor]
+            cells[(pool.labels[other] < 0) | (pool.labels[factor] < 0)] = -1
+            sorted_cells, order = torch.sort(cells)
+            first = torch.searchsorted(sorted_cells, wanted)
+            count = torch.searchsorted(sorted_cells, wanted, right=True) - first
+            take = ~found & (count > 0)
+            offset = (torch.rand(len(new), generator=self.generator) * count.clamp_min(1)).long()
+            moved[take] = pool.feats[order[(first + offset)[take]]]
+            found |= take
+        if not found.all():
+            raise ValueError(f"{int((~found).sum())} target cells have no frame in any pool")
+        return moved
+
+
+class CellMeanOracle:
+    """A perfectly additive latent's manipulation: ``z' = z + m(kept, target) - m(kept, source)``
+    with the empirical mean code of each (kept class, factor class) cell of the training frames.
+
+    It separates what non-additive class means cost from what within-cell
+    deviations that do not carry over cost.
+
+    Arguments
+    ---------
+    engine : FeatureFlow
+        The model.
+    train : FrameBatch
+        Training frames (their cell means are the oracle's).
+    num_classes : dict
+        Label set -> number of classes.
+    """
+
+    def __init__(self, engine, train, num_classes, batch_size=65536):
+        self.engine, self.train, self.num_classes, self.batch_size = engine, train, num_classes, batch_size
+        self._means = {}
+
+    @torch.no_grad()
+    def cell_means(self, factor, other):
+        """``(num_other * num_factor, latent_dim)`` mean codes of the training cells."""
+        if (factor, other) not in self._means:
+            labels = self.train.labels
+            cells = labels[other] * self.num_classes[factor] + labels[factor]
+            cells[(labels[other] < 0) | (labels[factor] < 0)] = -1
+            accumulator = None
+            for start in range(0, len(cells), self.batch_size):
+                codes = self.engine.encode(self.train.feats[start : start + self.batch_size])
+                if accumulator is None:
+                    accumulator = ClassMeanAccumulator(self.num_classes[other] * self.num_classes[factor], codes.shape[1])
+                accumulator.add(codes, cells[start : start + self.batch_size])
+            self._means[(factor, other)] = accumulator.means()[0].float()
+        return self._means[(factor, other)]
+
+    def __call__(self, batch, factor, other, new):
+        means = self.cell_means(factor, other)
+        base = batch.labels[other] * self.num_classes[factor]
+        codes = self.engine.encode(batch.feats)
+        return self.engine.decode(codes + means[base + new] - means[base + batch.labels[factor]])
