@@ -102,3 +102,22 @@ def test_an_utterance_spliced_alone_equals_its_frames_in_a_frameset(prepared):
     assert alone.shape == (int(second.sum()), 40 * 5)
     assert torch.equal(alone, in_set)
     assert torch.equal(alone[0, :80], cache["feats"][second][0].repeat(2))  # the edge frame repeats
+
+
+def test_an_utterance_aligned_with_itself_has_zero_distortion_and_pairs_are_parallel(prepared):
+    from speechbrain_fdnf.evaluation.parallel import aligned_frames, log_mel_distance, parallel_pairs, speech_segments
+
+    save, data = prepared
+    entry = next(iter(data["train"].values()))
+    feats = FBANK(torch.as_tensor(soundfile.read(entry["wav"], dtype="float32")[0])[None])[0]
+    frames, matched = aligned_frames(entry, entry, len(feats), len(feats), HOP)
+    assert torch.equal(frames, matched) and len(frames) > 20  # every speech frame onto itself
+    assert log_mel_distance(feats[frames], feats[matched]).max().item() == 0.0
+    starts, ends, _ = speech_segments(entry)
+    assert all(any(s <= t * HOP < e for s, e in zip(starts, ends)) for t in frames.tolist())  # no silence frame
+    references = {key: value for split in ("train", "valid", "heldout") for key, value in data[split].items()}
+    pairs = parallel_pairs(data["heldout"], references, seed=0)
+    assert pairs, "the small corpus has sentences read by several speakers"
+    for utterance, reading in pairs:
+        assert reading["text"] == utterance["text"] and reading["speaker"] != utterance["speaker"]
+        assert speech_segments(reading)[2] == speech_segments(utterance)[2]

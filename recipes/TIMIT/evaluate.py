@@ -62,9 +62,13 @@ def evaluate_seed(config, seed):
         if config.get("train_missing", True):
             train_if_missing(hparams, hparams_file, overrides, config.get("train_overrides") or {})
         runs[display] = hparams
-    encoders, frames = prepare_data(next(iter(runs.values())))
+    first = next(iter(runs.values()))
+    encoders, frames = prepare_data(first)
     models = {display: (hparams["inference_folder"], hparams["nll_file"]) for display, hparams in runs.items()}
-    return evaluate_models(models, encoders, frames, config, seed)
+    prepared = {split: json.loads((Path(first["prep_folder"]) / f"{split}.json").read_text())
+                for split in ("train", "valid", "heldout")}
+    utterances = {"heldout": prepared["heldout"], "references": {k: v for split in prepared.values() for k, v in split.items()}}
+    return evaluate_models(models, encoders, frames, config, seed, utterances)
 
 
 def main(argv):

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from speechbrain_fdnf.brain import read_nll
+from speechbrain_fdnf.evaluation.parallel import conversion_distortion, parallel_pairs
 from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
 from speechbrain_fdnf.evaluation.structure import latent_structure
 from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, RealFrameCeiling, existing_cells, posterior_table,
@@ -42,7 +43,7 @@ def label_sets(config):
     return names
 
 
-def evaluate_models(models, encoders, frames, config, seed):
+def evaluate_models(models, encoders, frames, config, seed, utterances=None):
     """Scores every model with the same probes and the same frames.
 
     Arguments
@@ -59,6 +60,11 @@ def evaluate_models(models, encoders, frames, config, seed):
         ``leakage_max_train``, ``tsne_classes``, ``tsne_per_class``.
     seed : int
         Seeds the probes and every sample.
+    utterances : dict, optional
+        ``{"heldout": annotations, "references": annotations}`` (prepared
+        JSON entries by id): with them, every model also gets the parallel
+        conversion distortion of speaker manipulation (held-out utterances
+        converted to a training speaker who read the same sentence).
 
     Returns
     -------
@@ -89,9 +95,11 @@ def evaluate_models(models, encoders, frames, config, seed):
                 for target, other in table_pairs(config)}
 
     reference = {CEILING: {"tables": table_rows(RealFrameCeiling([heldout, train], num_classes, seed), True)}}
+    pairs = parallel_pairs(utterances["heldout"], utterances["references"], seed) if utterances else []
     results, codes = {}, {}
     for display, (folder, nll_file) in models.items():
-        engine = SpeechFactorizer.from_hparams(source=folder).engine
+        factorizer = SpeechFactorizer.from_hparams(source=folder)
+        engine = factorizer.engine
         for name in factors:
             if not engine.has_prior_means(name):
                 engine.fit_class_means(name, train.feats, train.labels[name], len(encoders[name]))
@@ -105,6 +113,8 @@ def evaluate_models(models, encoders, frames, config, seed):
         leakage = leakage_probes(engine, subspaces, train, heldout, labels=factors,
                                  max_train=config["leakage_max_train"], seed=seed)
         results[display] = {"tables": tables, "leakage": leakage, "nll": read_nll(nll_file)}
+        if pairs:
+            results[display]["parallel"] = conversion_distortion(factorizer, pairs)
         if prior is not None:  # the flows: how additive their latent is, and what that costs
             reference[f"{display} oracle (cell means)"] = {"tables": table_rows(CellMeanOracle(engine, train, num_classes), True)}
             results[display]["structure"] = structure_table(engine, subspaces, train, num_classes,

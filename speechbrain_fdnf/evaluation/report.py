@@ -68,6 +68,15 @@ def markdown(summary, seeds, figure, tables=TABLES):
                 lines.append(f"| {model} | {subspace} | " + " | ".join(
                     _fmt(shares[key]) for key in ("phone", "speaker", "interaction", "within", "within_variance_per_dim"))
                     + " |")
+    parallel = {model: result["parallel"] for model, result in summary["models"].items() if "parallel" in result}
+    if parallel:
+        first = next(iter(parallel.values()))
+        lines += ["", "## Parallel conversion distortion (speaker manipulation of held-out utterances; mean log-Mel "
+                  "distance in dB to the target speaker's real reading of the same sentence, aligned by phone segments)", "",
+                  f"{first['pairs']['mean']:.0f} utterance pairs, {first['frames']['mean']:.0f} aligned speech frames.", "",
+                  "| model | converted x' | unconverted x |", "|---|---|---|"]
+        for model, values in parallel.items():
+            lines.append(f"| {model} | {_fmt(values['converted_db'])} | {_fmt(values['unconverted_db'])} |")
     lines += ["", "## Negative log-likelihood (nats per dimension; VAE: negative ELBO, an upper bound)", "",
               "| model | held-out (labels known) | test (speaker marginalised) |", "|---|---|---|"]
     for model, result in summary["models"].items():

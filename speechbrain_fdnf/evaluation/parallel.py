@@ -1,0 +1,126 @@
+"""Parallel conversion distortion: a converted utterance against the target speaker's real reading.
+
+TIMIT and the embedded corpus have sentences read by several speakers (SA,
+SX). A held-out utterance of speaker s1 is converted to a training speaker s2
+who read the same sentence; the two readings are aligned segment by segment
+(the i-th non-silence phone segment of one to the i-th of the other, linear
+time warp inside each segment), and the mean log-Mel distance in dB between
+aligned frames is reported for the converted and for the unconverted
+utterance. This is the field's objective voice-conversion measure
+(mel-cepstral-distortion style); it does not depend on the probes.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import torch
+
+from speechbrain_fdnf.data.phones import SILENCE
+
+
+def speech_segments(entry):
+    """``(starts, ends, phones)`` of the non-silence segments of a prepared utterance (folded phones)."""
+    kept = [i for i, phone in enumerate(entry["phones39"]) if phone != SILENCE]
+    return ([entry["starts"][i] for i in kept], [entry["ends"][i] for i in kept],
+            [entry["phones39"][i] for i in kept])
+
+
+def aligned_frames(entry, reference, num_frames, reference_frames, hop):
+    """Frames of ``entry`` inside its speech segments and the frames of ``reference`` at the same relative
+    position inside the same segments (``None`` when the two phone sequences differ).
+
+    Frame ``t`` is centred at sample ``t * hop`` (SpeechBrain's ``Fbank``).
+
+    Example
+    -------
+    >>> a = {"starts": [0, 100, 300], "ends": [100, 300, 400], "phones39": ["sil", "aa", "iy"]}
+    >>> b = {"starts": [0, 200, 600], "ends": [200, 600, 800], "phones39": ["aa", "iy", "sil"]}
+    >>> frames, matched = aligned_frames(a, b, 5, 9, 100)  # a: aa 100-300, iy 300-400; b: aa 0-200, iy 200-600
+    >>> frames.tolist(), matched.tolist()
+    ([1, 2, 3], [0, 1, 2])
+    """
+    starts, ends, phones = speech_segments(entry)
+    ref_starts, ref_ends, ref_phones = speech_segments(reference)
+    if phones != ref_phones or not phones:
+        return None
+    starts, ends = torch.tensor(starts, dtype=torch.float64), torch.tensor(ends, dtype=torch.float64)
+    ref_starts = torch.tensor(ref_starts, dtype=torch.float64)
+    ref_ends = torch.tensor(ref_ends, dtype=torch.float64)
+    centres = torch.arange(num_frames, dtype=torch.float64) * hop
+    segment = torch.searchsorted(starts, centres, right=True) - 1
+    inside = (segment >= 0) & (centres < ends[segment.clamp_min(0)])
+    frames, segment = torch.nonzero(inside).flatten(), segment[inside]
+    position = (centres[frames] - starts[segment]) / (ends[segment] - starts[segment])
+    mapped = ref_starts[segment] + position * (ref_ends[segment] - ref_starts[segment])
+    return frames, (mapped / hop).round().long().clamp(0, reference_frames - 1)
+
+
+def parallel_pairs(utterances, references, seed=0):
+    """For each utterance, one reading of the same sentence by another speaker among ``references``
+    (with the same non-silence phone sequence), drawn with ``seed``; utterances without one are left out.
+
+    Arguments
+    ---------
+    utterances, references : dict
+        Prepared annotations (id -> entry), e.g. the held-out split and all splits of the training speakers.
+
+    Returns
+    -------
+    list of (dict, dict)
+    """
+    by_text = {}
+    for key in sorted(references):
+        by_text.setdefault(references[key]["text"], []).append(references[key])
+    generator = torch.Generator().manual_seed(seed)
+    pairs = []
+    for key in sorted(utterances):
+        entry = utterances[key]
+        phones = speech_segments(entry)[2]
+        readings = [other for other in by_text.get(entry["text"], [])
+                    if other["speaker"] != entry["speaker"] and speech_segments(other)[2] == phones]
+        if readings and entry["text"]:
+            pairs.append((entry, readings[int(torch.randint(len(readings), (1,), generator=generator))]))
+    return pairs
+
+
+def log_mel_distance(feats, reference):
+    """Per frame: the root mean square difference in dB over the bands (the features are in dB)."""
+    return (feats - reference).pow(2).mean(-1).sqrt()
+
+
+@torch.no_grad()
+def conversion_distortion(factorizer, pairs, factor="speaker"):
+    """Mean log-Mel distance (dB) of converted and of unconverted utterances to the target's real readings.
+
+    Arguments
+    ---------
+    factorizer : SpeechFactorizer
+        The model; conversion is its class-mean shift of ``factor`` from the
+        utterance's speaker to the reading's.
+    pairs : list
+        From :func:`parallel_pairs`.
+
+    Returns
+    -------
+    dict
+        ``converted_db``, ``unconverted_db``, ``pairs`` (used), ``frames``.
+    """
+    hop = factorizer.hparams.compute_features.compute_STFT.hop_length
+    n_mels = factorizer.hparams.compute_features.compute_fbanks.n_mels
+    centre = slice(factorizer.hparams.context * n_mels, (factorizer.hparams.context + 1) * n_mels)
+    converted = unconverted = 0.0
+    frames = used = 0
+    for entry, reading in pairs:
+        feats, target = factorizer.features(entry["wav"]), factorizer.features(reading["wav"])
+        matched = aligned_frames(entry, reading, len(feats), len(target), hop)
+        if matched is None:
+            continue
+        mine, theirs = matched
+        moved = factorizer.engine.manipulate(feats, factor, source=factorizer.class_index(factor, entry[factor]),
+                                             target=factorizer.class_index(factor, reading[factor]))
+        converted += log_mel_distance(moved[mine, centre], target[theirs, centre]).sum().item()
+        unconverted += log_mel_distance(feats[mine, centre], target[theirs, centre]).sum().item()
+        frames += len(mine)
+        used += 1
+    return {"converted_db": converted / max(frames, 1), "unconverted_db": unconverted / max(frames, 1),
+            "pairs": used, "frames": frames}
