@@ -15,8 +15,8 @@ from speechbrain_fdnf.data.frames import FrameSet
 from speechbrain_fdnf.engine import FeatureFlow
 from speechbrain_fdnf.evaluation import FeatureProbe, draw_targets, posterior_table
 from speechbrain_fdnf.evaluation.structure import latent_structure
-from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, RealFrameCeiling, existing_cells,
-                                                shift_by_class_means)
+from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, NearestNeighbourMatching, RealFrameCeiling,
+                                                existing_cells, shift_by_class_means, standardised_features)
 from speechbrain_fdnf.lobes import VAE, DiscriminativeFlow, FactorialGaussianPrior, RealNVP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +179,25 @@ def test_the_ceiling_of_a_corpus_of_copies_scores_exactly_the_probes_posteriors(
         kept = probes["phone"].posteriors(cell_vectors[q, s2])[torch.arange(len(q)), q].mean().item()
     assert row["p_target_x_prime"] == pytest.approx(expected, abs=1e-6)
     assert row["p_other_x_prime"] == pytest.approx(kept, abs=1e-6)
+
+
+@pytest.mark.parametrize("target,other", [("phone", "speaker"), ("speaker", "phone")])
+def test_matching_in_the_kept_factors_space_moves_the_target_and_keeps_the_other(target, other):
+    frames = separable_frames()
+    probes = trained_probes(frames)
+    batch = frames.all()
+    half = DIM // 2
+    kept_dims = {"phone": slice(0, half), "speaker": slice(half, DIM)}  # where each factor lives
+    matching = NearestNeighbourMatching(batch, lambda feats, kept: feats[:, kept_dims[kept]], k=4)
+    row = posterior_table(matching, probes, frames, target, other, range(4 if target == "phone" else 3), 300)
+    assert row["p_target_x_prime"] > 0.8 and abs(row["delta_other"]) < 0.1
+    # matched where the kept factor does not live, the neighbours are of any class of it: it is lost
+    blind = NearestNeighbourMatching(batch, lambda feats, kept: feats[:, kept_dims[target]], k=4)
+    worse = posterior_table(blind, probes, frames, target, other, range(4 if target == "phone" else 3), 300)
+    assert worse["p_target_x_prime"] > 0.8 and worse["delta_other"] < row["delta_other"] - 0.2
+    standardised = NearestNeighbourMatching(batch, standardised_features(batch.feats), k=4)
+    assert posterior_table(standardised, probes, frames, target, other, range(4 if target == "phone" else 3),
+                           300)["p_target_x_prime"] > 0.8
 
 
 def test_cell_mean_oracle_moves_codes_by_the_cell_mean_difference():

@@ -17,8 +17,9 @@ from speechbrain_fdnf.brain import read_nll
 from speechbrain_fdnf.evaluation.parallel import conversion_distortion, parallel_pairs
 from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
 from speechbrain_fdnf.evaluation.structure import latent_structure
-from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, RealFrameCeiling, existing_cells, posterior_table,
-                                                shift_by_class_means)
+from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, NearestNeighbourMatching, RealFrameCeiling,
+                                                existing_cells, kept_subspace, posterior_table, shift_by_class_means,
+                                                standardised_features)
 from speechbrain_fdnf.evaluation.tsne import tsne_sample
 from speechbrain_fdnf.inference import SpeechFactorizer
 
@@ -72,8 +73,11 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         ``{"probe_accuracy": ..., "models": {name: {"tables", "leakage", "nll"[, "structure"]}},
         "reference": {row: {"tables"}}}`` and the data of the t-SNE grid. The
         reference rows are the real-frame ceiling and, per flow, its
-        cell-mean oracle; both draw targets only among cells with training
-        frames (a frame whose own cell has none is left out).
+        cell-mean oracle (both draw targets only among cells with training
+        frames; a frame whose own cell has none is left out), and
+        non-parametric matching (``knn_k`` neighbours; 0 turns it off) in
+        standardised features and, per factorial flow, in the kept factor's
+        subspace (the protocol's targets).
     """
     train, heldout = frames["train"].all(), frames["heldout"].all()
     factors = label_sets(config)
@@ -96,6 +100,10 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
 
     reference = {CEILING: {"tables": table_rows(RealFrameCeiling([heldout, train], num_classes, seed), True)}}
     pairs = parallel_pairs(utterances["heldout"], utterances["references"], seed) if utterances else []
+    k = config.get("knn_k", 4)
+    if k:  # non-parametric matching in the features: the baseline of matching in a factorized latent
+        reference[f"kNN matching in Fbank (k={k})"] = {
+            "tables": table_rows(NearestNeighbourMatching(train, standardised_features(train.feats), k))}
     results, codes = {}, {}
     for display, (folder, nll_file) in models.items():
         factorizer = SpeechFactorizer.from_hparams(source=folder)
@@ -115,6 +123,10 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         results[display] = {"tables": tables, "leakage": leakage, "nll": read_nll(nll_file)}
         if pairs:
             results[display]["parallel"] = conversion_distortion(factorizer, pairs)
+        if factorial and k and all(other in engine.factors for _, other in table_pairs(config)):
+            # matched in the kept factor's subspace, pooled over the target class
+            reference[f"{display} kNN matching (k={k})"] = {
+                "tables": table_rows(NearestNeighbourMatching(train, kept_subspace(engine), k))}
         if prior is not None:  # the flows: how additive their latent is, and what that costs
             reference[f"{display} oracle (cell means)"] = {"tables": table_rows(CellMeanOracle(engine, train, num_classes), True)}
             results[display]["structure"] = structure_table(engine, subspaces, train, num_classes,

@@ -205,3 +205,69 @@ class CellMeanOracle:
         base = batch.labels[other] * self.num_classes[factor]
         codes = self.engine.encode(batch.feats)
         return self.engine.decode(codes + means[base + new] - means[base + batch.labels[factor]])
+
+
+class NearestNeighbourMatching:
+    """Non-parametric manipulation (kNN-VC style, Baas et al., 2023): each frame becomes the mean of the
+    ``k`` training frames of its target class nearest to it in a matching space.
+
+    The pool is every training frame of the target class only (the target
+    speaker's frames of all phones; the target phone's frames of all
+    speakers), so the kept factor has to survive through the matching itself,
+    never through a pool filtered by its true label.
+
+    Arguments
+    ---------
+    train : FrameBatch
+        The training frames (the pool).
+    embed : callable
+        ``embed(feats, kept) -> (n, d)`` vectors to match in, for the kept
+        factor ``kept`` (e.g. :func:`kept_subspace` of a factorial flow, or
+        standardised features).
+    k : int
+        Neighbours averaged.
+
+    Example
+    -------
+    >>> from speechbrain_fdnf.data.frames import FrameBatch
+    >>> pool = FrameBatch(torch.tensor([[0.0], [1.0], [10.0], [11.0]]), {"speaker": torch.tensor([0, 0, 1, 1])})
+    >>> match = NearestNeighbourMatching(pool, lambda feats, kept: feats % 10, k=1)
+    >>> batch = FrameBatch(torch.tensor([[0.9]]), {"speaker": torch.tensor([0])})
+    >>> match(batch, "speaker", "phone", torch.tensor([1]))  # speaker 1's frame nearest to 0.9 (mod 10)
+    tensor([[11.]])
+    """
+
+    def __init__(self, train, embed, k=4):
+        self.train, self.embed, self.k = train, embed, k
+        self._pool = {}
+
+    @torch.no_grad()
+    def __call__(self, batch, factor, other, new):
+        if other not in self._pool:
+            self._pool[other] = self.embed(self.train.feats, other)
+        pool, queries = self._pool[other], self.embed(batch.feats, other)
+        moved = torch.empty_like(batch.feats)
+        for target in new.unique().tolist():
+            rows = new == target
+            members = torch.nonzero(self.train.labels[factor] == target).flatten()
+            distances = torch.cdist(queries[rows], pool[members])
+            nearest = distances.topk(min(self.k, len(members)), dim=-1, largest=False).indices
+            moved[rows] = self.train.feats[members[nearest]].mean(dim=1)
+        return moved
+
+
+def kept_subspace(engine, batch_size=65536):
+    """A matching space for :class:`NearestNeighbourMatching`: the factorial flow's code in the kept factor's subspace."""
+
+    @torch.no_grad()
+    def embed(feats, kept):
+        return torch.cat([engine.prior.subspace(engine.encode(feats[start : start + batch_size]), kept)
+                          for start in range(0, len(feats), batch_size)])
+
+    return embed
+
+
+def standardised_features(train_feats):
+    """A matching space for :class:`NearestNeighbourMatching`: features standardised with the training statistics."""
+    mean, std = train_feats.mean(0), train_feats.std(0).clamp_min(1e-5)
+    return lambda feats, kept: (feats - mean) / std
