@@ -93,6 +93,11 @@ class FeatureFlow:
         """Latent codes ``(..., latent_dim)`` of raw frames (the VAE: encoder means)."""
         return self.model.encode(self.normalized(feats))[0]
 
+    @torch.no_grad()
+    def encode_all(self, feats, batch_size=65536):
+        """:meth:`encode` of many frames, ``batch_size`` at a time (no gradients)."""
+        return torch.cat([self.encode(feats[start : start + batch_size]) for start in range(0, len(feats), batch_size)])
+
     def decode(self, codes):
         """Raw frames of latent codes (the VAE: decoder means)."""
         return self.denormalized(self.model.decode(codes))
@@ -109,19 +114,17 @@ class FeatureFlow:
         return factor in self.factors
 
     @torch.no_grad()
-    def fit_class_means(self, factor, feats, labels, num_classes, batch_size=65536):
+    def fit_class_means(self, factor, feats, labels, num_classes, codes=None):
         """Empirical class means of ``factor``: the mean latent code of each class's frames.
 
         This is how models whose prior does not know ``factor`` (VAE, NF, a DNF
         trained on another label) get class means, which gives every model the
-        same chance in manipulation.
+        same chance in manipulation. ``codes``: :meth:`encode_all` of ``feats``,
+        when the caller already has it.
         """
-        accumulator = None
-        for start in range(0, len(feats), batch_size):
-            codes = self.encode(feats[start : start + batch_size])
-            if accumulator is None:
-                accumulator = ClassMeanAccumulator(num_classes, codes.shape[1], device=codes.device)
-            accumulator.add(codes, labels[start : start + batch_size].to(codes.device))
+        codes = self.encode_all(feats) if codes is None else codes
+        accumulator = ClassMeanAccumulator(num_classes, codes.shape[1], device=codes.device)
+        accumulator.add(codes, labels.to(codes.device))
         self._empirical[factor] = accumulator.means()[0].float()
 
     def class_means(self, factor):

@@ -108,9 +108,10 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
     for display, (folder, nll_file) in models.items():
         factorizer = SpeechFactorizer.from_hparams(source=folder)
         engine = factorizer.engine
+        train_codes = engine.encode_all(train.feats)  # once: class means, oracles and matching pools share them
         for name in factors:
             if not engine.has_prior_means(name):
-                engine.fit_class_means(name, train.feats, train.labels[name], len(encoders[name]))
+                engine.fit_class_means(name, train.feats, train.labels[name], len(encoders[name]), codes=train_codes)
         tables = table_rows(shift_by_class_means(engine))
         prior = engine.prior
         factorial = len(engine.factors) > 1
@@ -126,9 +127,10 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         if factorial and k and all(other in engine.factors for _, other in table_pairs(config)):
             # matched in the kept factor's subspace, pooled over the target class
             reference[f"{display} kNN matching (k={k})"] = {
-                "tables": table_rows(NearestNeighbourMatching(train, kept_subspace(engine), k))}
+                "tables": table_rows(NearestNeighbourMatching(train, kept_subspace(engine, (train.feats, train_codes)), k))}
         if prior is not None:  # the flows: how additive their latent is, and what that costs
-            reference[f"{display} oracle (cell means)"] = {"tables": table_rows(CellMeanOracle(engine, train, num_classes), True)}
+            oracle = CellMeanOracle(engine, train, num_classes, codes=train_codes)
+            reference[f"{display} oracle (cell means)"] = {"tables": table_rows(oracle, True)}
             results[display]["structure"] = structure_table(engine, subspaces, train, num_classes,
                                                             config["leakage_max_train"], seed)
         with torch.no_grad():

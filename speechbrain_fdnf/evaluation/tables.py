@@ -35,11 +35,17 @@ def shift_by_class_means(engine):
     return move
 
 
+def cell_ids(labels, factor, other, num_factor):
+    """Per frame, the index ``other class * num_factor + factor class`` of its cell (-1 where a label is unknown)."""
+    ids = labels[other] * num_factor + labels[factor]
+    return torch.where((labels[other] < 0) | (labels[factor] < 0), torch.full_like(ids, -1), ids)
+
+
 def existing_cells(labels, factor, other, num_factor, num_other):
     """``(num_other, num_factor)`` booleans: which (other class, factor class) cells have frames."""
+    ids = cell_ids(labels, factor, other, num_factor)
     exists = torch.zeros(num_other * num_factor, dtype=torch.bool)
-    known = (labels[other] >= 0) & (labels[factor] >= 0)
-    exists[labels[other][known] * num_factor + labels[factor][known]] = True
+    exists[ids[ids >= 0]] = True
     return exists.view(num_other, num_factor)
 
 
@@ -149,9 +155,7 @@ class RealFrameCeiling:
         wanted = batch.labels[other] * self.num_classes[factor] + new
         moved, found = batch.feats.clone(), torch.zeros(len(new), dtype=torch.bool)
         for pool in self.pools:
-            cells = pool.labels[other] * self.num_classes[factor] + pool.labels[factor]
-            cells[(pool.labels[other] < 0) | (pool.labels[factor] < 0)] = -1
-            sorted_cells, order = torch.sort(cells)
+            sorted_cells, order = torch.sort(cell_ids(pool.labels, factor, other, self.num_classes[factor]))
             first = torch.searchsorted(sorted_cells, wanted)
             count = torch.searchsorted(sorted_cells, wanted, right=True) - first
             take = ~found & (count > 0)
@@ -178,25 +182,22 @@ class CellMeanOracle:
         Training frames (their cell means are the oracle's).
     num_classes : dict
         Label set -> number of classes.
+    codes : torch.Tensor, optional
+        ``engine.encode_all(train.feats)``, when the caller already has it.
     """
 
-    def __init__(self, engine, train, num_classes, batch_size=65536):
-        self.engine, self.train, self.num_classes, self.batch_size = engine, train, num_classes, batch_size
+    def __init__(self, engine, train, num_classes, codes=None):
+        self.engine, self.train, self.num_classes, self.codes = engine, train, num_classes, codes
         self._means = {}
 
     @torch.no_grad()
     def cell_means(self, factor, other):
         """``(num_other * num_factor, latent_dim)`` mean codes of the training cells."""
         if (factor, other) not in self._means:
-            labels = self.train.labels
-            cells = labels[other] * self.num_classes[factor] + labels[factor]
-            cells[(labels[other] < 0) | (labels[factor] < 0)] = -1
-            accumulator = None
-            for start in range(0, len(cells), self.batch_size):
-                codes = self.engine.encode(self.train.feats[start : start + self.batch_size])
-                if accumulator is None:
-                    accumulator = ClassMeanAccumulator(self.num_classes[other] * self.num_classes[factor], codes.shape[1])
-                accumulator.add(codes, cells[start : start + self.batch_size])
+            if self.codes is None:
+                self.codes = self.engine.encode_all(self.train.feats)
+            accumulator = ClassMeanAccumulator(self.num_classes[other] * self.num_classes[factor], self.codes.shape[1])
+            accumulator.add(self.codes, cell_ids(self.train.labels, factor, other, self.num_classes[factor]))
             self._means[(factor, other)] = accumulator.means()[0].float()
         return self._means[(factor, other)]
 
@@ -256,13 +257,14 @@ class NearestNeighbourMatching:
         return moved
 
 
-def kept_subspace(engine, batch_size=65536):
-    """A matching space for :class:`NearestNeighbourMatching`: the factorial flow's code in the kept factor's subspace."""
+def kept_subspace(engine, known=None):
+    """A matching space for :class:`NearestNeighbourMatching`: the factorial flow's code in the kept
+    factor's subspace. ``known``: ``(feats, codes)`` already encoded (e.g. the training pool)."""
 
     @torch.no_grad()
     def embed(feats, kept):
-        return torch.cat([engine.prior.subspace(engine.encode(feats[start : start + batch_size]), kept)
-                          for start in range(0, len(feats), batch_size)])
+        codes = known[1] if known is not None and feats is known[0] else engine.encode_all(feats)
+        return engine.prior.subspace(codes, kept)
 
     return embed
 
