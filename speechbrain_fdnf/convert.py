@@ -17,6 +17,7 @@ Command line::
     python -m speechbrain_fdnf.convert --model results/fdnf/1234/inference \\
         --wav in.wav --speaker MABC0 [--out out.wav]
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav
+    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --manipulation knn
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --factor phone --source aa --target iy
     python -m speechbrain_fdnf.convert --model DIR --list speaker
 
@@ -39,6 +40,7 @@ from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 
 logger = logging.getLogger(__name__)
 METHODS = ("gain", "griffinlim")
+MANIPULATIONS = ("shift", "knn")
 MAX_GAIN_DB = 40.0
 
 
@@ -125,7 +127,7 @@ class FeatureInverter:
 
 
 @torch.no_grad()
-def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=32):
+def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=32, references=None, k=4):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -144,6 +146,10 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
         factor it replaces the model's guess of the utterance's class.
     method : str
         ``"gain"`` or ``"griffinlim"`` (see the module docstring).
+    references : list, optional
+        Audio of the target class: the frames are then manipulated by
+        non-parametric matching (:meth:`SpeechFactorizer.match`, ``k``
+        neighbours) instead of the class-mean shift, and ``target`` is unused.
 
     Returns
     -------
@@ -156,7 +162,10 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
         wav = factorizer.read_wav(wav)
     wav = wav.to(factorizer.device)
     feats = factorizer.features(wav)
-    new_feats = factorizer.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source)
+    if references is not None:
+        new_feats = factorizer.match(feats, factor, references, k=k)
+    else:
+        new_feats = factorizer.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source)
     if factor in FRAME_LEVEL_LABELS and source is not None:
         keep = factorizer.class_posterior(feats, factor).argmax(dim=-1) != factorizer.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
@@ -186,7 +195,11 @@ def main(argv=None):
     parser.add_argument("--target", help="target class of --factor")
     parser.add_argument("--enrol", nargs="+", metavar="WAV", help="target = a speaker unseen in training, from these WAVs")
     parser.add_argument("--source", help="current class (default: the model's guess)")
-    parser.add_argument("--method", choices=METHODS, default="gain")
+    parser.add_argument("--method", choices=METHODS, default="gain", help="how the frames become audio")
+    parser.add_argument("--manipulation", choices=MANIPULATIONS, default="shift",
+                        help="shift: move by the class means; knn: each frame becomes the mean of its --k nearest "
+                             "frames of the --enrol audio, matched in the other factors' subspaces")
+    parser.add_argument("--k", type=int, default=4, help="neighbours for --manipulation knn")
     parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")
     parser.add_argument("--list", metavar="LABELS", help="print the classes of a label set (e.g. speaker) and exit")
@@ -202,15 +215,18 @@ def main(argv=None):
         chosen = [option for option in ("speaker", "target", "enrol") if getattr(args, option)]
         if len(chosen) != 1 or not args.wav:
             parser.error("give --wav and exactly one of --speaker, --target or --enrol")
+        if args.manipulation == "knn" and not args.enrol:
+            parser.error("--manipulation knn matches against audio of the target: give it with --enrol")
         if args.enrol:
-            target, name = factorizer.enrol(args.enrol, factor), "enrolled"
+            target, name = factorizer.enrol(args.enrol, factor), "enrolled" + ("-knn" if args.manipulation == "knn" else "")
         else:
             target = name = args.speaker or args.target
             factorizer.class_index(factor, target)  # unknown class: a clear error before any work
         if args.source is not None:
             factorizer.class_index(factor, args.source)
         wav = factorizer.read_wav(args.wav)
-        converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations)
+        converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
+                            references=args.enrol if args.manipulation == "knn" else None, k=args.k)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping

@@ -22,6 +22,20 @@ def unwrap(module):
     return getattr(module, "module", module)
 
 
+def nearest_mean(queries, keys, values, k):
+    """For each query, the mean of the ``values`` of its ``k`` nearest ``keys`` (Euclidean).
+
+    Example
+    -------
+    >>> keys = torch.tensor([[0.0], [1.0], [5.0]])
+    >>> nearest_mean(torch.tensor([[0.2], [4.0]]), keys, torch.tensor([[10.0], [20.0], [30.0]]), k=2)
+    tensor([[15.],
+            [25.]])
+    """
+    nearest = torch.cdist(queries, keys).topk(min(k, len(keys)), dim=-1, largest=False).indices
+    return values[nearest].mean(dim=-2)
+
+
 class FeatureFlow:
     """A model of normalised frames (``DiscriminativeFlow`` or ``VAE``) seen from raw features.
 

@@ -27,7 +27,7 @@ from speechbrain.inference.interfaces import Pretrained
 
 from speechbrain_fdnf.data.audio import check_audio
 from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS, splice
-from speechbrain_fdnf.engine import FeatureFlow
+from speechbrain_fdnf.engine import FeatureFlow, nearest_mean
 from speechbrain_fdnf.export import load_state_strict  # noqa: F401  (named by folders exported before 0.2)
 
 
@@ -271,6 +271,46 @@ class SpeechFactorizer(Pretrained):
             source = self._class(factor, source)
         return self.engine.manipulate(feats, factor, source, self._class(factor, target),
                                       pooled=factor not in FRAME_LEVEL_LABELS)
+
+    @torch.no_grad()
+    def match(self, inputs, factor, references, k=4):
+        """Non-parametric manipulation (kNN-VC style): every frame becomes the mean of the ``k`` frames of
+        ``references`` nearest to it in the subspaces of the *other* factors.
+
+        ``references`` are inputs of the target class (e.g. a few utterances of
+        the target speaker, who need not be a training speaker); matching in
+        the other factors' subspaces keeps them (e.g. the phone) while the new
+        frames come from the target. On the embedded corpus this moves speakers
+        as far as real frames of the target do (``docs/RESULTS.md``).
+
+        Arguments
+        ---------
+        inputs
+            Path, waveform or features.
+        factor : str
+            The factor to change; the model needs at least one other factor.
+        references
+            One input or a list of them (all frames are the pool).
+        k : int
+            Neighbours averaged.
+
+        Returns
+        -------
+        torch.Tensor
+            Raw features, the shape of :meth:`features`.
+        """
+        kept = [name for name in self.factors if name != self._check_factor(factor)]
+        if not kept:
+            raise ValueError(f"matching keeps the other factors, and this model has none besides {factor!r}")
+        if isinstance(references, (str, Path)) or torch.is_tensor(references):
+            references = [references]
+        pool = torch.cat([self.features(item) for item in references])
+        where = torch.cat([torch.arange(self.model.prior.slices[name].start, self.model.prior.slices[name].stop)
+                           for name in kept]).to(self.device)
+        feats = self.features(inputs)
+        queries = self.engine.encode(feats)[..., where]
+        keys = self.engine.encode_all(pool)[:, where]
+        return nearest_mean(queries.reshape(-1, len(where)), keys, pool, k).reshape(feats.shape)
 
     def forward(self, wavs):
         """``encode`` of a waveform (SpeechBrain's convention for ``Pretrained.forward``)."""

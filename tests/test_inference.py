@@ -188,3 +188,26 @@ def test_trained_model_inverts_every_real_frame_to_1e_4(flow, trained):
     with torch.no_grad():
         error = (flow.model.decode(flow.model.encode(x)[0]) - x).abs().max().item()
     assert len(x) > 1000 and error <= 1e-4
+
+
+def test_matching_replaces_frames_by_their_nearest_reference_frames(flow, trained, utterance, tmp_path):
+    feats = flow.features(utterance[0])
+    torch.testing.assert_close(flow.match(feats, "speaker", [feats], k=1), feats, atol=1e-5, rtol=0)  # itself
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
+    matched = flow.match(utterance[0], "speaker", other, k=4)
+    assert matched.shape == feats.shape
+    pool = torch.cat([flow.features(wav) for wav in other])
+    phone = flow.model.prior.slices["phone"]  # the kept factor's subspace decides the neighbours
+    distances = torch.cdist(flow.encode(feats[:1])["z"][:, phone], flow.encode(pool)["z"][:, phone])[0]
+    torch.testing.assert_close(matched[0], pool[distances.topk(4, largest=False).indices].mean(0), atol=1e-4, rtol=0)
+    wav = tmp_path / "input.wav"
+    shutil.copy(utterance[0], wav)
+    out = tmp_path / "knn.wav"
+    assert convert_main(["--model", str(trained[0]), "--wav", str(wav), "--enrol", *other, "--manipulation", "knn",
+                         "--out", str(out)]) == 0
+    samples, _ = soundfile.read(str(wav))
+    converted, rate = soundfile.read(str(out))
+    assert rate == 16000 and converted.shape == samples.shape and np.isfinite(converted).all()
+    with pytest.raises(SystemExit):  # knn needs audio of the target
+        convert_main(["--model", str(trained[0]), "--wav", str(wav), "--speaker", utterance[1], "--manipulation", "knn"])

@@ -11,6 +11,7 @@ Authors
 
 import torch
 
+from speechbrain_fdnf.engine import nearest_mean
 from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
 
 
@@ -251,9 +252,7 @@ class NearestNeighbourMatching:
         for target in new.unique().tolist():
             rows = new == target
             members = torch.nonzero(self.train.labels[factor] == target).flatten()
-            distances = torch.cdist(queries[rows], pool[members])
-            nearest = distances.topk(min(self.k, len(members)), dim=-1, largest=False).indices
-            moved[rows] = self.train.feats[members[nearest]].mean(dim=1)
+            moved[rows] = nearest_mean(queries[rows], pool[members], self.train.feats[members], self.k)
         return moved
 
 
