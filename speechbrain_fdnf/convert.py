@@ -170,8 +170,7 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
         keep = factorizer.class_posterior(feats, factor).argmax(dim=-1) != factorizer.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
         logger.info("%d of %d frames are %s %s", int((~keep).sum()), len(keep), factor, source)
-    n_mels = factorizer.hparams.compute_features.compute_fbanks.n_mels
-    centre = slice(factorizer.hparams.context * n_mels, (factorizer.hparams.context + 1) * n_mels)
+    centre = factorizer.centre_bands
     feats, new_feats = feats[:, centre], new_feats[:, centre]  # spliced context: the centre frame
     inverter = FeatureInverter(factorizer.hparams.compute_features, n_iter=n_iter)
     if method == "gain":

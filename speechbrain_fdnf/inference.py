@@ -146,6 +146,12 @@ class SpeechFactorizer(Pretrained):
                              "for a new speaker give enrolment audio instead")
         return encoder.lab2ind[label]
 
+    @property
+    def centre_bands(self):
+        """The columns of :meth:`features` that hold the centre frame's bands (all of them without context splicing)."""
+        n_mels = self.hparams.compute_features.compute_fbanks.n_mels
+        return slice(self.hparams.context * n_mels, (self.hparams.context + 1) * n_mels)
+
     # ------------------------------------------------------------------ inputs
     def read_wav(self, path):
         """A mono waveform at the model's sample rate; anything else is an error naming the file."""

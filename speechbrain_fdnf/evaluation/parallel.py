@@ -106,8 +106,7 @@ def conversion_distortion(factorizer, pairs, factor="speaker"):
         ``converted_db``, ``unconverted_db``, ``pairs`` (used), ``frames``.
     """
     hop = factorizer.hparams.compute_features.compute_STFT.hop_length
-    n_mels = factorizer.hparams.compute_features.compute_fbanks.n_mels
-    centre = slice(factorizer.hparams.context * n_mels, (factorizer.hparams.context + 1) * n_mels)
+    centre = factorizer.centre_bands
     converted = unconverted = 0.0
     frames = used = 0
     for entry, reading in pairs:
