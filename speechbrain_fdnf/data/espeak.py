@@ -7,9 +7,15 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import _ctypes
+import contextlib
 import ctypes
+import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -73,20 +79,66 @@ class ESpeak:
     _instance = None
     _lock = threading.Lock()
 
-    def __init__(self):
+    def __init__(self, data_path=None, library_path=None):
         import espeakng_loader
 
-        self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self._lib = ctypes.CDLL(library_path or espeakng_loader.get_library_path())
         self._lib.espeak_Initialize.restype = ctypes.c_int
-        data_path = espeakng_loader.get_data_path().encode()
-        self.sample_rate = self._lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_PHONEME_EVENTS
-        )
+        data = str(data_path or espeakng_loader.get_data_path()).encode()
+        self.sample_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS)
         if self.sample_rate <= 0:
-            raise RuntimeError(f"eSpeak NG failed to initialise with data at {data_path.decode()}")
+            raise RuntimeError(f"eSpeak NG failed to initialise with data at {data.decode()}")
         self._chunks, self._phonemes = [], []
         self._callback = _CALLBACK(self._on_audio)  # kept referenced: the library calls it
         self._lib.espeak_SetSynthCallback(self._callback)
+
+    @classmethod
+    @contextlib.contextmanager
+    def isolated(cls, variants=None):
+        """A fresh engine whose library state owes nothing to earlier calls.
+
+        eSpeak NG keeps static state across utterances (pitch flutter phase,
+        noise generators) that neither re-seeding nor re-initialising resets,
+        so its output depends on what was synthesized before. A private copy of
+        the shared library, loaded and unloaded around the block, starts from
+        a clean state: its output then depends only on the seed and the calls
+        made inside the block (the copy costs about a millisecond).
+
+        Arguments
+        ---------
+        variants : dict, optional
+            Voice variants to add, name -> variant-file text (eSpeak's voice
+            file format: ``pitch``, ``formant``, ``tone``, ``breath``...); each
+            is usable as ``<language>+<name>``. They live in a private data
+            folder (links to the packaged data plus the variants), never in the
+            package.
+
+        Example
+        -------
+        >>> low = "language variant\\nname low\\npitch 70 90\\n"
+        >>> takes = []
+        >>> for _ in range(2):
+        ...     with ESpeak.isolated({"low": low}) as engine:
+        ...         engine.seed(3)
+        ...         takes.append(engine.synthesize("Good morning.", voice="en-us+low").audio)
+        >>> bool((takes[0] == takes[1]).all())
+        True
+        """
+        import espeakng_loader
+
+        folder = tempfile.mkdtemp(prefix="espeak-")
+        copy = os.path.join(folder, "libespeak-ng.so")
+        shutil.copyfile(espeakng_loader.get_library_path(), copy)
+        data = _private_data(Path(folder), variants) if variants else None
+        engine = None
+        try:
+            engine = cls(data, copy)
+            yield engine
+        finally:
+            if engine is not None:
+                engine._lib.espeak_Terminate()
+                _ctypes.dlclose(engine._lib._handle)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def seed(self, value):
         """Seeds both random sources eSpeak draws noise from: the C library's ``rand()`` and eSpeak
@@ -143,3 +195,23 @@ class ESpeak:
                 raise RuntimeError(f"eSpeak NG failed (status {status}) on {text!r}")
             audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             return Synthesis(audio, self.sample_rate, list(self._phonemes))
+
+
+
+def _private_data(folder, variants):
+    """eSpeak NG data in ``folder/espeak-ng-data``: links to the packaged data, and a
+    ``voices/!v`` holding only ``variants`` (eSpeak lists at most 349 voices, so the
+    packaged variants are left out rather than copied)."""
+    import espeakng_loader
+
+    source, data = Path(espeakng_loader.get_data_path()), folder / "espeak-ng-data"
+    (data / "voices" / "!v").mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry)
+    for entry in (source / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry)
+    for name, text in variants.items():
+        (data / "voices" / "!v" / name).write_text(text)
+    return data

@@ -1,11 +1,29 @@
-"""Sentences read by the synthetic speakers of the embedded corpus.
+"""Sentences read by the speakers of the embedded corpus.
 
-Written for this project (no third-party text), chosen to cover the English
-phone inventory: plosives, fricatives, affricates, nasals, liquids, glides,
-monophthongs, diphthongs and r-coloured vowels, in many contexts.
+Two kinds, both written for this project (no third-party text):
+
+* :data:`HANDWRITTEN`, chosen to cover the English phone inventory in many
+  contexts. The first two are the corpus's SA1 and SA2 (read by every speaker,
+  as TIMIT's dialect sentences are); the others open the SX pool.
+* Sentences generated from the grammar that ships with the package
+  (``grammar.json``: templates over word classes), as many as a corpus size
+  needs: TIMIT's design takes 450 SX and 1890 SI sentences.
+
+Authors
+ * speechbrain-fdnf developers
 """
 
-SENTENCES = [
+import json
+import random
+import re
+from functools import lru_cache
+from pathlib import Path
+
+GRAMMAR_FILE = Path(__file__).with_name("grammar.json")
+_SLOT = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_FORMS = {"noun": ("singular", "plural"), "verb": ("base", "past", "present"), "intransitive": ("base", "past")}
+
+HANDWRITTEN = [
     "The quick brown fox jumps over the lazy dog.",
     "She sells fresh shellfish by the harbour each Thursday morning.",
     "A cheerful judge joined the choir in June.",
@@ -71,3 +89,80 @@ SENTENCES = [
     "The mayor thanked everyone who helped clean the park.",
     "Join us at the fair for games, music and food.",
 ]
+
+
+@lru_cache(maxsize=1)
+def load_grammar():
+    """The packaged grammar (templates and word classes) as a dict."""
+    return json.loads(GRAMMAR_FILE.read_text(encoding="utf-8"))
+
+
+def _fill(template, grammar, rng):
+    def word(match):
+        name, form = match.group(1), match.group(2)
+        choice = rng.choice(grammar[name])
+        if name in _FORMS:
+            return choice[_FORMS[name].index(form or _FORMS[name][0])]
+        return choice
+
+    text = _SLOT.sub(word, template)
+    return text[0].upper() + text[1:]
+
+
+def generate_sentences(count, seed=0, exclude=()):
+    """``count`` distinct sentences drawn from the packaged grammar.
+
+    Arguments
+    ---------
+    count : int
+        How many to generate.
+    seed : int
+        The draw depends on it alone.
+    exclude : iterable of str
+        Sentences that must not be produced (e.g. the handwritten ones).
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> first = generate_sentences(3, seed=1)
+    >>> len(set(first)), first == generate_sentences(3, seed=1)
+    (3, True)
+    """
+    grammar, rng = load_grammar(), random.Random(seed)
+    seen, sentences = set(exclude), []
+    attempts = 0
+    while len(sentences) < count:
+        attempts += 1
+        if attempts > 50 * count + 1000:
+            raise ValueError(f"the grammar in {GRAMMAR_FILE} cannot make {count} distinct sentences")
+        text = _fill(rng.choice(grammar["templates"]), grammar, rng)
+        if text not in seen:
+            seen.add(text)
+            sentences.append(text)
+    return sentences
+
+
+def sentence_pool(num_sx, num_si, seed=0):
+    """The SA, SX and SI sentences of a corpus.
+
+    SA are the first two handwritten sentences; SX take the other handwritten
+    ones first, then generated ones; SI are generated. No sentence repeats.
+
+    Returns
+    -------
+    tuple of three lists of str
+        ``(sa, sx, si)``.
+
+    Example
+    -------
+    >>> sa, sx, si = sentence_pool(70, 5)
+    >>> len(sa), len(sx), len(si), sx[0] == HANDWRITTEN[2]
+    (2, 70, 5, True)
+    """
+    sa, written = HANDWRITTEN[:2], HANDWRITTEN[2:]
+    extra = max(0, num_sx - len(written))
+    generated = generate_sentences(extra + num_si, seed, exclude=HANDWRITTEN)
+    return sa, written[:num_sx] + generated[:extra], generated[extra:]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from speechbrain_fdnf.data import audio
 from speechbrain_fdnf.data.audio import shown
-from speechbrain_fdnf.data.phones import FOLD_61_TO_39
+from speechbrain_fdnf.data.phones import FOLD_61_TO_39, SILENCE, TIMIT39
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +211,38 @@ def scan_split(split_dir, sample_rate=16000, exclude_sa=True, on_error="raise"):
                 entry.update(speaker=speaker, gender=speaker[0], dialect=dialect_dir.name.upper(), utterance=utt)
                 entries[f"{speaker}_{utt}"] = entry
     return entries, skipped
+
+
+def corpus_statistics(data_folder, sample_rate=16000, frame_shift=0.01):
+    """Size and phone coverage of a TIMIT-layout corpus (every utterance, SA included).
+
+    Returns
+    -------
+    dict
+        ``speakers``, ``utterances``, ``hours``, ``speech_frames`` (non-silence
+        frames at ``frame_shift``), ``phone_counts`` (folded 39-class label ->
+        number of segments, silence included) and ``missing_phones`` (the
+        classes with no segment).
+    """
+    entries = {}
+    for name in ("train", "test"):
+        split_dir = _child(Path(data_folder), name)
+        if split_dir is not None:
+            entries.update(scan_split(split_dir, sample_rate, exclude_sa=False)[0])
+    counts = {phone: 0 for phone in TIMIT39}
+    speech_samples = 0
+    for entry in entries.values():
+        for start, end, phone in zip(entry["starts"], entry["ends"], entry["phones39"]):
+            counts[phone] += 1
+            speech_samples += (end - start) if phone != SILENCE else 0
+    return {
+        "speakers": len({entry["speaker"] for entry in entries.values()}),
+        "utterances": len(entries),
+        "hours": round(sum(entry["num_samples"] for entry in entries.values()) / sample_rate / 3600, 3),
+        "speech_frames": round(speech_samples / sample_rate / frame_shift),
+        "phone_counts": counts,
+        "missing_phones": [phone for phone, count in counts.items() if count == 0],
+    }
 
 
 def split_by_speaker(entries, counts, seed):
