@@ -27,6 +27,9 @@ test-fast: install
 # The five models of the paper on the embedded corpus (synthesized on first use),
 # with demo-sized training; DEMO_ARGS takes any yaml override.
 MODELS := fdnf nf dnf_phone dnf_speaker vae
+# the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
+export DEMO_PAIR := import json; h = json.load(open("results/prepared/heldout.json")); e = h[sorted(h)[0]]; \
+	print(e["wav"], sorted({v["speaker"] for v in h.values() if v["gender"] != e["gender"]})[0])
 DEMO_ARGS ?= --number_of_epochs=6
 demo: install
 	@start=$$(date +%s); \
@@ -38,12 +41,14 @@ demo: install
 	$(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml || exit 1; \
 	echo "== reusing the f-DNF: speaker identification and a conversion"; \
 	$(PY) recipes/TIMIT/speaker_id.py hparams/speaker_id.yaml || exit 1; \
-	$(PY) -m speechbrain_fdnf.convert --model results/fdnf/1234/inference --speaker MBFI0 \
-		--wav results/embedded_corpus/TRAIN/DR6/FEJE0/SX112.WAV --out results/SX112_FEJE0_to_MBFI0.wav || exit 1; \
+	set -- $$($(PY) -c "$$DEMO_PAIR"); \
+	$(PY) -m speechbrain_fdnf.convert --model results/fdnf/1234/inference --speaker $$2 --wav $$1 \
+		--out results/demo_conversion.wav || exit 1; \
+	echo "converted $$1 to speaker $$2: results/demo_conversion.wav"; \
 	echo "== demo finished in $$(( $$(date +%s) - start )) s"; \
 	echo "training logs: results/<model>/1234/train_log.txt"; \
 	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure)"; \
-	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/SX112_FEJE0_to_MBFI0.wav"
+	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav"
 
 # Our flow against zuko and nflows (benchmark-only extras), same machine, same frames.
 # BENCH_ARGS: e.g. --device cuda, --data real, --batch-sizes 1024.

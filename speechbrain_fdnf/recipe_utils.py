@@ -90,7 +90,7 @@ def corpus_folder(hparams):
             raise FileNotFoundError(f"--data_folder {shown(folder)} does not exist (no fallback to the embedded corpus)")
         return folder
     folder = Path(hparams["embedded_corpus_folder"])
-    options = CorpusOptions.small() if hparams.get("embedded_corpus_small") else CorpusOptions()
+    options = CorpusOptions.of_size(hparams.get("embedded_corpus_size", "demo"))
     if not (folder / "corpus.json").exists():
         logger.info("No data_folder given: synthesizing the embedded eSpeak NG corpus into %s", folder)
     run_on_main(synthesize_corpus, args=[folder, options])

@@ -241,7 +241,7 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         sys.executable, str(ROOT / "recipes/TIMIT/evaluate.py"), str(ROOT / "hparams/evaluate.yaml"),
         f"--output_root={tmp_path}", "--models={f-DNF: hparams/fdnf_3factor.yaml, NF: hparams/nf.yaml}",
         "--tables=[[phone, speaker], [speaker, phone], [gender, phone]]",
-        "--data_overrides={embedded_corpus_small: True}",
+        "--data_overrides={embedded_corpus_size: small}",
         "--train_overrides={number_of_epochs: 2, num_blocks: 2, hidden_size: 32}",
         "--probe_epochs=2", "--num_frames=300", "--tsne_per_class=20", "--leakage_max_train=2000", "--seeds=[1, 2]",
     ]

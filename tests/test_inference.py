@@ -16,7 +16,7 @@ from speechbrain_fdnf.convert import main as convert_main
 from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError, SpeechFactorizer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--embedded_corpus_small=True", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256",
+TINY = ["--embedded_corpus_size=small", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256",
         "--number_of_epochs=1"]
 pytestmark = pytest.mark.slow
 

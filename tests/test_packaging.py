@@ -28,6 +28,8 @@ for command in ("speechbrain_fdnf.data.synthesize", "speechbrain_fdnf.convert"):
         runpy.run_module(command, run_name="__main__")
     except SystemExit as done:
         assert done.code in (0, None), (command, done.code)
+from speechbrain_fdnf.data.sentences import GRAMMAR_FILE, sentence_pool
+assert str(GRAMMAR_FILE).startswith(site) and len(sentence_pool(450, 1890)[2]) == 1890  # the packaged grammar
 print("wheel ok:", importlib.import_module("speechbrain_fdnf").__file__)
 """
 
@@ -37,9 +39,10 @@ def test_the_wheel_ships_every_module_and_imports_without_the_source_tree(tmp_pa
                             "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("speechbrain_fdnf-*.whl")
-    source = {str(p.relative_to(ROOT)) for p in (ROOT / "speechbrain_fdnf").rglob("*.py")}
+    package = ROOT / "speechbrain_fdnf"
+    source = {str(p.relative_to(ROOT)) for p in [*package.rglob("*.py"), *package.rglob("*.json")]}
     with zipfile.ZipFile(wheel) as archive:
-        shipped = {name for name in archive.namelist() if name.endswith(".py")}
+        shipped = {name for name in archive.namelist() if name.endswith((".py", ".json"))}
     assert source <= shipped, f"missing from the wheel: {sorted(source - shipped)}"
 
     site = tmp_path / "site"

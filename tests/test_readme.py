@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 # Defaults a fresh checkout ships, made tiny in the test's copy; the README's commands stay as printed.
 TINY = {
-    "common.yaml": {"embedded_corpus_small": "True", "number_of_epochs": "1", "num_blocks": "2",
+    "common.yaml": {"embedded_corpus_size": "small", "number_of_epochs": "1", "num_blocks": "2",
                     "hidden_size": "32", "batch_size": "256"},
     "evaluate.yaml": {"probe_epochs": "1", "num_frames": "200", "tsne_per_class": "10",
                       "leakage_max_train": "1000"},

@@ -16,7 +16,7 @@ from speechbrain_fdnf.recipe_utils import load_hparams
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("fdnf", "nf", "dnf_phone", "dnf_speaker", "vae")
-TINY = ["--embedded_corpus_small=True", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256"]
+TINY = ["--embedded_corpus_size=small", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256"]
 
 
 def run_recipe(model, output_root, *extra):

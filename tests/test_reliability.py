@@ -30,7 +30,7 @@ SLOW_EPOCHS = ["--num_blocks=2", "--hidden_size=32", "--batch_size=4", "--number
 
 def recipe_command(corpus, output_root, *extra):
     return [sys.executable, str(RECIPE), str(ROOT / "hparams/fdnf.yaml"), f"--output_root={output_root}",
-            "--embedded_corpus_small=True", f"--embedded_corpus_folder={corpus}", *extra]
+            "--embedded_corpus_size=small", f"--embedded_corpus_folder={corpus}", *extra]
 
 
 def run(command, **kwargs):

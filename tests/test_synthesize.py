@@ -1,18 +1,25 @@
-"""The embedded corpus generator: TIMIT layout, determinism, reuse."""
+"""The embedded corpus generator: TIMIT's design, distinct voices, determinism, resume, coverage."""
 
-import subprocess
-import sys
+import json
+from collections import Counter, defaultdict
 
+import numpy as np
 import pytest
 import soundfile
+import torch
+import torchaudio
 from conftest import first_utterance
 
+from speechbrain_fdnf.data import synthesize
+from speechbrain_fdnf.data.espeak import ESpeak
+from speechbrain_fdnf.data.phones import FOLD_61_TO_39, TIMIT39, espeak_to_timit
+from speechbrain_fdnf.data.speakers import TIMIT_DIALECT_COUNTS, SpeakerProfile, read_speaker_table
 from speechbrain_fdnf.data.synthesize import CorpusOptions, plan_corpus, synthesize_corpus
 
 
 def test_corpus_has_timit_layout(corpus):
     speakers = sorted(p.name for p in corpus.glob("TRAIN/DR*/*"))
-    assert len(speakers) == 4 and all(s[0] in "FM" and len(s) == 5 for s in speakers)
+    assert len(speakers) == 6 and all(s[0] in "FM" and len(s) == 5 for s in speakers)
     assert len(list(corpus.glob("TEST/DR*/*"))) == 2
     wav = first_utterance(corpus)
     info = soundfile.info(str(wav))
@@ -23,43 +30,174 @@ def test_corpus_has_timit_layout(corpus):
     assert all(int(a[1]) == int(b[0]) for a, b in zip(lines, lines[1:]))  # contiguous
     assert lines[-1][2] == "h#"  # eSpeak ends in a pause; it may start speaking at sample 0
     assert all(line[2] != "h#" for line in lines[1:-1])  # inside an utterance pauses are "pau"
+    names = sorted(p.stem for p in wav.parent.glob("*.WAV"))
+    assert names[:2] == ["SA1", "SA2"] and Counter(n[:2] for n in names) == {"SA": 2, "SX": 4, "SI": 2}
 
 
-def test_synthesis_is_deterministic(corpus, tmp_path):
-    plan = plan_corpus(CorpusOptions.small(seed=7))
-    assert plan == plan_corpus(CorpusOptions.small(seed=7))
-    assert plan != plan_corpus(CorpusOptions.small(seed=8))
+def test_speaker_table_matches_the_folders(corpus):
+    table = read_speaker_table(corpus / "SPKRINFO.TXT")
+    folders = {p.name: p for p in corpus.glob("*/DR*/*")}
+    assert set(table) == set(folders)
+    for speaker, profile in table.items():
+        assert folders[speaker].parent.name == profile.dialect and folders[speaker].parent.parent.name == profile.split
+        assert profile.gender == speaker[0]
+    assert len({(p.vocal_tract, p.pitch_hz, p.rate, p.breath, p.tilt) for p in table.values()}) == len(table)
+
+
+def test_full_design_is_timits_without_synthesizing():
+    profiles, plan = plan_corpus(CorpusOptions.full())
+    split = {p.speaker: p.split for p in profiles}
+    assert Counter(split.values()) == {"TRAIN": 462, "TEST": 168}
+    for name, counts in TIMIT_DIALECT_COUNTS.items():
+        dialects = Counter(p.dialect for p in profiles if p.split == name)
+        assert tuple(dialects[f"DR{i}"] for i in range(1, 9)) == counts
+    assert 0.28 < sum(p.gender == "F" for p in profiles) / 630 < 0.33
+    readers = defaultdict(set)
+    for entry in plan:
+        readers[entry["utt"], entry["text"]].add(entry["speaker"])
+    assert len({utt for utt, _ in readers}) == len(readers)  # one text per utterance name
+    kinds = defaultdict(list)
+    for (utt, _), speakers in readers.items():
+        kinds[utt[:2]].append(speakers)
+    assert len(kinds["SA"]) == 2 and all(len(s) == 630 for s in kinds["SA"])
+    assert len(kinds["SX"]) == 450 and all(len(s) == 7 for s in kinds["SX"])
+    assert all(len({split[s] for s in speakers}) == 1 for speakers in kinds["SX"])  # parallel within a split
+    assert len(kinds["SI"]) == 1890 and all(len(s) == 1 for s in kinds["SI"])
+    per_speaker = Counter(entry["speaker"] for entry in plan)
+    assert set(per_speaker.values()) == {10}
+    assert len({entry["text"] for entry in plan}) == 2 + 450 + 1890
+
+
+def test_plan_is_seeded_and_variation_scales_the_jitter():
+    options = CorpusOptions.small(seed=7)
+    assert plan_corpus(options) == plan_corpus(CorpusOptions.small(seed=7))
+    assert plan_corpus(options)[1] != plan_corpus(CorpusOptions.small(seed=8))[1]
+    steady = plan_corpus(CorpusOptions.small(seed=7, variation=0.0))[1]
+    by_speaker = defaultdict(set)
+    for entry in steady:
+        by_speaker[entry["speaker"]].add((entry["pitch"], entry["pitch_range"], entry["rate"]))
+    assert all(len(s) == 1 for s in by_speaker.values())  # 0: a speaker repeats its settings
+    by_speaker.clear()
+    for entry in plan_corpus(options)[1]:
+        by_speaker[entry["speaker"]].add((entry["pitch"], entry["pitch_range"], entry["rate"]))
+    assert all(len(s) == 8 for s in by_speaker.values())  # every utterance differs
+    with pytest.raises(ValueError, match="variation"):
+        plan_corpus(CorpusOptions.small(variation=-1))
+    with pytest.raises(ValueError, match="unknown corpus size"):
+        CorpusOptions.of_size("huge")
+
+
+def _voice(**changes):
+    base = dict(speaker="MABC0", split="TRAIN", dialect="DR1", vocal_tract=1.0, pitch_hz=100.0, pitch_span=1.5,
+                rate=170, breath=0.0, tilt=0.0, roughness=2, flutter=40)
+    profile = SpeakerProfile(**{**base, **changes})
+    with ESpeak.isolated({profile.variant_name: profile.variant()}) as engine:
+        engine.seed(1)
+        out = engine.synthesize(
+            "Measure the yellow garage before the storm arrives.", voice=f"en-us+{profile.variant_name}"
+        )
+    return out.audio.astype(np.float32) / 32768, out.sample_rate
+
+
+def _median_f0(audio, rate):
+    f0 = torchaudio.functional.detect_pitch_frequency(torch.from_numpy(audio), rate)
+    return f0.median().item()
+
+
+def _spectral_centroid(audio, rate):
+    spectrum = torch.stft(torch.from_numpy(audio), 512, window=torch.hann_window(512), return_complex=True).abs() ** 2
+    freqs = torch.linspace(0, rate / 2, spectrum.shape[0])
+    return ((spectrum.sum(1) * freqs).sum() / spectrum.sum()).item()
+
+
+def test_configured_voices_really_differ():
+    low, rate = _voice()
+    high, _ = _voice(pitch_hz=200.0)
+    # the configured base pitch doubles: the measured median F0 rises by at least 60 %
+    assert _median_f0(high, rate) > 1.6 * _median_f0(low, rate)
+    short_tract, _ = _voice(vocal_tract=1.2)
+    dark, _ = _voice(tilt=1.0)
+    centroid = _spectral_centroid(low, rate)
+    assert _spectral_centroid(short_tract, rate) > 1.1 * centroid  # formants 20 % up
+    assert _spectral_centroid(dark, rate) < 0.95 * centroid  # energy moved to low frequencies
+
+
+def test_engine_output_does_not_depend_on_earlier_calls():
+    breathy = SpeakerProfile("FABC0", "TRAIN", "DR1", 1.15, 190.0, 1.5, 160, 1.0, 0.3, 3, 80)
+    variants = {breathy.variant_name: breathy.variant()}
+    takes = []
+    for earlier in ([], ["Some other words first.", "And a question?"]):
+        with ESpeak.isolated(variants) as engine:
+            for text in earlier:
+                engine.synthesize(text, voice=f"en-us+{breathy.variant_name}")
+        ESpeak.instance().synthesize("The shared engine speaks too.")
+        with ESpeak.isolated(variants) as engine:
+            engine.seed(1234)
+            takes.append(engine.synthesize("A breathy voice reads about the weather.", voice=f"en-us+{breathy.variant_name}").audio)
+    assert np.array_equal(takes[0], takes[1])
+
+
+def _corpus_files(root):
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.suffix in (".WAV", ".PHN", ".TXT")}
+
+
+def test_synthesis_is_deterministic_across_worker_counts(corpus, tmp_path):
     again = tmp_path / "again"
-    synthesize_corpus(again, CorpusOptions.small(), workers=1)  # the fixture used one per core
-    files = sorted(p.relative_to(corpus) for p in corpus.rglob("*") if p.suffix in (".WAV", ".PHN"))
-    assert files and files == sorted(p.relative_to(again) for p in again.rglob("*") if p.suffix in (".WAV", ".PHN"))
-    assert all((corpus / f).read_bytes() == (again / f).read_bytes() for f in files)
+    synthesize_corpus(again, CorpusOptions.small(), workers=1, progress=False)  # the fixture used one per core
+    files = _corpus_files(corpus)
+    assert len(files) == 3 * 64 + 1 and files == _corpus_files(again)  # WAV, PHN, TXT; SPKRINFO.TXT
+
+
+def test_interrupted_synthesis_resumes_without_redoing_finished_speakers(corpus, tmp_path, monkeypatch):
+    real, done = synthesize._synthesize_speaker, []
+
+    def dies_after_three(job):
+        if len(done) == 3:
+            raise KeyboardInterrupt
+        done.append(real(job))
+        return done[-1]
+
+    monkeypatch.setattr(synthesize, "_synthesize_speaker", dies_after_three)
+    out = tmp_path / "timit"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize_corpus(out, CorpusOptions.small(), workers=1, progress=False)
+    assert not out.exists() and len(list((tmp_path / "timit.partial").glob("*/DR*/*"))) == 3
+    redone = []
+    monkeypatch.setattr(synthesize, "_synthesize_speaker", lambda job: redone.append(real(job)))
+    manifest = synthesize_corpus(out, CorpusOptions.small(), workers=1, progress=False)
+    assert len(redone) == 5 and not set(redone) & set(done)
+    assert manifest["utterances"] == 64 and not (tmp_path / "timit.partial").exists()
+    assert _corpus_files(out) == _corpus_files(corpus)  # same corpus as an uninterrupted build
 
 
 def test_corpus_is_reused_and_other_options_refused(corpus):
     manifest = synthesize_corpus(corpus, CorpusOptions.small())
-    assert manifest["utterances"] == 6 * 8
+    assert manifest["utterances"] == 8 * 8 and manifest["speakers"] == 8
     with pytest.raises(FileExistsError, match="other options"):
         synthesize_corpus(corpus, CorpusOptions.small(seed=99))
 
 
-SYNTHESIZE_ONE = """
-import sys
-from pathlib import Path
-from speechbrain_fdnf.data.espeak import ESpeak
-from speechbrain_fdnf.data.synthesize import synthesize_utterance
-ESpeak.instance().seed(1234)
-synthesize_utterance({"utt": "SX1", "text": "The breathy voice reads a longer sentence about the weather today.",
-                      "voice": "en-us+f3", "pitch": 60, "rate": 165, "pitch_range": 50}, Path(sys.argv[1]))
-"""
+def test_manifest_reports_the_phone_coverage_of_the_files(corpus):
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    counted = Counter()
+    for phn in corpus.rglob("*.PHN"):
+        counted.update(FOLD_61_TO_39[line.split()[2]] for line in phn.read_text().splitlines())
+    assert manifest["phone_counts"] == {phone: counted[phone] for phone in TIMIT39}
+    assert manifest["missing_phones"] == [phone for phone in TIMIT39 if not counted[phone]]
+    assert 0.03 < manifest["hours"] < 0.1 and manifest["speech_frames"] > 0
 
 
-def test_breath_voices_are_reproducible_for_a_seed(tmp_path):
-    # eSpeak NG draws breath noise (en-us+f3 has some) from its own generator, not libc's rand():
-    # both must be seeded, or every run differs. A fresh process per take, as synthesize_corpus does.
-    takes = []
-    for take in ("a", "b"):
-        (tmp_path / take).mkdir()
-        subprocess.run([sys.executable, "-c", SYNTHESIZE_ONE, str(tmp_path / take)], check=True, timeout=120)
-        takes.append((tmp_path / take / "SX1.WAV").read_bytes())
-    assert takes[0] == takes[1]
+def test_the_full_corpus_sentences_cover_every_folded_phone():
+    texts = sorted({entry["text"] for entry in plan_corpus(CorpusOptions.full())[1]})
+    counts = Counter()
+    engine = ESpeak.instance()
+    for text in texts:
+        counts.update(FOLD_61_TO_39[espeak_to_timit(name)] for _, name in engine.synthesize(text).phonemes)
+    assert set(TIMIT39) <= set(counts), set(TIMIT39) - set(counts)
+    assert min(counts[p] for p in TIMIT39) >= 100  # every class well represented, not a single token
+
+
+def test_command_line_small_alias(tmp_path):
+    synthesize.main([str(tmp_path / "c"), "--small", "--workers", "1"])
+    manifest = json.loads((tmp_path / "c" / "corpus.json").read_text())
+    assert manifest["options"] == CorpusOptions.of_size("small").__dict__
