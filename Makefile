@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Versions known to install and import together here (torch's CUDA wheel also runs on CPU).
 PINS := torch==2.14.1 torchaudio==2.11.0 speechbrain==1.1.2
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo reuse bench clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,12 @@ demo: install
 	echo "training logs: results/<model>/1234/train_log.txt"; \
 	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure)"; \
 	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav"
+
+# Reuse of the demo's models in two SpeechBrain recipes, on the test speakers (run after `make demo`):
+# CTC phone recognition on four feature sets, speaker verification with four embeddings.
+reuse: install
+	$(PY) recipes/TIMIT/phone_recognition.py hparams/phone_recognition.yaml
+	$(PY) recipes/TIMIT/speaker_verification.py hparams/speaker_verification.yaml
 
 # Our flow against zuko and nflows (benchmark-only extras), same machine, same frames.
 # BENCH_ARGS: e.g. --device cuda, --data real, --batch-sizes 1024.

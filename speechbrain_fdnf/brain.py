@@ -108,17 +108,51 @@ class FlowBrain(sb.Brain):
                 labels[name] = values
         return labels
 
+    def use_pairs(self, frames, pairs):
+        """Adds the paired-frame likelihood to training (beyond the paper; ``pair_weight`` > 0).
+
+        Each training step also draws ``pair_batch_size`` pairs of aligned
+        frames of two speakers reading the same sentence
+        (:func:`~speechbrain_fdnf.data.frames.parallel_frame_pairs`) and adds
+        ``pair_weight`` times their negative log-likelihood under a prior whose
+        ``pair_shared`` subspaces are correlated with ``pair_correlation``. The
+        validation loss stays the frames' NLL, comparable across models.
+        """
+        prior = self.engine.prior
+        if prior is None:
+            raise ValueError("paired frames need a flow with a prior (not the VAE)")
+        if len(pairs) == 0:
+            raise ValueError("no paired frames: the training set has no sentence read by two speakers")
+        self.pair_frames, self.pairs = frames, pairs
+        self.pair_shared = [name for name in self.hparams.pair_shared if name in prior.slices]
+        logger.info("Training with %d paired frames (shared subspaces %s, correlation %s, weight %s)",
+                    len(pairs), self.pair_shared, self.hparams.pair_correlation, self.hparams.pair_weight)
+
+    def _pair_batch(self):
+        chosen = self.pairs[torch.randint(len(self.pairs), (self.hparams.pair_batch_size,))]
+        engine = self.engine
+        a = self.pair_frames.batch(chosen[:, 0]).to(self.device)
+        b = self.pair_frames.batch(chosen[:, 1]).to(self.device)
+        return dict(x_a=engine.normalized(a.feats), x_b=engine.normalized(b.feats),
+                    labels_a=self.factor_labels(a, engine.prior), labels_b=self.factor_labels(b, engine.prior),
+                    shared=self.pair_shared, correlation=self.hparams.pair_correlation)
+
     def compute_forward(self, batch, stage):
-        """Normalises the frames; returns them with the labels the model needs."""
+        """Normalises the frames; returns them with the labels the model needs (and a batch of pairs)."""
         batch = batch.to(self.device)
         engine = self.engine
         labels = self.factor_labels(batch, engine.prior) if engine.prior is not None else {}
-        return engine.normalized(batch.feats), labels
+        pair = self._pair_batch() if stage == sb.Stage.TRAIN and getattr(self, "pairs", None) is not None else None
+        return engine.normalized(batch.feats), labels, pair
 
     def compute_objectives(self, predictions, batch, stage):
-        """Mean per-frame objective in nats per dimension (NLL, or negative ELBO for the VAE)."""
-        feats, labels = predictions
-        return self.modules.model(feats, labels).mean()  # forward() is the objective (DDP-safe)
+        """Mean per-frame objective in nats per dimension (NLL, or negative ELBO for the VAE),
+        plus ``pair_weight`` times the pairs' when training with pairs."""
+        feats, labels, pair = predictions
+        if pair is None:
+            return self.modules.model(feats, labels).mean()  # forward() is the objective (DDP-safe)
+        frames, pairs = self.modules.model(feats, labels, pair=pair)
+        return frames.mean() + self.hparams.pair_weight * pairs.mean()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the losses, anneals the learning rate and saves a checkpoint after validation."""

@@ -12,6 +12,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import json
 import logging
 import re
 import sys
@@ -21,7 +22,7 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_fdnf.data.frames import FrameDataError, FrameSet, build_encoders, featurize
+from speechbrain_fdnf.data.frames import FrameDataError, FrameSet, build_encoders, featurize, parallel_frame_pairs
 from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.data.audio import shown
 from speechbrain_fdnf.data.timit import SPLITS, TimitError, is_directory, prepare_timit
@@ -140,6 +141,13 @@ def prepare_data(hparams):
     counts = {split: len(frames) for split, frames in frame_sets.items()}
     logger.info("Frames per split: %s (dimension %d)", counts, frame_sets["train"].dim)
     return encoders, frame_sets
+
+
+def training_pairs(hparams, frames):
+    """Paired training frames (:func:`~speechbrain_fdnf.data.frames.parallel_frame_pairs`) of the prepared train split."""
+    entries = json.loads((Path(hparams["prep_folder"]) / "train.json").read_text())
+    hop = round(hparams["sample_rate"] * hparams["hop_length"] / 1000)
+    return parallel_frame_pairs(frames, entries, hop)
 
 
 #: Errors in the user's data or arguments: reported in one line by :func:`run_cleanly`.

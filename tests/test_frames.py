@@ -105,7 +105,8 @@ def test_an_utterance_spliced_alone_equals_its_frames_in_a_frameset(prepared):
 
 
 def test_an_utterance_aligned_with_itself_has_zero_distortion_and_pairs_are_parallel(prepared):
-    from speechbrain_fdnf.evaluation.parallel import aligned_frames, log_mel_distance, parallel_pairs, speech_segments
+    from speechbrain_fdnf.data.alignment import aligned_frames, speech_segments
+    from speechbrain_fdnf.evaluation.parallel import log_mel_distance, parallel_pairs
 
     save, data = prepared
     entry = next(iter(data["train"].values()))
@@ -121,3 +122,21 @@ def test_an_utterance_aligned_with_itself_has_zero_distortion_and_pairs_are_para
     for utterance, reading in pairs:
         assert reading["text"] == utterance["text"] and reading["speaker"] != utterance["speaker"]
         assert speech_segments(reading)[2] == speech_segments(utterance)[2]
+
+
+def test_parallel_frame_pairs_join_two_speakers_on_the_same_phone(prepared):
+    from speechbrain_fdnf.data.frames import FrameSet, build_encoders, featurize, parallel_frame_pairs
+
+    save, splits = prepared
+    encoders = build_encoders(save / "train.json")
+    cache = featurize(save / "train.json", save / "pairs_train.pt", encoders, FBANK)
+    frames = FrameSet(cache, exclude_silence=True, silence_index=encoders["phone"].lab2ind["sil"])
+    pairs = parallel_frame_pairs(frames, splits["train"], HOP)
+    assert len(pairs) > 0 and pairs.min() >= 0 and pairs.max() < len(frames)
+    a, b = frames.batch(pairs[:, 0]), frames.batch(pairs[:, 1])
+    assert (a.labels["speaker"] != b.labels["speaker"]).all()
+    assert (a.labels["phone"] == b.labels["phone"]).all()  # aligned within the same phone segment
+    texts = {uid: entry["text"] for uid, entry in splits["train"].items()}
+    ids = frames.utterance_ids
+    assert all(texts[ids[i]] == texts[ids[j]] for i, j in zip(frames.utterance[pairs[:, 0]].tolist(),
+                                                               frames.utterance[pairs[:, 1]].tolist()))

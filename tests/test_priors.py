@@ -162,3 +162,29 @@ def test_unknown_labels_are_marginalised_example_by_example():
     init = FactorialGaussianPrior(FACTORS, residual_dim=2, mean_init="data")
     init.init_means_from_data([(z, {"phone": phone, "speaker": speaker})])
     torch.testing.assert_close(init.means("speaker")[2], z[2, 3:5])
+
+
+def test_pair_log_prob_is_a_correlated_bivariate_normal():
+    prior = FactorialGaussianPrior([{"name": "phone", "dim": 2, "num_classes": 3}], residual_dim=1)
+    with torch.no_grad():
+        prior.class_means["phone"].copy_(torch.randn(3, 2))
+    z_a, z_b = torch.randn(5, 3), torch.randn(5, 3)
+    labels_a, labels_b = {"phone": torch.tensor([0, 1, 2, 0, 1])}, {"phone": torch.tensor([0, 1, 2, 0, 1])}
+    rho = 0.6
+    got = prior.pair_log_prob(z_a, z_b, labels_a, labels_b, ["phone", "residual"], rho)
+    # every dimension: (a, b) ~ N((mu, mu), [[1, rho], [rho, 1]]), independent across dimensions
+    mean_a = torch.cat([prior.means("phone")[labels_a["phone"]], torch.zeros(5, 1)], 1)
+    mean_b = torch.cat([prior.means("phone")[labels_b["phone"]], torch.zeros(5, 1)], 1)
+    joint = torch.distributions.MultivariateNormal(torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))
+    expected = joint.log_prob(torch.stack([z_a - mean_a, z_b - mean_b], -1)).sum(-1)
+    assert torch.allclose(got, expected, atol=1e-5)
+    # a subspace left out of `shared` stays independent
+    only_residual = prior.pair_log_prob(z_a, z_b, labels_a, labels_b, ["residual"], rho)
+    independent_phone = Normal(mean_a[:, :2], 1).log_prob(z_a[:, :2]).sum(-1) + Normal(mean_b[:, :2], 1).log_prob(
+        z_b[:, :2]).sum(-1)
+    assert torch.allclose(only_residual, independent_phone + joint.log_prob(
+        torch.stack([z_a[:, 2:], z_b[:, 2:]], -1)).sum(-1), atol=1e-5)
+    with pytest.raises(ValueError, match="correlation"):
+        prior.pair_log_prob(z_a, z_b, labels_a, labels_b, ["phone"], 1.0)
+    with pytest.raises(ValueError, match="labels of both"):
+        prior.pair_log_prob(z_a, z_b, {}, labels_b, ["phone"], rho)

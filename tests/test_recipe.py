@@ -69,7 +69,19 @@ def test_missing_data_folder_is_an_error_not_a_fallback(tmp_path):
     result = run_recipe("nf", tmp_path, f"--data_folder={tmp_path / 'no_timit_here'}", "--number_of_epochs=1")
     assert result.returncode != 0
     assert "no_timit_here does not exist" in result.stdout + result.stderr
-    assert not (tmp_path / "embedded_corpus").exists()
+    assert not list(tmp_path.glob("embedded_corpus*"))
+
+
+@pytest.mark.slow
+def test_training_with_paired_frames(tmp_path):
+    result = run_recipe("fdnf", tmp_path, "--number_of_epochs=1", "--pair_weight=1.0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"Training with \d+ paired frames \(shared subspaces \['phone', 'residual'\]",
+                     result.stderr + result.stdout)
+    nll = read_nll(tmp_path / "fdnf" / "1234" / "nll.json")  # the validation and test NLL stay the frames'
+    assert set(nll) == {"heldout", "test"} and all(math.isfinite(v) for v in nll.values())
+    vae = run_recipe("vae", tmp_path, "--number_of_epochs=1", "--pair_weight=1.0")
+    assert vae.returncode != 0 and "paired frames need a flow with a prior" in vae.stdout + vae.stderr
 
 
 @pytest.mark.parametrize("model", MODELS + ("fdnf_3factor",))

@@ -23,7 +23,8 @@ from speechbrain.utils.distributed import ddp_init_group, run_on_main
 
 from speechbrain_fdnf.brain import FlowBrain
 from speechbrain_fdnf.export import export_model
-from speechbrain_fdnf.recipe_utils import configure_model, load_hparams, prepare_data, route_overrides, run_cleanly
+from speechbrain_fdnf.recipe_utils import (configure_model, load_hparams, prepare_data, route_overrides, run_cleanly,
+                                           training_pairs)
 
 
 def main(argv):
@@ -49,6 +50,8 @@ def main(argv):
         run_opts=run_opts,
         checkpointer=checkpointer,
     )
+    if hparams.get("pair_weight", 0) > 0:
+        brain.use_pairs(frames["train"], training_pairs(hparams, frames["train"]))
     brain.fit(
         hparams["epoch_counter"],
         frames["train"],

@@ -331,11 +331,13 @@ class FrameSet(torch.utils.data.Dataset):
         self.rows = torch.nonzero(keep).flatten()
         self.labels = {name: values[self.rows] for name, values in cache["labels"].items()}
         self.utterance = cache["utterance"][self.rows]
+        self.utterance_ids = cache.get("utterances")
+        utt = cache["utterance"]
+        # cache rows of utterance u: boundaries[u] .. boundaries[u + 1] - 1
+        self.boundaries = torch.searchsorted(utt, torch.arange(int(utt.max()) + 2)) if len(utt) else torch.zeros(1)
         if self.context:
-            utt = cache["utterance"]
-            boundaries = torch.searchsorted(utt, torch.arange(int(utt.max()) + 2))
-            self._first = boundaries[utt[self.rows]]
-            self._last = boundaries[utt[self.rows] + 1] - 1
+            self._first = self.boundaries[utt[self.rows]]
+            self._last = self.boundaries[utt[self.rows] + 1] - 1
         self.dim = self.feats.shape[1] * (2 * self.context + 1)
 
     def __len__(self):
@@ -362,7 +364,60 @@ class FrameSet(torch.utils.data.Dataset):
         """Every frame as one :class:`FrameBatch`."""
         return self.batch(torch.arange(len(self)))
 
+    def positions(self, rows):
+        """Positions in this set of cache ``rows`` (``-1`` for rows it leaves out, e.g. silence)."""
+        lookup = torch.full((len(self.feats),), -1, dtype=torch.long)
+        lookup[self.rows] = torch.arange(len(self.rows))
+        return lookup[rows]
+
     def batches(self, batch_size):
         """Consecutive :class:`FrameBatch` es of at most ``batch_size`` frames, in order."""
         for start in range(0, len(self), batch_size):
             yield self.batch(torch.arange(start, min(start + batch_size, len(self))))
+
+
+def parallel_frame_pairs(frames, entries, hop):
+    """Aligned frames of two speakers reading the same sentence: ``(pairs, 2)`` positions in ``frames``.
+
+    Every two utterances of ``frames`` with the same text, different
+    speakers and the same non-silence phone sequence are aligned by their
+    phone segments (:func:`~speechbrain_fdnf.data.alignment.aligned_frames`);
+    each aligned frame gives one pair (frames left out of the set, such as
+    silence, give none). A paired frame shares phone and phonetic context with
+    its partner and differs in speaker.
+
+    Arguments
+    ---------
+    frames : FrameSet
+        Built from a cache that lists its ``utterances`` ids.
+    entries : dict
+        The prepared annotations of those utterances (id -> entry with
+        ``text``, ``speaker`` and phone segments).
+    hop : int
+        Frame shift in samples.
+
+    Returns
+    -------
+    torch.LongTensor
+    """
+    from speechbrain_fdnf.data.alignment import aligned_frames
+
+    if frames.utterance_ids is None:
+        raise ValueError("the frame cache does not list its utterances; featurize it again")
+    by_text = {}
+    for index, uid in enumerate(frames.utterance_ids):
+        if entries[uid].get("text"):
+            by_text.setdefault(entries[uid]["text"], []).append(index)
+    first, pairs = frames.boundaries, []
+    for indices in by_text.values():
+        for i, a in enumerate(indices):
+            for b in indices[i + 1 :]:
+                entry_a, entry_b = entries[frames.utterance_ids[a]], entries[frames.utterance_ids[b]]
+                if entry_a["speaker"] == entry_b["speaker"]:
+                    continue
+                aligned = aligned_frames(entry_a, entry_b, int(first[a + 1] - first[a]), int(first[b + 1] - first[b]), hop)
+                if aligned is None:
+                    continue
+                position = torch.stack([frames.positions(first[a] + aligned[0]), frames.positions(first[b] + aligned[1])], 1)
+                pairs.append(position[(position >= 0).all(1)])
+    return torch.cat(pairs) if pairs else torch.zeros(0, 2, dtype=torch.long)
