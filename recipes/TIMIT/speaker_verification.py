@@ -14,7 +14,7 @@ Usage::
     python recipes/TIMIT/speaker_verification.py hparams/speaker_verification.yaml
 
 Writes ``<output_folder>/results.md`` and ``results.json``
-(``{"eer": {embedding: EER}, "min_dcf": {...}, "trials": {...}}``).
+(``{"eer": {embedding: EER}, "min_dcf": {embedding: normalised minDCF}, "trials": {...}}``).
 """
 
 import json
@@ -199,14 +199,17 @@ def main(argv):
         scores = score_trials(vectors, enrol, trials, sorted(train))
         eer, _ = EER(scores[target], scores[~target])
         dcf, _ = minDCF(scores[target], scores[~target], p_target=hparams["p_target"])
-        results["eer"][name], results["min_dcf"][name] = float(eer), float(dcf)
+        # normalised (NIST): divided by the cost of the best trial-independent decision, so 1 = no better
+        # than always accepting or always rejecting
+        results["eer"][name] = float(eer)
+        results["min_dcf"][name] = float(dcf) / min(hparams["p_target"], 1 - hparams["p_target"])
     (output / "results.json").write_text(json.dumps(results, indent=2))
     lines = ["# Speaker verification on unseen speakers", "",
              f"{len(enrol)} test speakers (never seen by any model), each enrolled with "
              f"{hparams['enrol_per_speaker']} utterances; {len(tests)} other test utterances scored against every "
              f"enrolled speaker: {results['trials']['target']} target and {results['trials']['nontarget']} "
              f"non-target trials. Cosine scoring after subtracting the mean training embedding.", "",
-             f"| embedding | dim | EER (%) | minDCF (p_target={hparams['p_target']}) | time (s) |",
+             f"| embedding | dim | EER (%) | normalised minDCF (p_target={hparams['p_target']}) | time (s) |",
              "|---|---|---|---|---|"]
     for name in embeddings:
         dim = len(next(iter(embeddings[name].values())))
