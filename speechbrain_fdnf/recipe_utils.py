@@ -150,6 +150,32 @@ def training_pairs(hparams, frames):
     return parallel_frame_pairs(frames, entries, hop)
 
 
+def reuse_setup(argv, splits):
+    """Start of a recipe that reuses trained models: ``(hparams, run_opts, output folder, entries)``.
+
+    Loads the yaml with the command-line overrides, creates the output folder,
+    (re)prepares ``prep_folder`` from ``data_folder`` when one is given, and
+    reads the prepared annotations of ``splits`` (split -> id -> entry).
+    """
+    import speechbrain as sb
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file) as handle:
+        hparams = load_hyperpyyaml(handle, overrides)
+    output = Path(hparams["output_folder"])
+    sb.create_experiment_directory(experiment_directory=str(output), hyperparams_to_save=hparams_file,
+                                   overrides=overrides)
+    prep = Path(hparams["prep_folder"])
+    if hparams.get("data_folder"):
+        prepare_timit(hparams["data_folder"], prep)
+    missing = [split for split in splits if not (prep / f"{split}.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"{prep} has no {', '.join(missing)}.json: train the f-DNF first "
+                                "(recipes/TIMIT/train_fdnf.py prepares the data) or give --data_folder")
+    entries = {split: json.loads((prep / f"{split}.json").read_text()) for split in splits}
+    return hparams, run_opts, output, entries
+
+
 #: Errors in the user's data or arguments: reported in one line by :func:`run_cleanly`.
 USER_ERRORS = (TimitError, FrameDataError, FileNotFoundError, FileExistsError)
 

@@ -24,15 +24,13 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CTCTextEncoder
 from speechbrain.decoders.ctc import ctc_greedy_decode
 
 from speechbrain_fdnf.checkpoints import VerifiedCheckpointer
-from speechbrain_fdnf.data.timit import prepare_timit
 from speechbrain_fdnf.inference import SpeechFactorizer
-from speechbrain_fdnf.recipe_utils import run_cleanly
+from speechbrain_fdnf.recipe_utils import reuse_setup, run_cleanly
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -200,20 +198,7 @@ def report(results, hparams, reference, counts):
 
 
 def main(argv):
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file) as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
-    output = Path(hparams["output_folder"])
-    sb.create_experiment_directory(experiment_directory=str(output), hyperparams_to_save=hparams_file,
-                                   overrides=overrides)
-    prep = Path(hparams["prep_folder"])
-    if hparams["data_folder"]:
-        prepare_timit(hparams["data_folder"], prep)
-    missing = [split for split in SPLITS if not (prep / f"{split}.json").exists()]
-    if missing:
-        raise FileNotFoundError(f"{prep} has no {', '.join(missing)}.json: train the f-DNF first "
-                                "(recipes/TIMIT/train_fdnf.py prepares the data) or give --data_folder")
-    entries = {split: json.loads((prep / f"{split}.json").read_text()) for split in SPLITS}
+    hparams, run_opts, output, entries = reuse_setup(argv, SPLITS)
     flow = SpeechFactorizer.from_hparams(source=hparams["model_folder"], run_opts=run_opts)
     reference = hparams["reference_speaker"] or reference_speaker(entries["train"])
     results = {}

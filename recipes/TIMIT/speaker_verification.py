@@ -22,16 +22,13 @@ import logging
 import random
 import sys
 import time
-from pathlib import Path
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.metric_stats import EER, minDCF
 
-from speechbrain_fdnf.data.timit import prepare_timit
 from speechbrain_fdnf.inference import SpeechFactorizer
-from speechbrain_fdnf.recipe_utils import run_cleanly
+from speechbrain_fdnf.recipe_utils import reuse_setup, run_cleanly
 
 logger = logging.getLogger(__name__)
 
@@ -174,21 +171,8 @@ def score_trials(vectors, enrol, trials, train_ids):
 
 
 def main(argv):
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file) as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
-    output = Path(hparams["output_folder"])
-    sb.create_experiment_directory(experiment_directory=str(output), hyperparams_to_save=hparams_file,
-                                   overrides=overrides)
-    prep = Path(hparams["prep_folder"])
-    if hparams["data_folder"]:
-        prepare_timit(hparams["data_folder"], prep)
-    for split in ("train", "test"):
-        if not (prep / f"{split}.json").exists():
-            raise FileNotFoundError(f"{prep} has no {split}.json: train the f-DNF first "
-                                    "(recipes/TIMIT/train_fdnf.py prepares the data) or give --data_folder")
-    test = json.loads((prep / "test.json").read_text())
-    train = json.loads((prep / "train.json").read_text())
+    hparams, run_opts, output, entries = reuse_setup(argv, ("train", "test"))
+    test, train = entries["test"], entries["train"]
     enrol, tests, trials = build_trials(test, hparams["enrol_per_speaker"], hparams["seed"])
     embeddings, seconds = embed_all(hparams, run_opts, test, train)
     target = torch.tensor([t for _, _, t in trials])

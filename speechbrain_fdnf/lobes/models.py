@@ -204,20 +204,6 @@ class VAE(nn.Module):
         """Per-example negative ELBO in nats per dimension (labels are ignored)."""
         return -self.elbo(x) / self.dim
 
-    def pair_objective(self, x_a, x_b, labels_a, labels_b, shared, correlation):
-        """Per-pair negative log-likelihood in nats per dimension (per frame) of two frames whose
-        ``shared`` subspaces are correlated (:meth:`FactorialGaussianPrior.pair_log_prob`)."""
-        z, log_det = self.encode(torch.cat([x_a, x_b]))
-        n = len(x_a)
-        log_p = self.prior.pair_log_prob(z[:n], z[n:], labels_a, labels_b, shared, correlation)
-        return -(log_p + log_det[:n] + log_det[n:]) / (2 * self.dim)
-
-    def forward(self, x, labels=None, pair=None):
-        """The training objective, so that DDP wrappers see the whole computation.
-
-        With ``pair`` (the keyword arguments of :meth:`pair_objective`),
-        returns the frames' objective and the pairs' objective.
-        """
-        if pair is None:
-            return self.objective(x, labels)
-        return self.objective(x, labels), self.pair_objective(**pair)
+    def forward(self, x, labels=None):
+        """The training objective, so that DDP wrappers see the whole computation."""
+        return self.objective(x, labels)
