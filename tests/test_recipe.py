@@ -84,7 +84,7 @@ def test_training_with_paired_frames(tmp_path):
     assert vae.returncode != 0 and "paired frames need a flow with a prior" in vae.stdout + vae.stderr
 
 
-@pytest.mark.parametrize("model", MODELS + ("fdnf_3factor",))
+@pytest.mark.parametrize("model", MODELS + ("fdnf_3factor", "fdnf_pairs"))
 def test_every_hparams_file_loads_and_builds(model, tmp_path):
     hparams = load_hparams(ROOT / f"hparams/{model}.yaml", {"output_root": str(tmp_path), "context": 1})
     assert hparams["experiment_name"] == model
@@ -94,6 +94,7 @@ def test_every_hparams_file_loads_and_builds(model, tmp_path):
     prior = getattr(model_module, "prior", None)
     if prior is not None:
         assert prior.latent_dim == hparams["input_dim"]
+    assert hparams["pair_weight"] == (1.0 if model == "fdnf_pairs" else 0.0)
     # the file also loads with plain hyperpyyaml (reuse from other recipes)
     with open(ROOT / f"hparams/{model}.yaml") as handle:
         assert "common" in load_hyperpyyaml(handle)

@@ -109,3 +109,11 @@ def test_a_missing_model_is_a_clear_error(tmp_path, prepared):
          f"--output_root={tmp_path}", f"--prep_folder={prepared[0]}"], cwd=ROOT, capture_output=True, text=True,
         timeout=300)
     assert result.returncode != 0 and "fdnf/1234/inference" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["phone_recognition", "speaker_verification"])
+def test_recipe_docstring_examples(name):
+    import doctest
+
+    outcome = doctest.testmod(recipe(name))
+    assert outcome.attempted > 0 and outcome.failed == 0
