@@ -266,6 +266,7 @@ class RationalQuadraticCoupling(SplitCoupling):
 
     Example
     -------
+    >>> _ = torch.manual_seed(0)
     >>> layer = RationalQuadraticCoupling(6, hidden_size=16, num_bins=5)
     >>> x = torch.randn(4, 6)
     >>> torch.allclose(layer(x)[0], x, atol=1e-5)  # the identity until trained
