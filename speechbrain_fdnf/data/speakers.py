@@ -17,7 +17,7 @@ Authors
 """
 
 import string
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 #: TIMIT's speakers per dialect region (DR1..DR8) in its TRAIN and TEST sets.
@@ -181,9 +181,6 @@ def draw_speakers(rng, split, num_speakers, taken=None):
     return profiles
 
 
-_COLUMNS = [f.name for f in fields(SpeakerProfile)]
-
-
 def write_speaker_table(path, profiles):
     """Writes ``SPKRINFO.TXT``: TIMIT's layout (``;`` comments, one speaker per line)."""
     lines = [
@@ -218,7 +215,3 @@ def read_speaker_table(path):
         profiles[profile.speaker] = profile
     return profiles
 
-
-def profile_dict(profile):
-    """The profile as a plain dict (for manifests)."""
-    return asdict(profile)

@@ -35,7 +35,7 @@ import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from math import ceil, gcd
+from math import gcd
 from pathlib import Path
 
 import numpy as np
