@@ -366,9 +366,10 @@ class FrameSet(torch.utils.data.Dataset):
 
     def positions(self, rows):
         """Positions in this set of cache ``rows`` (``-1`` for rows it leaves out, e.g. silence)."""
-        lookup = torch.full((len(self.feats),), -1, dtype=torch.long)
-        lookup[self.rows] = torch.arange(len(self.rows))
-        return lookup[rows]
+        if getattr(self, "_lookup", None) is None:  # built once, on first use (pairing calls this per utterance pair)
+            self._lookup = torch.full((len(self.feats),), -1, dtype=torch.long)
+            self._lookup[self.rows] = torch.arange(len(self.rows))
+        return self._lookup[rows]
 
     def batches(self, batch_size):
         """Consecutive :class:`FrameBatch` es of at most ``batch_size`` frames, in order."""
