@@ -24,9 +24,9 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow"
 
-# The five models of the paper on the embedded corpus (synthesized on first use),
-# with demo-sized training; DEMO_ARGS takes any yaml override.
-MODELS := fdnf nf dnf_phone dnf_speaker vae
+# The five models of the paper and the f-DNF with paired frames (beyond the paper) on the
+# embedded corpus (synthesized on first use), with demo-sized training; DEMO_ARGS takes any yaml override.
+MODELS := fdnf nf dnf_phone dnf_speaker vae fdnf_pairs
 # the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
 export DEMO_PAIR := import json; h = json.load(open("results/prepared/heldout.json")); e = h[sorted(h)[0]]; \
 	print(e["wav"], sorted({v["speaker"] for v in h.values() if v["gender"] != e["gender"]})[0])

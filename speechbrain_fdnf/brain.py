@@ -108,51 +108,73 @@ class FlowBrain(sb.Brain):
                 labels[name] = values
         return labels
 
-    def use_pairs(self, frames, pairs):
-        """Adds the paired-frame likelihood to training (beyond the paper; ``pair_weight`` > 0).
+    def use_pairs(self, frames, pairs, shared, weight, kind="parallel"):
+        """Adds a paired-frame likelihood to training (beyond the paper); call once per kind of pair.
 
-        Each training step also draws ``pair_batch_size`` pairs of aligned
-        frames of two speakers reading the same sentence
-        (:func:`~speechbrain_fdnf.data.frames.parallel_frame_pairs`) and adds
-        ``pair_weight`` times their negative log-likelihood under a prior whose
-        ``pair_shared`` subspaces are correlated with ``pair_correlation``. The
-        validation loss stays the frames' NLL, comparable across models.
+        Each training step also draws ``pair_batch_size`` of ``pairs`` and
+        adds ``weight`` times their negative log-likelihood under a prior whose
+        ``shared`` subspaces are correlated with ``pair_correlation``
+        (:meth:`~speechbrain_fdnf.lobes.priors.FactorialGaussianPrior.pair_log_prob`).
+        The validation loss stays the frames' NLL, comparable across models.
+
+        Arguments
+        ---------
+        frames : FrameSet
+            The training frames the pairs index.
+        pairs : torch.LongTensor
+            ``(pairs, 2)`` positions in ``frames``, e.g. from
+            :func:`~speechbrain_fdnf.data.frames.parallel_frame_pairs` (two
+            speakers, one phone) or
+            :func:`~speechbrain_fdnf.data.frames.utterance_frame_pairs` (one
+            speaker, two phones).
+        shared : list of str
+            Subspaces the two frames share; names the prior lacks (e.g. a
+            residual of size 0) are skipped.
+        weight : float
+            Weight of the pairs' NLL next to the frames'.
+        kind : str
+            Name for the log.
         """
         prior = self.engine.prior
         if prior is None:
             raise ValueError("paired frames need a flow with a prior (not the VAE)")
         if len(pairs) == 0:
-            raise ValueError("no paired frames: the training set has no sentence read by two speakers")
-        self.pair_frames, self.pairs = frames, pairs
-        self.pair_shared = [name for name in self.hparams.pair_shared if name in prior.slices]
-        logger.info("Training with %d paired frames (shared subspaces %s, correlation %s, weight %s)",
-                    len(pairs), self.pair_shared, self.hparams.pair_correlation, self.hparams.pair_weight)
+            raise ValueError(f"no {kind} frame pairs in the training set")
+        slices = prior.slices
+        shared = [name for name in shared if name in slices and slices[name].stop > slices[name].start]
+        if not shared:
+            raise ValueError(f"{kind} pairs share none of the prior's subspaces {list(prior.slices)}")
+        self.pair_sources = getattr(self, "pair_sources", []) + [dict(frames=frames, pairs=pairs, shared=shared,
+                                                                       weight=float(weight))]
+        logger.info("Training with %d %s frame pairs (shared subspaces %s, correlation %s, weight %s)",
+                    len(pairs), kind, shared, self.hparams.pair_correlation, weight)
 
-    def _pair_batch(self):
-        chosen = self.pairs[torch.randint(len(self.pairs), (self.hparams.pair_batch_size,))]
-        engine = self.engine
-        a = self.pair_frames.batch(chosen[:, 0]).to(self.device)
-        b = self.pair_frames.batch(chosen[:, 1]).to(self.device)
+    def _pair_batch(self, source):
+        chosen = source["pairs"][torch.randint(len(source["pairs"]), (self.hparams.pair_batch_size,))]
+        engine, frames = self.engine, source["frames"]
+        a = frames.batch(chosen[:, 0]).to(self.device)
+        b = frames.batch(chosen[:, 1]).to(self.device)
         return dict(x_a=engine.normalized(a.feats), x_b=engine.normalized(b.feats),
                     labels_a=self.factor_labels(a, engine.prior), labels_b=self.factor_labels(b, engine.prior),
-                    shared=self.pair_shared, correlation=self.hparams.pair_correlation)
+                    shared=source["shared"], correlation=self.hparams.pair_correlation)
 
     def compute_forward(self, batch, stage):
-        """Normalises the frames; returns them with the labels the model needs (and a batch of pairs)."""
+        """Normalises the frames; returns them with the labels the model needs (and batches of pairs)."""
         batch = batch.to(self.device)
         engine = self.engine
         labels = self.factor_labels(batch, engine.prior) if engine.prior is not None else {}
-        pair = self._pair_batch() if stage == sb.Stage.TRAIN and getattr(self, "pairs", None) is not None else None
-        return engine.normalized(batch.feats), labels, pair
+        sources = getattr(self, "pair_sources", []) if stage == sb.Stage.TRAIN else []
+        return engine.normalized(batch.feats), labels, [self._pair_batch(source) for source in sources]
 
     def compute_objectives(self, predictions, batch, stage):
         """Mean per-frame objective in nats per dimension (NLL, or negative ELBO for the VAE),
-        plus ``pair_weight`` times the pairs' when training with pairs."""
-        feats, labels, pair = predictions
-        if pair is None:
+        plus each kind of pair's weight times its NLL when training with pairs."""
+        feats, labels, pairs = predictions
+        if not pairs:
             return self.modules.model(feats, labels).mean()  # forward() is the objective (DDP-safe)
-        frames, pairs = self.modules.model(feats, labels, pair=pair)
-        return frames.mean() + self.hparams.pair_weight * pairs.mean()
+        frames, pair_losses = self.modules.model(feats, labels, pairs=pairs)
+        weights = [source["weight"] for source in self.pair_sources]
+        return frames.mean() + sum(weight * loss.mean() for weight, loss in zip(weights, pair_losses))
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the losses, anneals the learning rate and saves a checkpoint after validation."""

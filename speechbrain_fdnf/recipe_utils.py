@@ -22,7 +22,8 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_fdnf.data.frames import FrameDataError, FrameSet, build_encoders, featurize, parallel_frame_pairs
+from speechbrain_fdnf.data.frames import (FrameDataError, FrameSet, build_encoders, featurize, parallel_frame_pairs,
+                                         utterance_frame_pairs)
 from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.data.audio import shown
 from speechbrain_fdnf.data.timit import SPLITS, TimitError, is_directory, prepare_timit
@@ -144,10 +145,25 @@ def prepare_data(hparams):
 
 
 def training_pairs(hparams, frames):
-    """Paired training frames (:func:`~speechbrain_fdnf.data.frames.parallel_frame_pairs`) of the prepared train split."""
-    entries = json.loads((Path(hparams["prep_folder"]) / "train.json").read_text())
-    hop = round(hparams["sample_rate"] * hparams["hop_length"] / 1000)
-    return parallel_frame_pairs(frames, entries, hop)
+    """The kinds of frame pairs the yaml asks for (weight > 0), as keyword arguments of
+    :meth:`FlowBrain.use_pairs <speechbrain_fdnf.brain.FlowBrain.use_pairs>`.
+
+    ``pair_weight``: aligned frames of two speakers reading one sentence
+    (:func:`~speechbrain_fdnf.data.frames.parallel_frame_pairs`), sharing
+    ``pair_shared``; ``utterance_pair_weight``: two phones of one utterance
+    (:func:`~speechbrain_fdnf.data.frames.utterance_frame_pairs`), sharing
+    ``utterance_pair_shared``.
+    """
+    kinds = []
+    if hparams.get("pair_weight", 0) > 0:
+        entries = json.loads((Path(hparams["prep_folder"]) / "train.json").read_text())
+        hop = round(hparams["sample_rate"] * hparams["hop_length"] / 1000)
+        kinds.append(dict(kind="parallel", pairs=parallel_frame_pairs(frames, entries, hop),
+                          shared=hparams["pair_shared"], weight=hparams["pair_weight"]))
+    if hparams.get("utterance_pair_weight", 0) > 0:
+        kinds.append(dict(kind="same-utterance", pairs=utterance_frame_pairs(frames, seed=hparams["seed"]),
+                          shared=hparams["utterance_pair_shared"], weight=hparams["utterance_pair_weight"]))
+    return [dict(kind, frames=frames) for kind in kinds]
 
 
 def reuse_setup(argv, splits):

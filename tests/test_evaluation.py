@@ -244,6 +244,7 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         "--data_overrides={embedded_corpus_size: small}",
         "--train_overrides={number_of_epochs: 2, num_blocks: 2, hidden_size: 32}",
         "--probe_epochs=2", "--num_frames=300", "--tsne_per_class=20", "--leakage_max_train=2000", "--seeds=[1, 2]",
+        "--scored_split=valid",  # the tuning protocol; held-out scoring is the README test's
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -264,6 +265,15 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()
     assert "## Phone manipulation" in markdown and "## Speaker manipulation" in markdown and " ± " in markdown
+    assert "Scored on the valid split" in markdown
     assert "## Gender manipulation (phone should stay)" in markdown and "| f-DNF | z_gender |" in markdown
     assert (out / "tsne.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Phone manipulation" in result.stdout
+
+
+def test_evaluation_recipe_refuses_to_score_the_test_split(tmp_path):
+    command = [sys.executable, str(ROOT / "recipes/TIMIT/evaluate.py"), str(ROOT / "hparams/evaluate.yaml"),
+               f"--output_root={tmp_path}", "--scored_split=test"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "scored_split must be heldout or valid, got 'test'" in result.stderr
+    assert not list(tmp_path.iterdir())  # refused before training or preparing anything

@@ -140,3 +140,21 @@ def test_parallel_frame_pairs_join_two_speakers_on_the_same_phone(prepared):
     ids = frames.utterance_ids
     assert all(texts[ids[i]] == texts[ids[j]] for i, j in zip(frames.utterance[pairs[:, 0]].tolist(),
                                                                frames.utterance[pairs[:, 1]].tolist()))
+
+
+def test_utterance_frame_pairs_join_two_phones_of_one_utterance(prepared):
+    from speechbrain_fdnf.data.frames import FrameSet, build_encoders, featurize, utterance_frame_pairs
+
+    save, _ = prepared
+    encoders = build_encoders(save / "train.json")
+    cache = featurize(save / "train.json", save / "pairs_train.pt", encoders, FBANK)
+    frames = FrameSet(cache, exclude_silence=True, silence_index=encoders["phone"].lab2ind["sil"])
+    pairs = utterance_frame_pairs(frames, seed=3)
+    assert len(pairs) > 0.95 * len(frames)  # almost every frame has another phone in its utterance
+    assert len(pairs[:, 0].unique()) == len(pairs)  # one partner per frame
+    a, b = frames.batch(pairs[:, 0]), frames.batch(pairs[:, 1])
+    assert (frames.utterance[pairs[:, 0]] == frames.utterance[pairs[:, 1]]).all()
+    assert (a.labels["speaker"] == b.labels["speaker"]).all()
+    assert (a.labels["phone"] != b.labels["phone"]).all()
+    assert torch.equal(pairs, utterance_frame_pairs(frames, seed=3))
+    assert not torch.equal(pairs, utterance_frame_pairs(frames, seed=4))

@@ -74,10 +74,11 @@ def test_missing_data_folder_is_an_error_not_a_fallback(tmp_path):
 
 @pytest.mark.slow
 def test_training_with_paired_frames(tmp_path):
-    result = run_recipe("fdnf", tmp_path, "--number_of_epochs=1", "--pair_weight=1.0")
+    result = run_recipe("fdnf", tmp_path, "--number_of_epochs=1", "--pair_weight=1.0", "--utterance_pair_weight=0.5")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"Training with \d+ paired frames \(shared subspaces \['phone', 'residual'\]",
-                     result.stderr + result.stdout)
+    log = result.stderr + result.stdout
+    assert re.search(r"Training with \d+ parallel frame pairs \(shared subspaces \['phone', 'residual'\]", log)
+    assert re.search(r"Training with \d+ same-utterance frame pairs \(shared subspaces \['speaker'\].*weight 0.5", log)
     nll = read_nll(tmp_path / "fdnf" / "1234" / "nll.json")  # the validation and test NLL stay the frames'
     assert set(nll) == {"heldout", "test"} and all(math.isfinite(v) for v in nll.values())
     vae = run_recipe("vae", tmp_path, "--number_of_epochs=1", "--pair_weight=1.0")

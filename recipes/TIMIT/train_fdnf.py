@@ -50,8 +50,8 @@ def main(argv):
         run_opts=run_opts,
         checkpointer=checkpointer,
     )
-    if hparams.get("pair_weight", 0) > 0:
-        brain.use_pairs(frames["train"], training_pairs(hparams, frames["train"]))
+    for pairs in training_pairs(hparams, frames["train"]):
+        brain.use_pairs(**pairs)
     brain.fit(
         hparams["epoch_counter"],
         frames["train"],

@@ -422,3 +422,53 @@ def parallel_frame_pairs(frames, entries, hop):
                 position = torch.stack([frames.positions(first[a] + aligned[0]), frames.positions(first[b] + aligned[1])], 1)
                 pairs.append(position[(position >= 0).all(1)])
     return torch.cat(pairs) if pairs else torch.zeros(0, 2, dtype=torch.long)
+
+
+def utterance_frame_pairs(frames, factor="phone", seed=0, attempts=8):
+    """Frames of one utterance with different ``factor`` labels: ``(pairs, 2)`` positions in ``frames``.
+
+    Every frame is paired with a random frame of the same utterance whose
+    ``factor`` class differs (frames whose ``attempts`` draws all hit their
+    own class give no pair). Such a pair shares its speaker, and everything
+    else the speaker keeps through one utterance, and differs in phone: the
+    counterpart of :func:`parallel_frame_pairs` for the speaker subspace,
+    available in any corpus.
+
+    Arguments
+    ---------
+    frames : FrameSet
+    factor : str
+        Label that must differ within a pair.
+    seed : int
+        Seed of the draw (the pairs are fixed for a run).
+    attempts : int
+        Draws per frame before it is left unpaired.
+
+    Returns
+    -------
+    torch.LongTensor
+
+    Example
+    -------
+    >>> cache = {"feats": torch.zeros(5, 2), "utterance": torch.tensor([0, 0, 0, 1, 1]),
+    ...          "labels": {"phone": torch.tensor([0, 1, 1, 2, 2])}}
+    >>> pairs = utterance_frame_pairs(FrameSet(cache))
+    >>> pairs[:, 0].tolist()  # frames 3 and 4 have no other phone in their utterance
+    [0, 1, 2]
+    >>> bool((pairs[1:, 1] == 0).all())
+    True
+    """
+    generator = torch.Generator().manual_seed(seed)
+    utterance, labels = frames.utterance, frames.labels[factor]
+    start = torch.searchsorted(utterance, utterance)  # a set's rows keep the cache's utterance order
+    size = torch.searchsorted(utterance, utterance, right=True) - start
+    first = torch.arange(len(frames))
+    partner = torch.full_like(first, -1)
+    for _ in range(attempts):
+        todo = partner < 0
+        if not todo.any():
+            break
+        draw = start[todo] + (torch.rand(int(todo.sum()), generator=generator) * size[todo]).long()
+        partner[todo] = torch.where(labels[draw] != labels[todo], draw, -1)
+    found = partner >= 0
+    return torch.stack([first[found], partner[found]], 1)

@@ -14,6 +14,7 @@ from speechbrain_fdnf.lobes.transforms import (
     InvertibleTransform,
     Permutation,
     RationalQuadraticCoupling,
+    normalized_linear,
 )
 
 
@@ -42,19 +43,40 @@ class SequentialFlow(InvertibleTransform):
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
 
+    def _fusible(self, index):
+        """Whether transforms ``index`` and ``index + 1`` are an initialised ActNorm and an LU map."""
+        norm = self.transforms[index]
+        return (isinstance(norm, ActNorm) and index + 1 < len(self.transforms)
+                and isinstance(self.transforms[index + 1], InvertibleLinear)
+                and not (norm.training and not bool(norm.initialized)))
+
     def forward(self, x):
-        """Returns ``(z, log_abs_det)`` after every transform in order."""
-        log_det = x.new_zeros(x.shape[:-1])
-        for transform in self.transforms:
-            x, step = transform(x)
+        """Returns ``(z, log_abs_det)`` after every transform in order.
+
+        An ActNorm followed by an LU map runs as one affine map
+        (:func:`~speechbrain_fdnf.lobes.transforms.normalized_linear`), with the same result.
+        """
+        log_det, index = x.new_zeros(x.shape[:-1]), 0
+        while index < len(self.transforms):
+            if self._fusible(index):
+                x, step = normalized_linear(self.transforms[index], self.transforms[index + 1], x)
+                index += 2
+            else:
+                x, step = self.transforms[index](x)
+                index += 1
             log_det = log_det + step
         return x, log_det
 
     def inverse(self, z):
         """Returns ``(x, log_abs_det)`` after every inverse in reverse order."""
-        log_det = z.new_zeros(z.shape[:-1])
-        for transform in reversed(self.transforms):
-            z, step = transform.inverse(z)
+        log_det, index = z.new_zeros(z.shape[:-1]), len(self.transforms) - 1
+        while index >= 0:
+            if index > 0 and self._fusible(index - 1):
+                z, step = normalized_linear(self.transforms[index - 1], self.transforms[index], z, inverse=True)
+                index -= 2
+            else:
+                z, step = self.transforms[index].inverse(z)
+                index -= 1
             log_det = log_det + step
         return z, log_det
 

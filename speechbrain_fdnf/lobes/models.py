@@ -86,15 +86,15 @@ class DiscriminativeFlow(nn.Module):
         log_p = self.prior.pair_log_prob(z[:n], z[n:], labels_a, labels_b, shared, correlation)
         return -(log_p + log_det[:n] + log_det[n:]) / (2 * self.dim)
 
-    def forward(self, x, labels=None, pair=None):
+    def forward(self, x, labels=None, pairs=None):
         """The training objective, so that DDP wrappers see the whole computation.
 
-        With ``pair`` (the keyword arguments of :meth:`pair_objective`),
-        returns the frames' objective and the pairs' objective.
+        With ``pairs`` (a list of keyword arguments of :meth:`pair_objective`),
+        returns the frames' objective and the list of the pairs' objectives.
         """
-        if pair is None:
+        if pairs is None:
             return self.objective(x, labels)
-        return self.objective(x, labels), self.pair_objective(**pair)
+        return self.objective(x, labels), [self.pair_objective(**pair) for pair in pairs]
 
 
 def with_class_counts(model, counts):
