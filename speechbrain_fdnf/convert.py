@@ -127,7 +127,8 @@ class FeatureInverter:
 
 
 @torch.no_grad()
-def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=32, references=None, k=4):
+def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=32, references=None, k=4,
+            deviation=1.0):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -150,6 +151,9 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
         Audio of the target class: the frames are then manipulated by
         non-parametric matching (:meth:`SpeechFactorizer.match`, ``k``
         neighbours) instead of the class-mean shift, and ``target`` is unused.
+    deviation : float
+        Share of each frame's deviation from its class mean kept by the shift
+        (:meth:`SpeechFactorizer.manipulate`; 1 is the paper's).
 
     Returns
     -------
@@ -165,7 +169,8 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
     if references is not None:
         new_feats = factorizer.match(feats, factor, references, k=k)
     else:
-        new_feats = factorizer.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source)
+        new_feats = factorizer.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source,
+                                          deviation=deviation)
     if factor in FRAME_LEVEL_LABELS and source is not None:
         keep = factorizer.class_posterior(feats, factor).argmax(dim=-1) != factorizer.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
@@ -199,6 +204,9 @@ def main(argv=None):
                         help="shift: move by the class means; knn: each frame becomes the mean of its --k nearest "
                              "frames of the --enrol audio, matched in the other factors' subspaces")
     parser.add_argument("--k", type=int, default=4, help="neighbours for --manipulation knn")
+    parser.add_argument("--deviation", type=float, default=1.0,
+                        help="share of each frame's deviation from its class mean the shift keeps (1: the paper's, "
+                             "0: the target class mean)")
     parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")
     parser.add_argument("--list", metavar="LABELS", help="print the classes of a label set (e.g. speaker) and exit")
@@ -225,7 +233,8 @@ def main(argv=None):
             factorizer.class_index(factor, args.source)
         wav = factorizer.read_wav(args.wav)
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
-                            references=args.enrol if args.manipulation == "knn" else None, k=args.k)
+                            references=args.enrol if args.manipulation == "knn" else None, k=args.k,
+                            deviation=args.deviation)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping

@@ -170,8 +170,16 @@ class FeatureFlow:
         return full
 
     @torch.no_grad()
-    def manipulate(self, feats, factor, source, target, pooled=False):
+    def manipulate(self, feats, factor, source, target, pooled=False, deviation=1.0):
         """``x' = f(f^-1(x) + mu_{factor, target} - mu_{factor, source})`` for every frame.
+
+        With ``deviation`` (beyond the paper) the factor's code becomes
+        ``mu_target + deviation * (z_factor - mu_source)``: 1 is the paper's
+        shift, which carries the frame's deviation from its class mean over to
+        the new class; 0 replaces the factor's code by the target class mean.
+        The other subspaces are untouched either way. A model without prior
+        means has no subspace of its own per factor: there it scales the
+        deviation of the whole latent.
 
         Arguments
         ---------
@@ -183,6 +191,10 @@ class FeatureFlow:
             The current and the new class, each as :meth:`class_mean` takes
             them. ``source=None``: the class the prior finds most likely, per
             frame, or with ``pooled`` one class for all frames of a sequence.
+        pooled : bool
+            See ``source``.
+        deviation : float
+            How much of the frame's deviation from the source mean is kept.
 
         Returns
         -------
@@ -194,4 +206,9 @@ class FeatureFlow:
             if not self.has_prior_means(factor):
                 raise ValueError(f"the model's prior has no {factor!r} classes: give the source class")
             source = self.prior.most_likely_class(codes, factor, pooled)
-        return self.decode(codes + self.class_mean(factor, target) - self.class_mean(factor, source))
+        source_mean = self.class_mean(factor, source)
+        moved = codes + self.class_mean(factor, target) - source_mean
+        if deviation != 1.0:
+            where = self.prior.slices[factor] if self.has_prior_means(factor) else slice(None)
+            moved[..., where] += (float(deviation) - 1.0) * (codes - source_mean)[..., where]
+        return self.decode(moved)

@@ -247,7 +247,7 @@ class SpeechFactorizer(Pretrained):
         return torch.cat([c.reshape(-1, c.shape[-1]) for c in codes]).mean(dim=0)
 
     @torch.no_grad()
-    def manipulate(self, inputs, factor, target, source=None):
+    def manipulate(self, inputs, factor, target, source=None, deviation=1.0):
         """``x' = f(f^-1(x) + mu_target - mu_source)`` in ``factor``'s subspace, for every frame.
 
         Arguments
@@ -263,6 +263,11 @@ class SpeechFactorizer(Pretrained):
             The current class, a per-frame index tensor, or a mean vector.
             ``None``: the class the prior finds most likely, per frame for
             frame-level factors (phone) and for the whole input otherwise.
+        deviation : float
+            Share of each frame's deviation from the source class mean kept in
+            the factor's subspace: 1 (default) is the paper's shift, 0 puts the
+            target class mean there (beyond the paper; ``docs/RESULTS.md``
+            measures the trade-off).
 
         Returns
         -------
@@ -276,7 +281,7 @@ class SpeechFactorizer(Pretrained):
         elif source is not None:
             source = self._class(factor, source)
         return self.engine.manipulate(feats, factor, source, self._class(factor, target),
-                                      pooled=factor not in FRAME_LEVEL_LABELS)
+                                      pooled=factor not in FRAME_LEVEL_LABELS, deviation=deviation)
 
     @torch.no_grad()
     def match(self, inputs, factor, references, k=4):

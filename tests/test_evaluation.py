@@ -110,6 +110,28 @@ def test_fdnf_manipulation_leaves_the_other_subspaces_untouched(factor, other):
     assert (shift - expected).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("deviation", [0.0, 0.5, 2.0])
+def test_the_deviation_scale_moves_the_factor_code_towards_the_target_mean_and_nothing_else(deviation):
+    engine = make_engine("fdnf")
+    prior = engine.prior
+    batch = make_frames(seed=3).all()
+    new = (batch.labels["speaker"] + 1) % prior.num_classes["speaker"]
+    moved = engine.manipulate(batch.feats, "speaker", source=batch.labels["speaker"], target=new, deviation=deviation)
+    z, z_moved = engine.encode(batch.feats), engine.encode(moved)
+    for untouched in ("phone", "residual"):
+        assert (prior.subspace(z_moved, untouched) - prior.subspace(z, untouched)).abs().max().item() < 1e-4
+    means = prior.means("speaker")
+    expected = means[new] + deviation * (prior.subspace(z, "speaker") - means[batch.labels["speaker"]])
+    assert (prior.subspace(z_moved, "speaker") - expected).abs().max().item() < 1e-4
+    # a model without prior means scales the deviation of its whole latent
+    nf = make_engine("nf")
+    whole = nf.class_means("speaker")
+    moved = nf.manipulate(batch.feats[:5], "speaker", source=batch.labels["speaker"][:5], target=new[:5], deviation=deviation)
+    codes = nf.encode(batch.feats[:5])
+    expected = whole[new[:5]] + deviation * (codes - whole[batch.labels["speaker"][:5]])
+    assert (nf.encode(moved) - expected).abs().max().item() < 1e-4
+
+
 def test_targets_are_other_classes_among_the_candidates():
     gen = torch.Generator().manual_seed(0)
     current = torch.tensor([0, 2, 5, 5, 7] * 200)

@@ -77,6 +77,11 @@ def test_manipulation_moves_only_the_target_subspace(flow, utterance):
     torch.testing.assert_close(moved["speaker"], before["speaker"] + shift, atol=2e-3, rtol=0)
     for name in ("phone", "residual"):
         torch.testing.assert_close(moved[name], before[name], atol=2e-3, rtol=0)
+    # deviation 0: the speaker code becomes the target's mean in every frame
+    to_mean = flow.encode(flow.manipulate(feats, "speaker", target, source=speaker, deviation=0.0))
+    torch.testing.assert_close(to_mean["speaker"], means[flow.class_index("speaker", target)].expand_as(to_mean["speaker"]),
+                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(to_mean["phone"], before["phone"], atol=2e-3, rtol=0)
 
 
 def test_enrolment_target_and_factor_embedding(flow, trained, utterance):
@@ -130,6 +135,12 @@ def test_convert_command_writes_a_wav_next_to_the_original(flow, trained, uttera
         assert np.isfinite(converted).all() and np.abs(converted).max() <= 1.0
     assert convert_main(["--model", str(trained[0]), "--wav", str(wav), "--speaker", target]) == 0
     assert (tmp_path / f"input_speaker-{target}.wav").is_file()
+    shifted, _ = soundfile.read(str(tmp_path / f"input_speaker-{target}.wav"))
+    out = tmp_path / "to_mean.wav"
+    assert convert_main(["--model", str(trained[0]), "--wav", str(wav), "--speaker", target, "--deviation", "0",
+                         "--out", str(out)]) == 0
+    to_mean, _ = soundfile.read(str(out))
+    assert to_mean.shape == samples.shape and np.abs(to_mean - shifted).max() > 1e-4
     # the module runs as a command too
     result = subprocess.run([sys.executable, "-m", "speechbrain_fdnf.convert", "--model", str(trained[0]),
                              "--list", "speaker"], capture_output=True, text=True, cwd=ROOT, timeout=120)

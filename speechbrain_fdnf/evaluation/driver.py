@@ -77,7 +77,9 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         frames; a frame whose own cell has none is left out), and
         non-parametric matching (``knn_k`` neighbours; 0 turns it off) in
         standardised features and, per factorial flow, in the kept factor's
-        subspace (the protocol's targets).
+        subspace (the protocol's targets); with ``deviation_scales``, per
+        model, the shift that keeps that share of each frame's deviation from
+        its class mean (beyond the paper; 1 is the protocol's).
     """
     train, heldout = frames["train"].all(), frames["heldout"].all()
     factors = label_sets(config)
@@ -113,6 +115,8 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
             if not engine.has_prior_means(name):
                 engine.fit_class_means(name, train.feats, train.labels[name], len(encoders[name]), codes=train_codes)
         tables = table_rows(shift_by_class_means(engine))
+        for scale in config.get("deviation_scales") or []:  # beyond the paper: the shift's trade-off curve
+            reference[f"{display}, deviation x{scale:g}"] = {"tables": table_rows(shift_by_class_means(engine, scale))}
         prior = engine.prior
         factorial = len(engine.factors) > 1
         if factorial:  # one probe per subspace: what each part of the latent knows

@@ -26,12 +26,14 @@ def draw_targets(current, candidates, generator):
     return candidates[draw.clamp_max(len(candidates) - 1)]
 
 
-def shift_by_class_means(engine):
+def shift_by_class_means(engine, deviation=1.0):
     """The protocol's manipulation as a mover for :func:`posterior_table`:
-    ``x' = f(f^-1(x) + mu_target - mu_source)`` with the engine's class means."""
+    ``x' = f(f^-1(x) + mu_target - mu_source)`` with the engine's class means
+    (with ``deviation`` != 1, that share of the frame's deviation from the
+    source mean is kept: :meth:`FeatureFlow.manipulate <speechbrain_fdnf.engine.FeatureFlow.manipulate>`)."""
 
     def move(batch, factor, other, new):
-        return engine.manipulate(batch.feats, factor, source=batch.labels[factor], target=new)
+        return engine.manipulate(batch.feats, factor, source=batch.labels[factor], target=new, deviation=deviation)
 
     return move
 
