@@ -35,6 +35,26 @@ def test_an_actnorm_flow_of_a_standard_normal_has_the_exact_gaussian_density():
     assert torch.allclose(model.log_prob(x), expected, atol=1e-5)
 
 
+def test_training_forward_with_pairs_equals_the_separate_objectives():
+    torch.manual_seed(0)
+    prior = FactorialGaussianPrior([{"name": "phone", "dim": 2, "num_classes": 3},
+                                    {"name": "speaker", "dim": 2, "num_classes": 4}], residual_dim=1)
+    model = DiscriminativeFlow(perturb(RealNVP(5, num_blocks=2, hidden_size=8), 0.1), prior).eval()
+    labels = lambda n: {"phone": torch.randint(3, (n,)), "speaker": torch.randint(4, (n,))}  # noqa: E731
+    x, frame_labels = torch.randn(6, 5), labels(6)
+    pairs = [dict(x_a=torch.randn(4, 5), x_b=torch.randn(4, 5), labels_a=labels(4), labels_b=labels(4),
+                  shared=shared, correlation=0.9) for shared in (["phone", "residual"], ["speaker"])]
+    frames, losses = model(x, frame_labels, pairs=pairs)
+    assert torch.allclose(frames, model.objective(x, frame_labels), atol=1e-6)
+    assert len(losses) == 2
+    for loss, pair in zip(losses, pairs):
+        assert torch.allclose(loss, model.pair_objective(**pair), atol=1e-6)
+    independent = dict(pairs[1], correlation=0.0)  # rho 0: the mean of the two frames' objectives
+    expected = (model.objective(independent["x_a"], independent["labels_a"])
+                + model.objective(independent["x_b"], independent["labels_b"])) / 2
+    assert torch.allclose(model.pair_objective(**independent), expected, atol=1e-6)
+
+
 def test_dimension_mismatch_between_flow_and_prior_is_reported():
     with pytest.raises(ValueError, match="flow dimension 4 differs"):
         DiscriminativeFlow(RealNVP(4, num_blocks=1), FactorialGaussianPrior([], residual_dim=3))

@@ -74,7 +74,8 @@ def test_missing_data_folder_is_an_error_not_a_fallback(tmp_path):
 
 @pytest.mark.slow
 def test_training_with_paired_frames(tmp_path):
-    result = run_recipe("fdnf", tmp_path, "--number_of_epochs=1", "--pair_weight=1.0", "--utterance_pair_weight=0.5")
+    result = run_recipe("fdnf", tmp_path, "--number_of_epochs=1", "--pair_weight=1.0", "--utterance_pair_weight=0.5",
+                        "--phone_dim=20", "--speaker_dim=12")  # with a residual, which parallel pairs share
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stderr + result.stdout
     assert re.search(r"Training with \d+ parallel frame pairs \(shared subspaces \['phone', 'residual'\]", log)

@@ -83,18 +83,33 @@ class DiscriminativeFlow(nn.Module):
         ``shared`` subspaces are correlated (:meth:`FactorialGaussianPrior.pair_log_prob`)."""
         z, log_det = self.encode(torch.cat([x_a, x_b]))
         n = len(x_a)
-        log_p = self.prior.pair_log_prob(z[:n], z[n:], labels_a, labels_b, shared, correlation)
-        return -(log_p + log_det[:n] + log_det[n:]) / (2 * self.dim)
+        return self._pair_nll(z[:n], z[n:], log_det[:n], log_det[n:], labels_a, labels_b, shared, correlation)
+
+    def _pair_nll(self, z_a, z_b, log_det_a, log_det_b, labels_a, labels_b, shared, correlation):
+        log_p = self.prior.pair_log_prob(z_a, z_b, labels_a, labels_b, shared, correlation)
+        return -(log_p + log_det_a + log_det_b) / (2 * self.dim)
 
     def forward(self, x, labels=None, pairs=None):
         """The training objective, so that DDP wrappers see the whole computation.
 
         With ``pairs`` (a list of keyword arguments of :meth:`pair_objective`),
-        returns the frames' objective and the list of the pairs' objectives.
+        returns the frames' objective and the list of the pairs' objectives,
+        from one pass of the flow over the frames and both frames of every pair
+        (larger matrix products than one pass each).
         """
         if pairs is None:
             return self.objective(x, labels)
-        return self.objective(x, labels), [self.pair_objective(**pair) for pair in pairs]
+        parts = [x] + [pair[side] for pair in pairs for side in ("x_a", "x_b")]
+        sizes = [len(part) for part in parts]
+        z, log_det = self.encode(torch.cat(parts))
+        z, log_det = z.split(sizes), log_det.split(sizes)
+        frames = -(self.prior.log_prob(z[0], labels) + log_det[0]) / self.dim
+        losses = []
+        for index, pair in enumerate(pairs):
+            a, b = 1 + 2 * index, 2 + 2 * index
+            losses.append(self._pair_nll(z[a], z[b], log_det[a], log_det[b], pair["labels_a"], pair["labels_b"],
+                                         pair["shared"], pair["correlation"]))
+        return frames, losses
 
 
 def with_class_counts(model, counts):
