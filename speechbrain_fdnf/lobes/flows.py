@@ -48,7 +48,7 @@ class SequentialFlow(InvertibleTransform):
         norm = self.transforms[index]
         return (isinstance(norm, ActNorm) and index + 1 < len(self.transforms)
                 and isinstance(self.transforms[index + 1], InvertibleLinear)
-                and not (norm.training and not bool(norm.initialized)))
+                and not norm.needs_initialization())
 
     def forward(self, x):
         """Returns ``(z, log_abs_det)`` after every transform in order.

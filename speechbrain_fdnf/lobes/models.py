@@ -76,7 +76,10 @@ class DiscriminativeFlow(nn.Module):
 
     def objective(self, x, labels=None):
         """Per-example negative log-likelihood in nats per dimension."""
-        return -self.log_prob(x, labels) / self.dim
+        return self._nll(*self.encode(x), labels)
+
+    def _nll(self, z, log_det, labels):
+        return -(self.prior.log_prob(z, labels) + log_det) / self.dim
 
     def pair_objective(self, x_a, x_b, labels_a, labels_b, shared, correlation):
         """Per-pair negative log-likelihood in nats per dimension (per frame) of two frames whose
@@ -103,7 +106,7 @@ class DiscriminativeFlow(nn.Module):
         sizes = [len(part) for part in parts]
         z, log_det = self.encode(torch.cat(parts))
         z, log_det = z.split(sizes), log_det.split(sizes)
-        frames = -(self.prior.log_prob(z[0], labels) + log_det[0]) / self.dim
+        frames = self._nll(z[0], log_det[0], labels)
         losses = []
         for index, pair in enumerate(pairs):
             a, b = 1 + 2 * index, 2 + 2 * index

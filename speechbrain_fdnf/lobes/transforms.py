@@ -350,9 +350,13 @@ class ActNorm(InvertibleTransform):
         self.log_scale.copy_(-torch.log(var.sqrt() + self.eps).to(self.log_scale.dtype))
         self.initialized.fill_(True)
 
+    def needs_initialization(self):
+        """Whether the next forward pass will initialise it (training mode, not yet initialised)."""
+        return self.training and not bool(self.initialized)
+
     def forward(self, x):
         """Returns ``(y, log_abs_det)``; initialises from ``x`` on first training use."""
-        if self.training and not bool(self.initialized):
+        if self.needs_initialization():
             self._initialize(x)
         y = (x + self.bias) * torch.exp(self.log_scale)
         return y, self.log_scale.sum().expand(x.shape[:-1])
