@@ -128,7 +128,7 @@ class FeatureInverter:
 
 @torch.no_grad()
 def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=32, references=None, k=4,
-            deviation=1.0):
+            deviation=1.0, gate=True):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -154,6 +154,9 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
     deviation : float
         Share of each frame's deviation from its class mean kept by the shift
         (:meth:`SpeechFactorizer.manipulate`; 1 is the paper's).
+    gate : bool
+        With ``references``: match each frame only among reference frames of
+        its own (model-inferred) kept classes (:meth:`SpeechFactorizer.match`).
 
     Returns
     -------
@@ -167,7 +170,7 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
     wav = wav.to(factorizer.device)
     feats = factorizer.features(wav)
     if references is not None:
-        new_feats = factorizer.match(feats, factor, references, k=k)
+        new_feats = factorizer.match(feats, factor, references, k=k, gate=gate)
     else:
         new_feats = factorizer.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source,
                                           deviation=deviation)
@@ -204,6 +207,9 @@ def main(argv=None):
                         help="shift: move by the class means; knn: each frame becomes the mean of its --k nearest "
                              "frames of the --enrol audio, matched in the other factors' subspaces")
     parser.add_argument("--k", type=int, default=4, help="neighbours for --manipulation knn")
+    parser.add_argument("--ungated", action="store_true",
+                        help="--manipulation knn among all --enrol frames (as kNN-VC), not only those the model "
+                             "gives the frame's own phone")
     parser.add_argument("--deviation", type=float, default=1.0,
                         help="share of each frame's deviation from its class mean the shift keeps (1: the paper's, "
                              "0: the target class mean)")
@@ -234,7 +240,7 @@ def main(argv=None):
         wav = factorizer.read_wav(args.wav)
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
                             references=args.enrol if args.manipulation == "knn" else None, k=args.k,
-                            deviation=args.deviation)
+                            deviation=args.deviation, gate=not args.ungated)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping

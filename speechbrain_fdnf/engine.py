@@ -22,8 +22,12 @@ def unwrap(module):
     return getattr(module, "module", module)
 
 
-def nearest_mean(queries, keys, values, k):
+def nearest_mean(queries, keys, values, k, query_classes=None, key_classes=None):
     """For each query, the mean of the ``values`` of its ``k`` nearest ``keys`` (Euclidean).
+
+    With ``query_classes`` and ``key_classes`` (one class per query and per
+    key) the classes gate the match: a query averages only keys of its own
+    class, wherever at least ``k`` keys have it (elsewhere, all keys).
 
     Example
     -------
@@ -31,9 +35,46 @@ def nearest_mean(queries, keys, values, k):
     >>> nearest_mean(torch.tensor([[0.2], [4.0]]), keys, torch.tensor([[10.0], [20.0], [30.0]]), k=2)
     tensor([[15.],
             [25.]])
+    >>> nearest_mean(torch.tensor([[0.2]]), keys, torch.tensor([[10.0], [20.0], [30.0]]), k=1,
+    ...              query_classes=torch.tensor([1]), key_classes=torch.tensor([0, 0, 1]))
+    tensor([[30.]])
     """
-    nearest = torch.cdist(queries, keys).topk(min(k, len(keys)), dim=-1, largest=False).indices
+    k = min(k, len(keys))
+    distances = torch.cdist(queries, keys)
+    if query_classes is not None:
+        same = query_classes[:, None] == key_classes[None, :]
+        gated = same.sum(dim=1, keepdim=True) >= k
+        distances = distances.masked_fill(~same & gated, float("inf"))
+    nearest = distances.topk(k, dim=-1, largest=False).indices
     return values[nearest].mean(dim=-2)
+
+
+def sequence_sums(values, utterance, smooth=None):
+    """Sums of ``values`` ``(n, c)`` over the frames around each frame of a concatenation of utterances.
+
+    ``utterance`` ``(n,)`` gives each frame's utterance, each utterance's
+    frames consecutive. ``smooth=None``: the sum over the frame's whole
+    utterance; an int ``w``: over the ``2 w + 1`` frames centred on it, cut
+    at its utterance's edges.
+
+    Example
+    -------
+    >>> ones, utterance = torch.ones(5, 1), torch.tensor([0, 0, 0, 1, 1])
+    >>> sequence_sums(ones, utterance)[:, 0].tolist(), sequence_sums(ones, utterance, smooth=1)[:, 0].tolist()
+    ([3.0, 3.0, 3.0, 2.0, 2.0], [2.0, 3.0, 2.0, 2.0, 2.0])
+    """
+    # 0, 1, 2, ... in order of appearance, so ascending whatever the ids are
+    _, run = torch.unique_consecutive(utterance.to(values.device), return_inverse=True)
+    if smooth is None:
+        totals = values.new_zeros(int(run.max()) + 1 if len(run) else 0, values.shape[1])
+        return totals.index_add_(0, run, values)[run]
+    position = torch.arange(len(run), device=values.device)
+    first = torch.searchsorted(run, run)
+    last = torch.searchsorted(run, run, right=True) - 1
+    cumulative = torch.cat([values.new_zeros(1, values.shape[1]), values.cumsum(dim=0)])
+    high = torch.minimum(position + smooth, last)
+    low = torch.maximum(position - smooth, first)
+    return cumulative[high + 1] - cumulative[low]
 
 
 class FeatureFlow:
@@ -121,6 +162,37 @@ class FeatureFlow:
         if not hasattr(self.model, "log_prob"):
             raise TypeError(f"{type(self.model).__name__} has no exact likelihood (the VAE gives an ELBO)")
         return self.model.log_prob(self.normalized(feats), labels or {}) + self.normalization_log_det()
+
+    @torch.no_grad()
+    def inferred_classes(self, codes, factor, utterance, smooth=None):
+        """The class of ``factor`` the model finds most likely for each frame, from its own subspace.
+
+        The frames are independent given the class, so their log posteriors
+        add up: over each frame's whole utterance (``smooth=None``: for a
+        factor constant over an utterance, e.g. the speaker) or over the
+        ``2 smooth + 1`` frames centred on it (a factor that changes from
+        frame to frame, e.g. the phone).
+
+        Arguments
+        ---------
+        codes : torch.Tensor
+            ``(n, latent_dim)`` codes of consecutive frames.
+        factor : str
+            A factor of the model's prior.
+        utterance : torch.Tensor
+            ``(n,)`` utterance of each frame, each utterance's frames consecutive.
+        smooth : int, optional
+            See above.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n,)`` class indices.
+        """
+        if not self.has_prior_means(factor):
+            raise ValueError(f"the model's prior has no {factor!r} classes to infer")
+        log_posterior = self.prior.class_posterior(codes, factor).clamp_min(torch.finfo(codes.dtype).tiny).log()
+        return sequence_sums(log_posterior, utterance, smooth).argmax(dim=-1)
 
     # ------------------------------------------------------------------ class means
     def has_prior_means(self, factor):

@@ -284,26 +284,37 @@ class SpeechFactorizer(Pretrained):
                                       pooled=factor not in FRAME_LEVEL_LABELS, deviation=deviation)
 
     @torch.no_grad()
-    def match(self, inputs, factor, references, k=4):
+    def match(self, inputs, factor, references, k=4, gate=True, smooth=1):
         """Non-parametric manipulation (kNN-VC style): every frame becomes the mean of the ``k`` frames of
         ``references`` nearest to it in the subspaces of the *other* factors.
 
         ``references`` are inputs of the target class (e.g. a few utterances of
         the target speaker, who need not be a training speaker); matching in
         the other factors' subspaces keeps them (e.g. the phone) while the new
-        frames come from the target. On the embedded corpus this moves speakers
-        as far as real frames of the target do (``docs/RESULTS.md``).
+        frames come from the target. With ``gate`` (beyond kNN-VC), a frame is
+        matched only among reference frames to which the model assigns the
+        frame's own class of every kept factor, inferred from the model's own
+        subspaces: a frame-level factor (the phone) from the ``2 smooth + 1``
+        frames around each frame, any other from the whole input or reference;
+        where fewer than ``k`` reference frames qualify, all of them are used.
+        On the embedded corpus the gate keeps the other factor closer to the
+        real-frame ceiling in both manipulations (``docs/RESULTS.md``).
 
         Arguments
         ---------
         inputs
-            Path, waveform or features.
+            Path, waveform or features (``(frames, dim)``, or ``(batch, frames, dim)``
+            for several utterances of one length).
         factor : str
             The factor to change; the model needs at least one other factor.
         references
-            One input or a list of them (all frames are the pool).
+            One input or a list of them, each one utterance (all frames are the pool).
         k : int
             Neighbours averaged.
+        gate : bool
+            Match within the model's inferred kept classes (see above).
+        smooth : int
+            Half-width of the window a frame-level factor is inferred over.
 
         Returns
         -------
@@ -315,13 +326,33 @@ class SpeechFactorizer(Pretrained):
             raise ValueError(f"matching keeps the other factors, and this model has none besides {factor!r}")
         if isinstance(references, (str, Path)) or torch.is_tensor(references):
             references = [references]
-        pool = torch.cat([self.features(item) for item in references])
+        references = [self.features(item) for item in references]
+        pool = torch.cat(references)
         where = torch.cat([torch.arange(self.model.prior.slices[name].start, self.model.prior.slices[name].stop)
                            for name in kept]).to(self.device)
         feats = self.features(inputs)
-        queries = self.engine.encode(feats)[..., where]
-        keys = self.engine.encode_all(pool)[:, where]
-        return nearest_mean(queries.reshape(-1, len(where)), keys, pool, k).reshape(feats.shape)
+        codes = self.engine.encode(feats)
+        codes = codes.reshape(-1, codes.shape[-1])
+        pool_codes = self.engine.encode_all(pool)
+        classes = {}
+        if gate:
+            lengths = torch.tensor([len(item) for item in references])
+            utterances = {  # one utterance per input sequence and per reference
+                "query_classes": torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2]),
+                "key_classes": torch.arange(len(references)).repeat_interleave(lengths),
+            }
+            classes = {key: self._joint_classes(states, kept, utterances[key], smooth)
+                       for key, states in (("query_classes", codes), ("key_classes", pool_codes))}
+        return nearest_mean(codes[:, where], pool_codes[:, where], pool, k, **classes).reshape(feats.shape)
+
+    def _joint_classes(self, codes, factors, utterance, smooth):
+        """One id per frame for the model's inferred classes of all ``factors`` together."""
+        joint = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
+        for name in factors:
+            inferred = self.engine.inferred_classes(codes, name, utterance,
+                                                    smooth if name in FRAME_LEVEL_LABELS else None)
+            joint = joint * self.model.prior.means(name).shape[0] + inferred
+        return joint
 
     def forward(self, wavs):
         """``encode`` of a waveform (SpeechBrain's convention for ``Pretrained.forward``)."""

@@ -11,12 +11,13 @@ from conftest import perturb
 
 from speechbrain.processing.features import InputNormalization
 
-from speechbrain_fdnf.data.frames import FrameSet
-from speechbrain_fdnf.engine import FeatureFlow
+from speechbrain_fdnf.data.frames import FrameBatch, FrameSet
+from speechbrain_fdnf.engine import FeatureFlow, nearest_mean
 from speechbrain_fdnf.evaluation import FeatureProbe, draw_targets, posterior_table
 from speechbrain_fdnf.evaluation.structure import latent_structure
-from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, NearestNeighbourMatching, RealFrameCeiling,
-                                                existing_cells, shift_by_class_means, standardised_features)
+from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, InferredClasses, NearestNeighbourMatching,
+                                                RealFrameCeiling, existing_cells, shift_by_class_means,
+                                                standardised_features)
 from speechbrain_fdnf.lobes import VAE, DiscriminativeFlow, FactorialGaussianPrior, RealNVP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,6 +221,63 @@ def test_matching_in_the_kept_factors_space_moves_the_target_and_keeps_the_other
     standardised = NearestNeighbourMatching(batch, standardised_features(batch.feats), k=4)
     assert posterior_table(standardised, probes, frames, target, other, range(4 if target == "phone" else 3),
                            300)["p_target_x_prime"] > 0.8
+
+
+@pytest.mark.parametrize("target,other", [("phone", "speaker"), ("speaker", "phone")])
+def test_a_gate_of_the_kept_class_restores_what_a_blind_matching_space_loses(target, other):
+    frames = separable_frames()
+    probes = trained_probes(frames)
+    batch = frames.all()
+    target_dims = {"phone": slice(0, DIM // 2), "speaker": slice(DIM // 2, DIM)}[target]
+    blind = lambda feats, kept: feats[:, target_dims]  # noqa: E731 -- nothing of the kept factor in it
+    classes = range(4 if target == "phone" else 3)
+    lost = posterior_table(NearestNeighbourMatching(batch, blind, k=4), probes, frames, target, other, classes, 300)
+    perfect = lambda kept: (batch.labels[kept], frames.labels[kept])  # noqa: E731 -- a model that is always right
+    gated = NearestNeighbourMatching(batch, blind, k=4, gate=perfect)
+    kept = posterior_table(gated, probes, frames, target, other, classes, 300)
+    assert kept["p_target_x_prime"] > 0.8 and abs(kept["delta_other"]) < 0.1 < -lost["delta_other"]
+    with pytest.raises(ValueError, match="positions"):  # a batch that does not say where its frames are
+        gated(FrameBatch(batch.feats[:3], {k: v[:3] for k, v in batch.labels.items()}), target, other,
+              torch.zeros(3, dtype=torch.long))
+
+
+def test_nearest_mean_gate_falls_back_to_every_key_where_too_few_share_the_class():
+    keys = torch.tensor([[0.0], [1.0], [2.0], [10.0]])
+    values = keys * 10
+    key_classes = torch.tensor([0, 0, 0, 1])
+    queries, query_classes = torch.tensor([[9.0], [9.0]]), torch.tensor([0, 1])
+    gated = nearest_mean(queries, keys, values, k=2, query_classes=query_classes, key_classes=key_classes)
+    # class 0 has 3 keys: the 2 nearest of them; class 1 has 1 key (< k): the 2 nearest of all
+    torch.testing.assert_close(gated[:, 0], torch.tensor([15.0, 60.0]))
+
+
+def test_inferred_classes_pool_a_speaker_over_the_utterance_and_smooth_a_phone_over_neighbours():
+    prior = FactorialGaussianPrior([{"name": "phone", "dim": 2, "num_classes": 2},
+                                    {"name": "speaker", "dim": 2, "num_classes": 2}], residual_dim=0)
+    with torch.no_grad():
+        prior.means("phone").copy_(torch.tensor([[-3.0, 0.0], [3.0, 0.0]]))
+        prior.means("speaker").copy_(torch.tensor([[0.0, -1.0], [0.0, 1.0]]))
+    engine = FeatureFlow(DiscriminativeFlow(RealNVP(4, num_blocks=1, hidden_size=4), prior), fixed_normalization(0.0, 1.0))
+    phone = torch.tensor([0, 0, 1, 0, 0, 1, 1, 1])  # frame 2 is an outlier inside a run of phone 0
+    speaker = torch.tensor([0, 0, 1, 0, 1, 1, 0, 1])  # the first utterance mostly speaker 0, the second 1
+    utterance = torch.tensor([7, 7, 7, 7, 7, 3, 3, 3])  # any ids, each utterance's frames consecutive
+    codes = torch.cat([prior.means("phone")[phone], prior.means("speaker")[speaker]], dim=1)
+    assert engine.inferred_classes(codes, "phone", utterance, smooth=0).tolist() == phone.tolist()
+    assert engine.inferred_classes(codes, "phone", utterance, smooth=1).tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert engine.inferred_classes(codes, "speaker", utterance).tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="no 'gender' classes"):
+        engine.inferred_classes(codes, "gender", utterance)
+
+
+def test_inferred_classes_gate_reads_the_model_on_pool_and_scored_frames():
+    engine = make_engine("fdnf")
+    pool, scored = make_frames(n=200), make_frames(n=100, seed=3)
+    gate = InferredClasses(engine, pool, scored, smooth=2)
+    pool_phones, scored_phones = gate("phone")
+    expected = engine.inferred_classes(engine.encode_all(scored.all().feats), "phone", scored.utterance, 2)
+    assert torch.equal(scored_phones, expected) and len(pool_phones) == 200
+    pool_speakers, _ = gate("speaker")  # an utterance-level label: one class per utterance
+    assert all(len(pool_speakers[pool.utterance == u].unique()) == 1 for u in pool.utterance.unique())
 
 
 def test_cell_mean_oracle_moves_codes_by_the_cell_mean_difference():

@@ -206,12 +206,25 @@ def test_matching_replaces_frames_by_their_nearest_reference_frames(flow, traine
     torch.testing.assert_close(flow.match(feats, "speaker", [feats], k=1), feats, atol=1e-5, rtol=0)  # itself
     entries = json.loads((trained[1] / "train.json").read_text()).values()
     other = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
-    matched = flow.match(utterance[0], "speaker", other, k=4)
+    matched = flow.match(utterance[0], "speaker", other, k=4, gate=False)
     assert matched.shape == feats.shape
     pool = torch.cat([flow.features(wav) for wav in other])
     phone = flow.model.prior.slices["phone"]  # the kept factor's subspace decides the neighbours
-    distances = torch.cdist(flow.encode(feats[:1])["z"][:, phone], flow.encode(pool)["z"][:, phone])[0]
-    torch.testing.assert_close(matched[0], pool[distances.topk(4, largest=False).indices].mean(0), atol=1e-4, rtol=0)
+    distances = torch.cdist(flow.encode(feats)["z"][:, phone], flow.encode(pool)["z"][:, phone])
+    torch.testing.assert_close(matched[0], pool[distances[0].topk(4, largest=False).indices].mean(0), atol=1e-4, rtol=0)
+    # gated: only reference frames the model gives the frame's own phone (from 3 frames around each frame)
+    engine, utterances = flow.engine, [torch.zeros(len(feats), dtype=torch.long)]
+    utterances.append(torch.cat([torch.full((len(flow.features(wav)),), i) for i, wav in enumerate(other)]))
+    own, theirs = (engine.inferred_classes(engine.encode(x), "phone", u, smooth=1) for x, u in zip((feats, pool), utterances))
+    gated = flow.match(utterance[0], "speaker", other, k=1)
+    checked = 0
+    for frame in range(len(feats)):
+        same = torch.nonzero(theirs == own[frame]).flatten()
+        if len(same):
+            nearest = same[distances[frame, same].argmin()]
+            torch.testing.assert_close(gated[frame], pool[nearest], atol=1e-4, rtol=0)
+            checked += 1
+    assert checked > len(feats) // 2 and not torch.allclose(gated, flow.match(utterance[0], "speaker", other, k=1, gate=False))
     wav = tmp_path / "input.wav"
     shutil.copy(utterance[0], wav)
     out = tmp_path / "knn.wav"
@@ -220,5 +233,9 @@ def test_matching_replaces_frames_by_their_nearest_reference_frames(flow, traine
     samples, _ = soundfile.read(str(wav))
     converted, rate = soundfile.read(str(out))
     assert rate == 16000 and converted.shape == samples.shape and np.isfinite(converted).all()
+    ungated = tmp_path / "knn_ungated.wav"
+    assert convert_main(["--model", str(trained[0]), "--wav", str(wav), "--enrol", *other, "--manipulation", "knn",
+                         "--ungated", "--out", str(ungated)]) == 0
+    assert not np.allclose(soundfile.read(str(ungated))[0], converted)
     with pytest.raises(SystemExit):  # knn needs audio of the target
         convert_main(["--model", str(trained[0]), "--wav", str(wav), "--speaker", utterance[1], "--manipulation", "knn"])

@@ -237,15 +237,19 @@ class FrameBatch:
         ``(batch, dim)``.
     labels : dict
         Label name -> ``(batch,)`` int64 tensor (``-1`` for unknown).
+    positions : torch.Tensor, optional
+        ``(batch,)`` positions of the frames in the :class:`FrameSet` they come from.
     """
 
-    def __init__(self, feats, labels):
+    def __init__(self, feats, labels, positions=None):
         self.feats = feats
         self.labels = labels
+        self.positions = positions
 
     def to(self, device):
         """Moves every tensor to ``device``."""
-        return FrameBatch(self.feats.to(device), {k: v.to(device) for k, v in self.labels.items()})
+        positions = None if self.positions is None else self.positions.to(device)
+        return FrameBatch(self.feats.to(device), {k: v.to(device) for k, v in self.labels.items()}, positions)
 
     def __len__(self):
         return self.feats.shape[0]
@@ -351,7 +355,7 @@ class FrameSet(torch.utils.data.Dataset):
             feats = splice(self.feats, self.context, rows, self._first[indices], self._last[indices])
         else:
             feats = self.feats[rows]
-        return FrameBatch(feats, {name: values[indices] for name, values in self.labels.items()})
+        return FrameBatch(feats, {name: values[indices] for name, values in self.labels.items()}, indices)
 
     def __getitem__(self, index):
         return self.batch([index])

@@ -17,9 +17,9 @@ from speechbrain_fdnf.brain import read_nll
 from speechbrain_fdnf.evaluation.parallel import conversion_distortion, parallel_pairs
 from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
 from speechbrain_fdnf.evaluation.structure import latent_structure
-from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, NearestNeighbourMatching, RealFrameCeiling,
-                                                existing_cells, kept_subspace, posterior_table, shift_by_class_means,
-                                                standardised_features)
+from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, InferredClasses, NearestNeighbourMatching,
+                                                RealFrameCeiling, existing_cells, kept_subspace, posterior_table,
+                                                shift_by_class_means, standardised_features)
 from speechbrain_fdnf.evaluation.tsne import tsne_sample
 from speechbrain_fdnf.inference import SpeechFactorizer
 
@@ -77,7 +77,9 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         frames; a frame whose own cell has none is left out), and
         non-parametric matching (``knn_k`` neighbours; 0 turns it off) in
         standardised features and, per factorial flow, in the kept factor's
-        subspace (the protocol's targets); with ``deviation_scales``, per
+        subspace (the protocol's targets), there also gated by the model's
+        inferred kept class (``knn_gate_smooth``: the phone's window
+        half-width; ``None`` turns it off); with ``deviation_scales``, per
         model, the shift that keeps that share of each frame's deviation from
         its class mean (beyond the paper; 1 is the protocol's).
     """
@@ -130,8 +132,13 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
             results[display]["parallel"] = conversion_distortion(factorizer, pairs)
         if factorial and k and all(other in engine.factors for _, other in table_pairs(config)):
             # matched in the kept factor's subspace, pooled over the target class
-            reference[f"{display} kNN matching (k={k})"] = {
-                "tables": table_rows(NearestNeighbourMatching(train, kept_subspace(engine, (train.feats, train_codes)), k))}
+            embed = kept_subspace(engine, (train.feats, train_codes))
+            reference[f"{display} kNN matching (k={k})"] = {"tables": table_rows(NearestNeighbourMatching(train, embed, k))}
+            smooth = config.get("knn_gate_smooth")
+            if smooth is not None:  # beyond kNN-VC: the model's own kept class gates the pool
+                gate = InferredClasses(engine, frames["train"], frames["heldout"], smooth, pool_codes=train_codes)
+                reference[f"{display} kNN matching gated by the model (k={k})"] = {
+                    "tables": table_rows(NearestNeighbourMatching(train, embed, k, gate=gate))}
         if prior is not None:  # the flows: how additive their latent is, and what that costs
             oracle = CellMeanOracle(engine, train, num_classes, codes=train_codes)
             reference[f"{display} oracle (cell means)"] = {"tables": table_rows(oracle, True)}

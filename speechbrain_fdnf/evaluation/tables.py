@@ -11,6 +11,7 @@ Authors
 
 import torch
 
+from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
 from speechbrain_fdnf.engine import nearest_mean
 from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
 
@@ -218,7 +219,10 @@ class NearestNeighbourMatching:
     The pool is every training frame of the target class only (the target
     speaker's frames of all phones; the target phone's frames of all
     speakers), so the kept factor has to survive through the matching itself,
-    never through a pool filtered by its true label.
+    never through a pool filtered by its true label. With a ``gate`` (beyond
+    kNN-VC) a frame is matched only among pool frames to which the *model*
+    assigns the frame's own kept class (:class:`InferredClasses`), which is
+    still the model's inference, not the labels.
 
     Arguments
     ---------
@@ -230,19 +234,26 @@ class NearestNeighbourMatching:
         standardised features).
     k : int
         Neighbours averaged.
+    gate : callable, optional
+        ``gate(kept) -> (pool classes, scored classes)``: per training frame
+        and per frame of the scored set (indexed by the batch's
+        ``positions``), a class of the kept factor (:class:`InferredClasses`).
 
     Example
     -------
     >>> from speechbrain_fdnf.data.frames import FrameBatch
     >>> pool = FrameBatch(torch.tensor([[0.0], [1.0], [10.0], [11.0]]), {"speaker": torch.tensor([0, 0, 1, 1])})
     >>> match = NearestNeighbourMatching(pool, lambda feats, kept: feats % 10, k=1)
-    >>> batch = FrameBatch(torch.tensor([[0.9]]), {"speaker": torch.tensor([0])})
+    >>> batch = FrameBatch(torch.tensor([[0.9]]), {"speaker": torch.tensor([0])}, positions=torch.tensor([0]))
     >>> match(batch, "speaker", "phone", torch.tensor([1]))  # speaker 1's frame nearest to 0.9 (mod 10)
     tensor([[11.]])
+    >>> gate = lambda kept: (torch.tensor([0, 1, 0, 1]), torch.tensor([0]))  # the model says: class 0, like frame 2
+    >>> NearestNeighbourMatching(pool, lambda feats, kept: feats % 10, k=1, gate=gate)(batch, "speaker", "phone", torch.tensor([1]))
+    tensor([[10.]])
     """
 
-    def __init__(self, train, embed, k=4):
-        self.train, self.embed, self.k = train, embed, k
+    def __init__(self, train, embed, k=4, gate=None):
+        self.train, self.embed, self.k, self.gate = train, embed, k, gate
         self._pool = {}
 
     @torch.no_grad()
@@ -250,12 +261,57 @@ class NearestNeighbourMatching:
         if other not in self._pool:
             self._pool[other] = self.embed(self.train.feats, other)
         pool, queries = self._pool[other], self.embed(batch.feats, other)
+        pool_classes = query_classes = None
+        if self.gate is not None:
+            if batch.positions is None:
+                raise ValueError("a gated match needs the frames' positions in their FrameSet (FrameSet.batch gives them)")
+            pool_classes, scored_classes = self.gate(other)
+            query_classes = scored_classes[batch.positions]
         moved = torch.empty_like(batch.feats)
         for target in new.unique().tolist():
             rows = new == target
             members = torch.nonzero(self.train.labels[factor] == target).flatten()
-            moved[rows] = nearest_mean(queries[rows], pool[members], self.train.feats[members], self.k)
+            gate = {} if self.gate is None else {"query_classes": query_classes[rows], "key_classes": pool_classes[members]}
+            moved[rows] = nearest_mean(queries[rows], pool[members], self.train.feats[members], self.k, **gate)
         return moved
+
+
+class InferredClasses:
+    """A gate for :class:`NearestNeighbourMatching`: each frame's kept class as a model infers it from its own
+    subspace (:meth:`FeatureFlow.inferred_classes <speechbrain_fdnf.engine.FeatureFlow.inferred_classes>`),
+    for the training pool and for the scored frames.
+
+    A frame-level factor (the phone) is inferred from the ``2 smooth + 1``
+    frames centred on the frame, any other (the speaker) from its whole
+    utterance, as a converter that sees the utterance would.
+
+    Arguments
+    ---------
+    engine : FeatureFlow
+        A factorial model.
+    pool, scored : FrameSet
+        The training frames and the frames the tables score.
+    smooth : int
+        Half-width of the window for frame-level factors.
+    pool_codes : torch.Tensor, optional
+        The pool's codes, when the caller already has them.
+    """
+
+    def __init__(self, engine, pool, scored, smooth=1, pool_codes=None):
+        self.engine, self.sets, self.smooth = engine, (pool, scored), smooth
+        self.codes = [pool_codes, None]
+        self._classes = {}
+
+    def __call__(self, kept):
+        if kept not in self._classes:
+            smooth = self.smooth if kept in FRAME_LEVEL_LABELS else None
+            classes = []
+            for index, frames in enumerate(self.sets):
+                if self.codes[index] is None:
+                    self.codes[index] = self.engine.encode_all(frames.all().feats)
+                classes.append(self.engine.inferred_classes(self.codes[index], kept, frames.utterance, smooth))
+            self._classes[kept] = tuple(classes)
+        return self._classes[kept]
 
 
 def kept_subspace(engine, known=None):
