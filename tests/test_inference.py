@@ -225,6 +225,11 @@ def test_matching_replaces_frames_by_their_nearest_reference_frames(flow, traine
             torch.testing.assert_close(gated[frame], pool[nearest], atol=1e-4, rtol=0)
             checked += 1
     assert checked > len(feats) // 2 and not torch.allclose(gated, flow.match(utterance[0], "speaker", other, k=1, gate=False))
+    # a batch of sequences: each is gated by its own frames, as if matched alone
+    halves = torch.stack([feats[:40], feats[40:80]])
+    torch.testing.assert_close(flow.match(halves, "speaker", other, k=2),
+                               torch.stack([flow.match(half, "speaker", other, k=2) for half in halves]))
+    assert torch.isfinite(flow.match(utterance[0], "phone", other, k=2)).all()  # gated by the inferred speaker
     wav = tmp_path / "input.wav"
     shutil.copy(utterance[0], wav)
     out = tmp_path / "knn.wav"
