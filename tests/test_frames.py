@@ -1,6 +1,7 @@
 """Frame-level features and labels: caches, unseen labels, silence exclusion, context splicing, NaN."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -122,6 +123,40 @@ def test_an_utterance_aligned_with_itself_has_zero_distortion_and_pairs_are_para
     for utterance, reading in pairs:
         assert reading["text"] == utterance["text"] and reading["speaker"] != utterance["speaker"]
         assert speech_segments(reading)[2] == speech_segments(utterance)[2]
+
+
+class _RecordingFactorizer:
+    """Just enough of a SpeechFactorizer for the distortion: Fbank features; ``match`` returns its input
+    and records which reference audio it was given."""
+
+    def __init__(self):
+        self.hparams = SimpleNamespace(compute_features=SimpleNamespace(compute_STFT=SimpleNamespace(hop_length=HOP)))
+        self.centre_bands = slice(None)
+        self.matched = []
+
+    def features(self, wav):
+        return FBANK(torch.as_tensor(soundfile.read(wav, dtype="float32")[0])[None])[0]
+
+    def match(self, feats, factor, references, k, gate):
+        self.matched.append(len(references))
+        return feats
+
+
+def test_a_matching_conversion_is_scored_without_the_reading_in_its_pool(prepared):
+    from speechbrain_fdnf.evaluation.parallel import conversion_distortion, matching_conversion, parallel_pairs
+
+    _, data = prepared
+    references = {key: value for split in ("train", "valid", "heldout") for key, value in data[split].items()}
+    pairs = [(utterance, reading) for utterance, reading in parallel_pairs(data["heldout"], references, seed=0)
+             if reading["wav"] in {entry["wav"] for entry in data["train"].values()}]
+    assert pairs, "some held-out utterances have a parallel reading in the training split"
+    factorizer = _RecordingFactorizer()
+    convert = matching_conversion(factorizer, data["train"])
+    result = conversion_distortion(factorizer, pairs, convert=convert)
+    assert result["pairs"] > 0 and result["converted_db"] == pytest.approx(result["unconverted_db"])  # x' = x here
+    for (utterance, reading), used in zip(pairs, factorizer.matched):
+        same = [entry["wav"] for entry in data["train"].values() if entry["speaker"] == reading["speaker"]]
+        assert reading["wav"] in same and used == len(same) - 1  # every training utterance of the target but the reading
 
 
 def test_parallel_frame_pairs_join_two_speakers_on_the_same_phone(prepared):

@@ -71,7 +71,8 @@ def evaluate_seed(config, seed):
     scored = config.get("scored_split", "heldout")
     # valid: for choosing settings, so that the held-out tables stay untouched by the choice
     frames = dict(frames, heldout=frames[scored])
-    utterances = {"heldout": prepared[scored], "references": {k: v for split in prepared.values() for k, v in split.items()}}
+    utterances = {"heldout": prepared[scored], "train": prepared["train"],
+                  "references": {k: v for split in prepared.values() for k, v in split.items()}}
     return evaluate_models(models, encoders, frames, config, seed, utterances)
 
 

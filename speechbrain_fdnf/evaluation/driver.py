@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from speechbrain_fdnf.brain import read_nll
-from speechbrain_fdnf.evaluation.parallel import conversion_distortion, parallel_pairs
+from speechbrain_fdnf.evaluation.parallel import conversion_distortion, matching_conversion, parallel_pairs
 from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
 from speechbrain_fdnf.evaluation.structure import latent_structure
 from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, InferredClasses, NearestNeighbourMatching,
@@ -65,7 +65,9 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         ``{"heldout": annotations, "references": annotations}`` (prepared
         JSON entries by id): with them, every model also gets the parallel
         conversion distortion of speaker manipulation (held-out utterances
-        converted to a training speaker who read the same sentence).
+        converted to a training speaker who read the same sentence); with
+        ``"train"`` annotations too, so does each matching row (the pool:
+        the target speaker's training utterances but the reading).
 
     Returns
     -------
@@ -133,12 +135,17 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         if factorial and k and all(other in engine.factors for _, other in table_pairs(config)):
             # matched in the kept factor's subspace, pooled over the target class
             embed = kept_subspace(engine, (train.feats, train_codes))
-            reference[f"{display} kNN matching (k={k})"] = {"tables": table_rows(NearestNeighbourMatching(train, embed, k))}
+            matchings = {f"{display} kNN matching (k={k})": (NearestNeighbourMatching(train, embed, k), False)}
             smooth = config.get("knn_gate_smooth")
             if smooth is not None:  # beyond kNN-VC: the model's own kept class gates the pool
                 gate = InferredClasses(engine, frames["train"], frames["heldout"], smooth, pool_codes=train_codes)
-                reference[f"{display} kNN matching gated by the model (k={k})"] = {
-                    "tables": table_rows(NearestNeighbourMatching(train, embed, k, gate=gate))}
+                matchings[f"{display} kNN matching gated by the model (k={k})"] = (
+                    NearestNeighbourMatching(train, embed, k, gate=gate), True)
+            for row, (matching, gated) in matchings.items():
+                reference[row] = {"tables": table_rows(matching)}
+                if pairs and "train" in utterances:  # the same conversion, scored against the real reading
+                    convert = matching_conversion(factorizer, utterances["train"], k=k, gate=gated)
+                    reference[row]["parallel"] = conversion_distortion(factorizer, pairs, convert=convert)
         if prior is not None:  # the flows: how additive their latent is, and what that costs
             oracle = CellMeanOracle(engine, train, num_classes, codes=train_codes)
             reference[f"{display} oracle (cell means)"] = {"tables": table_rows(oracle, True)}

@@ -52,16 +52,21 @@ def log_mel_distance(feats, reference):
 
 
 @torch.no_grad()
-def conversion_distortion(factorizer, pairs, factor="speaker"):
+def conversion_distortion(factorizer, pairs, factor="speaker", convert=None):
     """Mean log-Mel distance (dB) of converted and of unconverted utterances to the target's real readings.
 
     Arguments
     ---------
     factorizer : SpeechFactorizer
         The model; conversion is its class-mean shift of ``factor`` from the
-        utterance's speaker to the reading's.
+        utterance's speaker to the reading's, unless ``convert`` is given.
     pairs : list
         From :func:`parallel_pairs`.
+    factor : str
+        The factor changed.
+    convert : callable, optional
+        ``convert(feats, entry, reading) -> feats'``: another conversion
+        (e.g. :func:`matching_conversion`); it must not see the reading.
 
     Returns
     -------
@@ -78,11 +83,50 @@ def conversion_distortion(factorizer, pairs, factor="speaker"):
         if matched is None:
             continue
         mine, theirs = matched
-        moved = factorizer.engine.manipulate(feats, factor, source=factorizer.class_index(factor, entry[factor]),
-                                             target=factorizer.class_index(factor, reading[factor]))
+        if convert is None:
+            moved = factorizer.engine.manipulate(feats, factor, source=factorizer.class_index(factor, entry[factor]),
+                                                 target=factorizer.class_index(factor, reading[factor]))
+        else:
+            moved = convert(feats, entry, reading)
         converted += log_mel_distance(moved[mine, centre], target[theirs, centre]).sum().item()
         unconverted += log_mel_distance(feats[mine, centre], target[theirs, centre]).sum().item()
         frames += len(mine)
         used += 1
     return {"converted_db": converted / max(frames, 1), "unconverted_db": unconverted / max(frames, 1),
             "pairs": used, "frames": frames}
+
+
+def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=True):
+    """A ``convert`` for :func:`conversion_distortion`: :meth:`SpeechFactorizer.match
+    <speechbrain_fdnf.inference.SpeechFactorizer.match>` against every training utterance of the
+    reading's class except the reading itself (the pool must not hold the answer).
+
+    Arguments
+    ---------
+    factorizer : SpeechFactorizer
+        The model.
+    train_entries : dict
+        Prepared training annotations by utterance id (each with ``wav`` and ``factor``).
+    factor : str
+        The factor changed.
+    k : int
+        Neighbours averaged.
+    gate : bool
+        Gate the match by the model's inferred kept classes.
+    """
+    by_class, cache = {}, {}
+    for entry in train_entries.values():
+        by_class.setdefault(entry[factor], []).append(entry["wav"])
+
+    def features(wav):  # each reference is read once, however many conversions use it
+        if wav not in cache:
+            cache[wav] = factorizer.features(wav)
+        return cache[wav]
+
+    def convert(feats, entry, reading):
+        references = [features(wav) for wav in by_class.get(reading[factor], []) if wav != reading["wav"]]
+        if not references:
+            raise ValueError(f"no training utterance of {factor} {reading[factor]!r} besides the reading {reading['wav']}")
+        return factorizer.match(feats, factor, references, k=k, gate=gate)
+
+    return convert

@@ -68,7 +68,8 @@ def markdown(summary, seeds, figure, tables=TABLES):
                 lines.append(f"| {model} | {subspace} | " + " | ".join(
                     _fmt(shares[key]) for key in ("phone", "speaker", "interaction", "within", "within_variance_per_dim"))
                     + " |")
-    parallel = {model: result["parallel"] for model, result in summary["models"].items() if "parallel" in result}
+    rows = {**summary["models"], **summary.get("reference", {})}
+    parallel = {model: result["parallel"] for model, result in rows.items() if "parallel" in result}
     if parallel:
         first = next(iter(parallel.values()))
         lines += ["", "## Parallel conversion distortion (speaker manipulation of held-out utterances; mean log-Mel "
