@@ -341,6 +341,8 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         assert set(seed_result["models"]["NF"]["tables"]) == {"phone", "speaker", "gender"}
         assert set(seed_result["models"]["NF"]["leakage"]["z"]) == {"phone", "speaker", "gender"}
         assert set(seed_result["models"]["NF"]["leakage"]) == {"z"}
+        gated = seed_result["reference"]["f-DNF kNN matching gated by the model (k=4)"]["tables"]
+        assert set(gated) == {"phone", "speaker", "gender"}  # knn_gate_smooth of evaluate.yaml: gated rows
     summary = report["summary"]["models"]["f-DNF"]["tables"]["phone"]["delta_target"]
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()

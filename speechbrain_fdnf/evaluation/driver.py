@@ -141,10 +141,11 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
                 gate = InferredClasses(engine, frames["train"], frames["heldout"], smooth, pool_codes=train_codes)
                 matchings[f"{display} kNN matching gated by the model (k={k})"] = (
                     NearestNeighbourMatching(train, embed, k, gate=gate), True)
+            reference_feats = {}  # the matching rows of one model read each reference once
             for row, (matching, gated) in matchings.items():
                 reference[row] = {"tables": table_rows(matching)}
                 if pairs and "train" in utterances:  # the same conversion, scored against the real reading
-                    convert = matching_conversion(factorizer, utterances["train"], k=k, gate=gated)
+                    convert = matching_conversion(factorizer, utterances["train"], k=k, gate=gated, cache=reference_feats)
                     reference[row]["parallel"] = conversion_distortion(factorizer, pairs, convert=convert)
         if prior is not None:  # the flows: how additive their latent is, and what that costs
             oracle = CellMeanOracle(engine, train, num_classes, codes=train_codes)

@@ -96,7 +96,7 @@ def conversion_distortion(factorizer, pairs, factor="speaker", convert=None):
             "pairs": used, "frames": frames}
 
 
-def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=True):
+def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=True, cache=None):
     """A ``convert`` for :func:`conversion_distortion`: :meth:`SpeechFactorizer.match
     <speechbrain_fdnf.inference.SpeechFactorizer.match>` against every training utterance of the
     reading's class except the reading itself (the pool must not hold the answer).
@@ -113,8 +113,10 @@ def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=T
         Neighbours averaged.
     gate : bool
         Gate the match by the model's inferred kept classes.
+    cache : dict, optional
+        Reference features by path, shared by conversions of the same model.
     """
-    by_class, cache = {}, {}
+    by_class, cache = {}, {} if cache is None else cache
     for entry in train_entries.values():
         by_class.setdefault(entry[factor], []).append(entry["wav"])
 
