@@ -14,6 +14,7 @@ Authors
 
 import torch
 
+from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
 from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
 
 
@@ -164,14 +165,13 @@ class FeatureFlow:
         return self.model.log_prob(self.normalized(feats), labels or {}) + self.normalization_log_det()
 
     @torch.no_grad()
-    def inferred_classes(self, codes, factor, utterance, smooth=None):
+    def inferred_classes(self, codes, factor, utterance, smooth=1):
         """The class of ``factor`` the model finds most likely for each frame, from its own subspace.
 
         The frames are independent given the class, so their log posteriors
-        add up: over each frame's whole utterance (``smooth=None``: for a
-        factor constant over an utterance, e.g. the speaker) or over the
-        ``2 smooth + 1`` frames centred on it (a factor that changes from
-        frame to frame, e.g. the phone).
+        add up: for a factor that changes from frame to frame (the phone)
+        over the ``2 smooth + 1`` frames centred on each frame, for any other
+        (the speaker) over its whole utterance.
 
         Arguments
         ---------
@@ -181,8 +181,8 @@ class FeatureFlow:
             A factor of the model's prior.
         utterance : torch.Tensor
             ``(n,)`` utterance of each frame, each utterance's frames consecutive.
-        smooth : int, optional
-            See above.
+        smooth : int
+            Half-width of the window of a frame-level factor.
 
         Returns
         -------
@@ -192,7 +192,8 @@ class FeatureFlow:
         if not self.has_prior_means(factor):
             raise ValueError(f"the model's prior has no {factor!r} classes to infer")
         log_posterior = self.prior.class_posterior(codes, factor).clamp_min(torch.finfo(codes.dtype).tiny).log()
-        return sequence_sums(log_posterior, utterance, smooth).argmax(dim=-1)
+        window = smooth if factor in FRAME_LEVEL_LABELS else None
+        return sequence_sums(log_posterior, utterance, window).argmax(dim=-1)
 
     # ------------------------------------------------------------------ class means
     def has_prior_means(self, factor):

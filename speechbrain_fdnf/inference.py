@@ -335,22 +335,18 @@ class SpeechFactorizer(Pretrained):
         codes = codes.reshape(-1, codes.shape[-1])
         pool_codes = self.engine.encode_all(pool)
         classes = {}
-        if gate:
-            lengths = torch.tensor([len(item) for item in references])
-            utterances = {  # one utterance per input sequence and per reference
-                "query_classes": torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2]),
-                "key_classes": torch.arange(len(references)).repeat_interleave(lengths),
-            }
-            classes = {key: self._joint_classes(states, kept, utterances[key], smooth)
-                       for key, states in (("query_classes", codes), ("key_classes", pool_codes))}
+        if gate:  # one utterance per input sequence and per reference
+            queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
+            keys = torch.arange(len(references)).repeat_interleave(torch.tensor([len(item) for item in references]))
+            classes = {"query_classes": self._joint_classes(codes, kept, queries, smooth),
+                       "key_classes": self._joint_classes(pool_codes, kept, keys, smooth)}
         return nearest_mean(codes[:, where], pool_codes[:, where], pool, k, **classes).reshape(feats.shape)
 
     def _joint_classes(self, codes, factors, utterance, smooth):
         """One id per frame for the model's inferred classes of all ``factors`` together."""
         joint = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
         for name in factors:
-            inferred = self.engine.inferred_classes(codes, name, utterance,
-                                                    smooth if name in FRAME_LEVEL_LABELS else None)
+            inferred = self.engine.inferred_classes(codes, name, utterance, smooth)
             joint = joint * self.model.prior.means(name).shape[0] + inferred
         return joint
 

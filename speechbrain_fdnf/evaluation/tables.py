@@ -11,7 +11,6 @@ Authors
 
 import torch
 
-from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
 from speechbrain_fdnf.engine import nearest_mean
 from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
 
@@ -304,12 +303,11 @@ class InferredClasses:
 
     def __call__(self, kept):
         if kept not in self._classes:
-            smooth = self.smooth if kept in FRAME_LEVEL_LABELS else None
             classes = []
             for index, frames in enumerate(self.sets):
                 if self.codes[index] is None:
                     self.codes[index] = self.engine.encode_all(frames.all().feats)
-                classes.append(self.engine.inferred_classes(self.codes[index], kept, frames.utterance, smooth))
+                classes.append(self.engine.inferred_classes(self.codes[index], kept, frames.utterance, self.smooth))
             self._classes[kept] = tuple(classes)
         return self._classes[kept]
 
