@@ -156,7 +156,8 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
         (:meth:`SpeechFactorizer.manipulate`; 1 is the paper's).
     gate : bool
         With ``references``: match each frame only among reference frames of
-        its own (model-inferred) kept classes (:meth:`SpeechFactorizer.match`).
+        its own (model-inferred) kept classes, the phone decoded with the
+        model folder's decoder where it has one (:meth:`SpeechFactorizer.match`).
 
     Returns
     -------

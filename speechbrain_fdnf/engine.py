@@ -15,6 +15,7 @@ Authors
 import torch
 
 from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
+from speechbrain_fdnf.decoding import ClassSequenceDecoder
 from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
 
 
@@ -149,10 +150,18 @@ class FeatureFlow:
         """Latent codes ``(..., latent_dim)`` of raw frames (the VAE: encoder means)."""
         return self.model.encode(self.normalized(feats))[0]
 
+    @property
+    def device(self):
+        """Where the model's parameters are."""
+        return next(self.model.parameters()).device
+
     @torch.no_grad()
     def encode_all(self, feats, batch_size=65536):
-        """:meth:`encode` of many frames, ``batch_size`` at a time (no gradients)."""
-        return torch.cat([self.encode(feats[start : start + batch_size]) for start in range(0, len(feats), batch_size)])
+        """:meth:`encode` of many frames, ``batch_size`` at a time (no gradients), on the model's device
+        (so frames kept on the CPU may be encoded by a model on a GPU)."""
+        device = self.device
+        return torch.cat([self.encode(feats[start : start + batch_size].to(device))
+                          for start in range(0, len(feats), batch_size)])
 
     def decode(self, codes):
         """Raw frames of latent codes (the VAE: decoder means)."""
@@ -165,13 +174,14 @@ class FeatureFlow:
         return self.model.log_prob(self.normalized(feats), labels or {}) + self.normalization_log_det()
 
     @torch.no_grad()
-    def inferred_classes(self, codes, factor, utterance, smooth=1):
+    def inferred_classes(self, codes, factor, utterance, smooth=1, decoder=None):
         """The class of ``factor`` the model finds most likely for each frame, from its own subspace.
 
         The frames are independent given the class, so their log posteriors
         add up: for a factor that changes from frame to frame (the phone)
-        over the ``2 smooth + 1`` frames centred on each frame, for any other
-        (the speaker) over its whole utterance.
+        over the ``2 smooth + 1`` frames centred on each frame, or with a
+        ``decoder`` along the most likely class sequence of the utterance;
+        for any other (the speaker) over its whole utterance.
 
         Arguments
         ---------
@@ -183,17 +193,48 @@ class FeatureFlow:
             ``(n,)`` utterance of each frame, each utterance's frames consecutive.
         smooth : int
             Half-width of the window of a frame-level factor.
+        decoder : ClassSequenceDecoder, optional
+            Decodes a frame-level factor instead of the window (see :meth:`fit_sequence_decoders`).
 
         Returns
         -------
         torch.Tensor
             ``(n,)`` class indices.
         """
+        log_posterior = self._log_posterior(codes, factor)
+        if factor not in FRAME_LEVEL_LABELS:
+            return sequence_sums(log_posterior, utterance).argmax(dim=-1)
+        if decoder is not None:
+            return decoder.decode(log_posterior, utterance)
+        return sequence_sums(log_posterior, utterance, smooth).argmax(dim=-1)
+
+    @torch.no_grad()
+    def fit_sequence_decoders(self, frames, codes=None):
+        """``{factor: ClassSequenceDecoder}`` for each frame-level factor of the prior (see
+        :mod:`speechbrain_fdnf.decoding`; empty for a prior without one).
+
+        Transitions are counted from the label sequences of the training
+        ``frames`` (a ``FrameSet``), and the posterior scale is the one whose
+        decoding of their codes agrees best with their labels. ``codes``:
+        :meth:`encode_all` of the frames, when the caller already has it.
+        """
+        factors = [factor for factor in FRAME_LEVEL_LABELS if self.has_prior_means(factor)]
+        if not factors:
+            return {}
+        batch = frames.all()
+        codes = self.encode_all(batch.feats) if codes is None else codes
+        utterance = frames.utterance.to(codes.device)
+        decoders = {}
+        for factor in factors:
+            log_posterior, labels = self._log_posterior(codes, factor), batch.labels[factor].to(codes.device)
+            decoders[factor] = ClassSequenceDecoder.from_labels(labels, utterance, log_posterior.shape[-1])
+            decoders[factor].fit_scale(log_posterior, utterance, labels)
+        return decoders
+
+    def _log_posterior(self, codes, factor):
         if not self.has_prior_means(factor):
             raise ValueError(f"the model's prior has no {factor!r} classes to infer")
-        log_posterior = self.prior.class_posterior(codes, factor).clamp_min(torch.finfo(codes.dtype).tiny).log()
-        window = smooth if factor in FRAME_LEVEL_LABELS else None
-        return sequence_sums(log_posterior, utterance, window).argmax(dim=-1)
+        return self.prior.class_posterior(codes, factor).clamp_min(torch.finfo(codes.dtype).tiny).log()
 
     # ------------------------------------------------------------------ class means
     def has_prior_means(self, factor):

@@ -1,7 +1,10 @@
 """Writes a trained model as a folder that ``SpeechFactorizer.from_hparams`` loads.
 
 The folder holds ``hyperparams.yaml``, ``model.ckpt``, ``normalize.ckpt`` and
-one ``<label>_encoder.txt`` per label set. The yaml is :data:`TEMPLATE` filled
+one ``<label>_encoder.txt`` per label set, and for a frame-level factor of
+the prior a ``<factor>_decoder.ckpt``
+(:class:`~speechbrain_fdnf.decoding.ClassSequenceDecoder`, optional: the
+matching gate decodes that factor with it). The yaml is :data:`TEMPLATE` filled
 with the training run's own entries (its saved ``hyperparams.yaml``: the
 feature extractor ``compute_features``, ``sample_rate``, ``context``,
 ``input_dim`` and the ``model``), so the model is rebuilt exactly as it was
@@ -22,6 +25,7 @@ import torch
 import yaml
 from speechbrain.dataio.encoder import CategoricalEncoder
 
+from speechbrain_fdnf.decoding import ClassSequenceDecoder
 from speechbrain_fdnf.engine import unwrap
 
 #: Entries copied from the training run's configuration.
@@ -60,7 +64,7 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 """)
 
 
-def export_model(folder, model, normalize, encoders, run_hparams_file):
+def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=None):
     """Writes an inference folder (atomically: a half-written folder never replaces a good one).
 
     Arguments
@@ -76,6 +80,9 @@ def export_model(folder, model, normalize, encoders, run_hparams_file):
     run_hparams_file : str or Path
         The ``hyperparams.yaml`` the training run saved (SpeechBrain's
         ``create_experiment_directory`` writes it with every reference resolved).
+    decoders : dict, optional
+        Factor -> ``ClassSequenceDecoder`` (:meth:`FeatureFlow.fit_sequence_decoders
+        <speechbrain_fdnf.engine.FeatureFlow.fit_sequence_decoders>`).
 
     Returns
     -------
@@ -91,6 +98,8 @@ def export_model(folder, model, normalize, encoders, run_hparams_file):
         normalize._save(staging / "normalize.ckpt")
         for name, encoder in encoders.items():
             encoder.save(str(staging / f"{name}_encoder.txt"))
+        for name, decoder in (decoders or {}).items():
+            torch.save({k: v.cpu() for k, v in decoder.state_dict().items()}, staging / f"{name}_decoder.ckpt")
         (staging / "hyperparams.yaml").write_text(text)
         if folder.exists():
             shutil.rmtree(folder)
@@ -137,6 +146,18 @@ def load_encoders(folder, label_sets):
         encoders[name] = CategoricalEncoder()
         encoders[name].load(str(path))
     return encoders
+
+
+def load_decoder(folder, factor):
+    """The ``ClassSequenceDecoder`` of ``factor`` a model folder holds, or ``None`` when it has none."""
+    path = Path(folder) / f"{factor}_decoder.ckpt"
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu")
+    try:
+        return ClassSequenceDecoder(state["log_transitions"], float(state["scale"]))
+    except (KeyError, ValueError) as error:
+        raise RuntimeError(f"{path} is not a sequence decoder: {error}") from None
 
 
 def load_state_strict(module, path):

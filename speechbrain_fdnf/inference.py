@@ -28,6 +28,7 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain_fdnf.data.audio import check_audio
 from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS, splice
 from speechbrain_fdnf.engine import FeatureFlow, nearest_mean
+from speechbrain_fdnf.export import load_decoder
 from speechbrain_fdnf.export import load_state_strict  # noqa: F401  (named by folders exported before 0.2)
 
 
@@ -126,6 +127,21 @@ class SpeechFactorizer(Pretrained):
     def factors(self):
         """Names of the factors with their own subspace (empty for NF and the VAE)."""
         return self.engine.factors
+
+    @property
+    def decoders(self):
+        """``{factor: ClassSequenceDecoder}`` of the model folder (frame-level factors; empty for a folder
+        without them, e.g. exported before 0.3): the matching gate decodes those factors with them."""
+        if getattr(self, "_decoders", None) is None:
+            folder = self.hparams.pretrained_path
+            found = {name: load_decoder(folder, name) for name in FRAME_LEVEL_LABELS if name in self.factors}
+            self._decoders = {name: decoder.to(self.device) for name, decoder in found.items() if decoder is not None}
+        return self._decoders
+
+    @decoders.setter
+    def decoders(self, decoders):
+        """Replaces the folder's decoders (e.g. fitted to a folder exported without them)."""
+        self._decoders = {name: decoder.to(self.device) for name, decoder in decoders.items()}
 
     def labels(self, factor):
         """The class names of a label set, in index order."""
@@ -284,7 +300,7 @@ class SpeechFactorizer(Pretrained):
                                       pooled=factor not in FRAME_LEVEL_LABELS, deviation=deviation)
 
     @torch.no_grad()
-    def match(self, inputs, factor, references, k=4, gate=True, smooth=1):
+    def match(self, inputs, factor, references, k=4, gate=True, smooth=1, decode=True):
         """Non-parametric manipulation (kNN-VC style): every frame becomes the mean of the ``k`` frames of
         ``references`` nearest to it in the subspaces of the *other* factors.
 
@@ -294,11 +310,14 @@ class SpeechFactorizer(Pretrained):
         frames come from the target. With ``gate`` (beyond kNN-VC), a frame is
         matched only among reference frames to which the model assigns the
         frame's own class of every kept factor, inferred from the model's own
-        subspaces: a frame-level factor (the phone) from the ``2 smooth + 1``
-        frames around each frame, any other from the whole input or reference;
-        where fewer than ``k`` reference frames qualify, all of them are used.
-        On the embedded corpus the gate keeps the other factor closer to the
-        real-frame ceiling in both manipulations (``docs/RESULTS.md``).
+        subspaces: a frame-level factor (the phone) decoded along each
+        utterance with the model folder's :attr:`decoders` (a phone bigram at
+        the frame rate), or without one, or with ``decode=False``, from the
+        ``2 smooth + 1`` frames around each frame; any other factor from the
+        whole input or reference. Where fewer than ``k`` reference frames
+        qualify, all of them are used. On the embedded corpus the gate keeps
+        the other factor closer to the real-frame ceiling in both
+        manipulations, decoding more so than the window (``docs/RESULTS.md``).
 
         Arguments
         ---------
@@ -314,7 +333,9 @@ class SpeechFactorizer(Pretrained):
         gate : bool
             Match within the model's inferred kept classes (see above).
         smooth : int
-            Half-width of the window a frame-level factor is inferred over.
+            Half-width of the window a frame-level factor is inferred over without decoding.
+        decode : bool
+            Decode a frame-level factor where the model folder has a decoder for it.
 
         Returns
         -------
@@ -338,15 +359,16 @@ class SpeechFactorizer(Pretrained):
         if gate:  # one utterance per input sequence and per reference
             queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
             keys = torch.arange(len(references)).repeat_interleave(torch.tensor([len(item) for item in references]))
-            classes = {"query_classes": self._joint_classes(codes, kept, queries, smooth),
-                       "key_classes": self._joint_classes(pool_codes, kept, keys, smooth)}
+            decoders = self.decoders if decode else {}
+            classes = {"query_classes": self._joint_classes(codes, kept, queries, smooth, decoders),
+                       "key_classes": self._joint_classes(pool_codes, kept, keys, smooth, decoders)}
         return nearest_mean(codes[:, where], pool_codes[:, where], pool, k, **classes).reshape(feats.shape)
 
-    def _joint_classes(self, codes, factors, utterance, smooth):
+    def _joint_classes(self, codes, factors, utterance, smooth, decoders):
         """One id per frame for the model's inferred classes of all ``factors`` together."""
         joint = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
         for name in factors:
-            inferred = self.engine.inferred_classes(codes, name, utterance, smooth)
+            inferred = self.engine.inferred_classes(codes, name, utterance, smooth, decoders.get(name))
             joint = joint * self.model.prior.means(name).shape[0] + inferred
         return joint
 

@@ -278,6 +278,10 @@ def test_inferred_classes_gate_reads_the_model_on_pool_and_scored_frames():
     assert torch.equal(scored_phones, expected) and len(pool_phones) == 200
     pool_speakers, _ = gate("speaker")  # an utterance-level label: one class per utterance
     assert all(len(pool_speakers[pool.utterance == u].unique()) == 1 for u in pool.utterance.unique())
+    decoders = engine.fit_sequence_decoders(pool)  # with the model's phone decoder instead of the window
+    _, decoded = InferredClasses(engine, pool, scored, smooth=2, decoders=decoders)("phone")
+    assert torch.equal(decoded, engine.inferred_classes(engine.encode_all(scored.all().feats), "phone",
+                                                        scored.utterance, decoder=decoders["phone"]))
 
 
 def test_cell_mean_oracle_moves_codes_by_the_cell_mean_difference():
@@ -343,6 +347,9 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         assert set(seed_result["models"]["NF"]["leakage"]) == {"z"}
         gated = seed_result["reference"]["f-DNF kNN matching gated by the model (k=4)"]["tables"]
         assert set(gated) == {"phone", "speaker", "gender"}  # knn_gate_smooth of evaluate.yaml: gated rows
+        decoded = seed_result["reference"]["f-DNF kNN matching gated by the model, phones decoded (k=4)"]["tables"]
+        assert set(decoded) == {"phone", "speaker", "gender"}  # knn_gate_decode: the phone decoded too
+        assert decoded["speaker"] != gated["speaker"]  # the phone gate of speaker matching differs
     summary = report["summary"]["models"]["f-DNF"]["tables"]["phone"]["delta_target"]
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()

@@ -46,8 +46,10 @@ def utterance(trained):
 
 def test_the_recipe_exports_a_self_contained_folder(trained, flow):
     names = {path.name for path in trained[0].iterdir()}
-    assert {"hyperparams.yaml", "model.ckpt", "normalize.ckpt", "phone_encoder.txt", "speaker_encoder.txt"} <= names
-    assert flow.factors == ["phone", "speaker"]
+    assert {"hyperparams.yaml", "model.ckpt", "normalize.ckpt", "phone_encoder.txt", "speaker_encoder.txt",
+            "phone_decoder.ckpt"} <= names
+    assert flow.factors == ["phone", "speaker"] and set(flow.decoders) == {"phone"}
+    assert flow.decoders["phone"].num_classes == len(flow.labels("phone"))
     speakers = json.loads((trained[1] / "train.json").read_text())
     assert sorted(flow.labels("speaker")) == sorted({entry["speaker"] for entry in speakers.values()})
     # the folder still loads after a move: nothing in it points back to the training run
@@ -56,6 +58,7 @@ def test_the_recipe_exports_a_self_contained_folder(trained, flow):
     again = SpeechFactorizer.from_hparams(source=moved)
     feats = torch.randn(5, 40) * 5
     torch.testing.assert_close(again.encode(feats)["z"], flow.encode(feats)["z"])
+    torch.testing.assert_close(again.decoders["phone"].log_transitions, flow.decoders["phone"].log_transitions)
 
 
 def test_decode_inverts_encode_on_real_speech(flow, utterance):
@@ -212,19 +215,23 @@ def test_matching_replaces_frames_by_their_nearest_reference_frames(flow, traine
     phone = flow.model.prior.slices["phone"]  # the kept factor's subspace decides the neighbours
     distances = torch.cdist(flow.encode(feats)["z"][:, phone], flow.encode(pool)["z"][:, phone])
     torch.testing.assert_close(matched[0], pool[distances[0].topk(4, largest=False).indices].mean(0), atol=1e-4, rtol=0)
-    # gated: only reference frames the model gives the frame's own phone (from 3 frames around each frame)
+    # gated: only reference frames the model gives the frame's own phone, decoded along each utterance with
+    # the folder's phone decoder, or without decoding from the 3 frames around each frame
     engine, utterances = flow.engine, [torch.zeros(len(feats), dtype=torch.long)]
     utterances.append(torch.cat([torch.full((len(flow.features(wav)),), i) for i, wav in enumerate(other)]))
-    own, theirs = (engine.inferred_classes(engine.encode(x), "phone", u, smooth=1) for x, u in zip((feats, pool), utterances))
-    gated = flow.match(utterance[0], "speaker", other, k=1)
-    checked = 0
-    for frame in range(len(feats)):
-        same = torch.nonzero(theirs == own[frame]).flatten()
-        if len(same):
-            nearest = same[distances[frame, same].argmin()]
-            torch.testing.assert_close(gated[frame], pool[nearest], atol=1e-4, rtol=0)
-            checked += 1
-    assert checked > len(feats) // 2 and not torch.allclose(gated, flow.match(utterance[0], "speaker", other, k=1, gate=False))
+    for decode, decoder in ((True, flow.decoders["phone"]), (False, None)):
+        own, theirs = (engine.inferred_classes(engine.encode(x), "phone", u, smooth=1, decoder=decoder)
+                       for x, u in zip((feats, pool), utterances))
+        gated = flow.match(utterance[0], "speaker", other, k=1, decode=decode)
+        checked = 0
+        for frame in range(len(feats)):
+            same = torch.nonzero(theirs == own[frame]).flatten()
+            if len(same):
+                nearest = same[distances[frame, same].argmin()]
+                torch.testing.assert_close(gated[frame], pool[nearest], atol=1e-4, rtol=0)
+                checked += 1
+        assert checked > len(feats) // 2
+        assert not torch.allclose(gated, flow.match(utterance[0], "speaker", other, k=1, gate=False))
     # a batch of sequences: each is gated by its own frames, as if matched alone
     halves = torch.stack([feats[:40], feats[40:80]])
     torch.testing.assert_close(flow.match(halves, "speaker", other, k=2),

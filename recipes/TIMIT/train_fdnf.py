@@ -62,9 +62,12 @@ def main(argv):
     for split in ("heldout", "test"):
         brain.evaluate_split(split, frames[split], **hparams["eval_loader_kwargs"])
 
-    # The folder other recipes load with SpeechFactorizer.from_hparams(source=...).
+    # The folder other recipes load with SpeechFactorizer.from_hparams(source=...), with the phone
+    # decoder the matching gate uses (fitted to the trained model on the training frames).
+    brain.modules.eval()
+    decoders = brain.engine.fit_sequence_decoders(frames["train"])
     run_on_main(export_model, args=[hparams["inference_folder"], model, hparams["normalize"], encoders,
-                                    Path(hparams["output_folder"]) / "hyperparams.yaml"])
+                                    Path(hparams["output_folder"]) / "hyperparams.yaml", decoders])
     return brain
 
 

@@ -81,7 +81,8 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         standardised features and, per factorial flow, in the kept factor's
         subspace (the protocol's targets), there also gated by the model's
         inferred kept class (``knn_gate_smooth``: the phone's window
-        half-width; ``None`` turns it off); with ``deviation_scales``, per
+        half-width; ``None`` turns it off) and, with ``knn_gate_decode``, with
+        the phone decoded along the utterance instead; with ``deviation_scales``, per
         model, the shift that keeps that share of each frame's deviation from
         its class mean (beyond the paper; 1 is the protocol's).
     """
@@ -135,17 +136,24 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         if factorial and k and all(other in engine.factors for _, other in table_pairs(config)):
             # matched in the kept factor's subspace, pooled over the target class
             embed = kept_subspace(engine, (train.feats, train_codes))
-            matchings = {f"{display} kNN matching (k={k})": (NearestNeighbourMatching(train, embed, k), False)}
+            matchings = {f"{display} kNN matching (k={k})": (NearestNeighbourMatching(train, embed, k), {"gate": False})}
             smooth = config.get("knn_gate_smooth")
             if smooth is not None:  # beyond kNN-VC: the model's own kept class gates the pool
                 gate = InferredClasses(engine, frames["train"], frames["heldout"], smooth, pool_codes=train_codes)
                 matchings[f"{display} kNN matching gated by the model (k={k})"] = (
-                    NearestNeighbourMatching(train, embed, k, gate=gate), True)
+                    NearestNeighbourMatching(train, embed, k, gate=gate), {"gate": True, "decode": False})
+                if config.get("knn_gate_decode"):  # the phone decoded along the utterance with a phone bigram
+                    if not factorizer.decoders:  # a folder exported before the decoders: fit them as training does
+                        factorizer.decoders = engine.fit_sequence_decoders(frames["train"], codes=train_codes)
+                    gate = InferredClasses(engine, frames["train"], frames["heldout"], smooth, pool_codes=train_codes,
+                                           decoders=factorizer.decoders)
+                    matchings[f"{display} kNN matching gated by the model, phones decoded (k={k})"] = (
+                        NearestNeighbourMatching(train, embed, k, gate=gate), {"gate": True, "decode": True})
             reference_feats = {}  # the matching rows of one model read each reference once
-            for row, (matching, gated) in matchings.items():
+            for row, (matching, how) in matchings.items():
                 reference[row] = {"tables": table_rows(matching)}
                 if pairs and "train" in utterances:  # the same conversion, scored against the real reading
-                    convert = matching_conversion(factorizer, utterances["train"], k=k, gate=gated, cache=reference_feats)
+                    convert = matching_conversion(factorizer, utterances["train"], k=k, cache=reference_feats, **how)
                     reference[row]["parallel"] = conversion_distortion(factorizer, pairs, convert=convert)
         if prior is not None:  # the flows: how additive their latent is, and what that costs
             oracle = CellMeanOracle(engine, train, num_classes, codes=train_codes)

@@ -96,7 +96,7 @@ def conversion_distortion(factorizer, pairs, factor="speaker", convert=None):
             "pairs": used, "frames": frames}
 
 
-def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=True, cache=None):
+def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=True, decode=True, cache=None):
     """A ``convert`` for :func:`conversion_distortion`: :meth:`SpeechFactorizer.match
     <speechbrain_fdnf.inference.SpeechFactorizer.match>` against every training utterance of the
     reading's class except the reading itself (the pool must not hold the answer).
@@ -113,6 +113,9 @@ def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=T
         Neighbours averaged.
     gate : bool
         Gate the match by the model's inferred kept classes.
+    decode : bool
+        Decode a frame-level kept factor with the factorizer's :attr:`decoders
+        <speechbrain_fdnf.inference.SpeechFactorizer.decoders>` (else the window).
     cache : dict, optional
         Reference features by path, shared by conversions of the same model.
     """
@@ -129,6 +132,6 @@ def matching_conversion(factorizer, train_entries, factor="speaker", k=4, gate=T
         references = [features(wav) for wav in by_class.get(reading[factor], []) if wav != reading["wav"]]
         if not references:
             raise ValueError(f"no training utterance of {factor} {reading[factor]!r} besides the reading {reading['wav']}")
-        return factorizer.match(feats, factor, references, k=k, gate=gate)
+        return factorizer.match(feats, factor, references, k=k, gate=gate, decode=decode)
 
     return convert

@@ -281,8 +281,9 @@ class InferredClasses:
     for the training pool and for the scored frames.
 
     A frame-level factor (the phone) is inferred from the ``2 smooth + 1``
-    frames centred on the frame, any other (the speaker) from its whole
-    utterance, as a converter that sees the utterance would.
+    frames centred on the frame, or decoded along its utterance with the
+    model's ``decoders``; any other (the speaker) from its whole utterance, as
+    a converter that sees the utterance would.
 
     Arguments
     ---------
@@ -294,10 +295,13 @@ class InferredClasses:
         Half-width of the window for frame-level factors.
     pool_codes : torch.Tensor, optional
         The pool's codes, when the caller already has them.
+    decoders : dict, optional
+        Factor -> ``ClassSequenceDecoder`` (:meth:`FeatureFlow.fit_sequence_decoders
+        <speechbrain_fdnf.engine.FeatureFlow.fit_sequence_decoders>`), used instead of the window.
     """
 
-    def __init__(self, engine, pool, scored, smooth=1, pool_codes=None):
-        self.engine, self.sets, self.smooth = engine, (pool, scored), smooth
+    def __init__(self, engine, pool, scored, smooth=1, pool_codes=None, decoders=None):
+        self.engine, self.sets, self.smooth, self.decoders = engine, (pool, scored), smooth, decoders or {}
         self.codes = [pool_codes, None]
         self._classes = {}
 
@@ -307,7 +311,8 @@ class InferredClasses:
             for index, frames in enumerate(self.sets):
                 if self.codes[index] is None:
                     self.codes[index] = self.engine.encode_all(frames.all().feats)
-                classes.append(self.engine.inferred_classes(self.codes[index], kept, frames.utterance, self.smooth))
+                classes.append(self.engine.inferred_classes(self.codes[index], kept, frames.utterance, self.smooth,
+                                                            self.decoders.get(kept)))
             self._classes[kept] = tuple(classes)
         return self._classes[kept]
 
