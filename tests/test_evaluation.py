@@ -278,6 +278,9 @@ def test_inferred_classes_gate_reads_the_model_on_pool_and_scored_frames():
     assert torch.equal(scored_phones, expected) and len(pool_phones) == 200
     pool_speakers, _ = gate("speaker")  # an utterance-level label: one class per utterance
     assert all(len(pool_speakers[pool.utterance == u].unique()) == 1 for u in pool.utterance.unique())
+    accuracy = gate.accuracy()  # of both factors asked for, on both sets, against their labels
+    assert accuracy["speaker"]["pool"] == (pool_speakers == pool.labels["speaker"]).float().mean().item()
+    assert accuracy["phone"]["scored"] == (scored_phones == scored.labels["phone"]).float().mean().item()
     decoders = engine.fit_sequence_decoders(pool)  # with the model's phone decoder instead of the window
     _, decoded = InferredClasses(engine, pool, scored, smooth=2, decoders=decoders)("phone")
     assert torch.equal(decoded, engine.inferred_classes(engine.encode_all(scored.all().feats), "phone",
@@ -350,11 +353,14 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         decoded = seed_result["reference"]["f-DNF kNN matching gated by the model, phones decoded (k=4)"]["tables"]
         assert set(decoded) == {"phone", "speaker", "gender"}  # knn_gate_decode: the phone decoded too
         assert decoded["speaker"] != gated["speaker"]  # the phone gate of speaker matching differs
+        assert 0 <= seed_result["reference"]["f-DNF kNN matching gated by the model, phones decoded (k=4)"][
+            "gate_accuracy"]["phone"]["scored"] <= 1
     summary = report["summary"]["models"]["f-DNF"]["tables"]["phone"]["delta_target"]
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()
     assert "## Phone manipulation" in markdown and "## Speaker manipulation" in markdown and " ± " in markdown
     assert "Scored on the valid split" in markdown
+    assert "## Matching gates" in markdown and "| f-DNF kNN matching gated by the model, phones decoded (k=4) | phone |" in markdown
     assert "## Gender manipulation (phone should stay)" in markdown and "| f-DNF | z_gender |" in markdown
     assert (out / "tsne.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Phone manipulation" in result.stdout

@@ -152,6 +152,8 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
             reference_feats = {}  # the matching rows of one model read each reference once
             for row, (matching, how) in matchings.items():
                 reference[row] = {"tables": table_rows(matching)}
+                if matching.gate is not None:  # how often the model's kept class was right, behind those rows
+                    reference[row]["gate_accuracy"] = matching.gate.accuracy()
                 if pairs and "train" in utterances:  # the same conversion, scored against the real reading
                     convert = matching_conversion(factorizer, utterances["train"], k=k, cache=reference_feats, **how)
                     reference[row]["parallel"] = conversion_distortion(factorizer, pairs, convert=convert)

@@ -78,6 +78,13 @@ def markdown(summary, seeds, figure, tables=TABLES):
                   "| model | converted x' | unconverted x |", "|---|---|---|"]
         for model, values in parallel.items():
             lines.append(f"| {model} | {_fmt(values['converted_db'])} | {_fmt(values['unconverted_db'])} |")
+    gates = {model: result["gate_accuracy"] for model, result in rows.items() if "gate_accuracy" in result}
+    if gates:
+        lines += ["", "## Matching gates (share of frames whose kept class the model infers right)", "",
+                  "| row | kept factor | training pool | scored frames |", "|---|---|---|---|"]
+        for model, accuracy in gates.items():
+            for factor, shares in accuracy.items():
+                lines.append(f"| {model} | {factor} | {_fmt(shares['pool'])} | {_fmt(shares['scored'])} |")
     lines += ["", "## Negative log-likelihood (nats per dimension; VAE: negative ELBO, an upper bound)", "",
               "| model | held-out (labels known) | test (speaker marginalised) |", "|---|---|---|"]
     for model, result in summary["models"].items():

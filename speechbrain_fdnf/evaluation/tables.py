@@ -316,6 +316,13 @@ class InferredClasses:
             self._classes[kept] = tuple(classes)
         return self._classes[kept]
 
+    def accuracy(self):
+        """``{kept factor: {"pool": share, "scored": share}}`` of the frames whose class the model inferred
+        right, for every factor the gate was asked for (what the gate's mistakes cost is in the tables)."""
+        return {kept: {name: (inferred == frames.labels[kept]).float().mean().item()
+                       for name, inferred, frames in zip(("pool", "scored"), classes, self.sets)}
+                for kept, classes in self._classes.items()}
+
 
 def kept_subspace(engine, known=None):
     """A matching space for :class:`NearestNeighbourMatching`: the factorial flow's code in the kept
