@@ -29,6 +29,9 @@ TABLES = (("phone", "speaker"), ("speaker", "phone"))
 TSNE_FACTORS = ("phone", "speaker")
 #: The reference row of real frames in both manipulation tables.
 CEILING = "real-frame ceiling"
+#: Gates of the matching rows (config ``knn_gates``) -> what their row names add: the phone inferred over a
+#: window of frames, or decoded along the utterance (``ClassSequenceDecoder``); the speaker over the utterance.
+GATES = {"window": "", "decoded": ", phones decoded"}
 
 
 def table_pairs(config):
@@ -80,9 +83,9 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
         non-parametric matching (``knn_k`` neighbours; 0 turns it off) in
         standardised features and, per factorial flow, in the kept factor's
         subspace (the protocol's targets), there also gated by the model's
-        inferred kept class (``knn_gate_smooth``: the phone's window
-        half-width; ``None`` turns it off) and, with ``knn_gate_decode``, with
-        the phone decoded along the utterance instead; with ``deviation_scales``, per
+        inferred kept class, once per entry of ``knn_gates`` (:data:`GATES`:
+        ``window``, the phone from the ``2 knn_gate_smooth + 1`` frames around
+        each frame; ``decoded``, the phone decoded along the utterance); with ``deviation_scales``, per
         model, the shift that keeps that share of each frame's deviation from
         its class mean (beyond the paper; 1 is the protocol's).
     """
@@ -137,18 +140,18 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None):
             # matched in the kept factor's subspace, pooled over the target class
             embed = kept_subspace(engine, (train.feats, train_codes))
             matchings = {f"{display} kNN matching (k={k})": (NearestNeighbourMatching(train, embed, k), {"gate": False})}
-            smooth = config.get("knn_gate_smooth")
-            if smooth is not None:  # beyond kNN-VC: the model's own kept class gates the pool
-                gate = InferredClasses(engine, frames["train"], frames["heldout"], smooth, pool_codes=train_codes)
-                matchings[f"{display} kNN matching gated by the model (k={k})"] = (
-                    NearestNeighbourMatching(train, embed, k, gate=gate), {"gate": True, "decode": False})
-                if config.get("knn_gate_decode"):  # the phone decoded along the utterance with a phone bigram
-                    if not factorizer.decoders:  # a folder exported before the decoders: fit them as training does
-                        factorizer.decoders = engine.fit_sequence_decoders(frames["train"], codes=train_codes)
-                    gate = InferredClasses(engine, frames["train"], frames["heldout"], smooth, pool_codes=train_codes,
-                                           decoders=factorizer.decoders)
-                    matchings[f"{display} kNN matching gated by the model, phones decoded (k={k})"] = (
-                        NearestNeighbourMatching(train, embed, k, gate=gate), {"gate": True, "decode": True})
+            gates = config.get("knn_gates") or []
+            unknown = set(gates) - set(GATES)
+            if unknown:
+                raise ValueError(f"knn_gates: unknown gate(s) {sorted(unknown)}; known: {list(GATES)}")
+            if "decoded" in gates and not factorizer.decoders:  # exported before the decoders: fit as training does
+                factorizer.decoders = engine.fit_sequence_decoders(frames["train"], codes=train_codes)
+            for name in gates:  # beyond kNN-VC: the model's own kept class gates the pool
+                decode = name == "decoded"
+                gate = InferredClasses(engine, frames["train"], frames["heldout"], config.get("knn_gate_smooth", 1),
+                                       pool_codes=train_codes, decoders=factorizer.decoders if decode else None)
+                matchings[f"{display} kNN matching gated by the model{GATES[name]} (k={k})"] = (
+                    NearestNeighbourMatching(train, embed, k, gate=gate), {"gate": True, "decode": decode})
             reference_feats = {}  # the matching rows of one model read each reference once
             for row, (matching, how) in matchings.items():
                 reference[row] = {"tables": table_rows(matching)}
