@@ -12,11 +12,15 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import logging
+
 import torch
 
 from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
 from speechbrain_fdnf.decoding import ClassSequenceDecoder
 from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
+
+logger = logging.getLogger(__name__)
 
 
 def unwrap(module):
@@ -228,7 +232,9 @@ class FeatureFlow:
         for factor in factors:
             log_posterior, labels = self._log_posterior(codes, factor), batch.labels[factor].to(codes.device)
             decoders[factor] = ClassSequenceDecoder.from_labels(labels, utterance, log_posterior.shape[-1])
-            decoders[factor].fit_scale(log_posterior, utterance, labels)
+            agreement = decoders[factor].fit_scale(log_posterior, utterance, labels)
+            logger.info("%s decoder: posterior scale %.1f, decoding agrees with %.1f%% of the training frames' labels",
+                        factor, decoders[factor].scale.item(), 100 * agreement)
         return decoders
 
     def _log_posterior(self, codes, factor):
