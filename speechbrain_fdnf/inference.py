@@ -133,8 +133,9 @@ class SpeechFactorizer(Pretrained):
         """``{factor: ClassSequenceDecoder}`` of the model folder (frame-level factors; empty for a folder
         without them, e.g. exported before 0.3): the matching gate decodes those factors with them."""
         if getattr(self, "_decoders", None) is None:
-            folder = self.hparams.pretrained_path
-            found = {name: load_decoder(folder, name) for name in FRAME_LEVEL_LABELS if name in self.factors}
+            folder = getattr(self.hparams, "pretrained_path", None)  # None: built from hparams in memory
+            found = {name: load_decoder(folder, name) for name in FRAME_LEVEL_LABELS
+                     if folder is not None and name in self.factors}
             self._decoders = {name: decoder.to(self.device) for name, decoder in found.items() if decoder is not None}
         return self._decoders
 
