@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import speechbrain as sb
+import torch
 from speechbrain.utils.distributed import ddp_init_group, run_on_main
 
 from speechbrain_fdnf.brain import FlowBrain
@@ -68,6 +69,8 @@ def main(argv):
     decoders = brain.engine.fit_sequence_decoders(frames["train"])
     run_on_main(export_model, args=[hparams["inference_folder"], model, hparams["normalize"], encoders,
                                     Path(hparams["output_folder"]) / "hyperparams.yaml", decoders])
+    if torch.distributed.is_initialized():  # torchrun: leave the group in order (gloo may abort at interpreter exit)
+        torch.distributed.destroy_process_group()
     return brain
 
 
