@@ -225,12 +225,11 @@ class FeatureFlow:
         factors = [factor for factor in FRAME_LEVEL_LABELS if self.has_prior_means(factor)]
         if not factors:
             return {}
-        batch = frames.all()
-        codes = self.encode_all(batch.feats) if codes is None else codes
+        codes = self.encode_all(frames.all().feats) if codes is None else codes
         utterance = frames.utterance.to(codes.device)
         decoders = {}
         for factor in factors:
-            log_posterior, labels = self._log_posterior(codes, factor), batch.labels[factor].to(codes.device)
+            log_posterior, labels = self._log_posterior(codes, factor), frames.labels[factor].to(codes.device)
             decoders[factor] = ClassSequenceDecoder.from_labels(labels, utterance, log_posterior.shape[-1])
             agreement = decoders[factor].fit_scale(log_posterior, utterance, labels)
             logger.info("%s decoder: posterior scale %.1f, decoding agrees with %.1f%% of the training frames' labels",

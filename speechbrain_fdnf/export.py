@@ -94,12 +94,12 @@ def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        torch.save({k: v.cpu() for k, v in unwrap(model).state_dict().items()}, staging / "model.ckpt")
+        torch.save(_cpu_state(unwrap(model)), staging / "model.ckpt")
         normalize._save(staging / "normalize.ckpt")
         for name, encoder in encoders.items():
             encoder.save(str(staging / f"{name}_encoder.txt"))
         for name, decoder in (decoders or {}).items():
-            torch.save({k: v.cpu() for k, v in decoder.state_dict().items()}, staging / f"{name}_decoder.ckpt")
+            torch.save(_cpu_state(decoder), staging / f"{name}_decoder.ckpt")
         (staging / "hyperparams.yaml").write_text(text)
         if folder.exists():
             shutil.rmtree(folder)
@@ -108,6 +108,11 @@ def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=
         if staging.exists():
             shutil.rmtree(staging)
     return folder
+
+
+def _cpu_state(module):
+    """A module's state dict with every tensor on the CPU (a folder written on a GPU loads anywhere)."""
+    return {key: value.cpu() for key, value in module.state_dict().items()}
 
 
 def inference_yaml(run_hparams_file, model, encoders):
