@@ -64,11 +64,15 @@ def main(argv):
         brain.evaluate_split(split, frames[split], **hparams["eval_loader_kwargs"])
 
     # The folder other recipes load with SpeechFactorizer.from_hparams(source=...), with the phone
-    # decoder the matching gate uses (fitted to the trained model on the training frames).
+    # decoder the matching gate uses, fitted to the trained model on the training frames (by the one
+    # process that writes the folder: the others would only repeat the encoding).
     brain.modules.eval()
-    decoders = brain.engine.fit_sequence_decoders(frames["train"])
-    run_on_main(export_model, args=[hparams["inference_folder"], model, hparams["normalize"], encoders,
-                                    Path(hparams["output_folder"]) / "hyperparams.yaml", decoders])
+
+    def export():
+        export_model(hparams["inference_folder"], model, hparams["normalize"], encoders,
+                     Path(hparams["output_folder"]) / "hyperparams.yaml", brain.engine.fit_sequence_decoders(frames["train"]))
+
+    run_on_main(export)
     if torch.distributed.is_initialized():  # torchrun: leave the group in order (gloo may abort at interpreter exit)
         torch.distributed.destroy_process_group()
     return brain
