@@ -190,6 +190,33 @@ def rational_quadratic_spline(inputs, raw_widths, raw_heights, raw_derivatives, 
     return _spline(inputs, sizes, raw_derivatives, bound, inverse, min_size, min_derivative)
 
 
+class _GatherLast(torch.autograd.Function):
+    """``source.gather(-1, index)`` whose backward keeps only the index and the shape.
+
+    torch's ``gather`` keeps ``source`` itself for its backward; in a spline coupling that is every
+    knot of every frame, while the gradient (a scatter-add of the incoming one) needs only where
+    each value came from.
+    """
+
+    @staticmethod
+    def forward(ctx, source, index):
+        ctx.save_for_backward(index)
+        ctx.source_shape = source.shape
+        return source.gather(-1, index)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (index,) = ctx.saved_tensors
+        return grad.new_zeros(ctx.source_shape).scatter_add_(-1, index, grad), None
+
+
+def _gather_last(source, index):
+    """``source.gather(-1, index)``, through :class:`_GatherLast` when a gradient will flow."""
+    if torch.is_grad_enabled() and source.requires_grad:
+        return _GatherLast.apply(source, index)
+    return source.gather(-1, index)
+
+
 def _spline(inputs, raw_sizes, raw_derivatives, bound, inverse, min_size=1e-3, min_derivative=1e-3):
     """:func:`rational_quadratic_spline` with the raw widths and heights as one ``(..., 2, K)`` tensor
     (a view of the conditioner's output in a coupling: one softmax, one cumsum, one gather for both)."""
@@ -201,17 +228,20 @@ def _spline(inputs, raw_sizes, raw_derivatives, bound, inverse, min_size=1e-3, m
     scaled = torch.exp(raw_sizes - raw_sizes.detach().amax(dim=-1, keepdim=True))
     fractions = (scaled / scaled.sum(dim=-1, keepdim=True)).mul_(1 - min_size * num_bins).add_(min_size)
     knots = nn.functional.pad(torch.cumsum(fractions, dim=-1), (1, 0)).mul_(2 * bound).sub_(bound)  # (..., 2, K + 1)
-    # exp, not softplus (~3x slower): zero gives 1; the clamp keeps a wild conditioner finite
-    interior = torch.exp(raw_derivatives.clamp(max=MAX_LOG_DERIVATIVE)).mul(1 - min_derivative).add_(min_derivative)
+    # exp, not softplus (~3x slower): zero gives 1. The cap keeps a wild conditioner finite; it is taken off
+    # as a constant (gradient passed through) because a clamp would keep the whole conditioner output for
+    # its backward mask, the largest tensor a training step saves.
+    capped = raw_derivatives - (raw_derivatives.detach() - MAX_LOG_DERIVATIVE).clamp_min(0)
+    interior = torch.exp(capped).mul(1 - min_derivative).add_(min_derivative)
     derivatives = nn.functional.pad(interior, (1, 1), value=1.0)
     # the bin of each value: how many interior knots lie at or below it (a value on a knot starts that bin)
     searched = knots[..., 1 if inverse else 0, 1:-1].contiguous()
     index = torch.searchsorted(searched, values[..., None].contiguous(), right=True)
     edges = torch.cat([index, index + 1], dim=-1)  # (..., 2): left and right knot of the bin
-    bins = knots.gather(-1, edges[..., None, :].expand(*knots.shape[:-1], 2))  # (..., 2, 2): one gather for x and y
+    bins = _gather_last(knots, edges[..., None, :].expand(*knots.shape[:-1], 2))  # (..., 2, 2): x and y at once
     x_k, x_next = bins[..., 0, :].unbind(-1)
     y_k, y_next = bins[..., 1, :].unbind(-1)
-    d_k, d_next = derivatives.gather(-1, edges).unbind(-1)
+    d_k, d_next = _gather_last(derivatives, edges).unbind(-1)
     width, height = x_next - x_k, y_next - y_k
     slope = height / width
     curvature = d_next + d_k - 2 * slope
