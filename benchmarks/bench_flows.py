@@ -57,12 +57,12 @@ class Adapter:
         return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
 
 
-def build_ours(device, default=False, compile_model=False, coupling="affine"):
+def build_ours(device, default=False, compile_model=False, coupling="affine", precision="float32"):
     from speechbrain_fdnf.lobes import DiscriminativeFlow, FactorialGaussianPrior, RealNVP
 
     extras = {} if default else {"mixing": "none", "actnorm": False}
     flow = RealNVP(DIM, num_blocks=BLOCKS, hidden_size=HIDDEN, coupling=coupling, num_bins=BINS,
-                   tail_bound=TAIL_BOUND, **extras)
+                   tail_bound=TAIL_BOUND, conditioner_precision=precision, **extras)
     model = DiscriminativeFlow(flow, FactorialGaussianPrior([], residual_dim=DIM)).to(device)
     _randomize(model)
     for module in model.modules():  # ActNorm: skip the data-dependent initialisation
@@ -74,7 +74,7 @@ def build_ours(device, default=False, compile_model=False, coupling="affine"):
     if compile_model:
         loss, encode, decode = (torch.compile(fn) for fn in (loss, encode, decode))
     name = ("ours" + ("-spline" if coupling == "spline" else "") + (" default (+ActNorm +LU)" if default else "")
-            + (" compiled" if compile_model else ""))
+            + (" compiled" if compile_model else "") + (" bf16 conditioners" if precision == "bfloat16" else ""))
     return Adapter(name, model, lambda x: loss(x).mean(), encode, decode)
 
 
@@ -165,6 +165,9 @@ BUILDERS = {
     "ours-default": lambda device: build_ours(device, default=True),
     "ours-compiled": lambda device: build_ours(device, compile_model=True),
     "ours-spline": lambda device: build_ours(device, coupling="spline"),
+    # the option conditioner_precision: bfloat16 (only the conditioners are lowered; see benchmarks/README.md)
+    "ours-default-bf16": lambda device: build_ours(device, default=True, precision="bfloat16"),
+    "ours-spline-bf16": lambda device: build_ours(device, coupling="spline", precision="bfloat16"),
     "zuko-nsf": build_zuko_nsf,
     "nflows-nsf": build_nflows_nsf,
     "nflows-default": build_nflows_default,
@@ -313,10 +316,10 @@ def train_flops(adapter, x):
     return counter.get_total_flops()
 
 
-def matmul_rate(batch, device, repeats):
+def matmul_rate(batch, device, repeats, dtype=torch.float32):
     """GFLOP/s of ``(batch x 256) @ (256 x 256)``, the conditioner's largest product."""
-    a = torch.randn(batch, HIDDEN, device=device)
-    b = torch.randn(HIDDEN, HIDDEN, device=device)
+    a = torch.randn(batch, HIDDEN, device=device, dtype=dtype)
+    b = torch.randn(HIDDEN, HIDDEN, device=device, dtype=dtype)
     seconds = timed_rounds({"mm": lambda: torch.matmul(a, b)}, device, repeats, 0.2)["mm"]
     return 2 * batch * HIDDEN * HIDDEN / seconds / 1e9
 
@@ -343,6 +346,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["ours", "zuko", "nflows", "ours-default"],
                         help=f"from {sorted(BUILDERS)}; the first is 'ours' for the ratios")
     parser.add_argument("--peers", nargs="+", default=["zuko", "nflows"])
+    parser.add_argument("--ours", nargs="+", help="models whose ratios to the peers are printed (default: the first)")
     parser.add_argument("--data", choices=["random", "real"], default="random")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--round-seconds", type=float, default=0.5)
@@ -357,6 +361,8 @@ def main(argv=None):
     adapters = [BUILDERS[name](device) for name in args.models]
     keys = {adapter.name: key for adapter, key in zip(adapters, args.models)}
     ours = adapters[0]
+    ratio_models = [a.name for a in adapters if keys[a.name] in (args.ours or args.models[:1])]
+    lowered = any("bf16" in name for name in args.models)  # then the bfloat16 matmul rate is printed too
     frames, frame_set = load_frames(args.data, max(args.batch_sizes), device)
 
     results = {}  # (model, batch) -> {metric: value}
@@ -385,6 +391,8 @@ def main(argv=None):
             for a in [a for a in adapters if a.parameters == ours.parameters]:  # same layers: same FLOPs
                 results[(a.name, batch)]["encode_gflops"] = encode / seconds[("encode", a.name)] / 1e9
         results[(ours.name, batch)]["matmul_gflops"] = matmul_rate(batch, device, args.repeats)
+        if lowered:
+            results[(ours.name, batch)]["bf16_matmul_gflops"] = matmul_rate(batch, device, args.repeats, torch.bfloat16)
         print(f"batch {batch}: done", file=sys.stderr)
 
     lines = [f"Device: {describe_machine(device)}; data: {args.data} frames; median of {args.repeats} rounds.", "",
@@ -397,15 +405,17 @@ def main(argv=None):
             lines.append(f"| {a.name} | {a.parameters:,} | {batch} | {row['train']:,.0f} | {row['encode']:,.0f} | "
                          f"{row['decode']:,.0f} | {row['encode+decode']:,.0f} | {row['saved'] / 2**20:.1f} | {memory} |")
     lines += ["", "Ratios ours / peer (speed: above 1 is faster; memory: below 1 is less):", "",
-              "| peer | batch | train | encode | decode | encode+decode | saved for backward | peak RSS |",
-              "|---|---|---|---|---|---|---|---|"]
-    names = {a.name for a in adapters}
-    for peer in [p for p in args.peers if p in names]:
-        for batch in args.batch_sizes:
-            mine, theirs = results[(ours.name, batch)], results[(peer, batch)]
-            speed = " | ".join(f"{mine[k] / theirs[k]:.2f}" for k in ("train", "encode", "decode", "encode+decode"))
-            memory = f"{mine['memory'] / theirs['memory']:.2f}" if "memory" in mine else "-"
-            lines.append(f"| {peer} | {batch} | {speed} | {mine['saved'] / theirs['saved']:.2f} | {memory} |")
+              "| ours | peer | batch | train | encode | decode | encode+decode | saved for backward | peak RSS |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    peers = [a.name for a in adapters if keys[a.name] in args.peers or a.name in args.peers]
+    for mine_name in ratio_models:
+        for peer in [p for p in peers if p != mine_name]:
+            for batch in args.batch_sizes:
+                mine, theirs = results[(mine_name, batch)], results[(peer, batch)]
+                speed = " | ".join(f"{mine[k] / theirs[k]:.2f}" for k in ("train", "encode", "decode", "encode+decode"))
+                memory = f"{mine['memory'] / theirs['memory']:.2f}" if "memory" in mine else "-"
+                lines.append(f"| {mine_name} | {peer} | {batch} | {speed} | {mine['saved'] / theirs['saved']:.2f} "
+                             f"| {memory} |")
     lines += ["", "Against the hardware (FLOPs counted by torch.utils.flop_counter; the dense rate is torch.matmul "
               "of (batch x 256) @ (256 x 256), the conditioners' largest product):", "",
               "| batch | matmul GFLOP/s | our train step GFLOP/s (fraction) | encode GFLOP/s (fraction): "
@@ -417,6 +427,10 @@ def main(argv=None):
         encodes = ", ".join(f"{results[(a.name, batch)]['encode_gflops']:.0f} ({results[(a.name, batch)]['encode_gflops'] / peak:.2f})"
                             for a in adapters if "encode_gflops" in results[(a.name, batch)])
         lines.append(f"| {batch} | {peak:.0f} | {row['gflops']:.0f} ({row['gflops'] / peak:.2f}) | {encodes} |")
+    if lowered:
+        lines += ["", "bfloat16 dense rate, same product: " + ", ".join(
+            f"batch {batch}: {results[(ours.name, batch)]['bf16_matmul_gflops']:.0f} GFLOP/s" for batch in args.batch_sizes)
+            + " (a lowered conditioner's matmuls can run up to this fast; its FLOPs are the same)."]
     if frame_set is not None:
         rates = ", ".join(f"batch {batch}: {loader_rate(frame_set, batch):,.0f}" for batch in args.batch_sizes)
         lines += ["", f"Data loading (shuffled DataLoader over the recipe's cached FrameSet, frames/s): {rates}."]

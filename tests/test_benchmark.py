@@ -35,7 +35,22 @@ def test_benchmark_compares_the_spline_flows(tmp_path):
                        "--out", str(out)]) == 0
     table = out.read_text()
     assert "| ours-spline | 1,515,104 | 16 |" in table  # 8 couplings of 20 -> 256 -> 256 -> 20 x (3 x 8 - 1)
-    assert all(f"| {peer} | 16 |" in table for peer in peers)  # a ratio row per peer
+    assert all(f"| ours-spline | {peer} | 16 |" in table for peer in peers)  # a ratio row per peer
+
+
+def test_benchmark_prints_ratios_for_each_of_our_models_and_the_bfloat16_rate(tmp_path):
+    bench = load_bench()
+    out = tmp_path / "default.md"
+    assert bench.main(["--batch-sizes", "16", "--repeats", "1", "--round-seconds", "0.01", "--no-memory",
+                       "--models", "ours-default-bf16", "ours-default", "ours", "--ours", "ours-default-bf16",
+                       "ours-default", "--peers", "ours", "ours-default", "--out", str(out)]) == 0
+    table = out.read_text()
+    default, lowered = "ours default (+ActNorm +LU)", "ours default (+ActNorm +LU) bf16 conditioners"
+    assert f"| {lowered} | 678,144 | 16 |" in table  # lowering the conditioners adds no parameter
+    for mine, peer in ((lowered, "ours"), (lowered, default), (default, "ours")):
+        assert f"| {mine} | {peer} | 16 |" in table
+    assert f"| {default} | {default} |" not in table  # never a model against itself
+    assert "bfloat16 dense rate" in table
 
 
 def test_every_model_has_the_same_size_and_trains():

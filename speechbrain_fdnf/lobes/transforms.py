@@ -50,21 +50,42 @@ class SplitCoupling(InvertibleTransform):
     parity : int
         0 conditions on the first ``dim // 2`` dimensions and transforms the rest;
         1 does the opposite, so alternating parities touch every dimension.
+    conditioner_precision : str
+        ``"float32"`` (the input's own precision) or ``"bfloat16"``: the conditioner runs under
+        ``torch.autocast`` (weights stay float32) and its output returns to the input's dtype, so
+        the elementwise map, the log-det and the rest of the flow keep full precision. The inverse
+        feeds the conditioner the very same values, so it stays exact. float64 inputs are never
+        lowered (autocast leaves them alone).
     """
 
-    def __init__(self, dim, params_per_dim, hidden_size=256, num_hidden_layers=2, activation=nn.ReLU, parity=0):
+    PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+
+    def __init__(self, dim, params_per_dim, hidden_size=256, num_hidden_layers=2, activation=nn.ReLU, parity=0,
+                 conditioner_precision="float32"):
         super().__init__()
         if dim < 2:
             raise ValueError(f"{type(self).__name__} needs dim >= 2, got {dim}")
         if parity not in (0, 1):
             raise ValueError(f"parity must be 0 or 1, got {parity}")
+        if conditioner_precision not in self.PRECISIONS:
+            raise ValueError(f"conditioner_precision must be one of {sorted(self.PRECISIONS)}, "
+                             f"got {conditioner_precision!r}")
         self.dim = dim
         self.parity = parity
+        self.conditioner_precision = conditioner_precision
         first = dim // 2
         self.sizes = [first, dim - first]
         cond_dim = self.sizes[parity]
         self.trans_dim = self.sizes[1 - parity]
         self.conditioner = mlp(cond_dim, params_per_dim * self.trans_dim, hidden_size, num_hidden_layers, activation)
+
+    def _condition(self, cond):
+        """The conditioner's output for ``cond``, computed at ``conditioner_precision``."""
+        low = self.PRECISIONS[self.conditioner_precision]
+        if low is None:
+            return self.conditioner(cond)
+        with torch.autocast(cond.device.type, dtype=low):
+            return self.conditioner(cond).to(cond.dtype)
 
     def _split(self, x):
         a, b = torch.split(x, self.sizes, dim=-1)
@@ -97,6 +118,8 @@ class AffineCoupling(SplitCoupling):
         Bound on the absolute log-scale.
     parity : int
         Which half conditions (see :class:`SplitCoupling`).
+    conditioner_precision : str
+        ``"float32"`` or ``"bfloat16"`` (see :class:`SplitCoupling`).
 
     Example
     -------
@@ -117,12 +140,13 @@ class AffineCoupling(SplitCoupling):
         activation=nn.ReLU,
         scale_bound=3.0,
         parity=0,
+        conditioner_precision="float32",
     ):
-        super().__init__(dim, 2, hidden_size, num_hidden_layers, activation, parity)
+        super().__init__(dim, 2, hidden_size, num_hidden_layers, activation, parity, conditioner_precision)
         self.scale_bound = float(scale_bound)
 
     def _scale_shift(self, cond):
-        raw_scale, shift = self.conditioner(cond).chunk(2, dim=-1)
+        raw_scale, shift = self._condition(cond).chunk(2, dim=-1)
         log_scale = self.scale_bound * torch.tanh(raw_scale / self.scale_bound)
         return log_scale, shift
 
@@ -293,6 +317,8 @@ class RationalQuadraticCoupling(SplitCoupling):
         The spline acts on ``[-tail_bound, tail_bound]``.
     parity : int
         Which half conditions (see :class:`SplitCoupling`).
+    conditioner_precision : str
+        ``"float32"`` or ``"bfloat16"`` (see :class:`SplitCoupling`).
 
     Example
     -------
@@ -308,15 +334,16 @@ class RationalQuadraticCoupling(SplitCoupling):
     """
 
     def __init__(self, dim, hidden_size=256, num_hidden_layers=2, activation=nn.ReLU, num_bins=8, tail_bound=4.0,
-                 parity=0):
+                 parity=0, conditioner_precision="float32"):
         if num_bins < 2:
             raise ValueError(f"num_bins must be at least 2, got {num_bins}")
-        super().__init__(dim, 3 * num_bins - 1, hidden_size, num_hidden_layers, activation, parity)
+        super().__init__(dim, 3 * num_bins - 1, hidden_size, num_hidden_layers, activation, parity,
+                         conditioner_precision)
         self.num_bins = num_bins
         self.tail_bound = float(tail_bound)
 
     def _transform(self, cond, trans, inverse):
-        params = self.conditioner(cond).unflatten(-1, (self.trans_dim, 3 * self.num_bins - 1))
+        params = self._condition(cond).unflatten(-1, (self.trans_dim, 3 * self.num_bins - 1))
         sizes = params[..., : 2 * self.num_bins].unflatten(-1, (2, self.num_bins))  # widths and heights: a view
         out, log_det = _spline(trans, sizes, params[..., 2 * self.num_bins :], self.tail_bound, inverse)
         return self._join(cond, out), log_det.sum(-1)
