@@ -62,9 +62,11 @@ BENCH_ARGS ?=
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_flows.py --out benchmarks/latest_cpu.md $(BENCH_ARGS)
-	$(PY) benchmarks/bench_flows.py --models ours-spline zuko-nsf nflows-nsf --peers zuko-nsf nflows-nsf \
+	$(PY) benchmarks/bench_flows.py --models ours-spline zuko-nsf nflows-nsf ours-spline-bf16 \
+		--ours ours-spline ours-spline-bf16 --peers zuko-nsf nflows-nsf \
 		--out benchmarks/latest_cpu_spline.md $(BENCH_ARGS)
-	$(PY) benchmarks/bench_flows.py --models ours-default nflows-default nflows --peers nflows-default nflows \
+	$(PY) benchmarks/bench_flows.py --models ours-default nflows-default nflows ours-default-bf16 \
+		--ours ours-default ours-default-bf16 --peers nflows-default nflows \
 		--out benchmarks/latest_cpu_default.md $(BENCH_ARGS)
 
 clean:

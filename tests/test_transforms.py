@@ -11,6 +11,7 @@ from speechbrain_fdnf.lobes import (
     Permutation,
     RationalQuadraticCoupling,
     RealNVP,
+    has_native_bfloat16,
     rational_quadratic_spline,
 )
 
@@ -306,3 +307,22 @@ def test_bfloat16_conditioners_lower_only_the_conditioner_and_keep_the_flow_exac
     torch.testing.assert_close(low.double()(x64)[0], full.double()(x64)[0], atol=1e-12, rtol=0)
     with pytest.raises(ValueError, match="conditioner_precision"):
         RealNVP(DIM, conditioner_precision="float16")
+
+
+def test_auto_precision_lowers_the_conditioners_exactly_where_the_device_has_bfloat16(monkeypatch):
+    torch.manual_seed(0)
+    flows = {precision: RealNVP(DIM, num_blocks=2, hidden_size=16, conditioner_precision=precision).eval()
+             for precision in ("float32", "bfloat16", "auto")}
+    perturb(flows["float32"], 0.1)
+    for precision in ("bfloat16", "auto"):
+        flows[precision].load_state_dict(flows["float32"].state_dict())
+    x = torch.randn(64, DIM)
+    z_auto = flows["auto"](x)[0]
+    expected = "bfloat16" if has_native_bfloat16("cpu") else "float32"
+    assert torch.equal(z_auto, flows[expected](x)[0])
+    # the decision follows the device the flow runs on, at call time
+    import speechbrain_fdnf.lobes.transforms as transforms
+
+    for native, same_as in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(transforms, "has_native_bfloat16", lambda device, native=native: native)
+        assert torch.equal(flows["auto"](x)[0], flows[same_as](x)[0])

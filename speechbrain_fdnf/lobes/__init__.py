@@ -11,6 +11,7 @@ from speechbrain_fdnf.lobes.transforms import (
     Permutation,
     RationalQuadraticCoupling,
     SplitCoupling,
+    has_native_bfloat16,
     rational_quadratic_spline,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "SplitCoupling",
     "SequentialFlow",
     "VAE",
+    "has_native_bfloat16",
     "rational_quadratic_spline",
     "with_class_counts",
 ]

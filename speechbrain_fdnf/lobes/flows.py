@@ -124,9 +124,10 @@ class RealNVP(SequentialFlow):
     tail_bound : float
         Half-width of the splines' interval; the identity outside.
     conditioner_precision : str
-        ``"float32"`` or ``"bfloat16"``: the precision of the couplings' conditioner networks
-        only (see :class:`~speechbrain_fdnf.lobes.transforms.SplitCoupling`). bfloat16 is much
-        faster where the hardware has it (recent x86 CPUs, CUDA GPUs) and slower where it does not.
+        ``"float32"``, ``"bfloat16"`` or ``"auto"``: the precision of the couplings' conditioner
+        networks only (see :class:`~speechbrain_fdnf.lobes.transforms.SplitCoupling`). bfloat16 is
+        much faster where the hardware has it (recent x86 CPUs, CUDA GPUs) and slower where it does
+        not; ``"auto"`` takes it only there.
 
     Example
     -------

@@ -11,10 +11,38 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import functools
+
 import torch
 from torch import nn
 
 from speechbrain_fdnf.lobes.mlp import mlp
+
+
+@functools.lru_cache(maxsize=None)
+def _native_bfloat16(device_type, index):
+    if device_type == "cuda":
+        with torch.cuda.device(index or 0):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device_type == "cpu":  # bfloat16 dot products in hardware (AVX512-BF16 or AMX); private probes, so guarded
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return False
+
+
+def has_native_bfloat16(device):
+    """Whether ``device`` multiplies bfloat16 matrices in hardware, where lowered conditioners pay off.
+
+    True on CUDA GPUs with native bfloat16 (Ampere and later) and on CPUs with AVX512-BF16 or
+    AMX; elsewhere bfloat16 is emulated and slower than float32.
+
+    Example
+    -------
+    >>> isinstance(has_native_bfloat16("cpu"), bool)
+    True
+    """
+    device = torch.device(device)
+    return _native_bfloat16(device.type, device.index)
 
 
 class InvertibleTransform(nn.Module):
@@ -51,14 +79,15 @@ class SplitCoupling(InvertibleTransform):
         0 conditions on the first ``dim // 2`` dimensions and transforms the rest;
         1 does the opposite, so alternating parities touch every dimension.
     conditioner_precision : str
-        ``"float32"`` (the input's own precision) or ``"bfloat16"``: the conditioner runs under
-        ``torch.autocast`` (weights stay float32) and its output returns to the input's dtype, so
-        the elementwise map, the log-det and the rest of the flow keep full precision. The inverse
-        feeds the conditioner the very same values, so it stays exact. float64 inputs are never
-        lowered (autocast leaves them alone).
+        ``"float32"`` (the input's own precision), ``"bfloat16"``, or ``"auto"`` (bfloat16 on a
+        device that has it in hardware, see :func:`has_native_bfloat16`, float32 elsewhere). With
+        bfloat16 the conditioner runs under ``torch.autocast`` (weights stay float32) and its output
+        returns to the input's dtype, so the elementwise map, the log-det and the rest of the flow
+        keep full precision. The inverse feeds the conditioner the very same values, so it stays
+        exact. float64 inputs are never lowered (autocast leaves them alone).
     """
 
-    PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+    PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "auto": "auto"}
 
     def __init__(self, dim, params_per_dim, hidden_size=256, num_hidden_layers=2, activation=nn.ReLU, parity=0,
                  conditioner_precision="float32"):
@@ -82,6 +111,8 @@ class SplitCoupling(InvertibleTransform):
     def _condition(self, cond):
         """The conditioner's output for ``cond``, computed at ``conditioner_precision``."""
         low = self.PRECISIONS[self.conditioner_precision]
+        if low == "auto":
+            low = torch.bfloat16 if has_native_bfloat16(cond.device) else None
         if low is None:
             return self.conditioner(cond)
         with torch.autocast(cond.device.type, dtype=low):
@@ -119,7 +150,7 @@ class AffineCoupling(SplitCoupling):
     parity : int
         Which half conditions (see :class:`SplitCoupling`).
     conditioner_precision : str
-        ``"float32"`` or ``"bfloat16"`` (see :class:`SplitCoupling`).
+        ``"float32"``, ``"bfloat16"`` or ``"auto"`` (see :class:`SplitCoupling`).
 
     Example
     -------
@@ -318,7 +349,7 @@ class RationalQuadraticCoupling(SplitCoupling):
     parity : int
         Which half conditions (see :class:`SplitCoupling`).
     conditioner_precision : str
-        ``"float32"`` or ``"bfloat16"`` (see :class:`SplitCoupling`).
+        ``"float32"``, ``"bfloat16"`` or ``"auto"`` (see :class:`SplitCoupling`).
 
     Example
     -------
