@@ -62,7 +62,7 @@ def build_ours(device, default=False, compile_model=False, coupling="affine", pr
 
     extras = {} if default else {"mixing": "none", "actnorm": False}
     flow = RealNVP(DIM, num_blocks=BLOCKS, hidden_size=HIDDEN, coupling=coupling, num_bins=BINS,
-                   tail_bound=TAIL_BOUND, conditioner_precision=precision, **extras)
+                   tail_bound=TAIL_BOUND, training_precision=precision, **extras)
     model = DiscriminativeFlow(flow, FactorialGaussianPrior([], residual_dim=DIM)).to(device)
     _randomize(model)
     for module in model.modules():  # ActNorm: skip the data-dependent initialisation
@@ -73,9 +73,22 @@ def build_ours(device, default=False, compile_model=False, coupling="affine", pr
     decode = model.decode
     if compile_model:
         loss, encode, decode = (torch.compile(fn) for fn in (loss, encode, decode))
+    # a trained flow encodes and decodes in eval mode, where training_precision never applies
+    encode, decode = _in_eval(model, encode), _in_eval(model, decode)
     name = ("ours" + ("-spline" if coupling == "spline" else "") + (" default (+ActNorm +LU)" if default else "")
             + (" compiled" if compile_model else "") + (" bf16 conditioners" if precision == "bfloat16" else ""))
     return Adapter(name, model, lambda x: loss(x).mean(), encode, decode)
+
+
+def _in_eval(model, fn):
+    """``fn`` run with ``model`` in eval mode, which is then set back to training mode."""
+    def run(*args):
+        model.eval()
+        try:
+            return fn(*args)
+        finally:
+            model.train()
+    return run
 
 
 def build_zuko(device):
@@ -165,7 +178,7 @@ BUILDERS = {
     "ours-default": lambda device: build_ours(device, default=True),
     "ours-compiled": lambda device: build_ours(device, compile_model=True),
     "ours-spline": lambda device: build_ours(device, coupling="spline"),
-    # the option conditioner_precision: bfloat16 (only the conditioners are lowered; see benchmarks/README.md)
+    # the option training_precision: bfloat16 (only the conditioners are lowered; see benchmarks/README.md)
     "ours-default-bf16": lambda device: build_ours(device, default=True, precision="bfloat16"),
     "ours-spline-bf16": lambda device: build_ours(device, coupling="spline", precision="bfloat16"),
     "zuko-nsf": build_zuko_nsf,

@@ -33,10 +33,6 @@ def make_transforms():
         "flow-6-none-noactnorm": lambda: RealNVP(DIM, num_blocks=6, hidden_size=16, mixing="none", actnorm=False),
         "flow-8-lu": lambda: RealNVP(DIM, num_blocks=8, hidden_size=32),
         "flow-4-spline": lambda: RealNVP(DIM, num_blocks=4, hidden_size=16, coupling="spline", num_bins=5),
-        # bfloat16 conditioners: float32 inputs go through them lowered, float64 inputs never are
-        "flow-3-bf16": lambda: RealNVP(DIM, num_blocks=3, hidden_size=16, conditioner_precision="bfloat16"),
-        "flow-2-spline-bf16": lambda: RealNVP(DIM, num_blocks=2, hidden_size=16, coupling="spline",
-                                              conditioner_precision="bfloat16"),
     }
 
 
@@ -277,22 +273,32 @@ def test_spline_knot_slopes_are_capped_without_losing_the_gradient():
     torch.testing.assert_close(rational_quadratic_spline(x, widths, heights, capped)[0], y)
 
 
-@pytest.mark.parametrize("coupling", ["affine", "spline"])
-def test_bfloat16_conditioners_lower_only_the_conditioner_and_keep_the_flow_exact(coupling):
+def training_flows(*precisions, coupling="affine", hidden_size=32, num_blocks=3):
+    """Flows with the same parameters at each training precision, in training mode, ActNorms initialised."""
     torch.manual_seed(0)
-    full = perturb(RealNVP(DIM, num_blocks=3, hidden_size=32, coupling=coupling), 0.1).eval()
-    low = RealNVP(DIM, num_blocks=3, hidden_size=32, coupling=coupling, conditioner_precision="bfloat16").eval()
-    low.load_state_dict(full.state_dict())  # the same parameters: the option adds none
+    flows = [RealNVP(DIM, num_blocks=num_blocks, hidden_size=hidden_size, coupling=coupling,
+                     training_precision=precision) for precision in precisions]
+    perturb(flows[0], 0.1)
+    for flow in flows:
+        flow.load_state_dict(flows[0].state_dict())  # the option adds no parameter
+        for module in flow.modules():
+            if isinstance(module, ActNorm):
+                module.initialized.fill_(True)
+    return flows
+
+
+@pytest.mark.parametrize("coupling", ["affine", "spline"])
+def test_bfloat16_training_lowers_only_the_conditioners_and_eval_mode_is_exact(coupling):
+    full, low = training_flows("float32", "bfloat16", coupling=coupling)
     x = torch.randn(256, DIM) * 2
     z_full, log_det_full = full(x)
     z, log_det = low(x)
     assert z.dtype == torch.float32 and log_det.dtype == torch.float32
     assert not torch.equal(z, z_full)  # the conditioners did run in bfloat16 ...
     torch.testing.assert_close(z, z_full, atol=0.05, rtol=0.05)  # ... and only they (bfloat16 keeps ~3 digits)
-    assert (low.inverse(z)[0] - x).abs().max() < 1e-4  # the inverse sees the same conditioner outputs
     # each coupling's log-det is exact for the map it computes: that of autograd's Jacobian (one layer:
     # the conditioner's bfloat16 gradient only fills the block below the diagonal, which leaves the
-    # determinant alone; through a whole flow it would blur the computed determinant by ~1e-3)
+    # determinant alone)
     layer = next(t for t in low.transforms if hasattr(t, "conditioner"))
     _, layer_log_det = layer(x[:3])
     for i in range(3):
@@ -302,27 +308,26 @@ def test_bfloat16_conditioners_lower_only_the_conditioner_and_keep_the_flow_exac
     (z.square().sum() - log_det.sum()).backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
                for p in low.parameters() if p.requires_grad)
-    # float64 inputs are not lowered: the same values as the full-precision flow
+    # eval mode (encode, decode, evaluation) runs at full precision: the same map, inverted to round-off
+    full.eval(), low.eval()
+    assert torch.equal(low(x)[0], full(x)[0])
+    assert (low.inverse(low(x)[0])[0] - x).abs().max() < 1e-4
+    # float64 inputs are never lowered, not even in training mode
+    full.train(), low.train()
     x64 = x.double()
     torch.testing.assert_close(low.double()(x64)[0], full.double()(x64)[0], atol=1e-12, rtol=0)
-    with pytest.raises(ValueError, match="conditioner_precision"):
-        RealNVP(DIM, conditioner_precision="float16")
+    with pytest.raises(ValueError, match="training_precision"):
+        RealNVP(DIM, training_precision="float16")
 
 
 def test_auto_precision_lowers_the_conditioners_exactly_where_the_device_has_bfloat16(monkeypatch):
-    torch.manual_seed(0)
-    flows = {precision: RealNVP(DIM, num_blocks=2, hidden_size=16, conditioner_precision=precision).eval()
-             for precision in ("float32", "bfloat16", "auto")}
-    perturb(flows["float32"], 0.1)
-    for precision in ("bfloat16", "auto"):
-        flows[precision].load_state_dict(flows["float32"].state_dict())
+    full, low, auto = training_flows("float32", "bfloat16", "auto", hidden_size=16, num_blocks=2)
     x = torch.randn(64, DIM)
-    z_auto = flows["auto"](x)[0]
-    expected = "bfloat16" if has_native_bfloat16("cpu") else "float32"
-    assert torch.equal(z_auto, flows[expected](x)[0])
+    expected = low if has_native_bfloat16("cpu") else full
+    assert torch.equal(auto(x)[0], expected(x)[0])
     # the decision follows the device the flow runs on, at call time
     import speechbrain_fdnf.lobes.transforms as transforms
 
-    for native, same_as in ((True, "bfloat16"), (False, "float32")):
+    for native, same_as in ((True, low), (False, full)):
         monkeypatch.setattr(transforms, "has_native_bfloat16", lambda device, native=native: native)
-        assert torch.equal(flows["auto"](x)[0], flows[same_as](x)[0])
+        assert torch.equal(auto(x)[0], same_as(x)[0])

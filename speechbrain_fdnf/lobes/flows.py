@@ -123,11 +123,11 @@ class RealNVP(SequentialFlow):
         Bins of each spline (``coupling="spline"``).
     tail_bound : float
         Half-width of the splines' interval; the identity outside.
-    conditioner_precision : str
+    training_precision : str
         ``"float32"``, ``"bfloat16"`` or ``"auto"``: the precision of the couplings' conditioner
-        networks only (see :class:`~speechbrain_fdnf.lobes.transforms.SplitCoupling`). bfloat16 is
-        much faster where the hardware has it (recent x86 CPUs, CUDA GPUs) and slower where it does
-        not; ``"auto"`` takes it only there.
+        networks in training steps (see :class:`~speechbrain_fdnf.lobes.transforms.SplitCoupling`);
+        eval mode always runs at full precision. bfloat16 is much faster where the hardware has it
+        (recent x86 CPUs, CUDA GPUs) and slower where it does not; ``"auto"`` takes it only there.
 
     Example
     -------
@@ -161,7 +161,7 @@ class RealNVP(SequentialFlow):
         coupling="affine",
         num_bins=8,
         tail_bound=4.0,
-        conditioner_precision="float32",
+        training_precision="float32",
     ):
         if mixing not in self.MIXINGS:
             raise ValueError(f"mixing must be one of {sorted(self.MIXINGS)}, got {mixing!r}")
@@ -186,7 +186,7 @@ class RealNVP(SequentialFlow):
                     num_hidden_layers=num_hidden_layers,
                     activation=activation,
                     parity=block % 2,
-                    conditioner_precision=conditioner_precision,
+                    training_precision=training_precision,
                     **options,
                 )
             )
