@@ -23,7 +23,10 @@ from speechbrain_fdnf.lobes.mlp import mlp
 def _native_bfloat16(device_type, index):
     if device_type == "cuda":
         with torch.cuda.device(index or 0):
-            return torch.cuda.is_bf16_supported(including_emulation=False)
+            try:
+                return torch.cuda.is_bf16_supported(including_emulation=False)
+            except TypeError:  # a torch without the argument never counted emulation
+                return torch.cuda.is_bf16_supported()
     if device_type == "cpu":  # bfloat16 dot products in hardware (AVX512-BF16 or AMX); private probes, so guarded
         probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
@@ -90,7 +93,7 @@ class SplitCoupling(InvertibleTransform):
         trained flow from 1e-5 to 1e-2. float64 inputs are never lowered.
     """
 
-    PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "auto": "auto"}
+    PRECISIONS = ("float32", "bfloat16", "auto")
 
     def __init__(self, dim, params_per_dim, hidden_size=256, num_hidden_layers=2, activation=nn.ReLU, parity=0,
                  training_precision="float32"):
@@ -111,14 +114,17 @@ class SplitCoupling(InvertibleTransform):
         self.trans_dim = self.sizes[1 - parity]
         self.conditioner = mlp(cond_dim, params_per_dim * self.trans_dim, hidden_size, num_hidden_layers, activation)
 
+    def _lowered(self, device):
+        """Whether the conditioner runs in bfloat16 now: training mode, and ``training_precision`` says so."""
+        if not self.training or self.training_precision == "float32":
+            return False
+        return self.training_precision == "bfloat16" or has_native_bfloat16(device)
+
     def _condition(self, cond):
-        """The conditioner's output for ``cond``; lowered only in training mode (``training_precision``)."""
-        low = self.PRECISIONS[self.training_precision] if self.training else None
-        if low == "auto":
-            low = torch.bfloat16 if has_native_bfloat16(cond.device) else None
-        if low is None:
+        """The conditioner's output for ``cond``, in bfloat16 when :meth:`_lowered`, always in ``cond``'s dtype."""
+        if not self._lowered(cond.device):
             return self.conditioner(cond)
-        with torch.autocast(cond.device.type, dtype=low):
+        with torch.autocast(cond.device.type, dtype=torch.bfloat16):
             return self.conditioner(cond).to(cond.dtype)
 
     def _split(self, x):
