@@ -8,7 +8,8 @@ it). Measured per batch size:
 
 * training step: forward, NLL, backward and an Adam step, in frames/s;
 * encode (x -> z) and decode (z -> x) without gradients, in frames/s;
-* peak memory of a training step (RSS increase of a fresh process on CPU,
+* peak memory of a training step (on CPU the RSS increase of a fresh process over its
+  RSS once the model is built, with the high-water mark reset there;
   ``torch.cuda.max_memory_allocated`` on GPU);
 * for our flow: the FLOPs of a training step (``torch.utils.flop_counter``)
   and the achieved GFLOP/s next to the machine's dense ``torch.matmul`` rate
