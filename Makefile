@@ -56,18 +56,21 @@ reuse: install
 	$(PY) recipes/TIMIT/phone_recognition.py hparams/phone_recognition.yaml
 	$(PY) recipes/TIMIT/speaker_verification.py hparams/speaker_verification.yaml
 
-# Our flow against zuko and nflows (benchmark-only extras), same machine, same frames.
+# Our flow against zuko and nflows (benchmark-only extras), same machine, same frames; then how the
+# evaluation's time grows with the number of frames.
 # BENCH_ARGS: e.g. --device cuda, --data real, --batch-sizes 1024.
 BENCH_ARGS ?=
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_flows.py --out benchmarks/latest_cpu.md $(BENCH_ARGS)
-	$(PY) benchmarks/bench_flows.py --models ours-spline zuko-nsf nflows-nsf ours-spline-bf16 \
-		--ours ours-spline ours-spline-bf16 --peers zuko-nsf nflows-nsf \
+	$(PY) benchmarks/bench_flows.py --models ours-spline zuko-nsf nflows-nsf ours-spline-bf16 zuko-nsf-bf16 \
+		nflows-nsf-bf16 --ours ours-spline ours-spline-bf16 --peers zuko-nsf nflows-nsf zuko-nsf-bf16 nflows-nsf-bf16 \
 		--out benchmarks/latest_cpu_spline.md $(BENCH_ARGS)
-	$(PY) benchmarks/bench_flows.py --models ours-default nflows-default nflows ours-default-bf16 \
-		--ours ours-default ours-default-bf16 --peers nflows-default nflows \
-		--out benchmarks/latest_cpu_default.md $(BENCH_ARGS)
+	$(PY) benchmarks/bench_flows.py --models ours-default nflows-default nflows ours-default-bf16 nflows-bf16 \
+		nflows-default-bf16 --ours ours-default ours-default-bf16 \
+		--peers nflows-default nflows nflows-bf16 nflows-default-bf16 --out benchmarks/latest_cpu_default.md $(BENCH_ARGS)
+	$(PY) benchmarks/bench_evaluation.py --train-frames 50000 100000 200000 400000 \
+		--out benchmarks/latest_evaluation.md
 
 clean:
 	rm -rf $(VENV) results corpora .pytest_cache

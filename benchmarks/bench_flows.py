@@ -172,6 +172,24 @@ def build_nflows_default(device):
         ActNorm(DIM), LULinear(DIM, identity_init=True), AffineCouplingTransform(mask, _ContextFree)], device)
 
 
+def _autocast_training(build, suffix=" bf16 autocast"):
+    """A peer whose training loss runs under ``torch.autocast(bfloat16)``: how a user of that library lowers a
+    step (the whole forward; ours lowers only the conditioners). Encode and decode stay float32, as ours in eval
+    mode, so the same-precision ratio of a training step can be read beside the float32 one."""
+
+    def builder(device):
+        adapter = build(device)
+        loss = adapter.loss
+
+        def lowered(x):
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return loss(x).float()
+
+        return Adapter(adapter.name + suffix, adapter.module, lowered, adapter.encode, adapter.decode)
+
+    return builder
+
+
 BUILDERS = {
     "ours": build_ours,
     "zuko": build_zuko,
@@ -185,6 +203,11 @@ BUILDERS = {
     "zuko-nsf": build_zuko_nsf,
     "nflows-nsf": build_nflows_nsf,
     "nflows-default": build_nflows_default,
+    # the peers at our shipped training precision (bfloat16 on hardware that has it natively)
+    "nflows-bf16": _autocast_training(build_nflows),
+    "nflows-default-bf16": _autocast_training(build_nflows_default),
+    "zuko-nsf-bf16": _autocast_training(build_zuko_nsf),
+    "nflows-nsf-bf16": _autocast_training(build_nflows_nsf),
 }
 
 

@@ -8,8 +8,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_flows", ROOT / "benchmarks/bench_flows.py")
+def load_bench(name="bench_flows"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"benchmarks/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -68,3 +68,48 @@ def test_every_model_has_the_same_size_and_trains():
             assert torch.isfinite(adapter.loss(x))
     default = bench.BUILDERS["nflows-default"](torch.device("cpu"))  # the shipped flow's peer works too
     assert torch.allclose(default.decode(default.encode(x)), x, atol=1e-4)
+
+
+def test_the_peers_at_our_training_precision_train_in_bfloat16_and_encode_in_float32():
+    bench = load_bench()
+    import torch
+
+    if not importlib.util.find_spec("nflows"):
+        pytest.skip("nflows is a benchmark extra (pip install -e '.[bench]')")
+    x = torch.randn(32, bench.DIM)
+    plain, lowered = (bench.BUILDERS[name](torch.device("cpu")) for name in ("nflows", "nflows-bf16"))
+    assert lowered.name == "nflows bf16 autocast" and lowered.parameters == plain.parameters
+    seen = []  # the conditioners' products of a training step run in bfloat16 ...
+    handles = [module.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+               for module in lowered.module.modules() if isinstance(module, torch.nn.Linear)]
+    loss = lowered.loss(x)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and set(seen) == {torch.bfloat16}
+    seen.clear()
+    z = lowered.encode(x)  # ... and encoding stays float32, as ours in eval mode
+    assert set(seen) == {torch.float32} and torch.allclose(lowered.decode(z), x, atol=1e-4)
+    for handle in handles:
+        handle.remove()
+
+
+@pytest.mark.slow
+def test_evaluation_scaling_benchmark_times_every_stage(tmp_path):
+    bench = load_bench("bench_evaluation")
+    from speechbrain_fdnf.evaluation import driver
+
+    before = {name: getattr(owner, name) for owner, name, _ in bench.STAGES}
+    out = tmp_path / "evaluation.md"
+    assert bench.main(["--train-frames", "1200", "2400", "--speakers", "4", "--probe-epochs", "1", "--no-warmup",
+                       "--out", str(out)]) == 0
+    assert {name: getattr(owner, name) for owner, name, _ in bench.STAGES} == before  # the driver is restored
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.read_text().splitlines() if line.startswith("| ")}
+    for stage in ("MLP probes (trained)", "encoding the training frames", "phone decoder fit",
+                  "posterior tables (incl. ceiling, oracle, matching, gates)", "leakage probes", "t-SNE figure", "total"):
+        assert stage in rows, stage
+    assert driver.posterior_table.__module__ == "speechbrain_fdnf.evaluation.tables"
+
+
+def test_growth_exponent():
+    bench = load_bench("bench_evaluation")
+    assert bench.exponent([1000, 4000], [2.0, 8.0]) == pytest.approx(1.0)  # linear
+    assert bench.exponent([1000, 4000], [1.0, 16.0]) == pytest.approx(2.0)  # quadratic
+    assert bench.exponent([1000, 4000], [0.0, 1.0]) != bench.exponent([1000, 4000], [0.0, 1.0])  # nan: unreadable

@@ -99,12 +99,12 @@ def test_every_hparams_file_loads_and_builds(model, tmp_path):
     assert hparams["pair_weight"] == (1.0 if model == "fdnf_pairs" else 0.0)
     # the file also loads with plain hyperpyyaml (reuse from other recipes)
     with open(ROOT / f"hparams/{model}.yaml") as handle:
-        assert "common" in load_hyperpyyaml(handle)
+        assert "common" in load_hyperpyyaml(handle, {"common": {"output_root": str(tmp_path)}})
 
 
-def test_the_four_flows_share_one_architecture():
+def test_the_four_flows_share_one_architecture(tmp_path):
     sizes = set()
     for model in ("fdnf", "nf", "dnf_phone", "dnf_speaker"):
-        flow = load_hparams(ROOT / f"hparams/{model}.yaml")["model"].flow
+        flow = load_hparams(ROOT / f"hparams/{model}.yaml", {"output_root": str(tmp_path)})["model"].flow
         sizes.add((len(flow.transforms), sum(p.numel() for p in flow.parameters())))
     assert len(sizes) == 1
