@@ -248,6 +248,42 @@ def test_flow_fuses_actnorm_and_lu_into_the_same_map_with_the_same_gradients():
     assert torch.allclose(x_back, x, atol=1e-9) and torch.allclose(inverse_log_det, -log_det, atol=1e-9)
 
 
+def test_a_frozen_flow_reuses_its_fused_maps_and_follows_every_change_of_its_parameters():
+    torch.manual_seed(0)
+    flow, other = (perturb(RealNVP(DIM, num_blocks=3, hidden_size=16), 0.3) for _ in range(2))
+    x = torch.randn(64, DIM)
+    for model in (flow, other):
+        model(x)  # ActNorm initialisation
+        model.eval()
+
+    def frozen(model, inputs, inverse=False):
+        with torch.no_grad():
+            return (model.inverse if inverse else model.forward)(inputs)
+
+    def tracked(model, inputs, inverse=False):  # with gradients: never cached
+        return tuple(t.detach() for t in (model.inverse if inverse else model.forward)(inputs))
+
+    def same(a, b):
+        return all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b))
+
+    for _ in range(2):  # encode and decode in turn: one cached map per direction
+        z = frozen(flow, x)
+        assert same(z, tracked(flow, x)) and same(frozen(flow, z[0], inverse=True), tracked(flow, z[0], inverse=True))
+    mixing = next(t for t in flow.transforms if isinstance(t, InvertibleLinear))
+    assert set(mixing._fused_cache) == {False, True}
+    flow.load_state_dict(other.state_dict())  # new weights in the same storage: the cache follows
+    assert same(frozen(flow, x), tracked(other, x))
+    optimizer = torch.optim.SGD(flow.parameters(), lr=0.1)
+    flow.train()
+    flow(x)[1].sum().backward()
+    optimizer.step()  # a training step in between
+    flow.eval()
+    assert same(frozen(flow, x), tracked(flow, x)) and not same(frozen(flow, x), tracked(other, x))
+    double = flow.double()  # new storage and dtype
+    assert same(frozen(double, x.double()), tracked(double, x.double()))
+    assert "_fused_cache" not in str(flow.state_dict().keys())
+
+
 def test_spline_gradients_match_finite_differences_in_every_input_and_parameter():
     # the bins are gathered by a hand-written backward (it keeps only the indices): check it numerically
     widths, heights, derivatives = random_spline((3, 4), 5, scale=1.0, dtype=torch.float64)

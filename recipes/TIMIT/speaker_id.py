@@ -25,24 +25,32 @@ from sklearn.preprocessing import StandardScaler
 from speechbrain_fdnf.inference import SpeechFactorizer
 
 
-def utterance_vectors(flow, entries, factor, segment_frames=None):
-    """``{feature set: (items, dim) array}`` and the speaker of each item.
+def utterance_vectors(flow, entries, factor, segmentations=(None,)):
+    """One ``({feature set: (items, dim) array}, speaker of each item)`` per segmentation.
 
-    An item is a whole utterance, or with ``segment_frames`` each
+    An item is a whole utterance (segmentation ``None``), or each
     non-overlapping segment of that many frames (a harder, shorter test).
+    Each utterance is read and featurized once, and encoded once per
+    segmentation with its segments as one batch; the factor's row is
+    :meth:`SpeechFactorizer.factor_embedding`, the mean of the factor's codes,
+    taken from the same codes as the whole latent's mean.
     """
-    vectors = {"mean log-Mel (baseline)": [], "mean z (whole latent)": [], f"factor_embedding ({factor})": []}
-    speakers = []
+    names = ("mean log-Mel (baseline)", "mean z (whole latent)", f"factor_embedding ({factor})")
+    tables = [({name: [] for name in names}, []) for _ in segmentations]
     for entry in entries:
         utterance = flow.features(entry["wav"])
-        step = segment_frames or len(utterance)
-        for start in range(0, len(utterance) - step + 1, step):
-            feats = utterance[start : start + step]
-            vectors["mean log-Mel (baseline)"].append(feats.mean(0))
-            vectors["mean z (whole latent)"].append(flow.encode(feats)["z"].mean(0))
-            vectors[f"factor_embedding ({factor})"].append(flow.factor_embedding(feats, factor))
-            speakers.append(entry["speaker"])
-    return {name: torch.stack(rows).cpu().numpy() for name, rows in vectors.items()}, np.array(speakers)
+        for (vectors, speakers), frames in zip(tables, segmentations):
+            step = frames or len(utterance)
+            count = len(utterance) // step
+            if not count:
+                continue
+            segments = utterance[: count * step].view(count, step, -1)
+            codes = flow.encode(segments)
+            for name, values in zip(names, (segments, codes["z"], codes[factor])):
+                vectors[name].append(values.mean(dim=-2))
+            speakers += [entry["speaker"]] * count
+    return [({name: torch.cat(rows).cpu().numpy() for name, rows in vectors.items()}, np.array(speakers))
+            for vectors, speakers in tables]
 
 
 def load_entries(prep_folder, splits):
@@ -57,12 +65,12 @@ if __name__ == "__main__":
     with open(hparams_file) as handle:
         hparams = load_hyperpyyaml(handle, overrides)
     flow = SpeechFactorizer.from_hparams(source=hparams["model_folder"], run_opts=run_opts)
-    enrol, enrol_speakers = utterance_vectors(flow, load_entries(hparams["prep_folder"], hparams["enrol_splits"]),
-                                              hparams["factor"])
+    [(enrol, enrol_speakers)] = utterance_vectors(flow, load_entries(hparams["prep_folder"], hparams["enrol_splits"]),
+                                                  hparams["factor"])
     test_entries = load_entries(hparams["prep_folder"], hparams["test_splits"])
-    tests = {"whole utterances": utterance_vectors(flow, test_entries, hparams["factor"])}
-    for frames in hparams["test_segment_frames"]:
-        tests[f"{frames}-frame segments"] = utterance_vectors(flow, test_entries, hparams["factor"], frames)
+    segmentations = [None, *hparams["test_segment_frames"]]
+    names = ["whole utterances"] + [f"{frames}-frame segments" for frames in hparams["test_segment_frames"]]
+    tests = dict(zip(names, utterance_vectors(flow, test_entries, hparams["factor"], segmentations)))
     lines = [f"# Speaker identification among {len(set(enrol_speakers))} speakers", "",
              f"Fit on {len(enrol_speakers)} utterances ({', '.join(hparams['enrol_splits'])}); tested on "
              f"{len(test_entries)} other utterances of the same speakers ({', '.join(hparams['test_splits'])}). "

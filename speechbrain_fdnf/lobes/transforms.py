@@ -530,13 +530,36 @@ class InvertibleLinear(InvertibleTransform):
         return y @ self.inverse_weight().T, (-self.log_s.sum()).expand(y.shape[:-1])
 
 
+def _parameter_state(*modules):
+    """Where and at which in-place version every parameter of ``modules`` is: changes whenever one does
+    (an optimizer step, ``load_state_dict``, ``.to()``)."""
+    return tuple((p.data_ptr(), p._version, p.dtype, p.device) for m in modules for p in m.parameters(recurse=False))
+
+
+def _fused_map(norm, linear, inverse):
+    """``(matrix, offset, log_det)`` of :func:`normalized_linear`, built from the parameters."""
+    log_det = norm.log_scale.sum() + linear.log_s.sum()
+    if not inverse:
+        weight_t = linear.weight().T
+        scale = torch.exp(norm.log_scale)
+        return scale[:, None] * weight_t, (norm.bias * scale) @ weight_t, log_det
+    # x = y W^-T diag(1/s) - b
+    return linear.inverse_weight().T * torch.exp(-norm.log_scale), -norm.bias, -log_det
+
+
 def normalized_linear(norm, linear, x, inverse=False):
     """``norm`` (an :class:`ActNorm`) then ``linear`` (an :class:`InvertibleLinear`) as one affine map.
 
     ``((x + b) * s) W^T = x (diag(s) W^T) + (b * s) W^T``: one matrix product
     per call instead of a product and two elementwise passes over the frames
-    (and their backward); the D x D matrix is built once per call. The result
-    equals applying the two transforms in turn.
+    (and their backward). The D x D matrix is built once per call; in eval mode
+    without gradients (encoding and decoding a trained flow) once per state of the
+    parameters and direction, since short inputs (a 20-frame segment, one
+    utterance) would otherwise spend most of their time rebuilding it. The state
+    is each parameter's storage and in-place version, which every change through
+    the parameter moves (an optimizer step, ``load_state_dict``, ``.to()``); like
+    autograd, it cannot see a change made through ``.data``. The result equals
+    applying the two transforms in turn.
 
     Arguments
     ---------
@@ -563,15 +586,22 @@ def normalized_linear(norm, linear, x, inverse=False):
     True
     >>> torch.allclose(normalized_linear(norm, linear, y, inverse=True)[0], x, atol=1e-5)
     True
+    >>> _ = norm.eval(), linear.eval()
+    >>> with torch.no_grad():  # frozen: the map is built once and follows any change of the parameters
+    ...     before = normalized_linear(norm, linear, x)[0]
+    ...     _ = linear.log_s.add_(0.5)
+    ...     after = normalized_linear(norm, linear, x)[0]
+    >>> torch.allclose(after, linear(norm(x)[0])[0], atol=1e-5), torch.allclose(before, after)
+    (True, False)
     """
-    log_det = norm.log_scale.sum() + linear.log_s.sum()
-    if not inverse:
-        weight_t = linear.weight().T
-        scale = torch.exp(norm.log_scale)
-        matrix, offset = scale[:, None] * weight_t, (norm.bias * scale) @ weight_t
-    else:  # x = y W^-T diag(1/s) - b
-        matrix = linear.inverse_weight().T * torch.exp(-norm.log_scale)
-        offset, log_det = -norm.bias, -log_det
+    if torch.is_grad_enabled() or linear.training or torch.compiler.is_compiling():
+        matrix, offset, log_det = _fused_map(norm, linear, inverse)
+    else:  # a frozen flow: build once per parameter state and direction
+        state = _parameter_state(norm, linear)
+        cache = linear.__dict__.setdefault("_fused_cache", {})  # a plain attribute: never in a state dict
+        if inverse not in cache or cache[inverse][0] != state:
+            cache[inverse] = (state, _fused_map(norm, linear, inverse))
+        matrix, offset, log_det = cache[inverse][1]
     flat = x.reshape(-1, x.shape[-1])
     return torch.addmm(offset, flat, matrix).view(x.shape), log_det.expand(x.shape[:-1])
 
