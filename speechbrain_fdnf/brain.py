@@ -29,7 +29,7 @@ class FlowBrain(sb.Brain):
     ``normalize`` (SpeechBrain's ``InputNormalization`` with global stats).
     Expected ``hparams``: ``epoch_counter``, ``lr_annealing`` (called with the
     epoch, returns ``(old_lr, new_lr)``), ``train_logger``, and optionally
-    ``init_batch_size`` (frames per pass of the data-dependent initialisation)
+    ``init_batch_size`` (frames per pass of the normalisation statistics, and of ActNorm's initialisation)
     and ``nll_file`` (where :meth:`evaluate_split` records each split's NLL
     as JSON, for the evaluation to read).
 
@@ -82,7 +82,7 @@ class FlowBrain(sb.Brain):
             model.eval()
 
             def codes():
-                for batch in frames.batches(chunk):
+                for batch in frames.batches(engine.encode_batch_size):
                     batch = batch.to(self.device)
                     yield engine.encode(batch.feats), self.factor_labels(batch, prior)
 

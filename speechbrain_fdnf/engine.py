@@ -159,11 +159,17 @@ class FeatureFlow:
         """Where the model's parameters are."""
         return next(self.model.parameters()).device
 
+    @property
+    def encode_batch_size(self):
+        """Frames per call when encoding many: large on a GPU; on a CPU a size whose activations stay in
+        cache (4096 frames encode 1.6x faster than 65536 on this project's 2-core CPU, with identical codes)."""
+        return 65536 if self.device.type == "cuda" else 4096
+
     @torch.no_grad()
-    def encode_all(self, feats, batch_size=65536):
-        """:meth:`encode` of many frames, ``batch_size`` at a time (no gradients), on the model's device
-        (so frames kept on the CPU may be encoded by a model on a GPU)."""
-        device = self.device
+    def encode_all(self, feats, batch_size=None):
+        """:meth:`encode` of many frames, ``batch_size`` (default :attr:`encode_batch_size`) at a time
+        (no gradients), on the model's device (so frames kept on the CPU may be encoded by a model on a GPU)."""
+        device, batch_size = self.device, batch_size or self.encode_batch_size
         return torch.cat([self.encode(feats[start : start + batch_size].to(device))
                           for start in range(0, len(feats), batch_size)])
 

@@ -138,7 +138,7 @@ def leakage_probes(engine, subspaces, train, test, labels=("phone", "speaker"), 
     """
     generator = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(train), generator=generator)[:max_train]
-    z_train, z_test = engine.encode(train.feats[pick]).numpy(), engine.encode(test.feats).numpy()
+    z_train, z_test = engine.encode_all(train.feats[pick]).numpy(), engine.encode_all(test.feats).numpy()
     result = {}
     for name, where in subspaces.items():
         result[name] = {}
