@@ -273,12 +273,15 @@ def test_a_frozen_flow_reuses_its_fused_maps_and_follows_every_change_of_its_par
     assert set(mixing._fused_cache) == {False, True}
     flow.load_state_dict(other.state_dict())  # new weights in the same storage: the cache follows
     assert same(frozen(flow, x), tracked(other, x))
-    optimizer = torch.optim.SGD(flow.parameters(), lr=0.1)
-    flow.train()
-    flow(x)[1].sum().backward()
-    optimizer.step()  # a training step in between
-    flow.eval()
-    assert same(frozen(flow, x), tracked(flow, x)) and not same(frozen(flow, x), tracked(other, x))
+    for optimizer in (torch.optim.SGD(flow.parameters(), lr=0.1),  # training steps in between; a fused
+                      torch.optim.Adam(flow.parameters(), lr=0.1, fused=True)):  # Adam bumps no version counter
+        flow.train()
+        flow(x)[1].sum().backward()
+        optimizer.step()
+        flow.eval()
+        assert same(frozen(flow, x), tracked(flow, x)) and not same(frozen(flow, x), tracked(other, x))
+    mixing.log_s.data.add_(0.5)  # a change through .data
+    assert same(frozen(flow, x), tracked(flow, x))
     double = flow.double()  # new storage and dtype
     assert same(frozen(double, x.double()), tracked(double, x.double()))
     assert "_fused_cache" not in str(flow.state_dict().keys())

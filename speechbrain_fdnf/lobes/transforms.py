@@ -530,10 +530,11 @@ class InvertibleLinear(InvertibleTransform):
         return y @ self.inverse_weight().T, (-self.log_s.sum()).expand(y.shape[:-1])
 
 
-def _parameter_state(*modules):
-    """Where and at which in-place version every parameter of ``modules`` is: changes whenever one does
-    (an optimizer step, ``load_state_dict``, ``.to()``)."""
-    return tuple((p.data_ptr(), p._version, p.dtype, p.device) for m in modules for p in m.parameters(recurse=False))
+def _same_values(saved, parameters):
+    """Whether ``parameters`` still hold exactly the ``saved`` copies (values, dtype, device)."""
+    return len(saved) == len(parameters) and all(
+        a.dtype == b.dtype and a.device == b.device and a.shape == b.shape and torch.equal(a, b)
+        for a, b in zip(saved, parameters))
 
 
 def _fused_map(norm, linear, inverse):
@@ -553,13 +554,12 @@ def normalized_linear(norm, linear, x, inverse=False):
     ``((x + b) * s) W^T = x (diag(s) W^T) + (b * s) W^T``: one matrix product
     per call instead of a product and two elementwise passes over the frames
     (and their backward). The D x D matrix is built once per call; in eval mode
-    without gradients (encoding and decoding a trained flow) once per state of the
-    parameters and direction, since short inputs (a 20-frame segment, one
-    utterance) would otherwise spend most of their time rebuilding it. The state
-    is each parameter's storage and in-place version, which every change through
-    the parameter moves (an optimizer step, ``load_state_dict``, ``.to()``); like
-    autograd, it cannot see a change made through ``.data``. The result equals
-    applying the two transforms in turn.
+    without gradients (encoding and decoding a trained flow) once per direction for
+    as long as the parameters keep their values (compared with saved copies, so any
+    change counts: an optimizer step, fused or not, ``load_state_dict``, ``.data``),
+    since short inputs (a 20-frame segment, one utterance) would otherwise spend a
+    good part of their time rebuilding it. The result equals applying the two
+    transforms in turn.
 
     Arguments
     ---------
@@ -596,11 +596,11 @@ def normalized_linear(norm, linear, x, inverse=False):
     """
     if torch.is_grad_enabled() or linear.training or torch.compiler.is_compiling():
         matrix, offset, log_det = _fused_map(norm, linear, inverse)
-    else:  # a frozen flow: build once per parameter state and direction
-        state = _parameter_state(norm, linear)
+    else:  # a frozen flow: build once per direction while the parameters keep their values
+        parameters = [p for module in (norm, linear) for p in module.parameters(recurse=False)]
         cache = linear.__dict__.setdefault("_fused_cache", {})  # a plain attribute: never in a state dict
-        if inverse not in cache or cache[inverse][0] != state:
-            cache[inverse] = (state, _fused_map(norm, linear, inverse))
+        if inverse not in cache or not _same_values(cache[inverse][0], parameters):
+            cache[inverse] = ([p.detach().clone() for p in parameters], _fused_map(norm, linear, inverse))
         matrix, offset, log_det = cache[inverse][1]
     flat = x.reshape(-1, x.shape[-1])
     return torch.addmm(offset, flat, matrix).view(x.shape), log_det.expand(x.shape[:-1])
