@@ -185,7 +185,7 @@ def structure_table(engine, subspaces, train, num_classes, max_frames, seed):
     """``{subspace: shares}`` of :func:`~speechbrain_fdnf.evaluation.structure.latent_structure` by phone and
     speaker, on a seeded sample of ``max_frames`` training codes."""
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_frames]
-    codes = engine.encode(train.feats[pick])
+    codes = engine.encode_all(train.feats[pick])
     first, second = TSNE_FACTORS
     table = {}
     for name, where in subspaces.items():
