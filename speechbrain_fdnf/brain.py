@@ -17,7 +17,7 @@ import torch
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_fdnf.engine import FeatureFlow, unwrap
-from speechbrain_fdnf.lobes.transforms import ActNorm
+from speechbrain_fdnf.lobes.normalization import ActNorm
 
 logger = logging.getLogger(__name__)
 

@@ -365,8 +365,8 @@ def test_auto_precision_lowers_the_conditioners_exactly_where_the_device_has_bfl
     expected = low if has_native_bfloat16("cpu") else full
     assert torch.equal(auto(x)[0], expected(x)[0])
     # the decision follows the device the flow runs on, at call time
-    import speechbrain_fdnf.lobes.transforms as transforms
+    import speechbrain_fdnf.lobes.couplings as couplings
 
     for native, same_as in ((True, low), (False, full)):
-        monkeypatch.setattr(transforms, "has_native_bfloat16", lambda device, native=native: native)
+        monkeypatch.setattr(couplings, "has_native_bfloat16", lambda device, native=native: native)
         assert torch.equal(auto(x)[0], same_as(x)[0])

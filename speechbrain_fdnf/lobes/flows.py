@@ -7,15 +7,20 @@ Authors
 import torch  # noqa: F401  (the doctests use it)
 from torch import nn
 
-from speechbrain_fdnf.lobes.transforms import (
-    ActNorm,
-    AffineCoupling,
-    InvertibleLinear,
-    InvertibleTransform,
-    Permutation,
-    RationalQuadraticCoupling,
-    normalized_linear,
-)
+from speechbrain_fdnf.lobes.base import InvertibleTransform
+from speechbrain_fdnf.lobes.couplings import COUPLINGS, AffineCoupling  # noqa: F401  (the doctests use it)
+from speechbrain_fdnf.lobes.fused import normalized_linear
+from speechbrain_fdnf.lobes.linear import InvertibleLinear
+from speechbrain_fdnf.lobes.normalization import ActNorm
+from speechbrain_fdnf.lobes.permutations import Permutation
+
+#: Mixings between couplings by the name ``RealNVP(mixing=...)`` takes: a constructor of ``dim``, or None.
+MIXINGS = {
+    "lu": InvertibleLinear,
+    "permute": lambda dim: Permutation(dim, "random"),
+    "reverse": lambda dim: Permutation(dim, "reverse"),
+    "none": None,
+}
 
 
 class SequentialFlow(InvertibleTransform):
@@ -54,7 +59,7 @@ class SequentialFlow(InvertibleTransform):
         """Returns ``(z, log_abs_det)`` after every transform in order.
 
         An ActNorm followed by an LU map runs as one affine map
-        (:func:`~speechbrain_fdnf.lobes.transforms.normalized_linear`), with the same result.
+        (:func:`~speechbrain_fdnf.lobes.fused.normalized_linear`), with the same result.
         """
         log_det, index = x.new_zeros(x.shape[:-1]), 0
         while index < len(self.transforms):
@@ -125,9 +130,12 @@ class RealNVP(SequentialFlow):
         Half-width of the splines' interval; the identity outside.
     training_precision : str
         ``"float32"``, ``"bfloat16"`` or ``"auto"``: the precision of the couplings' conditioner
-        networks in training steps (see :class:`~speechbrain_fdnf.lobes.transforms.SplitCoupling`);
+        networks in training steps (see :class:`~speechbrain_fdnf.lobes.couplings.SplitCoupling`);
         eval mode always runs at full precision. bfloat16 is much faster where the hardware has it
         (recent x86 CPUs, CUDA GPUs) and slower where it does not; ``"auto"`` takes it only there.
+    coupling_options : dict, optional
+        Further keyword arguments of the coupling (for a coupling registered in
+        :data:`~speechbrain_fdnf.lobes.couplings.COUPLINGS` with options of its own).
 
     Example
     -------
@@ -140,13 +148,8 @@ class RealNVP(SequentialFlow):
     True
     """
 
-    MIXINGS = {
-        "lu": InvertibleLinear,
-        "permute": lambda dim: Permutation(dim, "random"),
-        "reverse": lambda dim: Permutation(dim, "reverse"),
-        "none": None,
-    }
-    COUPLINGS = ("affine", "spline")
+    MIXINGS = MIXINGS
+    COUPLINGS = COUPLINGS
 
     def __init__(
         self,
@@ -162,17 +165,16 @@ class RealNVP(SequentialFlow):
         num_bins=8,
         tail_bound=4.0,
         training_precision="float32",
+        coupling_options=None,
     ):
         if mixing not in self.MIXINGS:
             raise ValueError(f"mixing must be one of {sorted(self.MIXINGS)}, got {mixing!r}")
         if coupling not in self.COUPLINGS:
-            raise ValueError(f"coupling must be one of {self.COUPLINGS}, got {coupling!r}")
-        if coupling == "affine":
-            options = {"scale_bound": scale_bound}
-            make_coupling = AffineCoupling
-        else:
-            options = {"num_bins": num_bins, "tail_bound": tail_bound}
-            make_coupling = RationalQuadraticCoupling
+            raise ValueError(f"coupling must be one of {tuple(self.COUPLINGS)}, got {coupling!r}")
+        make_coupling = self.COUPLINGS[coupling]
+        given = {"scale_bound": scale_bound, "num_bins": num_bins, "tail_bound": tail_bound}
+        options = {name: given[name] for name in make_coupling.OPTIONS if name in given}
+        options.update(coupling_options or {})
         transforms = []
         for block in range(num_blocks):
             if actnorm:
