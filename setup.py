@@ -12,7 +12,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["speechbrain_fdnf", "speechbrain_fdnf.*"]),
     # the sentence grammar of the embedded corpus is data the synthesizer reads at run time
-    package_data={"speechbrain_fdnf.data": ["grammar.json"]},
+    package_data={"speechbrain_fdnf.corpus": ["grammar.json"]},
     python_requires=">=3.9",
     install_requires=[
         "speechbrain>=1.0",

@@ -47,7 +47,7 @@ from speechbrain.processing.features import InputNormalization  # noqa: E402
 
 from speechbrain_fdnf.data.frames import FrameSet  # noqa: E402
 from speechbrain_fdnf.engine import FeatureFlow  # noqa: E402
-from speechbrain_fdnf.evaluation import driver  # noqa: E402
+from speechbrain_fdnf.evaluation import driver, sections  # noqa: E402
 from speechbrain_fdnf.evaluation.tsne import tsne_grid  # noqa: E402
 from speechbrain_fdnf.export import export_model  # noqa: E402
 from speechbrain_fdnf.lobes import with_class_counts  # noqa: E402
@@ -79,9 +79,9 @@ STAGES = [
     (FeatureFlow, "fit_sequence_decoders", "phone decoder fit"),
     # the reference rows build their work lazily: the ceiling, the oracle, kNN matching and its gates (the
     # phone decoded along every utterance) are timed inside the tables that use them
-    (driver, "posterior_table", "posterior tables (incl. ceiling, oracle, matching, gates)"),
-    (driver, "leakage_probes", "leakage probes"),
-    (driver, "structure_table", "latent structure"),
+    (sections, "posterior_table", "posterior tables (incl. ceiling, oracle, matching, gates)"),
+    (sections, "leakage_probes", "leakage probes"),
+    (sections, "structure_table", "latent structure"),
 ]
 
 
@@ -167,7 +167,7 @@ def run_once(train_frames, speakers, probe_epochs, seed=0):
         models = {"f-DNF": (tmp / "inference", tmp / "nll.json")}
         start = time.perf_counter()
         with timed_stages(seconds):
-            _, figure = driver.evaluate_models(models, encoders, {"train": train, "heldout": heldout}, config, seed)
+            _, figure, _ = driver.evaluate_models(models, encoders, {"train": train, "heldout": heldout}, config, seed)
         t_sne = time.perf_counter()
         tsne_grid(figure["latents"], figure["sample_labels"], figure["class_names"], tmp / "tsne.png", seed)
         seconds["t-SNE figure"] = time.perf_counter() - t_sne

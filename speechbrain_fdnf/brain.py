@@ -7,16 +7,14 @@ Authors
  * speechbrain-fdnf developers
 """
 
-import json
 import logging
-import os
-from pathlib import Path
 
 import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_fdnf.engine import FeatureFlow, unwrap
+from speechbrain_fdnf.export import read_nll, record_nll  # noqa: F401  (read_nll: named here before 0.5)
 from speechbrain_fdnf.lobes.normalization import ActNorm
 
 logger = logging.getLogger(__name__)
@@ -215,33 +213,3 @@ class FlowBrain(sb.Brain):
         if nll_file is not None:
             run_on_main(record_nll, args=[nll_file, name, loss, epoch])
         return loss
-
-
-def record_nll(path, split, loss, epoch):
-    """Adds ``split``'s NLL to the JSON file ``path`` (written atomically).
-
-    The file reads ``{"epoch": <epoch trained to>, "nll_nats_per_dim": {split: value}}``;
-    results of another epoch are dropped.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "nll.json"
-    >>> record_nll(path, "heldout", 0.5, 3); record_nll(path, "test", 0.7, 3)
-    >>> read_nll(path)
-    {'heldout': 0.5, 'test': 0.7}
-    """
-    path = Path(path)
-    record = json.loads(path.read_text()) if path.exists() else {}
-    if record.get("epoch") != epoch:
-        record = {"epoch": epoch, "nll_nats_per_dim": {}}
-    record["nll_nats_per_dim"][split] = float(loss)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)
-
-
-def read_nll(path):
-    """``{split: nll}`` that :func:`record_nll` wrote (empty if the file does not exist)."""
-    path = Path(path)
-    return json.loads(path.read_text())["nll_nats_per_dim"] if path.exists() else {}

@@ -19,6 +19,7 @@ Command line::
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --manipulation knn
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --factor phone --source aa --target iy
+    python -m speechbrain_fdnf.convert --model DIR --wav in_44k_stereo.flac --speaker MABC0  # resampled, mixed down
     python -m speechbrain_fdnf.convert --model DIR --list speaker
 
 Authors
@@ -35,7 +36,7 @@ import torch
 import torchaudio
 from speechbrain.processing.features import ISTFT, Filterbank
 
-from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
+from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
     factorizer : SpeechFactorizer
         The loaded model.
     wav : str, Path or torch.Tensor
-        The utterance (mono, at the model's sample rate).
+        The utterance: a file (any format, rate and channel count; see
+        :meth:`SpeechFactorizer.load_audio`) or a mono waveform at the model's sample rate.
     factor : str
         The factor to change (e.g. ``"speaker"``).
     target : str or torch.Tensor
@@ -167,15 +169,15 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(wav, (str, Path)):
-        wav = factorizer.read_wav(wav)
+        wav = factorizer.load_audio(wav)
     wav = wav.to(factorizer.device)
     feats = factorizer.features(wav)
     if references is not None:
         new_feats = factorizer.match(feats, factor, references, k=k, gate=gate)
     else:
-        new_feats = factorizer.manipulate(feats, factor, target, source=None if factor in FRAME_LEVEL_LABELS else source,
+        new_feats = factorizer.manipulate(feats, factor, target, source=None if is_frame_level(factor) else source,
                                           deviation=deviation)
-    if factor in FRAME_LEVEL_LABELS and source is not None:
+    if is_frame_level(factor) and source is not None:
         keep = factorizer.class_posterior(feats, factor).argmax(dim=-1) != factorizer.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
         logger.info("%d of %d frames are %s %s", int((~keep).sum()), len(keep), factor, source)
@@ -197,7 +199,8 @@ def main(argv=None):
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m speechbrain_fdnf.convert", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="folder written by the training recipe (<output_folder>/inference)")
-    parser.add_argument("--wav", help="mono input WAV at the model's sample rate")
+    parser.add_argument("--wav", help="input audio: any format, sample rate and channel count soundfile reads "
+                        "(resampled to the model's rate and mixed down); the output is at the model's rate")
     parser.add_argument("--factor", default="speaker", help="factor to change (default: speaker)")
     parser.add_argument("--speaker", help="target speaker (shorthand for --factor speaker --target S)")
     parser.add_argument("--target", help="target class of --factor")
@@ -238,7 +241,7 @@ def main(argv=None):
             factorizer.class_index(factor, target)  # unknown class: a clear error before any work
         if args.source is not None:
             factorizer.class_index(factor, args.source)
-        wav = factorizer.read_wav(args.wav)
+        wav = factorizer.load_audio(args.wav)
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
                             references=args.enrol if args.manipulation == "knn" else None, k=args.k,
                             deviation=args.deviation, gate=not args.ungated)

@@ -16,9 +16,10 @@ import logging
 
 import torch
 
-from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS
 from speechbrain_fdnf.decoding import ClassSequenceDecoder
+from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS
 from speechbrain_fdnf.lobes.priors import ClassMeanAccumulator
+from speechbrain_fdnf.matching import nearest_mean  # noqa: F401  (its home before 0.5)
 
 logger = logging.getLogger(__name__)
 
@@ -26,33 +27,6 @@ logger = logging.getLogger(__name__)
 def unwrap(module):
     """The module inside a DDP/DataParallel wrapper (or the module itself)."""
     return getattr(module, "module", module)
-
-
-def nearest_mean(queries, keys, values, k, query_classes=None, key_classes=None):
-    """For each query, the mean of the ``values`` of its ``k`` nearest ``keys`` (Euclidean).
-
-    With ``query_classes`` and ``key_classes`` (one class per query and per
-    key) the classes gate the match: a query averages only keys of its own
-    class, wherever at least ``k`` keys have it (elsewhere, all keys).
-
-    Example
-    -------
-    >>> keys = torch.tensor([[0.0], [1.0], [5.0]])
-    >>> nearest_mean(torch.tensor([[0.2], [4.0]]), keys, torch.tensor([[10.0], [20.0], [30.0]]), k=2)
-    tensor([[15.],
-            [25.]])
-    >>> nearest_mean(torch.tensor([[0.2]]), keys, torch.tensor([[10.0], [20.0], [30.0]]), k=1,
-    ...              query_classes=torch.tensor([1]), key_classes=torch.tensor([0, 0, 1]))
-    tensor([[30.]])
-    """
-    k = min(k, len(keys))
-    distances = torch.cdist(queries, keys)
-    if query_classes is not None:
-        same = query_classes[:, None] == key_classes[None, :]
-        gated = same.sum(dim=1, keepdim=True) >= k
-        distances = distances.masked_fill(~same & gated, float("inf"))
-    nearest = distances.topk(k, dim=-1, largest=False).indices
-    return values[nearest].mean(dim=-2)
 
 
 def sequence_sums(values, utterance, smooth=None):

@@ -27,6 +27,7 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 
 from speechbrain_fdnf.decoding import ClassSequenceDecoder
 from speechbrain_fdnf.engine import unwrap
+from speechbrain_fdnf.files import read_json, write_json_atomic
 
 #: Entries copied from the training run's configuration.
 RUN_ENTRIES = ("sample_rate", "context", "input_dim", "compute_features")
@@ -171,3 +172,29 @@ def load_state_strict(module, path):
         module.load_state_dict(torch.load(path, map_location="cpu"), strict=True)
     except RuntimeError as error:
         raise RuntimeError(f"{path} does not match the model its hyperparams.yaml builds: {error}") from None
+
+
+# ---------------------------------------------------------------------- NLL records of a run
+def record_nll(path, split, loss, epoch):
+    """Adds ``split``'s NLL to the JSON file ``path`` (written atomically).
+
+    The file reads ``{"epoch": <epoch trained to>, "nll_nats_per_dim": {split: value}}``;
+    results of another epoch are dropped.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "nll.json"
+    >>> record_nll(path, "heldout", 0.5, 3); record_nll(path, "test", 0.7, 3)
+    >>> read_nll(path)
+    {'heldout': 0.5, 'test': 0.7}
+    """
+    record = read_json(path, default={})
+    if record.get("epoch") != epoch:
+        record = {"epoch": epoch, "nll_nats_per_dim": {}}
+    record["nll_nats_per_dim"][split] = float(loss)
+    write_json_atomic(path, record)
+
+
+def read_nll(path):
+    """``{split: nll}`` that :func:`record_nll` wrote (empty if the file does not exist)."""
+    return read_json(path, default={"nll_nats_per_dim": {}})["nll_nats_per_dim"]

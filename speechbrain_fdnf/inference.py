@@ -5,15 +5,24 @@ Every training run writes ``<output_folder>/inference/`` (see
 
     from speechbrain_fdnf.inference import SpeechFactorizer
     factorizer = SpeechFactorizer.from_hparams(source="results/fdnf/1234/inference")
-    codes = factorizer.encode("utt.wav")                       # {"phone": ..., "speaker": ..., ...}
+    codes = factorizer.encode("utt.wav")                       # {"z": ..., "phone": ..., "speaker": ..., ...}
     vector = factorizer.factor_embedding("utt.wav", "speaker")  # utterance-level speaker vector
     feats = factorizer.manipulate("utt.wav", "speaker", "MABC0")
+    codes = factorizer.encode_batch(wavs, wav_lens)             # a padded batch, as SpeechBrain interfaces take
 
-Inputs are a path, a 1-D waveform tensor at the model's sample rate, or a
-``(..., frames, features)`` tensor of log-Mel features as the recipe
-computes them. Outputs are raw (un-normalised) features. The math lives in
-:class:`speechbrain_fdnf.engine.FeatureFlow`; this class loads the model,
-checks inputs and turns class names into indices.
+Single-utterance methods take a path (any format, sample rate and channel count
+soundfile reads: loaded through SpeechBrain's ``Pretrained.load_audio``, resampled
+to the model's rate and mixed down), a 1-D waveform tensor at the model's sample
+rate, or a ``(..., frames, features)`` tensor of log-Mel features as the recipe
+computes them. The ``*_batch`` methods take ``(wavs, wav_lens)`` like every
+SpeechBrain interface. Outputs are raw (un-normalised) features.
+
+One vocabulary for codes: a lobe's ``encode`` returns ``(output, log_det)`` (the
+transform contract); :meth:`FeatureFlow.encode <speechbrain_fdnf.engine.FeatureFlow.encode>`
+returns the code tensor ``z``; this interface's :meth:`SpeechFactorizer.encode` and
+:meth:`SpeechFactorizer.encode_batch` return ``{"z": z, <factor>: its subspace, ...,
+"residual": ...}``. The math lives in :class:`speechbrain_fdnf.engine.FeatureFlow`;
+this class loads the model, reads audio, checks inputs and turns class names into indices.
 
 Authors
  * speechbrain-fdnf developers
@@ -22,14 +31,18 @@ Authors
 from pathlib import Path
 
 import torch
-from speechbrain.dataio.dataio import read_audio
+from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.inference.interfaces import Pretrained
 
 from speechbrain_fdnf.data.audio import check_audio
-from speechbrain_fdnf.data.frames import FRAME_LEVEL_LABELS, splice
-from speechbrain_fdnf.engine import FeatureFlow, nearest_mean
-from speechbrain_fdnf.export import load_decoder
-from speechbrain_fdnf.export import load_state_strict  # noqa: F401  (named by folders exported before 0.2)
+from speechbrain_fdnf.engine import FeatureFlow
+from speechbrain_fdnf.export import (
+    load_decoder,
+    load_state_strict,  # noqa: F401  (named by folders exported before 0.2)
+)
+from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
+from speechbrain_fdnf.features import splice
+from speechbrain_fdnf.matching import FrameMatcher
 
 
 class InferenceInputError(ValueError):
@@ -82,6 +95,12 @@ class SpeechFactorizer(Pretrained):
 
     MODULES_NEEDED = ["model", "normalize"]
     HPARAMS_NEEDED = ["compute_features", "sample_rate", "context", "input_dim", "encoders"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Pretrained's default normalizer resamples to 16 kHz: this model's files go to its own rate.
+        if getattr(self.hparams, "audio_normalizer", None) is None:
+            self.audio_normalizer = AudioNormalizer(sample_rate=self.hparams.sample_rate)
 
     @classmethod
     def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
@@ -170,10 +189,17 @@ class SpeechFactorizer(Pretrained):
         return slice(self.hparams.context * n_mels, (self.hparams.context + 1) * n_mels)
 
     # ------------------------------------------------------------------ inputs
+    def load_audio(self, path, savedir=None):
+        """A file as a mono waveform at the model's sample rate, through SpeechBrain's ``Pretrained.load_audio``:
+        any format soundfile reads (WAV, FLAC, OGG, NIST SPHERE), any sample rate (resampled), any
+        number of channels (averaged). A missing, empty, unreadable or truncated file is an
+        :class:`InferenceInputError` naming it."""
+        check_audio(path, error=InferenceInputError, mono=False)
+        return super().load_audio(str(path), savedir=savedir)
+
     def read_wav(self, path):
-        """A mono waveform at the model's sample rate; anything else is an error naming the file."""
-        check_audio(path, self.hparams.sample_rate, error=InferenceInputError)
-        return read_audio(str(path))
+        """:meth:`load_audio` (its name before 0.5)."""
+        return self.load_audio(path)
 
     @torch.no_grad()
     def features(self, inputs):
@@ -182,7 +208,7 @@ class SpeechFactorizer(Pretrained):
         A feature tensor is returned unchanged (after a shape check).
         """
         if isinstance(inputs, (str, Path)):
-            inputs = self.read_wav(inputs)
+            inputs = self.load_audio(inputs)
         inputs = torch.as_tensor(inputs, dtype=torch.float32)
         if inputs.dim() == 1:
             if len(inputs) < self.hparams.compute_features.compute_STFT.win_length:
@@ -207,13 +233,71 @@ class SpeechFactorizer(Pretrained):
             ``"z"``: the whole latent ``(..., frames, latent_dim)``; one entry
             per factor and ``"residual"`` with its subspace (flows with a prior).
         """
-        z = self.engine.encode(self.features(inputs))
+        return self._codes(self.engine.encode(self.features(inputs)))
+
+    def _codes(self, z):
+        """``{"z": z, <subspace>: its part of z, ...}`` (only ``"z"`` for a model without a factor prior)."""
         codes = {"z": z}
         prior = self.engine.prior
         if prior is not None:
             for name in prior.slices:
                 codes[name] = prior.subspace(z, name)
         return codes
+
+    # ------------------------------------------------------------------ batches, as SpeechBrain interfaces take them
+    @torch.no_grad()
+    def features_batch(self, wavs, wav_lens=None):
+        """Raw log-Mel features ``(batch, frames, input_dim)`` of a padded batch of waveforms, and each item's
+        number of valid frames.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(batch, samples)`` waveforms at the model's sample rate, padded at the end.
+        wav_lens : torch.Tensor, optional
+            ``(batch,)`` relative lengths in ``(0, 1]`` (SpeechBrain's convention); all 1 if omitted.
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor)
+            The features (frames past an item's length are padding, zero) and ``(batch,)`` frame counts.
+        """
+        wavs = torch.as_tensor(wavs, dtype=torch.float32).to(self.device)
+        if wavs.dim() != 2:
+            raise InferenceInputError(f"wavs of shape {tuple(wavs.shape)}: expected (batch, samples)")
+        wav_lens = torch.ones(len(wavs)) if wav_lens is None else torch.as_tensor(wav_lens, dtype=torch.float32)
+        if wav_lens.shape != (len(wavs),) or (wav_lens <= 0).any() or (wav_lens > 1).any():
+            raise InferenceInputError(f"wav_lens must be {len(wavs)} relative lengths in (0, 1], got {wav_lens.tolist()}")
+        samples = (wav_lens * wavs.shape[1]).round().long()
+        items = [self.features(wav[:length]) for wav, length in zip(wavs, samples.tolist())]
+        frames = torch.tensor([len(item) for item in items])
+        return torch.nn.utils.rnn.pad_sequence(items, batch_first=True), frames
+
+    @torch.no_grad()
+    def encode_batch(self, wavs, wav_lens=None):
+        """:meth:`encode` of a padded batch: ``{"z": (batch, frames, latent_dim), <subspace>: ...}`` and the
+        ``(batch,)`` frame counts (codes past an item's count are those of padding frames)."""
+        feats, frames = self.features_batch(wavs, wav_lens)
+        return self._codes(self.engine.encode(feats)), frames
+
+    @torch.no_grad()
+    def factor_embedding_batch(self, wavs, wav_lens=None, factor="speaker"):
+        """:meth:`factor_embedding` of each item of a padded batch: ``(batch, subspace dim)``, means over
+        each item's own frames only."""
+        codes, frames = self.encode_batch(wavs, wav_lens)
+        valid = (torch.arange(codes["z"].shape[1])[None, :] < frames[:, None]).to(self.device)
+        sums = (codes[self._check_factor(factor)] * valid[..., None]).sum(dim=1)
+        return sums / frames.to(sums)[:, None]
+
+    @torch.no_grad()
+    def manipulate_batch(self, wavs, wav_lens, factor, target, deviation=1.0):
+        """:meth:`manipulate` of each item of a padded batch toward one ``target``: ``(batch, frames, input_dim)``
+        raw features and the ``(batch,)`` frame counts (the source class is inferred from each item's own frames)."""
+        feats, frames = self.features_batch(wavs, wav_lens)
+        moved = torch.zeros_like(feats)
+        for index, count in enumerate(frames.tolist()):
+            moved[index, :count] = self.manipulate(feats[index, :count], factor, target, deviation=deviation)
+        return moved, frames
 
     @torch.no_grad()
     def decode(self, z):
@@ -298,7 +382,7 @@ class SpeechFactorizer(Pretrained):
         elif source is not None:
             source = self._class(factor, source)
         return self.engine.manipulate(feats, factor, source, self._class(factor, target),
-                                      pooled=factor not in FRAME_LEVEL_LABELS, deviation=deviation)
+                                      pooled=not is_frame_level(factor), deviation=deviation)
 
     @torch.no_grad()
     def match(self, inputs, factor, references, k=4, gate=True, smooth=1, decode=True):
@@ -350,28 +434,17 @@ class SpeechFactorizer(Pretrained):
             references = [references]
         references = [self.features(item) for item in references]
         pool = torch.cat(references)
-        where = torch.cat([torch.arange(self.model.prior.slices[name].start, self.model.prior.slices[name].stop)
-                           for name in kept]).to(self.device)
         feats = self.features(inputs)
         codes = self.engine.encode(feats)
         codes = codes.reshape(-1, codes.shape[-1])
         pool_codes = self.engine.encode_all(pool)
+        matcher = FrameMatcher(self.engine, kept, k, smooth, self.decoders if decode else None)
         classes = {}
         if gate:  # one utterance per input sequence and per reference
             queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
             keys = torch.arange(len(references)).repeat_interleave(torch.tensor([len(item) for item in references]))
-            decoders = self.decoders if decode else {}
-            classes = {"query_classes": self._joint_classes(codes, kept, queries, smooth, decoders),
-                       "key_classes": self._joint_classes(pool_codes, kept, keys, smooth, decoders)}
-        return nearest_mean(codes[:, where], pool_codes[:, where], pool, k, **classes).reshape(feats.shape)
-
-    def _joint_classes(self, codes, factors, utterance, smooth, decoders):
-        """One id per frame for the model's inferred classes of all ``factors`` together."""
-        joint = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
-        for name in factors:
-            inferred = self.engine.inferred_classes(codes, name, utterance, smooth, decoders.get(name))
-            joint = joint * self.model.prior.means(name).shape[0] + inferred
-        return joint
+            classes = {"query_classes": matcher.classes(codes, queries), "pool_classes": matcher.classes(pool_codes, keys)}
+        return matcher(codes, pool_codes, pool, **classes).reshape(feats.shape)
 
     def forward(self, wavs):
         """``encode`` of a waveform (SpeechBrain's convention for ``Pretrained.forward``)."""

@@ -3,8 +3,9 @@
 * :func:`load_hparams`: a model yaml holds its model and includes
   ``common.yaml`` under ``common``; this loads it, sends command-line
   overrides to whichever level defines each key, and flattens the result.
-* :func:`prepare_data`: embedded corpus (if no TIMIT is given), preparation,
-  label encoders and frame caches, each done once on the main process.
+* :func:`load_config`: a yaml without a model (evaluation, reuse recipes), overrides applied.
+* :func:`prepare_data`: the yaml's corpus (:mod:`speechbrain_fdnf.corpora`), label encoders
+  and frame caches, each done once on the main process.
 * :func:`configure_model`: gives the prior its class counts from the encoders.
 * :func:`run_cleanly`: a data or argument error is one line and exit code 2.
 
@@ -12,7 +13,6 @@ Authors
  * speechbrain-fdnf developers
 """
 
-import json
 import logging
 import re
 import sys
@@ -22,11 +22,18 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_fdnf.data.frames import (FrameDataError, FrameSet, build_encoders, featurize, parallel_frame_pairs,
-                                         utterance_frame_pairs)
-from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
-from speechbrain_fdnf.data.audio import shown
-from speechbrain_fdnf.data.timit import SPLITS, TimitError, is_directory, prepare_timit
+from speechbrain_fdnf.corpora import prepare_corpus
+from speechbrain_fdnf.data.frames import (
+    FrameDataError,
+    FrameSet,
+    build_encoders,
+    featurize,
+    parallel_frame_pairs,
+    utterance_frame_pairs,
+)
+from speechbrain_fdnf.data.timit import TimitError
+from speechbrain_fdnf.factors import SILENCE, SILENCE_LABEL, unseen_allowed
+from speechbrain_fdnf.files import PREPARED_SPLITS, hop_samples, prepared_split_path, read_prepared_split
 from speechbrain_fdnf.lobes.models import with_class_counts
 
 logger = logging.getLogger(__name__)
@@ -84,19 +91,10 @@ def load_hparams(path, overrides=None):
     return flat
 
 
-def corpus_folder(hparams):
-    """The corpus to prepare: ``data_folder``, or the embedded corpus (built on first use)."""
-    if hparams.get("data_folder"):
-        folder = Path(hparams["data_folder"])
-        if not is_directory(folder):
-            raise FileNotFoundError(f"--data_folder {shown(folder)} does not exist (no fallback to the embedded corpus)")
-        return folder
-    folder = Path(hparams["embedded_corpus_folder"])
-    options = CorpusOptions.of_size(hparams.get("embedded_corpus_size", "demo"))
-    if not (folder / "corpus.json").exists():
-        logger.info("No data_folder given: synthesizing the embedded eSpeak NG corpus into %s", folder)
-    run_on_main(synthesize_corpus, args=[folder, options])
-    return folder
+def load_config(path, overrides=None):
+    """Loads a yaml that holds no model (evaluation, reuse recipes) with ``overrides`` (a yaml string or dict)."""
+    with open(path) as handle:
+        return load_hyperpyyaml(handle, overrides)
 
 
 def prepare_data(hparams):
@@ -107,37 +105,25 @@ def prepare_data(hparams):
     (TIMIT's test speakers are new); any other unseen label is an error, or
     with ``on_unseen_label: unknown`` the unknown class ``-1``.
     """
-    corpus = corpus_folder(hparams)
-    prep = Path(hparams["prep_folder"])
-    kwargs = dict(
-        data_folder=corpus,
-        save_folder=prep,
-        exclude_sa=hparams["exclude_sa"],
-        heldout_per_speaker=hparams["heldout_per_speaker"],
-        valid_per_speaker=hparams["valid_per_speaker"],
-        test_set=hparams["test_set"],
-        sample_rate=hparams["sample_rate"],
-        on_error=hparams["on_bad_file"],
-    )
-    run_on_main(prepare_timit, kwargs=kwargs)
-    run_on_main(build_encoders, args=[prep / "train.json", prep])  # one writer for the encoder files
-    encoders = build_encoders(prep / "train.json")
+    prep = prepare_corpus(hparams)
+    train_json = prepared_split_path(prep, "train")
+    run_on_main(build_encoders, args=[train_json, prep])  # one writer for the encoder files
+    encoders = build_encoders(train_json)
     feature_kwargs = {"compute_features": hparams["compute_features"], "on_nonfinite": hparams["on_nonfinite"]}
 
     def featurize_split(split):
-        # TIMIT's test speakers are new by design; elsewhere an unseen label is an
-        # error unless the yaml maps it to "unknown" (-1, marginalised by the flows).
-        unseen_ok = ("speaker", "dialect") if split == "test" else ()
-        if hparams.get("on_unseen_label", "raise") == "unknown":
-            unseen_ok = ("speaker", "dialect", "gender")
-        return featurize(prep / f"{split}.json", prep / f"{split}_frames.pt", encoders, allow_unknown=unseen_ok, **feature_kwargs)
+        # TIMIT's test speakers are new by design; elsewhere an unseen label is an error unless
+        # the yaml maps it to "unknown" (-1, marginalised by the flows): the factor schema says which.
+        unseen_ok = unseen_allowed(split, hparams.get("on_unseen_label", "raise"))
+        return featurize(prepared_split_path(prep, split), prep / f"{split}_frames.pt", encoders,
+                         allow_unknown=unseen_ok, **feature_kwargs)
 
     # The main process computes the caches; then every process loads them.
-    run_on_main(lambda: [featurize_split(split) for split in SPLITS])
-    silence = encoders["phone"].lab2ind["sil"]
+    run_on_main(lambda: [featurize_split(split) for split in PREPARED_SPLITS])
+    silence = encoders[SILENCE_LABEL].lab2ind[SILENCE]
     frame_sets = {
         split: FrameSet(featurize_split(split), hparams["context"], hparams["exclude_silence"], silence)
-        for split in SPLITS
+        for split in PREPARED_SPLITS
     }
     counts = {split: len(frames) for split, frames in frame_sets.items()}
     logger.info("Frames per split: %s (dimension %d)", counts, frame_sets["train"].dim)
@@ -156,8 +142,8 @@ def training_pairs(hparams, frames):
     """
     kinds = []
     if hparams.get("pair_weight", 0) > 0:
-        entries = json.loads((Path(hparams["prep_folder"]) / "train.json").read_text())
-        hop = round(hparams["sample_rate"] * hparams["hop_length"] / 1000)
+        entries = read_prepared_split(hparams["prep_folder"], "train")
+        hop = hop_samples(hparams["compute_features"])
         kinds.append(dict(kind="parallel", pairs=parallel_frame_pairs(frames, entries, hop),
                           shared=hparams["pair_shared"], weight=hparams["pair_weight"]))
     if hparams.get("utterance_pair_weight", 0) > 0:
@@ -170,25 +156,25 @@ def reuse_setup(argv, splits):
     """Start of a recipe that reuses trained models: ``(hparams, run_opts, output folder, entries)``.
 
     Loads the yaml with the command-line overrides, creates the output folder,
-    (re)prepares ``prep_folder`` from ``data_folder`` when one is given, and
-    reads the prepared annotations of ``splits`` (split -> id -> entry).
+    (re)prepares ``prep_folder`` from ``data_folder`` when one is given (through the corpus seam,
+    with the preparation options the yaml gives or, for those it does not, the ones the folder was
+    prepared with), and reads the prepared annotations of ``splits`` (split -> id -> entry).
     """
     import speechbrain as sb
 
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file) as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_config(hparams_file, overrides)
     output = Path(hparams["output_folder"])
     sb.create_experiment_directory(experiment_directory=str(output), hyperparams_to_save=hparams_file,
                                    overrides=overrides)
     prep = Path(hparams["prep_folder"])
     if hparams.get("data_folder"):
-        prepare_timit(hparams["data_folder"], prep)
-    missing = [split for split in splits if not (prep / f"{split}.json").exists()]
+        prepare_corpus(hparams)
+    missing = [split for split in splits if not prepared_split_path(prep, split).exists()]
     if missing:
         raise FileNotFoundError(f"{prep} has no {', '.join(missing)}.json: train the f-DNF first "
                                 "(recipes/TIMIT/train_fdnf.py prepares the data) or give --data_folder")
-    entries = {split: json.loads((prep / f"{split}.json").read_text()) for split in splits}
+    entries = {split: read_prepared_split(prep, split) for split in splits}
     return hparams, run_opts, output, entries
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_fdnf.data.synthesize import CorpusOptions, synthesize_corpus
+from speechbrain_fdnf.corpus.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.data.timit import prepare_timit
 
 

@@ -8,17 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import perturb
-
 from speechbrain.processing.features import InputNormalization
 
 from speechbrain_fdnf.data.frames import FrameBatch, FrameSet
-from speechbrain_fdnf.engine import FeatureFlow, nearest_mean
+from speechbrain_fdnf.engine import FeatureFlow
 from speechbrain_fdnf.evaluation import FeatureProbe, draw_targets, posterior_table
+from speechbrain_fdnf.evaluation.movers import (
+    CellMeanOracle,
+    InferredClasses,
+    NearestNeighbourMatching,
+    RealFrameCeiling,
+    shift_by_class_means,
+    standardised_features,
+)
 from speechbrain_fdnf.evaluation.structure import latent_structure
-from speechbrain_fdnf.evaluation.tables import (CellMeanOracle, InferredClasses, NearestNeighbourMatching,
-                                                RealFrameCeiling, existing_cells, shift_by_class_means,
-                                                standardised_features)
+from speechbrain_fdnf.evaluation.tables import existing_cells
 from speechbrain_fdnf.lobes import VAE, DiscriminativeFlow, FactorialGaussianPrior, RealNVP
+from speechbrain_fdnf.matching import nearest_mean
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 6
@@ -359,12 +365,19 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
     summary = report["summary"]["models"]["f-DNF"]["tables"]["phone"]["delta_target"]
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()
-    assert "## Phone manipulation" in markdown and "## Speaker manipulation" in markdown and " ± " in markdown
+    assert "### Phone manipulation" in markdown and "### Speaker manipulation" in markdown and " ± " in markdown
+    # the paper's table leads; the matching rows (beyond the paper) and the ceiling (a reference) follow
+    paper, beyond, reference = (markdown.index(f"## {heading}") for heading in
+                                ("The paper's tables", "Beyond the paper", "Reference rows"))
+    assert paper < beyond < reference < markdown.index("## Leakage probes")
+    assert paper < markdown.index("| f-DNF | ") < beyond < markdown.index("| f-DNF kNN matching (k=4) |") < reference
+    assert reference < markdown.index("| real-frame ceiling |")
+    assert report["row_kinds"]["f-DNF"] == "paper" and report["row_kinds"]["real-frame ceiling"] == "reference"
     assert "Scored on the valid split" in markdown
     assert "## Matching gates" in markdown and "| f-DNF kNN matching gated by the model, phones decoded (k=4) | phone |" in markdown
-    assert "## Gender manipulation (phone should stay)" in markdown and "| f-DNF | z_gender |" in markdown
+    assert "### Gender manipulation (phone should stay)" in markdown and "| f-DNF | z_gender |" in markdown
     assert (out / "tsne.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "## Phone manipulation" in result.stdout
+    assert "### Phone manipulation" in result.stdout
 
 
 def test_evaluation_recipe_refuses_to_score_the_test_split(tmp_path):
@@ -373,3 +386,19 @@ def test_evaluation_recipe_refuses_to_score_the_test_split(tmp_path):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "scored_split must be heldout or valid, got 'test'" in result.stderr
     assert not list(tmp_path.iterdir())  # refused before training or preparing anything
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "hparams").glob("evaluate*.yaml"))
+                         + sorted((ROOT / "hparams/experiments").glob("*.yaml")), ids=lambda path: path.name)
+def test_every_evaluation_yaml_is_a_valid_config_whose_models_exist(path, tmp_path):
+    from hyperpyyaml import load_hyperpyyaml
+
+    from speechbrain_fdnf.evaluation import EvaluationConfig
+
+    with open(path) as handle:
+        config = EvaluationConfig.from_dict(load_hyperpyyaml(handle, {"output_root": str(tmp_path)}))
+    assert config.models and config.eval_folder.startswith(str(tmp_path))
+    for entry in config.models.values():
+        assert (ROOT / (entry["hparams"] if isinstance(entry, dict) else entry)).is_file()
+    with pytest.raises(ValueError, match="unknown evaluation setting"):
+        EvaluationConfig.from_dict({**vars(config), "knn": 3})

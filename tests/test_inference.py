@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import torchaudio
 
 from speechbrain_fdnf.convert import main as convert_main
 from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError, SpeechFactorizer
@@ -121,7 +122,20 @@ def test_the_class_posterior_at_a_class_mean_picks_that_class(flow, utterance):
         posterior = flow.class_posterior(flow.decode(z), factor)
         assert posterior.shape == (len(z), len(flow.labels(factor)))
         assert torch.equal(posterior.argmax(-1), classes)
-    assert FactorialFlow is SpeechFactorizer  # the name before 0.2 still works
+
+
+def test_the_names_before_0_5_still_work(flow, utterance):
+    from speechbrain_fdnf.brain import read_nll
+    from speechbrain_fdnf.corpus.synthesize import synthesize_corpus as moved
+    from speechbrain_fdnf.data.synthesize import synthesize_corpus
+    from speechbrain_fdnf.engine import nearest_mean
+    from speechbrain_fdnf.evaluation.parallel import parallel_pairs
+    from speechbrain_fdnf.lobes.transforms import AffineCoupling, normalized_linear
+
+    assert FactorialFlow is SpeechFactorizer  # the name before 0.2
+    assert synthesize_corpus is moved and callable(read_nll) and callable(nearest_mean) and callable(parallel_pairs)
+    assert AffineCoupling.__module__ == "speechbrain_fdnf.lobes.couplings" and callable(normalized_linear)
+    torch.testing.assert_close(flow.read_wav(utterance[0]), flow.load_audio(utterance[0]))
 
 
 def test_convert_command_writes_a_wav_next_to_the_original(flow, trained, utterance, tmp_path):
@@ -164,15 +178,14 @@ def test_bad_arguments_give_clear_errors(flow, trained, utterance, tmp_path, cap
     assert "unknown speaker 'NOBODY'" in capsys.readouterr().err
     assert convert_main(["--model", str(tmp_path / "missing"), "--wav", wav, "--speaker", "X"]) == 2
     assert "does not exist" in capsys.readouterr().err
-    samples, rate = soundfile.read(wav)
-    stereo = tmp_path / "stereo.wav"
-    soundfile.write(str(stereo), np.stack([samples, samples], axis=1), rate)
-    assert convert_main(["--model", model, "--wav", str(stereo), "--speaker", utterance[1]]) == 2
-    assert "stereo.wav: 2 channels" in capsys.readouterr().err
-    narrow = tmp_path / "narrow.wav"
-    soundfile.write(str(narrow), samples[::2], 8000)
-    assert convert_main(["--model", model, "--wav", str(narrow), "--speaker", utterance[1]]) == 2
-    assert "narrow.wav: sample rate 8000 Hz" in capsys.readouterr().err
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert convert_main(["--model", model, "--wav", str(empty), "--speaker", utterance[1]]) == 2
+    assert "empty.wav: empty file" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.flac"
+    garbage.write_bytes(b"not audio at all" * 10)
+    assert convert_main(["--model", model, "--wav", str(garbage), "--speaker", utterance[1]]) == 2
+    assert "garbage.flac: unreadable audio" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: neither --speaker nor --target nor --enrol
         convert_main(["--model", model, "--wav", wav])
     with pytest.raises(InferenceInputError, match="last dimension must be 40"):
@@ -183,6 +196,47 @@ def test_bad_arguments_give_clear_errors(flow, trained, utterance, tmp_path, cap
         flow.factor_embedding(wav, "gender")
     with pytest.raises(FileNotFoundError, match="not an exported model"):
         SpeechFactorizer.from_hparams(source=tmp_path)
+
+
+def test_files_of_any_rate_and_channel_count_are_loaded_as_speechbrain_does_and_converted(flow, trained, utterance,
+                                                                                         tmp_path):
+    samples, rate = soundfile.read(str(utterance[0]), dtype="float32")
+    wav = flow.load_audio(utterance[0])
+    torch.testing.assert_close(wav, torch.from_numpy(samples))  # a file at the model's rate, mono: unchanged
+    # 44.1 kHz stereo FLAC: resampled to the model's rate and mixed down (SpeechBrain's Pretrained.load_audio)
+    high = torch.from_numpy(torchaudio.functional.resample(torch.from_numpy(samples), rate, 44100).numpy())
+    stereo = tmp_path / "in_44k_stereo.flac"
+    soundfile.write(str(stereo), np.stack([high.numpy(), 0.5 * high.numpy()], axis=1), 44100)
+    loaded = flow.load_audio(stereo)
+    assert abs(len(loaded) - len(samples)) <= 1
+    n = min(len(loaded), len(samples))
+    assert torch.corrcoef(torch.stack([loaded[:n], 0.75 * wav[:n]]))[0, 1] > 0.99  # the mean of the two channels
+    out = tmp_path / "out.wav"
+    assert convert_main(["--model", str(trained[0]), "--wav", str(stereo), "--speaker", utterance[1],
+                         "--out", str(out)]) == 0
+    info = soundfile.info(str(out))
+    assert (info.samplerate, info.channels) == (rate, 1) and abs(info.frames - len(samples)) <= 1
+
+
+def test_batch_methods_take_padded_waveforms_with_relative_lengths(flow, utterance):
+    wav = flow.load_audio(utterance[0])
+    short = wav[: len(wav) // 2]
+    batch = torch.zeros(2, len(wav))
+    batch[0], batch[1, : len(short)] = wav, short
+    lengths = torch.tensor([1.0, len(short) / len(wav)])
+    codes, frames = flow.encode_batch(batch, lengths)
+    alone = [flow.encode(wav)["z"], flow.encode(short)["z"]]
+    assert frames.tolist() == [len(item) for item in alone]
+    for index, item in enumerate(alone):  # each item's frames are exactly its own encoding
+        torch.testing.assert_close(codes["z"][index, : len(item)], item)
+    embeddings = flow.factor_embedding_batch(batch, lengths)
+    torch.testing.assert_close(embeddings[1], flow.factor_embedding(short), atol=1e-5, rtol=1e-5)
+    moved, _ = flow.manipulate_batch(batch, lengths, "speaker", utterance[1])
+    torch.testing.assert_close(moved[1, : frames[1]], flow.manipulate(short, "speaker", utterance[1]))
+    with pytest.raises(InferenceInputError, match="wav_lens must be 2 relative lengths"):
+        flow.encode_batch(batch, torch.tensor([1.0, 0.0]))
+    with pytest.raises(InferenceInputError, match="expected \\(batch, samples\\)"):
+        flow.encode_batch(wav)
 
 
 def test_a_checkpoint_that_does_not_match_is_refused(trained, tmp_path):
@@ -251,3 +305,21 @@ def test_matching_replaces_frames_by_their_nearest_reference_frames(flow, traine
     assert not np.allclose(soundfile.read(str(ungated))[0], converted)
     with pytest.raises(SystemExit):  # knn needs audio of the target
         convert_main(["--model", str(trained[0]), "--wav", str(wav), "--speaker", utterance[1], "--manipulation", "knn"])
+
+
+def test_the_evaluation_scores_the_very_match_users_call(flow, trained, utterance):
+    from speechbrain_fdnf.data.frames import FrameBatch
+    from speechbrain_fdnf.evaluation.movers import ModelMatching
+
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    target = next(entry["speaker"] for entry in entries if entry["speaker"] != utterance[1])
+    references = [flow.features(entry["wav"]) for entry in entries if entry["speaker"] == target][:3]
+    feats = flow.features(utterance[0])
+    shipped = flow.match(feats, "speaker", references, k=4, gate=False)
+    target_index = flow.class_index("speaker", target)
+    pool = torch.cat(references)
+    train = FrameBatch(pool, {"speaker": torch.full((len(pool),), target_index)})
+    batch = FrameBatch(feats, {"speaker": torch.zeros(len(feats), dtype=torch.long)})
+    evaluated = ModelMatching(flow.engine, train, k=4)(batch, "speaker", "phone", torch.full((len(feats),), target_index))
+    torch.testing.assert_close(evaluated, shipped, atol=1e-5, rtol=1e-5)
+    assert (evaluated - feats).abs().mean() > 0.1  # the frames did move

@@ -60,7 +60,7 @@ def test_dimension_mismatch_between_flow_and_prior_is_reported():
         DiscriminativeFlow(RealNVP(4, num_blocks=1), FactorialGaussianPrior([], residual_dim=3))
 
 
-def test_vae_encode_decode_and_elbo_shapes_and_bound():
+def test_vae_shapes_and_its_log_variance_bound():
     vae = perturb(VAE(5, latent_dim=3, hidden_size=16), 0.1)
     x = torch.randn(8, 5)
     mean, log_var = vae.encode(x)
@@ -69,6 +69,22 @@ def test_vae_encode_decode_and_elbo_shapes_and_bound():
     assert (log_var.abs() <= vae.log_var_bound).all()
     loss = vae.objective(x)
     assert loss.shape == (8,) and torch.isfinite(loss).all()
+
+
+def test_vae_elbo_is_below_an_importance_sampled_log_likelihood():
+    torch.manual_seed(0)
+    vae = perturb(VAE(4, latent_dim=2, hidden_size=16), 0.5)
+    x = torch.randn(6, 4)
+    with torch.no_grad():
+        elbo = torch.stack([vae.elbo(x) for _ in range(2000)]).mean(0)  # the bound's expectation
+        mean, log_var = vae.encode(x)
+        q = Normal(mean, torch.exp(0.5 * log_var))
+        z = q.sample((4000,))
+        rec_mean, rec_log_var = vae._gaussian(vae.decoder, z)
+        log_joint = Normal(rec_mean, torch.exp(0.5 * rec_log_var)).log_prob(x).sum(-1) + Normal(0.0, 1.0).log_prob(z).sum(-1)
+        log_likelihood = torch.logsumexp(log_joint - q.log_prob(z).sum(-1), dim=0) - math.log(len(z))
+    assert (elbo <= log_likelihood + 0.02).all()  # a lower bound, up to the sampling error of both estimates
+    assert (log_likelihood - elbo).max() > 1e-3  # and not trivially equal for a perturbed VAE
 
 
 def test_vae_elbo_with_zero_networks_is_the_standard_normal_likelihood():

@@ -18,17 +18,17 @@ from pathlib import Path
 site, repo = sys.argv[1], Path(sys.argv[2]).resolve()
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()]
 sys.path[:] = [site] + [p for p in sys.path if p and Path(p).resolve() != repo]
-for name in ("speechbrain_fdnf.inference", "speechbrain_fdnf.data.synthesize", "speechbrain_fdnf.lobes",
+for name in ("speechbrain_fdnf.inference", "speechbrain_fdnf.data.synthesize", "speechbrain_fdnf.corpus.synthesize", "speechbrain_fdnf.lobes",
              "speechbrain_fdnf.brain", "speechbrain_fdnf.evaluation", "speechbrain_fdnf.convert"):
     module = importlib.import_module(name)
     assert module.__file__.startswith(site), (name, module.__file__)
-for command in ("speechbrain_fdnf.data.synthesize", "speechbrain_fdnf.convert"):
+for command in ("speechbrain_fdnf.corpus.synthesize", "speechbrain_fdnf.data.synthesize", "speechbrain_fdnf.convert"):
     sys.argv = [command, "--help"]
     try:
         runpy.run_module(command, run_name="__main__")
     except SystemExit as done:
         assert done.code in (0, None), (command, done.code)
-from speechbrain_fdnf.data.sentences import GRAMMAR_FILE, sentence_pool
+from speechbrain_fdnf.corpus.sentences import GRAMMAR_FILE, sentence_pool
 assert str(GRAMMAR_FILE).startswith(site) and len(sentence_pool(450, 1890)[2]) == 1890  # the packaged grammar
 print("wheel ok:", importlib.import_module("speechbrain_fdnf").__file__)
 """

@@ -10,11 +10,11 @@ import torch
 import torchaudio
 from conftest import first_utterance
 
-from speechbrain_fdnf.data import synthesize
-from speechbrain_fdnf.data.espeak import ESpeak
+from speechbrain_fdnf.corpus import synthesize
+from speechbrain_fdnf.corpus.espeak import ESpeak
+from speechbrain_fdnf.corpus.speakers import TIMIT_DIALECT_COUNTS, SpeakerProfile, read_speaker_table
+from speechbrain_fdnf.corpus.synthesize import CorpusOptions, plan_corpus, synthesize_corpus
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39, TIMIT39, espeak_to_timit
-from speechbrain_fdnf.data.speakers import TIMIT_DIALECT_COUNTS, SpeakerProfile, read_speaker_table
-from speechbrain_fdnf.data.synthesize import CorpusOptions, plan_corpus, synthesize_corpus
 
 
 def test_corpus_has_timit_layout(corpus):
@@ -170,9 +170,14 @@ def test_interrupted_synthesis_resumes_without_redoing_finished_speakers(corpus,
     assert _corpus_files(out) == _corpus_files(corpus)  # same corpus as an uninterrupted build
 
 
-def test_corpus_is_reused_and_other_options_refused(corpus):
-    manifest = synthesize_corpus(corpus, CorpusOptions.small())
+def test_corpus_is_reused_and_other_options_refused(corpus, monkeypatch):
+    written = {path: path.stat().st_mtime_ns for path in corpus.rglob("*") if path.is_file()}
+    synthesized = []
+    monkeypatch.setattr(synthesize, "_synthesize_speaker", lambda job: synthesized.append(job))
+    manifest = synthesize_corpus(corpus, CorpusOptions.small(), workers=1, progress=False)
     assert manifest["utterances"] == 8 * 8 and manifest["speakers"] == 8
+    assert not synthesized  # reused: no speaker synthesized again, no file written again
+    assert {path: path.stat().st_mtime_ns for path in corpus.rglob("*") if path.is_file()} == written
     with pytest.raises(FileExistsError, match="other options"):
         synthesize_corpus(corpus, CorpusOptions.small(seed=99))
 
@@ -190,9 +195,9 @@ def test_manifest_reports_the_phone_coverage_of_the_files(corpus):
 def test_the_full_corpus_sentences_cover_every_folded_phone():
     texts = sorted({entry["text"] for entry in plan_corpus(CorpusOptions.full())[1]})
     counts = Counter()
-    engine = ESpeak.instance()
+    espeak = ESpeak.instance()
     for text in texts:
-        counts.update(FOLD_61_TO_39[espeak_to_timit(name)] for _, name in engine.synthesize(text).phonemes)
+        counts.update(FOLD_61_TO_39[espeak_to_timit(name)] for _, name in espeak.synthesize(text).phonemes)
     assert set(TIMIT39) <= set(counts), set(TIMIT39) - set(counts)
     assert min(counts[p] for p in TIMIT39) >= 100  # every class well represented, not a single token
 

@@ -4,7 +4,7 @@
 Usage::
 
     python recipes/TIMIT/evaluate.py hparams/evaluate.yaml [--seeds=[1,2,3]] [--output_root=results]
-    python recipes/TIMIT/evaluate.py hparams/tune_pairs.yaml   # scores the valid split
+    python recipes/TIMIT/evaluate.py hparams/experiments/tune_pairs.yaml   # scores the valid split
 
 A (model, seed) whose training run has not finished (no test NLL in its
 ``nll.json``, or no exported inference folder) is trained first through
@@ -13,37 +13,41 @@ inference folder, as a user would load it. Writes ``results.md``,
 ``results.json`` and ``tsne.png`` into ``eval_folder`` and prints the report.
 """
 
-import json
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_fdnf.brain import read_nll
-from speechbrain_fdnf.evaluation import aggregate, evaluate_models, markdown, table_pairs, tsne_grid
-from speechbrain_fdnf.recipe_utils import load_hparams, prepare_data
+from speechbrain_fdnf.evaluation import EvaluationConfig, aggregate, evaluate_models, markdown, tsne_grid
+from speechbrain_fdnf.export import read_nll
+from speechbrain_fdnf.files import read_prepared_split, write_json_atomic
+from speechbrain_fdnf.recipe_utils import load_config, load_hparams, prepare_data
 
 logger = logging.getLogger(__name__)
 TRAIN_RECIPE = Path(__file__).resolve().with_name("train_fdnf.py")
 
 
 def model_entries(config, seed):
-    """``{display name: (hparams file, overrides)}`` from ``config["models"]``.
+    """``{display name: (hparams file, overrides)}`` from ``config.models``.
 
-    An entry is a yaml path, or ``{hparams: path, overrides: {...}}`` for a
+    An entry is a yaml path, or ``{hparams: path, overrides: {...}, beyond_paper: bool}`` for a
     variant (give it its own ``experiment_name`` so it trains into its own folder).
     """
-    base = {"output_root": config["output_root"], "seed": seed, **(config.get("data_overrides") or {})}
+    base = {"output_root": config.output_root, "seed": seed, **(config.data_overrides or {})}
     entries = {}
-    for name, entry in config["models"].items():
+    for name, entry in config.models.items():
         if isinstance(entry, dict):
             entries[name] = (entry["hparams"], {**base, **(entry.get("overrides") or {})})
         else:
             entries[name] = (entry, dict(base))
     return entries
+
+
+def beyond_paper(config):
+    """The display names of the models marked ``beyond_paper`` (reported after the paper's rows)."""
+    return {name for name, entry in config.models.items() if isinstance(entry, dict) and entry.get("beyond_paper")}
 
 
 def train_if_missing(hparams, hparams_file, overrides, train_overrides):
@@ -60,41 +64,38 @@ def evaluate_seed(config, seed):
     runs = {}
     for display, (hparams_file, overrides) in model_entries(config, seed).items():
         hparams = load_hparams(hparams_file, overrides)
-        if config.get("train_missing", True):
-            train_if_missing(hparams, hparams_file, overrides, config.get("train_overrides") or {})
+        if config.train_missing:
+            train_if_missing(hparams, hparams_file, overrides, config.train_overrides or {})
         runs[display] = hparams
     first = next(iter(runs.values()))
     encoders, frames = prepare_data(first)
     models = {display: (hparams["inference_folder"], hparams["nll_file"]) for display, hparams in runs.items()}
-    prepared = {split: json.loads((Path(first["prep_folder"]) / f"{split}.json").read_text())
-                for split in ("train", "valid", "heldout")}
-    scored = config.get("scored_split", "heldout")
+    prepared = {split: read_prepared_split(first["prep_folder"], split) for split in ("train", "valid", "heldout")}
+    scored = config.scored_split
     # valid: for choosing settings, so that the held-out tables stay untouched by the choice
     frames = dict(frames, heldout=frames[scored])
     utterances = {"heldout": prepared[scored], "train": prepared["train"],
                   "references": {k: v for split in prepared.values() for k, v in split.items()}}
-    return evaluate_models(models, encoders, frames, config, seed, utterances)
+    return evaluate_models(models, encoders, frames, config, seed, utterances, beyond_paper(config))
 
 
 def main(argv):
     """Evaluates every seed, writes ``results.json``, ``results.md`` and the t-SNE PNG; returns the markdown."""
     hparams_file, _, overrides = sb.parse_arguments(argv)
-    with open(hparams_file) as handle:
-        config = load_hyperpyyaml(handle, overrides)
-    scored = config.get("scored_split", "heldout")
-    if scored not in ("heldout", "valid"):
-        raise ValueError(f"scored_split must be heldout or valid, got {scored!r}")
-    out = Path(config["eval_folder"])
+    config = EvaluationConfig.from_dict(load_config(hparams_file, overrides))
+    scored = config.scored_split
+    out = Path(config.eval_folder)
     out.mkdir(parents=True, exist_ok=True)
-    per_seed, seeds = [], list(config["seeds"])
+    per_seed, seeds = [], list(config.seeds)
     for index, seed in enumerate(seeds):
-        result, figure_data = evaluate_seed(config, seed)
+        result, figure_data, row_kinds = evaluate_seed(config, seed)
         per_seed.append(result)
-        if index == 0:
+        if index == 0 and figure_data:
             tsne_grid(**figure_data, path=out / "tsne.png", seed=seed)
     summary = aggregate(per_seed)
-    (out / "results.json").write_text(json.dumps({"seeds": seeds, "per_seed": per_seed, "summary": summary}, indent=1))
-    text = markdown(summary, seeds, out / "tsne.png", table_pairs(config))
+    write_json_atomic(out / "results.json", {"seeds": seeds, "per_seed": per_seed, "summary": summary,
+                                             "row_kinds": row_kinds})
+    text = markdown(summary, seeds, config, row_kinds)
     if scored != "heldout":
         title, rest = text.split("\n", 1)
         text = f"{title}\n\nScored on the {scored} split (held-out frames replaced by {scored} frames everywhere).\n{rest}"

@@ -11,18 +11,18 @@ Usage::
     python recipes/TIMIT/speaker_id.py hparams/speaker_id.yaml [--model_folder=DIR]
 """
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from speechbrain_fdnf.files import read_prepared_split
 from speechbrain_fdnf.inference import SpeechFactorizer
+from speechbrain_fdnf.recipe_utils import load_config
 
 
 def utterance_vectors(flow, entries, factor, segmentations=(None,)):
@@ -54,16 +54,12 @@ def utterance_vectors(flow, entries, factor, segmentations=(None,)):
 
 
 def load_entries(prep_folder, splits):
-    entries = []
-    for split in splits:
-        entries += json.loads((Path(prep_folder) / f"{split}.json").read_text()).values()
-    return entries
+    return [entry for split in splits for entry in read_prepared_split(prep_folder, split).values()]
 
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    with open(hparams_file) as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_config(hparams_file, overrides)
     flow = SpeechFactorizer.from_hparams(source=hparams["model_folder"], run_opts=run_opts)
     [(enrol, enrol_speakers)] = utterance_vectors(flow, load_entries(hparams["prep_folder"], hparams["enrol_splits"]),
                                                   hparams["factor"])

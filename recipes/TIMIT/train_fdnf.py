@@ -24,8 +24,14 @@ from speechbrain.utils.distributed import ddp_init_group, run_on_main
 
 from speechbrain_fdnf.brain import FlowBrain
 from speechbrain_fdnf.export import export_model
-from speechbrain_fdnf.recipe_utils import (configure_model, load_hparams, prepare_data, route_overrides, run_cleanly,
-                                           training_pairs)
+from speechbrain_fdnf.recipe_utils import (
+    configure_model,
+    load_hparams,
+    prepare_data,
+    route_overrides,
+    run_cleanly,
+    training_pairs,
+)
 
 
 def main(argv):

@@ -1,1 +1,1 @@
-"""Data: the embedded eSpeak NG corpus, TIMIT preparation, audio checks and frame-level features."""
+"""Data preparation: TIMIT-layout corpora, audio checks, phone tables, frame-level features and labels (the embedded corpus synthesizer is :mod:`speechbrain_fdnf.corpus`)."""

@@ -1,11 +1,13 @@
 """Frame alignment of two readings of the same sentence, by their phone segments.
 
 TIMIT and the embedded corpus have sentences read by several speakers (SA,
-SX). Two readings with the same non-silence phone sequence are aligned
-segment by segment (the i-th non-silence segment of one to the i-th of the
-other, linear time warp inside each segment). The evaluation uses it for the
-parallel conversion distortion; training uses it for paired frames
-(:func:`speechbrain_fdnf.data.frames.parallel_frame_pairs`).
+SX). Two readings with the same non-silence phone sequence
+(:func:`reads_in_parallel`) are aligned segment by segment (the i-th non-silence
+segment of one to the i-th of the other, linear time warp inside each segment).
+One definition of a parallel reading serves both of its users: training's paired
+frames (:func:`speechbrain_fdnf.data.frames.parallel_frame_pairs`, over
+:func:`sentence_groups`) and the evaluation's parallel conversion distortion
+(:func:`parallel_readings`).
 
 Authors
  * speechbrain-fdnf developers
@@ -21,6 +23,55 @@ def speech_segments(entry):
     kept = [i for i, phone in enumerate(entry["phones39"]) if phone != SILENCE]
     return ([entry["starts"][i] for i in kept], [entry["ends"][i] for i in kept],
             [entry["phones39"][i] for i in kept])
+
+
+def reads_in_parallel(entry, other):
+    """Whether two prepared utterances are parallel readings: the same (non-empty) text read by two
+    speakers with the same non-silence phone sequence.
+
+    Example
+    -------
+    >>> a = {"text": "Hi.", "speaker": "A", "starts": [0], "ends": [9], "phones39": ["ay"]}
+    >>> reads_in_parallel(a, dict(a, speaker="B")), reads_in_parallel(a, a), reads_in_parallel(a, dict(a, speaker="B", text=""))
+    (True, False, False)
+    """
+    return (bool(entry.get("text")) and entry.get("text") == other.get("text") and entry["speaker"] != other["speaker"]
+            and speech_segments(entry)[2] == speech_segments(other)[2])
+
+
+def sentence_groups(keys, entries):
+    """``{text: [key, ...]}``: the ``keys`` (in their order) of the ``entries`` with a text, grouped by it."""
+    groups = {}
+    for key in keys:
+        if entries[key].get("text"):
+            groups.setdefault(entries[key]["text"], []).append(key)
+    return groups
+
+
+def parallel_readings(utterances, references, seed=0):
+    """For each utterance, one parallel reading (:func:`reads_in_parallel`) among ``references``, drawn with
+    ``seed``: ``[(utterance entry, reading entry), ...]`` in the utterances' sorted order; utterances
+    without one are left out.
+
+    Arguments
+    ---------
+    utterances, references : dict
+        Prepared annotations (id -> entry), e.g. the held-out split and all splits of the training speakers.
+
+    Returns
+    -------
+    list of (dict, dict)
+    """
+    groups = sentence_groups(sorted(references), references)
+    generator = torch.Generator().manual_seed(seed)
+    pairs = []
+    for key in sorted(utterances):
+        entry = utterances[key]
+        readings = [references[other] for other in groups.get(entry.get("text"), [])
+                    if reads_in_parallel(entry, references[other])]
+        if readings:
+            pairs.append((entry, readings[int(torch.randint(len(readings), (1,), generator=generator))]))
+    return pairs
 
 
 def aligned_frames(entry, reference, num_frames, reference_frames, hop):

@@ -38,12 +38,13 @@ def is_directory(path, error=ValueError):
         raise error(f"{shown(path)}: {err.strerror or err}") from None
 
 
-def check_audio(wav_path, sample_rate, error=ValueError):
-    """The ``soundfile`` info of a whole, mono, non-empty file at ``sample_rate``.
+def check_audio(wav_path, sample_rate=None, error=ValueError, mono=True):
+    """The ``soundfile`` info of a whole, non-empty file; mono at ``sample_rate`` where those are given.
 
     Anything else raises ``error`` (a class taking one message) naming the
     file and the problem: missing, empty or unreadable file, truncated data,
-    another sample rate, several channels, no samples.
+    another sample rate (``sample_rate=None``: any), several channels
+    (``mono=False``: any), no samples.
     """
     wav_path = Path(wav_path)
     try:
@@ -57,9 +58,9 @@ def check_audio(wav_path, sample_rate, error=ValueError):
     truncated = _truncation(wav_path, info)
     if truncated:
         raise error(f"{wav_path}: truncated audio ({truncated})")
-    if info.samplerate != sample_rate:
+    if sample_rate is not None and info.samplerate != sample_rate:
         raise error(f"{wav_path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (resample it first)")
-    if info.channels != 1:
+    if mono and info.channels != 1:
         raise error(f"{wav_path}: {info.channels} channels, expected mono (downmix it first)")
     if info.frames <= 0:
         raise error(f"{wav_path}: empty audio")

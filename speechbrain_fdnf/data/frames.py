@@ -18,7 +18,6 @@ Authors
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -27,15 +26,12 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.data_pipeline import provides, takes
 
-from speechbrain_fdnf.data.phones import TIMIT39
+from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel, sentence_groups
+from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, LABEL_SETS, LABELS  # noqa: F401  (re-exported)
+from speechbrain_fdnf.features import splice  # noqa: F401  (re-exported: its home before 0.5)
+from speechbrain_fdnf.files import atomic_write
 
 logger = logging.getLogger(__name__)
-
-#: Label sets kept per frame; "phone" is the folded 39-class phone.
-LABELS = ("phone", "speaker", "gender", "dialect")
-_SOURCE_KEY = {"phone": "phones39", "speaker": "speaker", "gender": "gender", "dialect": "dialect"}
-#: Label sets that change from frame to frame; the others are constant over an utterance.
-FRAME_LEVEL_LABELS = ("phone",)
 
 
 class FrameDataError(ValueError):
@@ -45,10 +41,11 @@ class FrameDataError(ValueError):
 def build_encoders(train_json, save_folder=None):
     """One ``CategoricalEncoder`` per label set, built from the training annotations.
 
-    Phones use the fixed 39-class inventory so that a class with no training
-    frame still has an index (and can be reported); speakers, genders and
-    dialects are the sorted labels of the training annotations, so the same
-    ``train.json`` always gives the same indices. With ``save_folder`` each
+    Each label set's classes come from the factor schema
+    (:meth:`LabelSet.classes <speechbrain_fdnf.factors.LabelSet.classes>`): phones use the fixed
+    39-class inventory so that a class with no training frame still has an index (and can be
+    reported); speakers, genders and dialects are the sorted labels of the training annotations,
+    so the same ``train.json`` always gives the same indices. With ``save_folder`` each
     encoder is also saved there as ``<name>_encoder.txt``.
 
     Returns
@@ -58,11 +55,8 @@ def build_encoders(train_json, save_folder=None):
     """
     data = json.loads(Path(train_json).read_text())
     encoders = {}
-    for name in LABELS:
-        if name == "phone":
-            labels = list(TIMIT39)
-        else:
-            labels = sorted({entry[_SOURCE_KEY[name]] for entry in data.values()})
+    for name, label_set in LABEL_SETS.items():
+        labels = label_set.classes(data)
         encoder = CategoricalEncoder()
         encoder.update_from_iterable(labels)
         encoder.expect_len(len(labels))
@@ -170,7 +164,7 @@ def featurize(
         return read_audio(wav)
 
     dataset.add_dynamic_item(audio_pipeline)
-    dataset.set_output_keys(["id", "sig", "starts", "ends", "num_samples"] + sorted(set(_SOURCE_KEY.values())))
+    dataset.set_output_keys(["id", "sig", "starts", "ends", "num_samples"] + sorted({label_set.entry_key for label_set in LABEL_SETS.values()}))
 
     feats, labels, utterance, ids = [], {name: [] for name in LABELS}, [], []
     stats = {"utterances": 0, "frames": 0, "uncovered_frames": 0, "skipped_nonfinite": []}
@@ -191,10 +185,8 @@ def featurize(
             keep = segment >= 0
             stats["uncovered_frames"] += int((~keep).sum())
             segment = segment[keep]
-            for name in LABELS:
-                value = item[_SOURCE_KEY[name]]
-                frame_level = name in FRAME_LEVEL_LABELS
-                per_frame = [value[i] for i in segment.tolist()] if frame_level else [value] * len(segment)
+            for name, label_set in LABEL_SETS.items():
+                per_frame = label_set.per_frame(item, segment.tolist())
                 labels[name].append(_encode(encoders[name], per_frame, name, item["id"], name in allow_unknown))
             feats.append(utt_feats[keep])
             utterance.append(torch.full((len(segment),), len(ids), dtype=torch.long))
@@ -210,10 +202,8 @@ def featurize(
         "stats": stats,
     }
     stats.update(utterances=len(ids), frames=len(result["feats"]))
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_path.with_suffix(".tmp")
-    torch.save(result, tmp)
-    os.replace(tmp, cache_path)
+    with atomic_write(cache_path) as tmp:
+        torch.save(result, tmp)
     return result
 
 
@@ -253,32 +243,6 @@ class FrameBatch:
 
     def __len__(self):
         return self.feats.shape[0]
-
-
-def splice(feats, context, rows=None, first=None, last=None):
-    """Frames with their ``context`` neighbours on each side: ``(n, dim * (2 context + 1))``.
-
-    Neighbours past an utterance's edge repeat its edge frame. Without
-    ``rows`` the frames are one utterance and every frame is returned;
-    otherwise ``rows`` picks frames of a concatenation of utterances and
-    ``first``/``last`` give the row bounds of each picked frame's utterance.
-
-    Example
-    -------
-    >>> splice(torch.arange(3.)[:, None], 1)
-    tensor([[0., 0., 1.],
-            [0., 1., 2.],
-            [1., 2., 2.]])
-    """
-    if rows is None:
-        rows = torch.arange(len(feats), device=feats.device)
-        first, last = torch.zeros((), dtype=torch.long, device=feats.device), torch.tensor(len(feats) - 1, device=feats.device)
-    if not context:
-        return feats[rows]
-    offsets = torch.arange(-context, context + 1, device=rows.device)
-    first, last = (bound[..., None] if bound.dim() else bound for bound in (first, last))
-    neighbours = (rows[:, None] + offsets).clamp(first, last)
-    return feats[neighbours].flatten(1)
 
 
 def _identity_collate(batch):
@@ -384,9 +348,11 @@ class FrameSet(torch.utils.data.Dataset):
 def parallel_frame_pairs(frames, entries, hop):
     """Aligned frames of two speakers reading the same sentence: ``(pairs, 2)`` positions in ``frames``.
 
-    Every two utterances of ``frames`` with the same text, different
-    speakers and the same non-silence phone sequence are aligned by their
-    phone segments (:func:`~speechbrain_fdnf.data.alignment.aligned_frames`);
+    Every two utterances of ``frames`` that read in parallel (the same text,
+    different speakers, the same non-silence phone sequence:
+    :func:`~speechbrain_fdnf.data.alignment.reads_in_parallel`, the definition
+    the evaluation's parallel distortion uses too) are aligned by their phone
+    segments (:func:`~speechbrain_fdnf.data.alignment.aligned_frames`);
     each aligned frame gives one pair (frames left out of the set, such as
     silence, give none). A paired frame shares phone and phonetic context with
     its partner and differs in speaker.
@@ -405,21 +371,17 @@ def parallel_frame_pairs(frames, entries, hop):
     -------
     torch.LongTensor
     """
-    from speechbrain_fdnf.data.alignment import aligned_frames
-
     if frames.utterance_ids is None:
         raise ValueError("the frame cache does not list its utterances; featurize it again")
-    by_text = {}
-    for index, uid in enumerate(frames.utterance_ids):
-        if entries[uid].get("text"):
-            by_text.setdefault(entries[uid]["text"], []).append(index)
+    index_of = {uid: index for index, uid in enumerate(frames.utterance_ids)}
     first, pairs = frames.boundaries, []
-    for indices in by_text.values():
-        for i, a in enumerate(indices):
-            for b in indices[i + 1 :]:
-                entry_a, entry_b = entries[frames.utterance_ids[a]], entries[frames.utterance_ids[b]]
-                if entry_a["speaker"] == entry_b["speaker"]:
+    for keys in sentence_groups(frames.utterance_ids, entries).values():
+        for i, key_a in enumerate(keys):
+            for key_b in keys[i + 1 :]:
+                entry_a, entry_b = entries[key_a], entries[key_b]
+                if not reads_in_parallel(entry_a, entry_b):
                     continue
+                a, b = index_of[key_a], index_of[key_b]
                 aligned = aligned_frames(entry_a, entry_b, int(first[a + 1] - first[a]), int(first[b + 1] - first[b]), hop)
                 if aligned is None:
                     continue

@@ -22,19 +22,18 @@ Authors
 
 import json
 import logging
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 
 from speechbrain_fdnf.data import audio
 from speechbrain_fdnf.data.audio import shown
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39, SILENCE, TIMIT39
+from speechbrain_fdnf.files import PREPARED_SPLITS, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "heldout", "test")
+SPLITS = PREPARED_SPLITS
 OPTIONS_FILE = "prepare_options.json"
 #: TIMIT's utterance names (SA1, SI1234, SX56); other WAVs in a speaker folder, such as the
 #: conversions ``python -m speechbrain_fdnf.convert`` writes next to the originals, are not data.
@@ -53,19 +52,6 @@ class TimitError(ValueError):
 def is_directory(path):
     """``path.is_dir()``; a path the OS cannot even look up (e.g. too long) is a :class:`TimitError`."""
     return audio.is_directory(path, error=TimitError)
-
-
-def _write_json_atomic(path, data):
-    """Writes JSON through a temporary file and a rename: never a partial file."""
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _entries(folder):
@@ -371,8 +357,8 @@ def prepare_timit(
     splits["test"] = test
     save_folder.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        _write_json_atomic(outputs[split], splits[split])
+        write_json_atomic(outputs[split], splits[split])
     summary = {split: len(splits[split]) for split in SPLITS}
-    _write_json_atomic(options_path, {"options": options, "utterances": summary, "skipped": skipped + skipped_test})
+    write_json_atomic(options_path, {"options": options, "utterances": summary, "skipped": skipped + skipped_test})
     logger.info("Prepared %s into %s (%s)", data_folder, save_folder, summary)
     return outputs

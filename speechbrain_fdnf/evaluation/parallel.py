@@ -15,35 +15,11 @@ Authors
 
 import torch
 
-from speechbrain_fdnf.data.alignment import aligned_frames, speech_segments
+from speechbrain_fdnf.data.alignment import aligned_frames, parallel_readings
+from speechbrain_fdnf.files import hop_samples
 
-
-def parallel_pairs(utterances, references, seed=0):
-    """For each utterance, one reading of the same sentence by another speaker among ``references``
-    (with the same non-silence phone sequence), drawn with ``seed``; utterances without one are left out.
-
-    Arguments
-    ---------
-    utterances, references : dict
-        Prepared annotations (id -> entry), e.g. the held-out split and all splits of the training speakers.
-
-    Returns
-    -------
-    list of (dict, dict)
-    """
-    by_text = {}
-    for key in sorted(references):
-        by_text.setdefault(references[key]["text"], []).append(references[key])
-    generator = torch.Generator().manual_seed(seed)
-    pairs = []
-    for key in sorted(utterances):
-        entry = utterances[key]
-        phones = speech_segments(entry)[2]
-        readings = [other for other in by_text.get(entry["text"], [])
-                    if other["speaker"] != entry["speaker"] and speech_segments(other)[2] == phones]
-        if readings and entry["text"]:
-            pairs.append((entry, readings[int(torch.randint(len(readings), (1,), generator=generator))]))
-    return pairs
+#: Its name before 0.5 (the pairs are now drawn where training's paired frames are defined).
+parallel_pairs = parallel_readings
 
 
 def log_mel_distance(feats, reference):
@@ -61,7 +37,7 @@ def conversion_distortion(factorizer, pairs, factor="speaker", convert=None):
         The model; conversion is its class-mean shift of ``factor`` from the
         utterance's speaker to the reading's, unless ``convert`` is given.
     pairs : list
-        From :func:`parallel_pairs`.
+        From :func:`~speechbrain_fdnf.data.alignment.parallel_readings`.
     factor : str
         The factor changed.
     convert : callable, optional
@@ -73,7 +49,7 @@ def conversion_distortion(factorizer, pairs, factor="speaker", convert=None):
     dict
         ``converted_db``, ``unconverted_db``, ``pairs`` (used), ``frames``.
     """
-    hop = factorizer.hparams.compute_features.compute_STFT.hop_length
+    hop = hop_samples(factorizer.hparams.compute_features)
     centre = factorizer.centre_bands
     converted = unconverted = 0.0
     frames = used = 0

@@ -6,16 +6,15 @@ and their registry), ``splines``, ``normalization`` (ActNorm), ``linear`` (the L
 ``priors``, ``models``, ``mlp``.
 """
 
-from speechbrain_fdnf.lobes.flows import RealNVP, SequentialFlow
-from speechbrain_fdnf.lobes.models import VAE, DiscriminativeFlow, with_class_counts
-from speechbrain_fdnf.lobes.priors import FactorialGaussianPrior
 from speechbrain_fdnf.lobes.base import InvertibleTransform
 from speechbrain_fdnf.lobes.couplings import COUPLINGS, AffineCoupling, RationalQuadraticCoupling, SplitCoupling
-from speechbrain_fdnf.lobes.flows import MIXINGS
+from speechbrain_fdnf.lobes.flows import MIXINGS, RealNVP, SequentialFlow
 from speechbrain_fdnf.lobes.linear import InvertibleLinear
+from speechbrain_fdnf.lobes.models import VAE, DiscriminativeFlow, with_class_counts
 from speechbrain_fdnf.lobes.normalization import ActNorm
 from speechbrain_fdnf.lobes.permutations import Permutation
 from speechbrain_fdnf.lobes.precision import has_native_bfloat16
+from speechbrain_fdnf.lobes.priors import FactorialGaussianPrior
 from speechbrain_fdnf.lobes.splines import rational_quadratic_spline
 
 __all__ = [

@@ -70,8 +70,8 @@ class ESpeak:
 
     Example
     -------
-    >>> engine = ESpeak.instance()
-    >>> out = engine.synthesize("Hello world.", voice="en-us+m3", pitch=40, rate=170)
+    >>> espeak = ESpeak.instance()
+    >>> out = espeak.synthesize("Hello world.", voice="en-us+m3", pitch=40, rate=170)
     >>> out.sample_rate, len(out.audio) > 0, out.phonemes[0][1]
     (22050, True, 'h')
     """
@@ -118,9 +118,9 @@ class ESpeak:
         >>> low = "language variant\\nname low\\npitch 70 90\\n"
         >>> takes = []
         >>> for _ in range(2):
-        ...     with ESpeak.isolated({"low": low}) as engine:
-        ...         engine.seed(3)
-        ...         takes.append(engine.synthesize("Good morning.", voice="en-us+low").audio)
+        ...     with ESpeak.isolated({"low": low}) as espeak:
+        ...         espeak.seed(3)
+        ...         takes.append(espeak.synthesize("Good morning.", voice="en-us+low").audio)
         >>> bool((takes[0] == takes[1]).all())
         True
         """
@@ -130,14 +130,14 @@ class ESpeak:
         copy = os.path.join(folder, "libespeak-ng.so")
         shutil.copyfile(espeakng_loader.get_library_path(), copy)
         data = _private_data(Path(folder), variants) if variants else None
-        engine = None
+        espeak = None
         try:
-            engine = cls(data, copy)
-            yield engine
+            espeak = cls(data, copy)
+            yield espeak
         finally:
-            if engine is not None:
-                engine._lib.espeak_Terminate()
-                _ctypes.dlclose(engine._lib._handle)
+            if espeak is not None:
+                espeak._lib.espeak_Terminate()
+                _ctypes.dlclose(espeak._lib._handle)
             shutil.rmtree(folder, ignore_errors=True)
 
     def seed(self, value):

@@ -1,0 +1,115 @@
+"""The corpus seam: corpus preparers by name, each writing the same prepared-split contract.
+
+A preparer turns a corpus into ``<prep_folder>/{train,valid,heldout,test}.json`` (read with
+:func:`~speechbrain_fdnf.files.read_prepared_split`): id -> entry with ``wav``, sample-accurate
+phone segments (``starts``, ``ends``, ``phones39``) and the utterance labels that
+:mod:`speechbrain_fdnf.factors` names. The recipes ask for a corpus by name (``corpus:`` in the
+yaml, or the default of :func:`corpus_name`) and never call a preparer directly; a new corpus
+is one function here and one entry in :data:`CORPORA`.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from speechbrain.utils.distributed import run_on_main
+
+from speechbrain_fdnf.corpus.synthesize import CorpusOptions, synthesize_corpus
+from speechbrain_fdnf.data.audio import shown
+from speechbrain_fdnf.data.timit import OPTIONS_FILE, is_directory, prepare_timit
+from speechbrain_fdnf.files import read_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparationOptions:
+    """How a corpus is split and checked; the yaml keys of the same names (``hparams/common.yaml``).
+
+    :meth:`of` takes each option from the yaml where it has the key, else from the options the
+    prepared folder was made with (so a reuse recipe given ``--data_folder`` prepares again as the
+    training run did), else the default below.
+    """
+
+    exclude_sa: bool = True
+    heldout_per_speaker: int = 2
+    valid_per_speaker: int = 1
+    test_set: str = "full"
+    sample_rate: int = 16000
+    on_bad_file: str = "raise"
+
+    @classmethod
+    def of(cls, hparams):
+        """The options of ``hparams`` (see above).
+
+        Example
+        -------
+        >>> PreparationOptions.of({"prep_folder": getfixture("tmp_path"), "test_set": "core"}).test_set
+        'core'
+        """
+        recorded = {}
+        if hparams.get("prep_folder"):
+            options = read_json(Path(hparams["prep_folder"]) / OPTIONS_FILE, default={}).get("options", {})
+            recorded = dict(options, on_bad_file=options.get("on_error", cls.on_bad_file))
+        chosen = {}
+        for field in fields(cls):
+            if field.name in hparams:
+                chosen[field.name] = hparams[field.name]
+            elif field.name in recorded:
+                chosen[field.name] = recorded[field.name]
+        return cls(**chosen)
+
+    def prepare(self, data_folder, prep_folder):
+        """:func:`~speechbrain_fdnf.data.timit.prepare_timit` with these options, on the main process."""
+        kwargs = asdict(self)
+        kwargs["on_error"] = kwargs.pop("on_bad_file")
+        run_on_main(prepare_timit, kwargs=dict(data_folder=data_folder, save_folder=prep_folder, **kwargs))
+        return Path(prep_folder)
+
+
+def prepare_timit_corpus(hparams):
+    """TIMIT (or any corpus in its layout) at ``data_folder``."""
+    folder = Path(hparams["data_folder"])
+    if not is_directory(folder):
+        raise FileNotFoundError(f"--data_folder {shown(folder)} does not exist (no fallback to the embedded corpus)")
+    return PreparationOptions.of(hparams).prepare(folder, hparams["prep_folder"])
+
+
+def prepare_embedded_corpus(hparams):
+    """The embedded eSpeak NG corpus of size ``embedded_corpus_size`` in ``embedded_corpus_folder``
+    (synthesized on first use, reused afterwards), prepared as TIMIT."""
+    folder = Path(hparams["embedded_corpus_folder"])
+    options = CorpusOptions.of_size(hparams.get("embedded_corpus_size", "demo"))
+    if not (folder / "corpus.json").exists():
+        logger.info("No data_folder given: synthesizing the embedded eSpeak NG corpus into %s", folder)
+    run_on_main(synthesize_corpus, args=[folder, options])
+    return PreparationOptions.of(hparams).prepare(folder, hparams["prep_folder"])
+
+
+#: Corpus preparers by the name the yaml's ``corpus`` takes: ``preparer(hparams) -> prep_folder``.
+CORPORA = {
+    "timit": prepare_timit_corpus,
+    "embedded": prepare_embedded_corpus,
+}
+
+
+def corpus_name(hparams):
+    """``hparams["corpus"]``; without one, ``"timit"`` when a ``data_folder`` is given, else ``"embedded"``.
+
+    Example
+    -------
+    >>> corpus_name({"data_folder": "/data/TIMIT"}), corpus_name({}), corpus_name({"corpus": "embedded"})
+    ('timit', 'embedded', 'embedded')
+    """
+    name = hparams.get("corpus") or ("timit" if hparams.get("data_folder") else "embedded")
+    if name not in CORPORA:
+        raise ValueError(f"corpus must be one of {sorted(CORPORA)}, got {name!r}")
+    return name
+
+
+def prepare_corpus(hparams):
+    """Prepares the yaml's corpus into ``prep_folder`` (skipped when up to date); returns the folder."""
+    return CORPORA[corpus_name(hparams)](hparams)

@@ -1,0 +1,362 @@
+"""Synthesizes a TIMIT-shaped corpus with eSpeak NG.
+
+``OUT/TRAIN|TEST/DR<n>/<F|M><ID>/<UTT>.WAV`` (16 kHz, 16-bit RIFF) with
+sample-accurate ``.PHN`` (TIMIT-61 symbols, from eSpeak's phoneme events),
+``.TXT``, and a speaker table ``OUT/SPKRINFO.TXT``. The design is TIMIT's:
+
+* every speaker reads SA1 and SA2, ``sx_per_speaker`` SX sentences and
+  ``si_per_speaker`` SI sentences (TIMIT: 2 + 5 + 3);
+* each SX sentence is read by ``readers_per_sx`` speakers of the same split
+  (TIMIT: 7), so held-out readings have parallel readings by other speakers;
+  training and test speakers read different SX sentences;
+* each SI sentence is read once;
+* speakers are distinct voices (:mod:`speechbrain_fdnf.corpus.speakers`), spread
+  over eight dialect regions and both genders in TIMIT's proportions.
+
+Within a speaker, every utterance jitters pitch level, intonation range and
+rate around the speaker's own (``variation`` scales the jitter; 0 repeats the
+speaker's settings exactly). The same preparation code reads this corpus and
+real TIMIT.
+
+Usage::
+
+    python -m speechbrain_fdnf.corpus.synthesize OUT [--size small|demo|full] [--seed 1234]
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+from tqdm import tqdm
+
+from speechbrain_fdnf.corpus.espeak import ESpeak
+from speechbrain_fdnf.corpus.sentences import sentence_pool
+from speechbrain_fdnf.corpus.speakers import SPEAKER_TABLE, draw_speakers, write_speaker_table
+from speechbrain_fdnf.data.phones import espeak_to_timit
+from speechbrain_fdnf.data.timit import corpus_statistics
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+MANIFEST = "corpus.json"
+SIZES = ("small", "demo", "full")
+_PLAN = "plan.json"  # in the .partial folder: the options being built (resume checks them)
+
+
+@dataclass
+class CorpusOptions:
+    """Design, size and seed of a synthetic corpus.
+
+    The default is the ``demo`` size (what the recipe builds when no TIMIT is
+    given); :meth:`small`, :meth:`demo` and :meth:`full` are the named sizes.
+    """
+
+    train_speakers: int = 140
+    test_speakers: int = 42
+    sx_per_speaker: int = 5
+    si_per_speaker: int = 3
+    readers_per_sx: int = 7
+    variation: float = 1.0
+    seed: int = 1234
+
+    @classmethod
+    def small(cls, seed=1234, **overrides):
+        """Seconds to build: 6 training and 2 test speakers, 8 utterances each (for tests)."""
+        return cls(**{**dict(train_speakers=6, test_speakers=2, sx_per_speaker=4, si_per_speaker=2,
+                             readers_per_sx=3, seed=seed), **overrides})
+
+    @classmethod
+    def demo(cls, seed=1234, **overrides):
+        """TIMIT's design at the scale ``make demo`` trains five models on within 10 minutes."""
+        return cls(**{"seed": seed, **overrides})
+
+    @classmethod
+    def full(cls, seed=1234, **overrides):
+        """TIMIT's design and scale: 462 training and 168 test speakers, 10 utterances each."""
+        return cls(**{**dict(train_speakers=462, test_speakers=168, seed=seed), **overrides})
+
+    @classmethod
+    def of_size(cls, size, seed=1234, **overrides):
+        """The named size (``small``, ``demo`` or ``full``)."""
+        if size not in SIZES:
+            raise ValueError(f"unknown corpus size {size!r}; choose one of {', '.join(SIZES)}")
+        return getattr(cls, size)(seed, **overrides)
+
+
+def _jitter(rng, variation, value, sd, low, high):
+    return min(high, max(low, value + variation * rng.gauss(0, sd)))
+
+
+def _sx_groups(rng, speakers, rounds, readers):
+    """Per round, the speakers shuffled into groups of ``readers``; each group reads one sentence."""
+    groups = []
+    for _ in range(rounds):
+        order = rng.sample(speakers, len(speakers))
+        groups += [order[i : i + readers] for i in range(0, len(order), readers)]
+    return groups
+
+
+def plan_corpus(options):
+    """The deterministic design of a corpus: its speakers and utterances.
+
+    Returns
+    -------
+    profiles : list of SpeakerProfile
+    plan : list of dict
+        One per utterance: split, dialect, speaker, utt, text, voice, and the
+        utterance's pitch (0-100), pitch_range (0-100) and rate (words/min).
+    """
+    if options.train_speakers < 1 or options.test_speakers < 0:
+        raise ValueError("a corpus needs at least one training speaker")
+    if options.readers_per_sx < 1 or options.sx_per_speaker < 0 or options.si_per_speaker < 0:
+        raise ValueError("readers_per_sx must be positive; sentence counts must not be negative")
+    if options.variation < 0:
+        raise ValueError(f"variation must be >= 0, got {options.variation}")
+    rng = random.Random(options.seed)
+    taken = set()
+    profiles = draw_speakers(rng, "TRAIN", options.train_speakers, taken)
+    profiles += draw_speakers(rng, "TEST", options.test_speakers, taken)
+    groups = []
+    for split in ("TRAIN", "TEST"):
+        members = [p.speaker for p in profiles if p.split == split]
+        groups += _sx_groups(rng, members, options.sx_per_speaker, options.readers_per_sx) if members else []
+    num_si = len(profiles) * options.si_per_speaker
+    sa, sx, si = sentence_pool(len(groups), num_si, options.seed)
+    readings = {p.speaker: [("SA1", sa[0]), ("SA2", sa[1])] for p in profiles}
+    for number, group in enumerate(groups):
+        for speaker in group:
+            readings[speaker].append((f"SX{3 + number}", sx[number]))
+    for index, profile in enumerate(profiles):
+        for k in range(options.si_per_speaker):
+            number = index * options.si_per_speaker + k
+            readings[profile.speaker].append((f"SI{3 + len(groups) + number}", si[number]))
+    plan, v = [], options.variation
+    for profile in profiles:
+        for utt, text in readings[profile.speaker]:
+            plan.append(
+                dict(
+                    split=profile.split,
+                    dialect=profile.dialect,
+                    speaker=profile.speaker,
+                    utt=utt,
+                    text=text,
+                    voice=f"en-us+{profile.variant_name}",
+                    pitch=round(_jitter(rng, v, 50, 6, 20, 80)),
+                    pitch_range=round(_jitter(rng, v, 50, 12, 15, 85)),
+                    rate=round(_jitter(rng, v, profile.rate, 0.06 * profile.rate, 100, 260)),
+                )
+            )
+    return profiles, plan
+
+
+def phone_segments(phonemes, num_samples, scale):
+    """Turns eSpeak phoneme onsets into contiguous TIMIT-61 segments.
+
+    Arguments
+    ---------
+    phonemes : list of (int, str)
+        ``(start_sample, mnemonic)`` at eSpeak's rate.
+    num_samples : int
+        Length of the resampled audio.
+    scale : float
+        Target rate / eSpeak rate.
+
+    Returns
+    -------
+    list of (int, int, str)
+        ``(start, end, label)`` covering ``[0, num_samples)`` without gaps.
+
+    Example
+    -------
+    >>> phone_segments([(10, "h"), (30, "@"), (50, "_:")], 60, 1.0)
+    [(0, 10, 'h#'), (10, 30, 'hh'), (30, 50, 'ax'), (50, 60, 'h#')]
+    """
+    onsets = [(min(round(start * scale), num_samples), name) for start, name in phonemes]
+    speech = [i for i, (_, name) in enumerate(onsets) if not name.startswith("_")]
+    first, last = (speech[0], speech[-1]) if speech else (len(onsets), -1)
+    segments = [(0, onsets[0][0] if onsets else num_samples, "h#")]
+    for i, (start, name) in enumerate(onsets):
+        end = onsets[i + 1][0] if i + 1 < len(onsets) else num_samples
+        segments.append((start, end, espeak_to_timit(name, interior=first < i < last)))
+    merged = []
+    for start, end, label in segments:
+        if end <= start:
+            continue
+        if merged and merged[-1][2] == label and label in ("h#", "pau"):
+            merged[-1] = (merged[-1][0], end, label)
+        else:
+            merged.append((start, end, label))
+    return merged
+
+
+def synthesize_utterance(espeak, entry, folder):
+    """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT); returns its length."""
+    out = espeak.synthesize(
+        entry["text"], voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"], pitch_range=entry["pitch_range"]
+    )
+    common = gcd(SAMPLE_RATE, out.sample_rate)
+    wave = resample_poly(out.audio.astype(np.float64), SAMPLE_RATE // common, out.sample_rate // common)
+    audio = np.clip(np.round(wave), -32768, 32767).astype(np.int16)
+    try:
+        segments = phone_segments(out.phonemes, len(audio), SAMPLE_RATE / out.sample_rate)
+    except KeyError as err:
+        raise ValueError(f"{err.args[0]} (voice {entry['voice']}, text {entry['text']!r})") from None
+    stem = folder / entry["utt"]
+    soundfile.write(f"{stem}.WAV", audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    Path(f"{stem}.PHN").write_text("".join(f"{s} {e} {label}\n" for s, e, label in segments))
+    Path(f"{stem}.TXT").write_text(f"0 {len(audio)} {entry['text']}\n")
+    return len(audio)
+
+
+def _speaker_folder(root, profile):
+    return Path(root) / profile.split / profile.dialect / profile.speaker
+
+
+def _synthesize_speaker(job):
+    """One speaker, into ``<speaker>.part`` then renamed: a finished folder is a complete speaker."""
+    profile, entries, root, seed = job
+    final = _speaker_folder(root, profile)
+    work = final.with_name(final.name + ".part")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    # a fresh espeak per speaker, seeded for it: the audio depends on the seed alone,
+    # not on which worker ran the speaker or what it synthesized before
+    with ESpeak.isolated({profile.variant_name: profile.variant()}) as espeak:
+        espeak.seed(seed)
+        for entry in entries:
+            synthesize_utterance(espeak, entry, work)
+    os.replace(work, final)
+    return profile.speaker
+
+
+def synthesize_corpus(out_dir, options=None, workers=None, progress=True):
+    """Builds the corpus in ``out_dir`` unless it already holds one with the same options.
+
+    The corpus is written into a sibling ``.partial`` folder, one finished
+    speaker folder at a time, and moved into place at the end: an interrupted
+    build never leaves a half corpus that looks complete, and building again
+    with the same options resumes it, skipping the finished speakers.
+
+    Arguments
+    ---------
+    out_dir : str or Path
+        Corpus root (gets ``TRAIN/``, ``TEST/``, ``SPKRINFO.TXT`` and ``corpus.json``).
+    options : CorpusOptions, optional
+        Defaults to the demo corpus.
+    workers : int, optional
+        Parallel synthesis processes (default: one per CPU core); the output
+        does not depend on it.
+    progress : bool
+        Show a progress bar over speakers.
+
+    Returns
+    -------
+    dict
+        The manifest: options, size, phone coverage and the synthesis time.
+    """
+    options = options or CorpusOptions()
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / MANIFEST
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("options") == asdict(options):
+            logger.info("Reusing the synthetic corpus in %s", out_dir)
+            return manifest
+        raise FileExistsError(
+            f"{out_dir} holds a synthetic corpus built with other options {manifest.get('options')}; "
+            "remove it or choose another folder"
+        )
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} exists and is not a synthetic corpus; refusing to write into it")
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    plan_path = partial / _PLAN
+    if not (plan_path.exists() and json.loads(plan_path.read_text()) == asdict(options)):
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        plan_path.write_text(json.dumps(asdict(options)))
+    started = time.time()
+    profiles, plan = plan_corpus(options)
+    entries = {}
+    for entry in plan:
+        entries.setdefault(entry["speaker"], []).append(entry)
+    jobs = [
+        (profile, entries[profile.speaker], str(partial), (options.seed * 7919 + index) % 2**31)
+        for index, profile in enumerate(profiles)
+        if not _speaker_folder(partial, profile).is_dir()
+    ]
+    if len(jobs) < len(profiles):
+        logger.info("Resuming %s: %d of %d speakers are done", partial, len(profiles) - len(jobs), len(profiles))
+    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+    bar = tqdm(total=len(profiles), initial=len(profiles) - len(jobs), unit="speaker", desc="synthesizing",
+               disable=not progress)
+    with bar:
+        if workers == 1:
+            for job in jobs:
+                _synthesize_speaker(job)
+                bar.update()
+        elif jobs:
+            # spawn: workers start clean (no copy of the parent's threads or library state)
+            with multiprocessing.get_context("spawn").Pool(processes=workers) as pool:
+                for _ in pool.imap_unordered(_synthesize_speaker, jobs):
+                    bar.update()
+    plan_path.unlink()
+    write_speaker_table(partial / SPEAKER_TABLE, profiles)
+    manifest = {"options": asdict(options), **corpus_statistics(partial, SAMPLE_RATE)}
+    manifest["synthesis_seconds"] = round(time.time() - started, 1)
+    manifest["workers"] = workers
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    if out_dir.exists():
+        out_dir.rmdir()
+    os.replace(partial, out_dir)
+    logger.info(
+        "Synthesized %d speakers, %d utterances (%.2f h, %d speech frames) into %s in %.0f s",
+        manifest["speakers"], manifest["utterances"], manifest["hours"], manifest["speech_frames"], out_dir,
+        manifest["synthesis_seconds"],
+    )
+    if manifest["missing_phones"]:
+        logger.warning("Phone classes with no segment: %s", ", ".join(manifest["missing_phones"]))
+    return manifest
+
+
+def main(argv=None):
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", help="corpus root to create")
+    parser.add_argument("--size", choices=SIZES, default="demo", help="named corpus size (default: demo)")
+    parser.add_argument("--small", action="store_true", help="alias of --size small")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--variation", type=float, help="within-speaker jitter scale (0: none; default 1)")
+    parser.add_argument("--workers", type=int, help="synthesis processes (default: one per core)")
+    for name in ("train-speakers", "test-speakers", "sx-per-speaker", "si-per-speaker", "readers-per-sx"):
+        parser.add_argument(f"--{name}", type=int)
+    args = parser.parse_args(argv)
+    overrides = {
+        name: getattr(args, name)
+        for name in ("train_speakers", "test_speakers", "sx_per_speaker", "si_per_speaker", "readers_per_sx", "variation")
+        if getattr(args, name) is not None
+    }
+    options = CorpusOptions.of_size("small" if args.small else args.size, args.seed, **overrides)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    manifest = synthesize_corpus(args.out_dir, options, workers=args.workers)
+    counts = manifest["phone_counts"]
+    print(json.dumps({k: v for k, v in manifest.items() if k != "phone_counts"}, indent=2))
+    print("phone coverage (segments per folded TIMIT-39 class):")
+    print("  " + "  ".join(f"{phone} {counts[phone]}" for phone in sorted(counts, key=counts.get, reverse=True)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The evaluation's settings: one typed config, every default in one place, unknown keys an error.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+from dataclasses import dataclass, field, fields
+from typing import Dict, List
+
+from speechbrain_fdnf.factors import PAPER_FACTORS
+
+#: Gates of the matching rows (``knn_gates``) -> what their row names add: the phone inferred over a
+#: window of frames, or decoded along the utterance (``ClassSequenceDecoder``); the speaker over the utterance.
+GATES = {"window": "", "decoded": ", phones decoded"}
+#: Splits the tables may score: heldout (reports) or valid (choosing settings).
+SCORED_SPLITS = ("heldout", "valid")
+
+
+@dataclass
+class EvaluationConfig:
+    """What ``recipes/TIMIT/evaluate.py`` reads from its yaml (``hparams/evaluate.yaml`` documents each key).
+
+    Example
+    -------
+    >>> config = EvaluationConfig.from_dict({"output_root": "results", "models": {"NF": "hparams/nf.yaml"}})
+    >>> config.knn_k, config.table_pairs(), config.eval_folder
+    (4, [('phone', 'speaker'), ('speaker', 'phone')], 'results/evaluation')
+    >>> EvaluationConfig.from_dict({"output_root": "results", "models": {}, "knn": 4})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown evaluation setting(s) ['knn']; known: ...
+    """
+
+    output_root: str
+    # display name -> model yaml, or {hparams: yaml, overrides: {...}, beyond_paper: bool}
+    models: Dict[str, object] = field(default_factory=dict)
+    eval_folder: str = ""
+    seeds: List[int] = field(default_factory=lambda: [1234])
+    scored_split: str = "heldout"
+    train_missing: bool = True
+    train_overrides: Dict[str, object] = field(default_factory=dict)
+    data_overrides: Dict[str, object] = field(default_factory=dict)
+    # the posterior tables: (factor changed, factor that should stay)
+    tables: List[List[str]] = field(default_factory=lambda: [list(PAPER_FACTORS), list(reversed(PAPER_FACTORS))])
+    num_frames: int = 2000
+    # the report's sections, in order (:data:`speechbrain_fdnf.evaluation.sections.SECTIONS`); empty: all of them
+    sections: List[str] = field(default_factory=list)
+    knn_k: int = 4
+    knn_gates: List[str] = field(default_factory=list)
+    knn_gate_smooth: int = 1
+    deviation_scales: List[float] = field(default_factory=list)
+    probe_hidden: int = 512
+    probe_epochs: int = 8
+    leakage_max_train: int = 20000
+    tsne_classes: int = 6
+    tsne_per_class: int = 80
+
+    @classmethod
+    def from_dict(cls, values):
+        """The config of a loaded yaml (a dict); a key it does not know is an error naming it."""
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown evaluation setting(s) {unknown}; known: {sorted(known)}")
+        config = cls(**values)
+        config.check()
+        return config
+
+    def __post_init__(self):
+        if not self.eval_folder:
+            self.eval_folder = f"{self.output_root}/evaluation"
+
+    def check(self):
+        """Errors for values no evaluation can use."""
+        if self.scored_split not in SCORED_SPLITS:
+            raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
+        unknown = set(self.knn_gates) - set(GATES)
+        if unknown:
+            raise ValueError(f"knn_gates: unknown gate(s) {sorted(unknown)}; known: {list(GATES)}")
+
+    def table_pairs(self):
+        """``[(target, other), ...]``: the posterior tables."""
+        return [tuple(pair) for pair in self.tables]
+
+    def label_sets(self):
+        """Every label set the tables, the probes and the t-SNE grid need, in a stable order."""
+        names = list(PAPER_FACTORS)
+        for pair in self.table_pairs():
+            names += [name for name in pair if name not in names]
+        return names
+
+    def get(self, key, default=None):
+        """``config.get(key)`` as on the dict the evaluation took before 0.5."""
+        return getattr(self, key, default)
+
+    def __getitem__(self, key):
+        return getattr(self, key)

@@ -1,0 +1,104 @@
+"""Non-parametric manipulation (kNN-VC style) in a factorial flow's kept subspaces: one implementation.
+
+:class:`FrameMatcher` is what :meth:`SpeechFactorizer.match
+<speechbrain_fdnf.inference.SpeechFactorizer.match>` runs for users and what the evaluation's
+matching rows (:class:`~speechbrain_fdnf.evaluation.movers.NearestNeighbourMatching`) and the
+parallel conversion distortion score: each frame becomes the mean of the ``k`` pool frames
+nearest to it in the subspaces of the factors it keeps, optionally only among pool frames to
+which the model assigns the frame's own kept classes (the gate).
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import torch
+
+
+def nearest_mean(queries, keys, values, k, query_classes=None, key_classes=None):
+    """For each query, the mean of the ``values`` of its ``k`` nearest ``keys`` (Euclidean).
+
+    With ``query_classes`` and ``key_classes`` (one class per query and per
+    key) the classes gate the match: a query averages only keys of its own
+    class, wherever at least ``k`` keys have it (elsewhere, all keys).
+
+    Example
+    -------
+    >>> keys = torch.tensor([[0.0], [1.0], [5.0]])
+    >>> nearest_mean(torch.tensor([[0.2], [4.0]]), keys, torch.tensor([[10.0], [20.0], [30.0]]), k=2)
+    tensor([[15.],
+            [25.]])
+    >>> nearest_mean(torch.tensor([[0.2]]), keys, torch.tensor([[10.0], [20.0], [30.0]]), k=1,
+    ...              query_classes=torch.tensor([1]), key_classes=torch.tensor([0, 0, 1]))
+    tensor([[30.]])
+    """
+    k = min(k, len(keys))
+    distances = torch.cdist(queries, keys)
+    if query_classes is not None:
+        same = query_classes[:, None] == key_classes[None, :]
+        gated = same.sum(dim=1, keepdim=True) >= k
+        distances = distances.masked_fill(~same & gated, float("inf"))
+    nearest = distances.topk(k, dim=-1, largest=False).indices
+    return values[nearest].mean(dim=-2)
+
+
+class FrameMatcher:
+    """kNN matching of frames in the subspaces of a factorial flow's kept factors.
+
+    Arguments
+    ---------
+    engine : FeatureFlow
+        A model whose prior has ``kept`` factors.
+    kept : list of str
+        The factors the match keeps (their subspaces are the matching space; the gate infers their classes).
+    k : int
+        Neighbours averaged.
+    smooth : int
+        Half-width of the window a frame-level kept factor is inferred over without a decoder.
+    decoders : dict, optional
+        Factor -> ``ClassSequenceDecoder``: a frame-level kept factor is decoded along the utterance instead.
+
+    Example
+    -------
+    >>> from speechbrain.processing.features import InputNormalization
+    >>> from speechbrain_fdnf.engine import FeatureFlow
+    >>> from speechbrain_fdnf.lobes import DiscriminativeFlow, FactorialGaussianPrior, RealNVP
+    >>> prior = FactorialGaussianPrior([{"name": "phone", "dim": 2, "num_classes": 3},
+    ...                                 {"name": "speaker", "dim": 2, "num_classes": 2}], mean_init="random")
+    >>> normalize = InputNormalization(norm_type="global")
+    >>> _ = normalize(torch.randn(50, 1, 4), torch.ones(50), epoch=0)
+    >>> engine = FeatureFlow(DiscriminativeFlow(RealNVP(4, num_blocks=2, hidden_size=8), prior).eval(), normalize)
+    >>> matcher = FrameMatcher(engine, ["phone"], k=1)
+    >>> pool = torch.randn(6, 4)
+    >>> moved = matcher(engine.encode(pool[:2]), engine.encode(pool), pool)  # a pool frame is its own nearest
+    >>> torch.equal(moved, pool[:2])
+    True
+    """
+
+    def __init__(self, engine, kept, k=4, smooth=1, decoders=None):
+        self.engine, self.kept, self.k, self.smooth, self.decoders = engine, list(kept), k, smooth, decoders or {}
+        slices = engine.prior.slices
+        self.dimensions = torch.cat([torch.arange(slices[name].start, slices[name].stop) for name in self.kept])
+
+    def embed(self, codes):
+        """The matching space: the kept factors' subspaces of ``codes``."""
+        return codes[..., self.dimensions.to(codes.device)]
+
+    @torch.no_grad()
+    def classes(self, codes, utterance):
+        """One id per frame for the model's inferred classes of all kept factors together (the gate's classes).
+
+        ``utterance``: ``(n,)`` utterance of each frame, each utterance's frames consecutive (see
+        :meth:`FeatureFlow.inferred_classes <speechbrain_fdnf.engine.FeatureFlow.inferred_classes>`).
+        """
+        joint = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
+        for name in self.kept:
+            inferred = self.engine.inferred_classes(codes, name, utterance, self.smooth, self.decoders.get(name))
+            joint = joint * self.engine.prior.means(name).shape[0] + inferred
+        return joint
+
+    @torch.no_grad()
+    def __call__(self, codes, pool_codes, pool_frames, query_classes=None, pool_classes=None):
+        """Each of ``codes`` ``(n, latent_dim)`` replaced by the mean of the ``pool_frames`` of its ``k`` nearest
+        ``pool_codes``; with both ``query_classes`` and ``pool_classes`` (:meth:`classes`), gated by them."""
+        gate = {} if query_classes is None else {"query_classes": query_classes, "key_classes": pool_classes}
+        return nearest_mean(self.embed(codes), self.embed(pool_codes), pool_frames, self.k, **gate)
