@@ -6,7 +6,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="speechbrain-fdnf",
-    version="0.4.0",
+    version="0.5.0",
     description="Factorial discriminative normalization flows (f-DNF) for speech factorization, as a SpeechBrain plugin",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

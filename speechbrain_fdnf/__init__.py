@@ -6,4 +6,4 @@ class-conditional Gaussian subspace per factor, and changes one factor while
 leaving the others intact.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

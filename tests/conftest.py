@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from speechbrain.lobes.features import Fbank
 
 from speechbrain_fdnf.corpus.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.data.timit import prepare_timit
+
+#: The recipes' features (40 log-Mel bands, 10 ms hop at 16 kHz) and their hop in samples.
+FBANK = Fbank(n_mels=40)
+HOP = 160
 
 
 @pytest.fixture(autouse=True)

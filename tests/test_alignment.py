@@ -2,12 +2,9 @@
 
 import soundfile
 import torch
-from speechbrain.lobes.features import Fbank
+from conftest import FBANK, HOP
 
 from speechbrain_fdnf.data.alignment import aligned_frames, parallel_readings, reads_in_parallel, speech_segments
-
-HOP = 160
-FBANK = Fbank(n_mels=40)
 
 
 def test_an_utterance_aligned_with_itself_matches_every_speech_frame_and_readings_are_parallel(prepared):

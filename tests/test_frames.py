@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import first_utterance
-from speechbrain.lobes.features import Fbank
+from conftest import FBANK, HOP, first_utterance
 
 from speechbrain_fdnf.data.frames import FrameDataError, FrameSet, build_encoders, featurize, splice
 from speechbrain_fdnf.data.timit import prepare_timit
-
-HOP = 160
-FBANK = Fbank(n_mels=40)
 
 
 def test_frames_carry_phone_and_speaker_labels_matching_phn_durations(prepared):

@@ -5,13 +5,10 @@ from types import SimpleNamespace
 import pytest
 import soundfile
 import torch
-from speechbrain.lobes.features import Fbank
+from conftest import FBANK, HOP
 
 from speechbrain_fdnf.data.alignment import aligned_frames, parallel_readings
 from speechbrain_fdnf.evaluation.parallel import conversion_distortion, log_mel_distance, matching_conversion
-
-HOP = 160
-FBANK = Fbank(n_mels=40)
 
 
 def test_an_utterance_against_itself_has_zero_distortion(prepared):

@@ -8,14 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import first_utterance
-from speechbrain.lobes.features import Fbank
+from conftest import FBANK, first_utterance
 
 from speechbrain_fdnf.data.frames import build_encoders, featurize
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39
 from speechbrain_fdnf.data.timit import TimitError, prepare_timit
-
-FBANK = Fbank(n_mels=40)
 
 
 def test_preparation_splits(prepared):

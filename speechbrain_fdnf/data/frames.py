@@ -29,7 +29,7 @@ from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel, sentence_groups
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, LABEL_SETS, LABELS  # noqa: F401  (re-exported)
 from speechbrain_fdnf.features import splice  # noqa: F401  (re-exported: its home before 0.5)
-from speechbrain_fdnf.files import atomic_write
+from speechbrain_fdnf.files import atomic_write, hop_samples
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def build_encoders(train_json, save_folder=None):
     return encoders
 
 
-def frame_labels(starts, ends, num_frames, hop_samples, num_samples):
+def frame_labels(starts, ends, num_frames, hop, num_samples):
     """Index of the segment covering each frame centre (``-1`` where none does).
 
     SpeechBrain's ``Fbank`` centres frame ``t`` at sample ``t * hop``.
@@ -78,7 +78,7 @@ def frame_labels(starts, ends, num_frames, hop_samples, num_samples):
     >>> frame_labels(torch.tensor([0, 250]), torch.tensor([250, 300]), 3, 160, 300)  # 320 is past the audio
     tensor([ 0,  0, -1])
     """
-    centres = torch.arange(num_frames) * hop_samples
+    centres = torch.arange(num_frames) * hop
     index = torch.searchsorted(starts, centres, right=True) - 1
     covered = (index >= 0) & (centres < ends[index.clamp_min(0)]) & (centres < num_samples)
     return torch.where(covered, index, torch.full_like(index, -1))
@@ -155,7 +155,7 @@ def featurize(
         cached = torch.load(cache_path, weights_only=False)
         if cached.get("digest") == digest:
             return cached
-    hop_samples = compute_features.compute_STFT.hop_length
+    hop = hop_samples(compute_features)
     dataset = DynamicItemDataset.from_json(str(json_path))
 
     @takes("wav")
@@ -181,7 +181,7 @@ def featurize(
                     continue
                 raise FrameDataError(f"utterance {item['id']} ({item.get('wav', '')}): NaN or Inf in its features")
             segment = frame_labels(torch.tensor(item["starts"]), torch.tensor(item["ends"]),
-                                   utt_feats.shape[0], hop_samples, item["num_samples"])
+                                   utt_feats.shape[0], hop, item["num_samples"])
             keep = segment >= 0
             stats["uncovered_frames"] += int((~keep).sum())
             segment = segment[keep]

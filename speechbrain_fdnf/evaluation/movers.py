@@ -162,9 +162,7 @@ class NearestNeighbourMatching:
 
     @torch.no_grad()
     def __call__(self, batch, factor, other, new):
-        if other not in self._pool:
-            self._pool[other] = self.embed(self.train.feats, other)
-        pool, queries = self._pool[other], self.embed(batch.feats, other)
+        queries = self.queries(batch.feats, other)
         pool_classes = query_classes = None
         if self.gate is not None:
             if batch.positions is None:
@@ -172,12 +170,23 @@ class NearestNeighbourMatching:
             pool_classes, scored_classes = self.gate(other)
             query_classes = scored_classes[batch.positions]
         moved = torch.empty_like(batch.feats)
-        for target in new.unique().tolist():
+        for target in new.unique().tolist():  # the pool: the training frames of the target class only
             rows = new == target
             members = torch.nonzero(self.train.labels[factor] == target).flatten()
-            gate = {} if self.gate is None else {"query_classes": query_classes[rows], "key_classes": pool_classes[members]}
-            moved[rows] = nearest_mean(queries[rows], pool[members], self.train.feats[members], self.k, **gate)
+            gate = {} if self.gate is None else {"query_classes": query_classes[rows], "pool_classes": pool_classes[members]}
+            moved[rows] = self.match(queries[rows], members, other, **gate)
         return moved
+
+    def queries(self, feats, kept):
+        """The scored frames in the matching space of ``kept``."""
+        return self.embed(feats, kept)
+
+    def match(self, queries, members, kept, query_classes=None, pool_classes=None):
+        """The moved frames of ``queries``, matched among the training frames ``members`` (gated by the classes)."""
+        if kept not in self._pool:
+            self._pool[kept] = self.embed(self.train.feats, kept)
+        gate = {} if query_classes is None else {"query_classes": query_classes, "key_classes": pool_classes}
+        return nearest_mean(queries, self._pool[kept][members], self.train.feats[members], self.k, **gate)
 
 
 class InferredClasses:
@@ -233,7 +242,7 @@ class InferredClasses:
                 for kept, classes in self._classes.items()}
 
 
-class ModelMatching:
+class ModelMatching(NearestNeighbourMatching):
     """The matching rows of a factorial flow: :class:`~speechbrain_fdnf.matching.FrameMatcher`, the code
     :meth:`SpeechFactorizer.match <speechbrain_fdnf.inference.SpeechFactorizer.match>` runs, with the
     training frames of the target class as the pool (kNN-VC style, Baas et al., 2023).
@@ -259,26 +268,18 @@ class ModelMatching:
     """
 
     def __init__(self, engine, train, k=4, train_codes=None, gate=None):
-        self.engine, self.train, self.k, self.gate = engine, train, k, gate
+        super().__init__(train, embed=None, k=k, gate=gate)
+        self.engine = engine
         self.train_codes = engine.encode_all(train.feats) if train_codes is None else train_codes
 
-    @torch.no_grad()
-    def __call__(self, batch, factor, other, new):
-        matcher = FrameMatcher(self.engine, [other], self.k)
-        codes = self.engine.encode_all(batch.feats)
-        query_classes = pool_classes = None
-        if self.gate is not None:
-            if batch.positions is None:
-                raise ValueError("a gated match needs the frames' positions in their FrameSet (FrameSet.batch gives them)")
-            pool_classes, scored_classes = self.gate(other)
-            query_classes = scored_classes[batch.positions]
-        moved = torch.empty_like(batch.feats)
-        for target in new.unique().tolist():
-            rows = new == target
-            members = torch.nonzero(self.train.labels[factor] == target).flatten()
-            gate = {} if self.gate is None else {"query_classes": query_classes[rows], "pool_classes": pool_classes[members]}
-            moved[rows] = matcher(codes[rows], self.train_codes[members], self.train.feats[members], **gate)
-        return moved
+    def queries(self, feats, kept):
+        """The scored frames' codes (the matcher selects the kept subspace)."""
+        return self.engine.encode_all(feats)
+
+    def match(self, queries, members, kept, query_classes=None, pool_classes=None):
+        """:class:`~speechbrain_fdnf.matching.FrameMatcher` of ``kept`` among the training frames ``members``."""
+        matcher = FrameMatcher(self.engine, [kept], self.k)
+        return matcher(queries, self.train_codes[members], self.train.feats[members], query_classes, pool_classes)
 
 
 def standardised_features(train_feats):

@@ -9,13 +9,15 @@ import torch
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
+from speechbrain_fdnf.factors import PAPER_FACTORS
+
 
 def tsne_sample(frames, encoders, num_classes=6, per_class=80, seed=0):
     """Indices of a fixed sample: ``per_class`` frames of each of the ``num_classes``
     most frequent phones and speakers of ``frames``. Returns ``{label: (indices, classes)}``."""
     generator = torch.Generator().manual_seed(seed)
     sample = {}
-    for label in ("phone", "speaker"):
+    for label in PAPER_FACTORS:
         values = frames.labels[label]
         counts = torch.bincount(values, minlength=len(encoders[label]))
         classes = torch.argsort(counts, descending=True)[:num_classes]
@@ -49,7 +51,7 @@ def tsne_grid(latents, sample_labels, class_names, path, seed=0):
 
     models = list(latents)
     fig, axes = plt.subplots(2, len(models), figsize=(3.2 * len(models), 6.6), squeeze=False)
-    for row, label in enumerate(("phone", "speaker")):
+    for row, label in enumerate(PAPER_FACTORS):
         labels = np.asarray(sample_labels[label])
         for col, model in enumerate(tqdm(models, desc=f"t-SNE by {label}", leave=False)):
             codes = latents[model][label]
