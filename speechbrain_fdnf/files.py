@@ -30,17 +30,26 @@ def atomic_write(path):
     ...     _ = tmp.write_text("whole")
     >>> path.read_text(), sorted(p.name for p in path.parent.iterdir())
     ('whole', ['out.txt'])
+    >>> oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # a plain new file's mode, not mkstemp's 0600
+    True
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it a plain new file's mode
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path, data, indent=1):
