@@ -402,3 +402,20 @@ def test_every_evaluation_yaml_is_a_valid_config_whose_models_exist(path, tmp_pa
         assert (ROOT / (entry["hparams"] if isinstance(entry, dict) else entry)).is_file()
     with pytest.raises(ValueError, match="unknown evaluation setting"):
         EvaluationConfig.from_dict({**vars(config), "knn": 3})
+
+
+def test_a_table_is_one_section_in_the_list_the_driver_the_report_and_the_yaml_share(monkeypatch):
+    from speechbrain_fdnf.evaluation import EvaluationConfig, markdown, sections
+
+    class Frames(sections.Section):
+        name = "frames"
+
+        def render(self, summary, row_kinds, config):
+            return ["## Frames scored", "", f"{summary['frames']['mean']:.0f}", ""]
+
+    monkeypatch.setattr(sections, "SECTIONS", [*sections.SECTIONS, Frames()])
+    summary = {"frames": {"mean": 2000.0, "std": 0.0, "values": [2000.0]}, "probe_accuracy": {}, "models": {}}
+    text = markdown(summary, [1], EvaluationConfig.from_dict({"output_root": "r", "sections": ["frames"]}))
+    assert text.splitlines()[2:4] == ["## Frames scored", ""] and "2000" in text
+    with pytest.raises(ValueError, match="unknown section"):
+        markdown(summary, [1], EvaluationConfig.from_dict({"output_root": "r", "sections": ["framez"]}))

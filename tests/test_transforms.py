@@ -370,3 +370,23 @@ def test_auto_precision_lowers_the_conditioners_exactly_where_the_device_has_bfl
     for native, same_as in ((True, low), (False, full)):
         monkeypatch.setattr(couplings, "has_native_bfloat16", lambda device, native=native: native)
         assert torch.equal(auto(x)[0], same_as(x)[0])
+
+
+def test_a_coupling_is_one_class_and_one_registry_entry(monkeypatch):
+    from speechbrain_fdnf.lobes.couplings import COUPLINGS
+
+    class ShiftCoupling(AffineCoupling):  # a "new" coupling: volume-preserving (no scale)
+        OPTIONS = ()
+
+        def _scale_shift(self, cond):
+            log_scale, shift = super()._scale_shift(cond)
+            return torch.zeros_like(log_scale), shift
+
+    monkeypatch.setitem(COUPLINGS, "shift", ShiftCoupling)
+    flow = RealNVP(DIM, num_blocks=3, hidden_size=16, coupling="shift", mixing="permute", actnorm=False)
+    x = torch.randn(7, DIM)
+    z, log_det = flow.encode(x)
+    assert all(isinstance(flow.transforms[i], ShiftCoupling) for i in (1, 3, 5))
+    assert torch.allclose(log_det, torch.zeros(7)) and torch.allclose(flow.decode(z), x, atol=1e-5)
+    with pytest.raises(ValueError, match="coupling must be one of"):
+        RealNVP(DIM, coupling="glow")

@@ -166,7 +166,7 @@ def featurize(
     dataset.add_dynamic_item(audio_pipeline)
     dataset.set_output_keys(["id", "sig", "starts", "ends", "num_samples"] + sorted({label_set.entry_key for label_set in LABEL_SETS.values()}))
 
-    feats, labels, utterance, ids = [], {name: [] for name in LABELS}, [], []
+    feats, labels, utterance, ids = [], {name: [] for name in LABEL_SETS}, [], []
     stats = {"utterances": 0, "frames": 0, "uncovered_frames": 0, "skipped_nonfinite": []}
     with torch.no_grad():
         for item in dataset:
