@@ -100,5 +100,10 @@ class FrameMatcher:
     def __call__(self, codes, pool_codes, pool_frames, query_classes=None, pool_classes=None):
         """Each of ``codes`` ``(n, latent_dim)`` replaced by the mean of the ``pool_frames`` of its ``k`` nearest
         ``pool_codes``; with both ``query_classes`` and ``pool_classes`` (:meth:`classes`), gated by them."""
+        return self.nearest(self.embed(codes), self.embed(pool_codes), pool_frames, query_classes, pool_classes)
+
+    @torch.no_grad()
+    def nearest(self, points, pool_points, pool_frames, query_classes=None, pool_classes=None):
+        """:meth:`__call__` for codes already in the matching space (:meth:`embed`), e.g. a pool embedded once."""
         gate = {} if query_classes is None else {"query_classes": query_classes, "key_classes": pool_classes}
-        return nearest_mean(self.embed(codes), self.embed(pool_codes), pool_frames, self.k, **gate)
+        return nearest_mean(points, pool_points, pool_frames, self.k, **gate)

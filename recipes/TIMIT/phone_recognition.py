@@ -16,7 +16,6 @@ Writes ``<output_folder>/results.md`` and ``results.json``
 (``{"per": {feature: PER}, "train_seconds": {feature: seconds}}``).
 """
 
-import json
 import logging
 import sys
 import time
@@ -29,6 +28,7 @@ from speechbrain.dataio.encoder import CTCTextEncoder
 from speechbrain.decoders.ctc import ctc_greedy_decode
 
 from speechbrain_fdnf.checkpoints import VerifiedCheckpointer
+from speechbrain_fdnf.files import atomic_write, write_json_atomic
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.recipe_utils import reuse_setup, run_cleanly
 
@@ -130,7 +130,8 @@ def cached_features(flow, entries, kind, reference, path, model_folder):
         if cached["key"] == key:
             return cached["features"]
     features = {split: extract(flow, items, kind, reference) for split, items in entries.items()}
-    torch.save({"key": key, "features": features}, path)
+    with atomic_write(path) as tmp:
+        torch.save({"key": key, "features": features}, tmp)
     return features
 
 
@@ -212,7 +213,7 @@ def main(argv):
         results[kind] = {"per": float(per), "seconds": round(seconds, 1), "dim": dim}
     summary = {"per": {k: r["per"] for k, r in results.items()},
                "train_seconds": {k: r["seconds"] for k, r in results.items()}, "reference_speaker": reference}
-    (output / "results.json").write_text(json.dumps(summary, indent=2))
+    write_json_atomic(output / "results.json", summary, indent=2)
     text = report(results, hparams, reference, {split: len(items) for split, items in entries.items()})
     (output / "results.md").write_text(text)
     print(text + f"\nWritten to {output / 'results.md'} and results.json")

@@ -17,7 +17,6 @@ Writes ``<output_folder>/results.md`` and ``results.json``
 (``{"eer": {embedding: EER}, "min_dcf": {embedding: normalised minDCF}, "trials": {...}}``).
 """
 
-import json
 import logging
 import random
 import sys
@@ -27,6 +26,7 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.metric_stats import EER, minDCF
 
+from speechbrain_fdnf.files import write_json_atomic
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.recipe_utils import reuse_setup, run_cleanly
 
@@ -187,7 +187,7 @@ def main(argv):
         # than always accepting or always rejecting
         results["eer"][name] = float(eer)
         results["min_dcf"][name] = float(dcf) / min(hparams["p_target"], 1 - hparams["p_target"])
-    (output / "results.json").write_text(json.dumps(results, indent=2))
+    write_json_atomic(output / "results.json", results, indent=2)
     lines = ["# Speaker verification on unseen speakers", "",
              f"{len(enrol)} test speakers (never seen by any model), each enrolled with "
              f"{hparams['enrol_per_speaker']} utterances; {len(tests)} other test utterances scored against every "

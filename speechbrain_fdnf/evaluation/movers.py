@@ -272,14 +272,22 @@ class ModelMatching(NearestNeighbourMatching):
         self.engine = engine
         self.train_codes = engine.encode_all(train.feats) if train_codes is None else train_codes
 
+    def matcher(self, kept):
+        """The :class:`~speechbrain_fdnf.matching.FrameMatcher` that keeps ``kept``, with the pool embedded once."""
+        if kept not in self._pool:
+            matcher = FrameMatcher(self.engine, [kept], self.k)
+            self._pool[kept] = (matcher, matcher.embed(self.train_codes))
+        return self._pool[kept]
+
     def queries(self, feats, kept):
-        """The scored frames' codes (the matcher selects the kept subspace)."""
-        return self.engine.encode_all(feats)
+        """The scored frames in the kept subspace."""
+        return self.matcher(kept)[0].embed(self.engine.encode_all(feats))
 
     def match(self, queries, members, kept, query_classes=None, pool_classes=None):
-        """:class:`~speechbrain_fdnf.matching.FrameMatcher` of ``kept`` among the training frames ``members``."""
-        matcher = FrameMatcher(self.engine, [kept], self.k)
-        return matcher(queries, self.train_codes[members], self.train.feats[members], query_classes, pool_classes)
+        """:meth:`FrameMatcher.nearest <speechbrain_fdnf.matching.FrameMatcher.nearest>` among the training
+        frames ``members``."""
+        matcher, pool = self.matcher(kept)
+        return matcher.nearest(queries, pool[members], self.train.feats[members], query_classes, pool_classes)
 
 
 def standardised_features(train_feats):

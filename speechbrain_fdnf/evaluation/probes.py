@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 from tqdm import tqdm
 
+from speechbrain_fdnf.files import atomic_write
 from speechbrain_fdnf.lobes.mlp import mlp
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ def load_or_train_probe(cache_dir, name, train, test, num_classes, epochs=8, hid
         return probe.eval(), state["accuracy"]
     probe.fit(train.feats, train.labels[name], epochs=epochs, seed=seed)
     accuracy = probe.accuracy(test.feats, test.labels[name])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"probe": probe.state_dict(), "accuracy": accuracy}, path)
+    with atomic_write(path) as tmp:  # a killed evaluation never leaves half a probe in the cache
+        torch.save({"probe": probe.state_dict(), "accuracy": accuracy}, tmp)
     logger.info("Probe %s: test accuracy %.3f (cached in %s)", name, accuracy, path)
     return probe, accuracy
 
