@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,3 +114,27 @@ def test_growth_exponent():
     assert bench.exponent([1000, 4000], [2.0, 8.0]) == pytest.approx(1.0)  # linear
     assert bench.exponent([1000, 4000], [1.0, 16.0]) == pytest.approx(2.0)  # quadratic
     assert bench.exponent([1000, 4000], [0.0, 1.0]) != bench.exponent([1000, 4000], [0.0, 1.0])  # nan: unreadable
+
+
+@pytest.mark.slow
+def test_corpus_calibration_reports_what_the_probes_read(corpus, tmp_path, monkeypatch):
+    bench = load_bench("calibrate_corpus")
+    from speechbrain_fdnf.recipe_utils import load_hparams
+
+    hparams = load_hparams(ROOT / "hparams/fdnf.yaml", {"output_root": str(tmp_path), "data_folder": str(corpus)})
+    report = bench.calibrate(hparams, subset=4, probe_epochs=1, num_frames=300)
+    assert report["subset"] == 4 and report["train_speakers"] == 6
+    for key in ("p_phone", "phone_accuracy", "p_speaker_all", "p_speaker_subset", "speaker_accuracy_subset"):
+        assert 0.0 < report[key] <= 1.0, key
+    assert report["p_speaker_subset"] > 1 / 4 and report["ceiling_speaker"] > 0  # real frames of the target speaker
+    table = bench.markdown({"small": report})
+    assert "| TIMIT (the paper) |" in table and f"{report['p_phone']:.3f}" in table
+
+    # the numbers are the probes' own: a probe that knows nothing reads chance everywhere
+    from speechbrain_fdnf.evaluation.probes import FeatureProbe
+
+    monkeypatch.setattr(FeatureProbe, "posteriors", lambda self, feats: torch.full((len(feats), self.net[-1].out_features),
+                                                                                  1.0 / self.net[-1].out_features))
+    blind = bench.calibrate(hparams, subset=4, probe_epochs=1, num_frames=300)
+    assert blind["p_phone"] == pytest.approx(1 / 39) and blind["p_speaker_subset"] == pytest.approx(1 / 4)
+    assert blind["ceiling_speaker"] == pytest.approx(0.0, abs=1e-6)

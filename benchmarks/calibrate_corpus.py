@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""How much phone and speaker evidence one frame of a corpus carries, against the paper's TIMIT.
+
+The embedded corpus stands in for TIMIT in every table the project prints, so its frames should
+carry about as much phone and speaker evidence as TIMIT's. This report measures it with the
+evaluation's own kind of probes (2 x 512 frame MLPs on the input features, trained on the
+training frames, scored on held-out utterances of the training speakers), on the frames the
+recipes train on (``hparams/fdnf.yaml``: 40 log-Mel bands, silence dropped):
+
+* ``p(q|x)``: the mean posterior of each frame's true phone (39 classes), and the probe's accuracy;
+* ``p(s|x)`` among all training speakers, and among a seeded subset of ``--subset`` of them (a
+  probe trained and scored on those speakers only: the paper's tables imply about 40, since its
+  ``p(s2|x) = (1 - p(s|x)) / (N - 1)`` gives N = 40);
+* the real-frame ceilings of both manipulations among that subset (each frame replaced by a real
+  frame of its target cell, as the evaluation's ceiling row): the most any manipulation can move
+  the target factor under these probes, and what it costs the other.
+
+The paper's TIMIT frames read p(q|x) = 0.520 and p(s|x) = 0.612; its f-DNF moves p(s2|x') by +0.700,
+so TIMIT's speaker ceiling is at least that. Every number comes from the probes.
+
+Usage::
+
+    python benchmarks/calibrate_corpus.py --sizes demo --out benchmarks/latest_calibration.md
+    python benchmarks/calibrate_corpus.py --sizes demo full --data-overrides "{variation: 1.0}"
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from speechbrain_fdnf.data.frames import FrameBatch  # noqa: E402
+from speechbrain_fdnf.evaluation.movers import RealFrameCeiling  # noqa: E402
+from speechbrain_fdnf.evaluation.probes import load_or_train_probe  # noqa: E402
+from speechbrain_fdnf.evaluation.tables import existing_cells, posterior_table  # noqa: E402
+from speechbrain_fdnf.recipe_utils import load_hparams, prepare_data  # noqa: E402
+
+#: The paper's frames (its tables): the true phone's and the true speaker's posterior.
+PAPER = {"p_phone": 0.520, "p_speaker_subset": 0.612, "ceiling_speaker": 0.700}
+
+
+class Frames:
+    """Frames held in memory, served as the posterior table reads a ``FrameSet`` (``len`` and ``batch``)."""
+
+    def __init__(self, feats, labels):
+        self.feats, self.labels = feats, labels
+
+    def __len__(self):
+        return len(self.feats)
+
+    def batch(self, index):
+        """The frames ``index`` as one ``FrameBatch`` (with their positions)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        return FrameBatch(self.feats[index], {name: values[index] for name, values in self.labels.items()}, index)
+
+    def all(self):
+        """Every frame as one ``FrameBatch``."""
+        return self.batch(torch.arange(len(self)))
+
+    def of_speakers(self, speakers):
+        """The frames of ``speakers`` (sorted class indices), their speaker labels renumbered 0..len-1."""
+        lookup = torch.full((int(self.labels["speaker"].max()) + 1,), -1, dtype=torch.long)
+        lookup[speakers] = torch.arange(len(speakers))
+        keep = lookup[self.labels["speaker"]] >= 0
+        labels = {name: values[keep] for name, values in self.labels.items()}
+        labels["speaker"] = lookup[labels["speaker"]]
+        return Frames(self.feats[keep], labels)
+
+
+def true_class_posterior(probe, frames, name):
+    """The mean probe posterior of each frame's true ``name`` class, and the probe's accuracy."""
+    with torch.no_grad():
+        posteriors = probe.posteriors(frames.feats)
+    labels = frames.labels[name]
+    rows = torch.arange(len(labels))
+    return posteriors[rows, labels].mean().item(), (posteriors.argmax(-1) == labels).float().mean().item()
+
+
+def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2000, seed=1234):
+    """The report's numbers for the corpus that ``hparams`` (a loaded model yaml) prepares.
+
+    Returns
+    -------
+    dict
+        ``frames``, ``train_speakers``, ``p_phone``, ``phone_accuracy``, ``p_speaker_all``,
+        ``speaker_accuracy_all``, ``subset``, ``p_speaker_subset``, ``speaker_accuracy_subset``,
+        ``ceiling_speaker`` and ``ceiling_speaker_phone_cost`` (δ(s2) and δ(q) of speaker manipulation
+        among the subset), ``ceiling_phone`` and ``ceiling_phone_speaker_cost`` (δ(q2) and δ(s)).
+    """
+    encoders, frame_sets = prepare_data(hparams)
+    train = Frames(frame_sets["train"].all().feats, frame_sets["train"].all().labels)
+    heldout = Frames(frame_sets["heldout"].all().feats, frame_sets["heldout"].all().labels)
+    cache = Path(hparams["output_root"]) / "calibration_probes"
+    fit = dict(epochs=probe_epochs, hidden_size=probe_hidden, seed=seed)
+    phone_probe, _ = load_or_train_probe(cache, "phone", train.all(), heldout.all(), len(encoders["phone"]), **fit)
+    speaker_probe, _ = load_or_train_probe(cache, "speaker", train.all(), heldout.all(), len(encoders["speaker"]), **fit)
+    result = {"frames": len(train), "train_speakers": len(torch.unique(train.labels["speaker"]))}
+    result["p_phone"], result["phone_accuracy"] = true_class_posterior(phone_probe, heldout, "phone")
+    result["p_speaker_all"], result["speaker_accuracy_all"] = true_class_posterior(speaker_probe, heldout, "speaker")
+
+    speakers = torch.unique(train.labels["speaker"])
+    pick = torch.randperm(len(speakers), generator=torch.Generator().manual_seed(seed))[:subset]
+    chosen = speakers[pick].sort().values
+    train_subset, heldout_subset = train.of_speakers(chosen), heldout.of_speakers(chosen)
+    subset_probe, _ = load_or_train_probe(cache, "speaker", train_subset.all(), heldout_subset.all(), len(chosen), **fit)
+    result["subset"] = len(chosen)
+    result["p_speaker_subset"], result["speaker_accuracy_subset"] = true_class_posterior(
+        subset_probe, heldout_subset, "speaker")
+
+    probes = {"phone": phone_probe, "speaker": subset_probe}
+    num_classes = {"phone": len(encoders["phone"]), "speaker": len(chosen)}
+    ceiling = RealFrameCeiling([heldout_subset.all(), train_subset.all()], num_classes, seed)
+    for target, other, key in (("speaker", "phone", "ceiling_speaker"), ("phone", "speaker", "ceiling_phone")):
+        cells = existing_cells(train_subset.labels, target, other, num_classes[target], num_classes[other])
+        candidates = torch.unique(train_subset.labels[target]).tolist()
+        row = posterior_table(ceiling, probes, heldout_subset, target, other, candidates, num_frames, seed, cells=cells)
+        result[key] = row["delta_target"]
+        result[f"{key}_{other}_cost"] = row["delta_other"]
+    return result
+
+
+def markdown(rows):
+    """The report table: one row per corpus, the paper's TIMIT first."""
+    lines = ["| corpus | training frames (speakers) | p(q\\|x) (acc) | p(s\\|x) all (acc) | p(s\\|x) among N (acc) | "
+             "ceiling speaker δ(s2) / δ(q) | ceiling phone δ(q2) / δ(s) |", "|---|---|---|---|---|---|---|",
+             f"| TIMIT (the paper) | | {PAPER['p_phone']:.3f} | | {PAPER['p_speaker_subset']:.3f} (N about 40) | "
+             f">= +{PAPER['ceiling_speaker']:.3f} | |"]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['frames']} ({r['train_speakers']}) | {r['p_phone']:.3f} ({r['phone_accuracy']:.3f}) | "
+            f"{r['p_speaker_all']:.3f} ({r['speaker_accuracy_all']:.3f}) | "
+            f"{r['p_speaker_subset']:.3f} ({r['speaker_accuracy_subset']:.3f}, N = {r['subset']}) | "
+            f"{r['ceiling_speaker']:+.3f} / {r['ceiling_speaker_phone_cost']:+.3f} | "
+            f"{r['ceiling_phone']:+.3f} / {r['ceiling_phone_speaker_cost']:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["demo"], help="embedded corpus sizes (small, demo, full)")
+    parser.add_argument("--data-folder", help="a TIMIT-layout corpus instead of the embedded one")
+    parser.add_argument("--output-root", default="results_calibration", help="corpora, preparation and probe caches")
+    parser.add_argument("--subset", type=int, default=40, help="training speakers of the subset probe")
+    parser.add_argument("--probe-epochs", type=int, default=8, help="as hparams/evaluate.yaml")
+    parser.add_argument("--num-frames", type=int, default=2000, help="frames of the ceiling tables")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    args = parser.parse_args(argv)
+    corpora = {"TIMIT-layout corpus": {"data_folder": args.data_folder}} if args.data_folder else {
+        f"embedded {size}": {"embedded_corpus_size": size} for size in args.sizes}
+    rows = {}
+    for name, overrides in corpora.items():
+        hparams = load_hparams(ROOT / "hparams/fdnf.yaml", {"output_root": args.output_root, **overrides})
+        rows[name] = calibrate(hparams, args.subset, args.probe_epochs, num_frames=args.num_frames, seed=args.seed)
+    table = markdown(rows)
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
