@@ -24,23 +24,20 @@ TSNE_FACTORS = PAPER_FACTORS
 
 
 def as_config(config):
-    """An :class:`EvaluationConfig` from one, or from the dict of a loaded yaml."""
-    return config if isinstance(config, EvaluationConfig) else EvaluationConfig.from_dict(dict(config))
+    """An :class:`EvaluationConfig` from one, or from the dict of a loaded yaml (``output_root`` may be left out)."""
+    if isinstance(config, EvaluationConfig):
+        return config
+    return EvaluationConfig.from_dict({"output_root": "", **config})
 
 
 def table_pairs(config):
-    """``[(target, other), ...]`` of a config (or of its dict; default: phone and speaker manipulation)."""
-    if isinstance(config, EvaluationConfig):
-        return config.table_pairs()
-    return [tuple(pair) for pair in (config.get("tables") or TABLES)]
+    """``[(target, other), ...]`` of a config or its dict (default: phone and speaker manipulation)."""
+    return as_config(config).table_pairs()
 
 
 def label_sets(config):
     """Every label set the tables, the probes and the t-SNE grid need, in a stable order."""
-    names = list(TSNE_FACTORS)
-    for pair in table_pairs(config):
-        names += [name for name in pair if name not in names]
-    return names
+    return as_config(config).label_sets()
 
 
 def evaluate_models(models, encoders, frames, config, seed, utterances=None, beyond_paper=()):
