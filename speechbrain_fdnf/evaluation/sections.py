@@ -17,7 +17,7 @@ Authors
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import torch
 
@@ -59,8 +59,8 @@ class Run:
     """What every section of one seed's evaluation reads and writes.
 
     ``results`` (model -> section results), ``reference`` (row -> results) and ``row_kinds``
-    (row -> a key of :data:`ROW_KINDS`) are filled by the sections; ``figure`` holds the t-SNE
-    grid's data.
+    (row -> a key of :data:`ROW_KINDS`) are filled by the sections; ``pairs`` holds the parallel
+    readings the distortion scores, ``tsne_sample`` the t-SNE grid's frames and ``figure`` its data.
     """
 
     config: EvaluationConfig
@@ -72,6 +72,8 @@ class Run:
     results: Dict = field(default_factory=dict)
     reference: Dict = field(default_factory=dict)
     row_kinds: Dict = field(default_factory=dict)
+    pairs: List = field(default_factory=list)
+    tsne_sample: Dict = field(default_factory=dict)
     figure: Dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -282,7 +284,7 @@ class Matching(Section):
             values = run.add_row(row, "beyond", tables=run.table_rows(matching))
             if matching.gate is not None:  # how often the model's kept class was right, behind those rows
                 values["gate_accuracy"] = matching.gate.accuracy()
-            if getattr(run, "pairs", None) and "train" in run.utterances:  # the same conversion, against the real reading
+            if run.pairs and "train" in run.utterances:  # the same conversion, against the real reading
                 convert = matching_conversion(factorizer, run.utterances["train"], k=k, cache=reference_feats, **how)
                 values["parallel"] = conversion_distortion(factorizer, run.pairs, convert=convert)
 
