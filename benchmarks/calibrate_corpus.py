@@ -92,8 +92,7 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
         among the subset), ``ceiling_phone`` and ``ceiling_phone_speaker_cost`` (δ(q2) and δ(s)).
     """
     encoders, frame_sets = prepare_data(hparams)
-    train = Frames(frame_sets["train"].all().feats, frame_sets["train"].all().labels)
-    heldout = Frames(frame_sets["heldout"].all().feats, frame_sets["heldout"].all().labels)
+    train, heldout = (Frames(batch.feats, batch.labels) for batch in (frame_sets["train"].all(), frame_sets["heldout"].all()))
     cache = Path(hparams["output_root"]) / "calibration_probes"
     fit = dict(epochs=probe_epochs, hidden_size=probe_hidden, seed=seed)
     phone_probe, _ = load_or_train_probe(cache, "phone", train.all(), heldout.all(), len(encoders["phone"]), **fit)

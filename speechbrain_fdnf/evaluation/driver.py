@@ -73,27 +73,26 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None, bey
         and the kind of every row (``"paper"``, ``"beyond"``, ``"reference"``: the report's order).
     """
     config = as_config(config)
-    train, heldout = frames["train"].all(), frames["heldout"].all()
-    probes, probe_accuracy = {}, {}
+    run = Run(config, encoders, frames, seed, utterances=utterances)
     for name in config.label_sets():
-        probes[name], probe_accuracy[name] = load_or_train_probe(
-            Path(config.output_root) / "probes", name, train, heldout, len(encoders[name]),
+        run.probes[name], run.probe_accuracy[name] = load_or_train_probe(
+            Path(config.output_root) / "probes", name, run.train, run.heldout, len(encoders[name]),
             epochs=config.probe_epochs, hidden_size=config.probe_hidden, seed=seed,
         )
-    run = Run(config, encoders, frames, seed, probes, utterances)
     sections = chosen_sections(config)
     for section in sections:
         section.start(run)
     for display, (folder, nll_file) in models.items():
         factorizer = SpeechFactorizer.from_hparams(source=folder)
         engine = factorizer.engine
-        model = Model(display, factorizer, nll_file, engine.encode_all(train.feats))  # codes once: shared by all
+        model = Model(display, factorizer, nll_file, engine.encode_all(run.train.feats))  # codes once: shared by all
         for name in config.label_sets():
             if not engine.has_prior_means(name):
-                engine.fit_class_means(name, train.feats, train.labels[name], len(encoders[name]), codes=model.train_codes)
+                engine.fit_class_means(name, run.train.feats, run.train.labels[name], len(encoders[name]),
+                                       codes=model.train_codes)
         run.results[display] = {}
         run.row_kinds[display] = "beyond" if display in beyond_paper else "paper"
         for section in sections:
             section.model(run, model)
-    result = {"probe_accuracy": probe_accuracy, "models": run.results, "reference": run.reference}
+    result = {"probe_accuracy": run.probe_accuracy, "models": run.results, "reference": run.reference}
     return result, run.figure, run.row_kinds

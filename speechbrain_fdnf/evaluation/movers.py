@@ -271,13 +271,14 @@ class ModelMatching(NearestNeighbourMatching):
         super().__init__(train, embed=None, k=k, gate=gate)
         self.engine = engine
         self.train_codes = engine.encode_all(train.feats) if train_codes is None else train_codes
+        self._matchers = {}
 
     def matcher(self, kept):
         """The :class:`~speechbrain_fdnf.matching.FrameMatcher` that keeps ``kept``, with the pool embedded once."""
-        if kept not in self._pool:
+        if kept not in self._matchers:
             matcher = FrameMatcher(self.engine, [kept], self.k)
-            self._pool[kept] = (matcher, matcher.embed(self.train_codes))
-        return self._pool[kept]
+            self._matchers[kept] = (matcher, matcher.embed(self.train_codes))
+        return self._matchers[kept]
 
     def queries(self, feats, kept):
         """The scored frames in the kept subspace."""

@@ -7,7 +7,7 @@ Authors
 import numpy as np
 
 from speechbrain_fdnf.evaluation.config import EvaluationConfig
-from speechbrain_fdnf.evaluation.sections import chosen_sections, fmt  # noqa: F401  (fmt: for the recipes' own tables)
+from speechbrain_fdnf.evaluation.sections import chosen_sections
 from speechbrain_fdnf.factors import LABEL_SETS
 
 #: Class symbols of the table columns (the paper's q and s).

@@ -67,8 +67,9 @@ class Run:
     encoders: Dict
     frames: Dict
     seed: int
-    probes: Dict
     utterances: Dict = None
+    probes: Dict = field(default_factory=dict)
+    probe_accuracy: Dict = field(default_factory=dict)
     results: Dict = field(default_factory=dict)
     reference: Dict = field(default_factory=dict)
     row_kinds: Dict = field(default_factory=dict)
