@@ -24,7 +24,13 @@ setup(
         "matplotlib",
         "espeakng-loader",
     ],
-    # bench: the peers of benchmarks/bench_flows.py, never needed at run time
-    extras_require={"test": ["pytest"], "bench": ["zuko", "nflows"]},
+    # bench: the peers of benchmarks/bench_flows.py, never needed at run time; judge: the independent
+    # speaker encoder (Resemblyzer, weights in its wheel; its VAD, webrtcvad, imports pkg_resources,
+    # which setuptools 81 dropped)
+    extras_require={
+        "test": ["pytest", "resemblyzer==0.1.4", "setuptools<81"],
+        "bench": ["zuko", "nflows"],
+        "judge": ["resemblyzer==0.1.4", "setuptools<81"],
+    },
     license="Apache-2.0",
 )

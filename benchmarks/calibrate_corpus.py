@@ -13,7 +13,14 @@ recipes train on (``hparams/fdnf.yaml``: 40 log-Mel bands, silence dropped):
   ``p(s2|x) = (1 - p(s|x)) / (N - 1)`` gives N = 40);
 * the real-frame ceilings of both manipulations among that subset (each frame replaced by a real
   frame of its target cell, as the evaluation's ceiling row): the most any manipulation can move
-  the target factor under these probes, and what it costs the other.
+  the target factor under these probes, and what it costs the other;
+* the equal error rate of an independent speaker encoder trained on real speech (Resemblyzer,
+  the ``judge`` extra) over every pair of the test speakers' utterances: how distinct the voices
+  are to a judge that never saw the corpus.
+
+The probes are scored on ``--split``: ``heldout`` for the report, ``valid`` (one other held-out
+utterance per training speaker) for choosing the corpus knobs, so the report's utterances play no
+part in the choice.
 
 The paper's TIMIT frames read p(q|x) = 0.520 and p(s|x) = 0.612; its f-DNF moves p(s2|x') by +0.700,
 so TIMIT's speaker ceiling is at least that. Every number comes from the probes.
@@ -21,7 +28,7 @@ so TIMIT's speaker ceiling is at least that. Every number comes from the probes.
 Usage::
 
     python benchmarks/calibrate_corpus.py --sizes demo --out benchmarks/latest_calibration.md
-    python benchmarks/calibrate_corpus.py --sizes demo full --data-overrides "{variation: 1.0}"
+    python benchmarks/calibrate_corpus.py --sizes demo --split valid --corpus-options "{voice_spread: 0.5}"
 """
 
 import argparse
@@ -29,12 +36,15 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from speechbrain_fdnf.data.frames import FrameBatch  # noqa: E402
+from speechbrain_fdnf.evaluation.judges import SpeakerEncoderJudge, pairwise_eer  # noqa: E402
 from speechbrain_fdnf.evaluation.movers import RealFrameCeiling  # noqa: E402
+from speechbrain_fdnf.files import read_prepared_split  # noqa: E402
 from speechbrain_fdnf.evaluation.probes import load_or_train_probe  # noqa: E402
 from speechbrain_fdnf.evaluation.tables import existing_cells, posterior_table  # noqa: E402
 from speechbrain_fdnf.recipe_utils import load_hparams, prepare_data  # noqa: E402
@@ -80,8 +90,24 @@ def true_class_posterior(probe, frames, name):
     return posteriors[rows, labels].mean().item(), (posteriors.argmax(-1) == labels).float().mean().item()
 
 
-def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2000, seed=1234):
+def test_speaker_eer(prep_folder, max_speakers=None):
+    """The independent speaker encoder's EER over every pair of the test speakers' utterances
+    (``None`` when the corpus has fewer than two test speakers)."""
+    entries = read_prepared_split(prep_folder, "test")
+    speakers = sorted({entry["speaker"] for entry in entries.values()})[:max_speakers]
+    chosen = [entry for entry in entries.values() if entry["speaker"] in speakers]
+    if len(speakers) < 2:
+        return None
+    embeddings = SpeakerEncoderJudge().embed_files([entry["wav"] for entry in chosen])
+    return pairwise_eer(embeddings, [entry["speaker"] for entry in chosen])
+
+
+def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2000, seed=1234, split="heldout",
+              judge=True):
     """The report's numbers for the corpus that ``hparams`` (a loaded model yaml) prepares.
+
+    The probes and the ceilings are scored on ``split`` (``heldout`` or ``valid``: both are
+    utterances of the training speakers that no probe trained on); ``judge`` adds ``eer_test``.
 
     Returns
     -------
@@ -89,11 +115,14 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
         ``frames``, ``train_speakers``, ``p_phone``, ``phone_accuracy``, ``p_speaker_all``,
         ``speaker_accuracy_all``, ``subset``, ``p_speaker_subset``, ``speaker_accuracy_subset``,
         ``ceiling_speaker`` and ``ceiling_speaker_phone_cost`` (δ(s2) and δ(q) of speaker manipulation
-        among the subset), ``ceiling_phone`` and ``ceiling_phone_speaker_cost`` (δ(q2) and δ(s)).
+        among the subset), ``ceiling_phone`` and ``ceiling_phone_speaker_cost`` (δ(q2) and δ(s)),
+        ``eer_test`` (or ``None``).
     """
+    if split not in ("heldout", "valid"):
+        raise ValueError(f"split must be heldout or valid (utterances of the training speakers), got {split!r}")
     encoders, frame_sets = prepare_data(hparams)
-    train, heldout = (Frames(batch.feats, batch.labels) for batch in (frame_sets["train"].all(), frame_sets["heldout"].all()))
-    cache = Path(hparams["output_root"]) / "calibration_probes"
+    train, heldout = (Frames(batch.feats, batch.labels) for batch in (frame_sets["train"].all(), frame_sets[split].all()))
+    cache = Path(hparams["output_root"]) / f"calibration_probes_{split}"
     fit = dict(epochs=probe_epochs, hidden_size=probe_hidden, seed=seed)
     phone_probe, _ = load_or_train_probe(cache, "phone", train.all(), heldout.all(), len(encoders["phone"]), **fit)
     speaker_probe, _ = load_or_train_probe(cache, "speaker", train.all(), heldout.all(), len(encoders["speaker"]), **fit)
@@ -119,22 +148,25 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
         row = posterior_table(ceiling, probes, heldout_subset, target, other, candidates, num_frames, seed, cells=cells)
         result[key] = row["delta_target"]
         result[f"{key}_{other}_cost"] = row["delta_other"]
+    result["eer_test"] = test_speaker_eer(hparams["prep_folder"]) if judge else None
     return result
 
 
 def markdown(rows):
     """The report table: one row per corpus, the paper's TIMIT first."""
     lines = ["| corpus | training frames (speakers) | p(q\\|x) (acc) | p(s\\|x) all (acc) | p(s\\|x) among N (acc) | "
-             "ceiling speaker δ(s2) / δ(q) | ceiling phone δ(q2) / δ(s) |", "|---|---|---|---|---|---|---|",
+             "ceiling speaker δ(s2) / δ(q) | ceiling phone δ(q2) / δ(s) | judge EER, test speakers |",
+             "|---|---|---|---|---|---|---|---|",
              f"| TIMIT (the paper) | | {PAPER['p_phone']:.3f} | | {PAPER['p_speaker_subset']:.3f} (N about 40) | "
-             f">= +{PAPER['ceiling_speaker']:.3f} | |"]
+             f">= +{PAPER['ceiling_speaker']:.3f} | | |"]
     for name, r in rows.items():
         lines.append(
             f"| {name} | {r['frames']} ({r['train_speakers']}) | {r['p_phone']:.3f} ({r['phone_accuracy']:.3f}) | "
             f"{r['p_speaker_all']:.3f} ({r['speaker_accuracy_all']:.3f}) | "
             f"{r['p_speaker_subset']:.3f} ({r['speaker_accuracy_subset']:.3f}, N = {r['subset']}) | "
             f"{r['ceiling_speaker']:+.3f} / {r['ceiling_speaker_phone_cost']:+.3f} | "
-            f"{r['ceiling_phone']:+.3f} / {r['ceiling_phone_speaker_cost']:+.3f} |")
+            f"{r['ceiling_phone']:+.3f} / {r['ceiling_phone_speaker_cost']:+.3f} | "
+            f"{'' if r.get('eer_test') is None else format(r['eer_test'], '.3f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -147,14 +179,21 @@ def main(argv=None):
     parser.add_argument("--probe-epochs", type=int, default=8, help="as hparams/evaluate.yaml")
     parser.add_argument("--num-frames", type=int, default=2000, help="frames of the ceiling tables")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--split", choices=("heldout", "valid"), default="heldout",
+                        help="utterances the probes are scored on: heldout (report) or valid (choosing knobs)")
+    parser.add_argument("--corpus-options", default="{}",
+                        help="yaml mapping of CorpusOptions overrides of the embedded corpus, e.g. '{voice_spread: 0.5}'")
+    parser.add_argument("--no-judge", action="store_true", help="skip the independent speaker encoder's EER")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     args = parser.parse_args(argv)
     corpora = {"TIMIT-layout corpus": {"data_folder": args.data_folder}} if args.data_folder else {
-        f"embedded {size}": {"embedded_corpus_size": size} for size in args.sizes}
+        f"embedded {size}": {"embedded_corpus_size": size, "embedded_corpus_options": yaml.safe_load(args.corpus_options)}
+        for size in args.sizes}
     rows = {}
     for name, overrides in corpora.items():
         hparams = load_hparams(ROOT / "hparams/fdnf.yaml", {"output_root": args.output_root, **overrides})
-        rows[name] = calibrate(hparams, args.subset, args.probe_epochs, num_frames=args.num_frames, seed=args.seed)
+        rows[name] = calibrate(hparams, args.subset, args.probe_epochs, num_frames=args.num_frames, seed=args.seed,
+                               split=args.split, judge=not args.no_judge)
     table = markdown(rows)
     print(table)
     if args.out:

@@ -79,10 +79,16 @@ def prepare_timit_corpus(hparams):
 
 
 def prepare_embedded_corpus(hparams):
-    """The embedded eSpeak NG corpus of size ``embedded_corpus_size`` in ``embedded_corpus_folder``
-    (synthesized on first use, reused afterwards), prepared as TIMIT."""
+    """The embedded eSpeak NG corpus of size ``embedded_corpus_size`` (with ``embedded_corpus_options``
+    overriding its :class:`CorpusOptions`) in ``embedded_corpus_folder`` (synthesized on first use,
+    reused afterwards), prepared as TIMIT."""
     folder = Path(hparams["embedded_corpus_folder"])
-    options = CorpusOptions.of_size(hparams.get("embedded_corpus_size", "demo"))
+    overrides = dict(hparams.get("embedded_corpus_options") or {})
+    unknown = set(overrides) - set(CorpusOptions.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"embedded_corpus_options: unknown option(s) {sorted(unknown)}; "
+                         f"CorpusOptions has {sorted(CorpusOptions.__dataclass_fields__)}")
+    options = CorpusOptions.of_size(hparams.get("embedded_corpus_size", "demo"), **overrides)
     if not (folder / "corpus.json").exists():
         logger.info("No data_folder given: synthesizing the embedded eSpeak NG corpus into %s", folder)
     run_on_main(synthesize_corpus, args=[folder, options])

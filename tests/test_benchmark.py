@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,14 +128,23 @@ def test_corpus_calibration_reports_what_the_probes_read(corpus, tmp_path, monke
     for key in ("p_phone", "phone_accuracy", "p_speaker_all", "p_speaker_subset", "speaker_accuracy_subset"):
         assert 0.0 < report[key] <= 1.0, key
     assert report["p_speaker_subset"] > 1 / 4 and report["ceiling_speaker"] > 0  # real frames of the target speaker
+    # the independent speaker encoder tells the two test speakers apart better than chance
+    assert 0.0 <= report["eer_test"] < 0.5
     table = bench.markdown({"small": report})
     assert "| TIMIT (the paper) |" in table and f"{report['p_phone']:.3f}" in table
+    assert f"{report['eer_test']:.3f} |" in table
+    chosen_on = bench.calibrate(hparams, subset=4, probe_epochs=1, num_frames=300, split="valid", judge=False)
+    assert chosen_on["p_phone"] != report["p_phone"] and chosen_on["eer_test"] is None  # other utterances
+    with pytest.raises(ValueError, match="split"):
+        bench.calibrate(hparams, split="test")
 
     # the numbers are the probes' own: a probe that knows nothing reads chance everywhere
     from speechbrain_fdnf.evaluation.probes import FeatureProbe
 
     monkeypatch.setattr(FeatureProbe, "posteriors", lambda self, feats: torch.full((len(feats), self.net[-1].out_features),
                                                                                   1.0 / self.net[-1].out_features))
+    # and the EER is the judge's: embeddings that tell no one apart read 0.5
+    monkeypatch.setattr(bench.SpeakerEncoderJudge, "embed_files", lambda self, paths: np.ones((len(paths), 4)))
     blind = bench.calibrate(hparams, subset=4, probe_epochs=1, num_frames=300)
     assert blind["p_phone"] == pytest.approx(1 / 39) and blind["p_speaker_subset"] == pytest.approx(1 / 4)
-    assert blind["ceiling_speaker"] == pytest.approx(0.0, abs=1e-6)
+    assert blind["ceiling_speaker"] == pytest.approx(0.0, abs=1e-6) and blind["eer_test"] == pytest.approx(0.5)

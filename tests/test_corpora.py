@@ -30,3 +30,13 @@ def test_timit_is_prepared_with_the_yaml_options_else_those_of_the_prepared_fold
     with pytest.raises(FileNotFoundError, match="no fallback to the embedded corpus"):
         prepare_corpus({"data_folder": tmp_path / "missing", "prep_folder": prep})
     assert corpora.corpus_name({"data_folder": corpus}) == "timit"
+
+
+def test_embedded_corpus_options_are_checked_before_anything_is_synthesized(tmp_path):
+    from speechbrain_fdnf.corpora import prepare_embedded_corpus
+
+    hparams = {"embedded_corpus_folder": str(tmp_path / "corpus"), "embedded_corpus_size": "small",
+               "embedded_corpus_options": {"voice_sprad": 0.5}, "prep_folder": str(tmp_path / "prep")}
+    with pytest.raises(ValueError, match="voice_sprad"):
+        prepare_embedded_corpus(hparams)
+    assert not (tmp_path / "corpus").exists()

@@ -12,8 +12,15 @@ from conftest import first_utterance
 
 from speechbrain_fdnf.corpus import synthesize
 from speechbrain_fdnf.corpus.espeak import ESpeak
-from speechbrain_fdnf.corpus.speakers import TIMIT_DIALECT_COUNTS, SpeakerProfile, read_speaker_table
-from speechbrain_fdnf.corpus.synthesize import CorpusOptions, plan_corpus, synthesize_corpus
+from speechbrain_fdnf.corpus.speakers import TIMIT_DIALECT_COUNTS, FormantShape, SpeakerProfile, read_speaker_table
+from speechbrain_fdnf.corpus.synthesize import (
+    CorpusOptions,
+    phone_segments,
+    plan_corpus,
+    plan_reading,
+    speaker_voices,
+    synthesize_corpus,
+)
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39, TIMIT39, espeak_to_timit
 
 
@@ -42,6 +49,9 @@ def test_speaker_table_matches_the_folders(corpus):
         assert folders[speaker].parent.name == profile.dialect and folders[speaker].parent.parent.name == profile.split
         assert profile.gender == speaker[0]
     assert len({(p.vocal_tract, p.pitch_hz, p.rate, p.breath, p.tilt) for p in table.values()}) == len(table)
+    planned = {p.speaker: p for p in plan_corpus(CorpusOptions.small())[0]}
+    assert table == planned  # every voice setting, the formant shape included, reads back as drawn
+    assert len({p.shape for p in table.values()}) == len(table) and FormantShape() not in {p.shape for p in table.values()}
 
 
 def test_full_design_is_timits_without_synthesizing():
@@ -87,10 +97,14 @@ def test_plan_is_seeded_and_variation_scales_the_jitter():
         CorpusOptions.of_size("huge")
 
 
-def _voice(**changes):
+def _profile(**changes):
     base = dict(speaker="MABC0", split="TRAIN", dialect="DR1", vocal_tract=1.0, pitch_hz=100.0, pitch_span=1.5,
                 rate=170, breath=0.0, tilt=0.0, roughness=2, flutter=40)
-    profile = SpeakerProfile(**{**base, **changes})
+    return SpeakerProfile(**{**base, **changes})
+
+
+def _voice(**changes):
+    profile = _profile(**changes)
     with ESpeak.isolated({profile.variant_name: profile.variant()}) as engine:
         engine.seed(1)
         out = engine.synthesize(
@@ -120,6 +134,74 @@ def test_configured_voices_really_differ():
     centroid = _spectral_centroid(low, rate)
     assert _spectral_centroid(short_tract, rate) > 1.1 * centroid  # formants 20 % up
     assert _spectral_centroid(dark, rate) < 0.95 * centroid  # energy moved to low frequencies
+
+
+def _band_centroid(audio, rate, low, high):
+    spectrum = torch.stft(torch.from_numpy(audio), 512, window=torch.hann_window(512), return_complex=True).abs() ** 2
+    freqs = torch.linspace(0, rate / 2, spectrum.shape[0])
+    band = (freqs >= low) & (freqs <= high)
+    power = spectrum[band].sum(1)
+    return ((power * freqs[band]).sum() / power.sum()).item()
+
+
+def test_two_speakers_formant_offsets_differ_in_the_spectra():
+    # one vocal tract, two formant shapes: formants 2 and 3 placed 12 % higher for one speaker, 12 % lower for the other
+    up = FormantShape(offsets=(1.0, 1.12, 1.12, 1.0, 1.0))
+    down = FormantShape(offsets=(1.0, 0.88, 0.88, 1.0, 1.0))
+    raised, rate = _voice(shape=up)
+    lowered, _ = _voice(shape=down)
+    neutral, _ = _voice()
+    # where F2 and F3 live, the energy sits measurably higher for the raised speaker (F1's band stays put)
+    centroids = [_band_centroid(audio, rate, 1000, 3500) for audio in (lowered, neutral, raised)]
+    assert centroids[0] < centroids[1] < centroids[2] and centroids[2] > 1.05 * centroids[0], centroids
+    # a stronger formant 2 (height) puts more of the energy into its band
+    strong, _ = _voice(shape=FormantShape(heights=(100.0, 180.0, 100.0, 100.0, 100.0)))
+    weak, _ = _voice(shape=FormantShape(heights=(100.0, 50.0, 100.0, 100.0, 100.0)))
+
+    def band_share(audio):
+        spectrum = torch.stft(torch.from_numpy(audio), 512, window=torch.hann_window(512), return_complex=True).abs() ** 2
+        freqs = torch.linspace(0, rate / 2, spectrum.shape[0])
+        return (spectrum[(freqs > 900) & (freqs < 2500)].sum() / spectrum.sum()).item()
+
+    assert band_share(strong) > 1.2 * band_share(weak)
+
+
+def _reading_audio(profile, options, rng_seed, text="Measure the yellow garage before the storm arrives."):
+    import random
+
+    entry = plan_reading(profile, "SX9", text, options, random.Random(rng_seed), random.Random(rng_seed + 1))
+    markup = entry["markup"]
+    with ESpeak.isolated(speaker_voices(profile, options)) as espeak:
+        espeak.seed(5)
+        out = espeak.synthesize(markup or text, voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"],
+                                pitch_range=entry["pitch_range"], ssml=markup is not None)
+    labels = [label for _, _, label in phone_segments(out.phonemes, len(out.audio), 1.0)]
+    return entry, out.audio, labels
+
+
+def test_with_the_variation_knobs_at_zero_a_repeated_sentence_is_read_identically():
+    profile = _profile(shape=FormantShape.draw(__import__("random").Random(3), "M"))
+    still = CorpusOptions.small(variation=0.0, token_variation=0.0)
+    first, audio_1, labels_1 = _reading_audio(profile, still, rng_seed=1)
+    second, audio_2, labels_2 = _reading_audio(profile, still, rng_seed=2)  # other draws: nothing to draw from
+    assert first == second and first["markup"] is None
+    assert np.array_equal(audio_1, audio_2) and labels_1 == labels_2
+    # the knobs on: the same speaker reads the sentence with other word tokens and rates; the phones stay
+    varied = CorpusOptions.small()
+    first, audio_1, labels_1 = _reading_audio(profile, varied, rng_seed=1)
+    second, audio_2, labels_2 = _reading_audio(profile, varied, rng_seed=2)
+    assert first["markup"] != second["markup"] and first["markup"].count("<voice ") == 8  # one per word
+    assert labels_1 == labels_2
+    assert len(audio_1) != len(audio_2) or not np.array_equal(audio_1, audio_2)
+    # the word tokens are the speaker's voice with formants 1-3 moved, and nothing else
+    voices = speaker_voices(profile, varied)
+    assert len(voices) == 1 + 8
+    own = voices.pop(profile.variant_name).splitlines()
+    for text in voices.values():
+        changed = {line.split()[1] for line, mine in zip(text.splitlines(), own) if line != mine and line.startswith("formant")}
+        assert changed and changed <= {"1", "2", "3"}
+        assert [line for line in text.splitlines() if not line.startswith(("formant", "name"))] == \
+            [line for line in own if not line.startswith(("formant", "name"))]
 
 
 def test_engine_output_does_not_depend_on_earlier_calls():

@@ -24,6 +24,7 @@ _INITIALIZE_PHONEME_EVENTS = 0x0001
 _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
 _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
+_SSML = 0x10
 
 
 class _EventId(ctypes.Union):
@@ -167,7 +168,7 @@ class ESpeak:
             i += 1
         return 0
 
-    def synthesize(self, text, voice="en-us", pitch=50, rate=175, pitch_range=50):
+    def synthesize(self, text, voice="en-us", pitch=50, rate=175, pitch_range=50, ssml=False):
         """Synthesizes ``text``; returns a :class:`Synthesis`.
 
         Arguments
@@ -182,6 +183,9 @@ class ESpeak:
             Speaking rate in words per minute (80-450).
         pitch_range : int
             Pitch range (intonation), 0-100.
+        ssml : bool
+            ``text`` is SSML markup (``<speak>``, with ``<voice>`` and ``<prosody>`` spans); the
+            parameters above still hold inside it, as the starting voice and prosody.
         """
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -190,12 +194,11 @@ class ESpeak:
                 self._lib.espeak_SetParameter(_PARAM[name], int(value), 0)
             self._chunks, self._phonemes = [], []
             data = text.encode("utf-8")
-            status = self._lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, 0, None, None)
+            status = self._lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _SSML if ssml else 0, None, None)
             if status != 0:
                 raise RuntimeError(f"eSpeak NG failed (status {status}) on {text!r}")
             audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             return Synthesis(audio, self.sample_rate, list(self._phonemes))
-
 
 
 def _private_data(folder, variants):

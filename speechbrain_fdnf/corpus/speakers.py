@@ -1,9 +1,13 @@
 """Synthetic speakers for the embedded corpus, and their speaker table.
 
 Each speaker is an eSpeak NG voice variant written for it: a vocal-tract
-length (all formant frequencies scaled together), a pitch level and range, a
-speaking rate, and a voice quality (breathiness, spectral tilt, roughness,
-pitch flutter), drawn per gender. TIMIT's proportions are kept: about 70 %
+length (all formant frequencies scaled together), each formant's own offset
+from that scale in frequency, strength and bandwidth, the strength of the low
+(nasal) resonance, a pitch level and range, a speaking rate, and a glottal
+source (breathiness, spectral tilt, roughness, pitch flutter), drawn per gender
+from the distributions below (docs/DESIGN.md gives their reasons). Within a
+speaker, each word may be read with its formant targets jittered around the
+speaker's (:meth:`SpeakerProfile.token_variants`). TIMIT's proportions are kept: about 70 %
 male speakers, and its split of speakers over the eight dialect regions. The
 corpus root gets a ``SPKRINFO.TXT`` in the layout of TIMIT's, with the voice
 settings in place of TIMIT's recording data.
@@ -16,6 +20,8 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import math
+import random
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,76 @@ SPEAKER_TABLE = "SPKRINFO.TXT"
 # (mean, sd, low, high) per gender; the female vocal tract is about 15 % shorter
 _VOCAL_TRACT = {"M": (1.0, 0.045, 0.9, 1.1), "F": (1.15, 0.045, 1.05, 1.25)}
 _PITCH_HZ = {"M": (100, 14, 72, 140), "F": (180, 22, 135, 240)}
+
+#: The formants a speaker's shape offsets, after eSpeak's numbering (0 is the low nasal resonance).
+SHAPED_FORMANTS = (1, 2, 3, 4, 5)
+#: Per formant 1..5, the SD of its frequency offset from the vocal-tract scale (relative), at
+#: ``voice_spread`` 1: within one gender a vowel's formants spread by about 8-12 % across speakers,
+#: of which a uniform vocal-tract scale (SD 4.5 % above) explains only a part.
+FORMANT_OFFSET_SD = (0.10, 0.09, 0.08, 0.07, 0.07)
+#: SDs of the log strength (height) and log bandwidth of each formant, and of the nasal resonance's
+#: log strength; the mean log bandwidth per gender (breathier, higher-pitched voices: wider).
+FORMANT_HEIGHT_SD, FORMANT_WIDTH_SD, NASAL_HEIGHT_SD = 0.25, 0.25, 0.35
+_WIDTH_MEAN = {"M": 1.0, "F": 1.1}
+#: Per-word jitter of formants 1..3 (relative SD at ``token_variation`` 1): a speaker's repeated
+#: tokens of one vowel spread by about 3-5 % in F1/F2 besides what the phonetic context does.
+TOKEN_FORMANT_SD = 0.04
+#: Word-level variants drawn per speaker: each word of an utterance reads one of them.
+TOKEN_VARIANTS = 8
+
+
+@dataclass(frozen=True)
+class FormantShape:
+    """How one speaker's formants depart from a uniformly scaled vocal tract.
+
+    Attributes
+    ----------
+    offsets : tuple of float
+        Frequency factor of formants 1..5 on top of the vocal-tract scale (1: none).
+    heights, widths : tuple of float
+        Strength and bandwidth of formants 1..5, in eSpeak's percent (100: its default).
+    nasal : float
+        Strength of formant 0, the low nasal resonance, in percent.
+    """
+
+    offsets: tuple = (1.0,) * 5
+    heights: tuple = (100.0,) * 5
+    widths: tuple = (100.0,) * 5
+    nasal: float = 100.0
+
+    def __str__(self):
+        """Compact form for the speaker table: ``nasal;f1/h1/w1;...`` (frequency factor in %)."""
+        parts = [f"{100 * o:.1f}/{h:.0f}/{w:.0f}" for o, h, w in zip(self.offsets, self.heights, self.widths)]
+        return ";".join([f"{self.nasal:.0f}", *parts])
+
+    @classmethod
+    def parse(cls, text):
+        """The inverse of ``str``."""
+        nasal, *parts = text.split(";")
+        values = [tuple(float(v) for v in part.split("/")) for part in parts]
+        return cls(tuple(round(v[0] / 100, 3) for v in values), tuple(v[1] for v in values),
+                   tuple(v[2] for v in values), float(nasal))
+
+    @classmethod
+    def draw(cls, rng, gender, spread=1.0):
+        """One speaker's shape; ``spread`` scales every SD (0: the neutral shape)."""
+        if spread == 0:
+            return cls()
+
+        def lognormal(mean, sd):
+            return round(100 * mean * math.exp(rng.gauss(0, sd * spread)), 0)
+
+        offsets = tuple(round(min(1.3, max(0.75, 1 + rng.gauss(0, sd * spread))), 3) for sd in FORMANT_OFFSET_SD)
+        heights = tuple(min(200.0, max(40.0, lognormal(1.0, FORMANT_HEIGHT_SD))) for _ in SHAPED_FORMANTS)
+        widths = tuple(min(220.0, max(50.0, lognormal(_WIDTH_MEAN[gender], FORMANT_WIDTH_SD))) for _ in SHAPED_FORMANTS)
+        nasal = min(250.0, max(30.0, lognormal(1.0, NASAL_HEIGHT_SD)))
+        return cls(offsets, heights, widths, nasal)
+
+
+def voice_rng(seed, speaker):
+    """The random source of one speaker's voice shape and word variants: it depends on the
+    corpus seed and the speaker alone, so these draws leave every other draw of the plan as it was."""
+    return random.Random(f"{seed}/{speaker}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +134,8 @@ class SpeakerProfile:
         eSpeak's roughness, 0-6.
     flutter : int
         eSpeak's pitch flutter (64 is its default).
+    shape : FormantShape
+        Each formant's own offset, strength and bandwidth, and the nasal resonance.
     """
 
     speaker: str
@@ -71,6 +149,7 @@ class SpeakerProfile:
     tilt: float
     roughness: int
     flutter: int
+    shape: FormantShape = FormantShape()
 
     @property
     def gender(self):
@@ -82,28 +161,64 @@ class SpeakerProfile:
         """The eSpeak variant name of this voice (``en-us+<variant_name>``)."""
         return f"fdnf_{self.speaker}"
 
-    def variant(self):
+    def variant(self, name=None, jitter=None):
         """The eSpeak NG voice-variant file of this speaker.
+
+        Arguments
+        ---------
+        name : str, optional
+            Variant name (default :attr:`variant_name`).
+        jitter : sequence of float, optional
+            Extra frequency factors of formants 1, 2, ... (a word-level token).
 
         Example
         -------
         >>> profile = SpeakerProfile("FXYZ0", "TRAIN", "DR1", 1.1, 200.0, 1.5, 170, 0.5, 0.0, 2, 60)
         >>> print(profile.variant().splitlines()[3])
         pitch 200 300
+        >>> print(profile.variant().splitlines()[6])
+        formant 2 110 100 100
         """
-        formants = "".join(
+        shape, jitter = self.shape, list(jitter or ())
+        lines = []
+        for n in range(9):
             # formant 0 is a low resonance that moves less with vocal-tract length
-            f"formant {n} {round(100 * (1 + (self.vocal_tract - 1) * (0.5 if n == 0 else 1)))} 100 100\n"
-            for n in range(9)
-        )
+            frequency = 1 + (self.vocal_tract - 1) * (0.5 if n == 0 else 1)
+            height, width = (shape.nasal, 100.0) if n == 0 else (100.0, 100.0)
+            if n in SHAPED_FORMANTS:
+                k = n - SHAPED_FORMANTS[0]
+                frequency *= shape.offsets[k] * (jitter[k] if k < len(jitter) else 1.0)
+                height, width = shape.heights[k], shape.widths[k]
+            lines.append(f"formant {n} {round(100 * frequency)} {round(height)} {round(width)}\n")
         breath = " ".join(str(round(self.breath * w)) for w in (0, 3, 5, 5, 5, 5, 5, 3))
         t = self.tilt
         tone = f"tone 400 {round(100 + 50 * t)} 1200 100 2500 {round(100 - 35 * t)} 4000 {round(100 - 50 * t)}"
         return (
-            f"language variant\nname {self.variant_name}\ngender {'female' if self.gender == 'F' else 'male'}\n"
-            f"pitch {round(self.pitch_hz)} {round(self.pitch_hz * self.pitch_span)}\n{formants}"
+            f"language variant\nname {name or self.variant_name}\n"
+            f"gender {'female' if self.gender == 'F' else 'male'}\n"
+            f"pitch {round(self.pitch_hz)} {round(self.pitch_hz * self.pitch_span)}\n{''.join(lines)}"
             f"{tone}\nbreath {breath}\nroughness {self.roughness}\nflutter {self.flutter}\n"
         )
+
+    def token_name(self, index):
+        """The eSpeak variant name of word-level token ``index`` of this voice."""
+        return f"{self.variant_name}_t{index}"
+
+    def token_variants(self, rng, token_variation, count=TOKEN_VARIANTS):
+        """Word-level tokens of this voice: formants 1-3 jittered around the speaker's own.
+
+        Returns
+        -------
+        dict
+            variant name -> variant text, ``count`` of them (none when ``token_variation`` is 0).
+        """
+        if token_variation == 0:
+            return {}
+        tokens = {}
+        for index in range(count):
+            jitter = [min(1.15, max(0.87, 1 + rng.gauss(0, TOKEN_FORMANT_SD * token_variation))) for _ in range(3)]
+            tokens[self.token_name(index)] = self.variant(self.token_name(index), jitter)
+        return tokens
 
 
 def _truncated_normal(rng, mean, sd, low, high):
@@ -132,7 +247,7 @@ def dialect_counts(split, num_speakers):
     return tuple(counts)
 
 
-def draw_speakers(rng, split, num_speakers, taken=None):
+def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=None):
     """Draws ``num_speakers`` distinct speakers of one split.
 
     Arguments
@@ -144,6 +259,10 @@ def draw_speakers(rng, split, num_speakers, taken=None):
     num_speakers : int
     taken : set, optional
         Speaker ids already used (updated in place).
+    voice_spread : float
+        Scale of each speaker's :class:`FormantShape` (0: formants move with the vocal tract only).
+    seed : int, optional
+        Corpus seed of the shapes' own random source (:func:`voice_rng`).
 
     Returns
     -------
@@ -176,6 +295,7 @@ def draw_speakers(rng, split, num_speakers, taken=None):
                 tilt=round(rng.uniform(-1, 1), 3),
                 roughness=rng.randint(0, 5),
                 flutter=rng.randint(20, 90),
+                shape=FormantShape.draw(voice_rng(seed, speaker), gender, voice_spread),
             )
         )
     return profiles
@@ -187,14 +307,15 @@ def write_speaker_table(path, profiles):
         "; Speakers of the speechbrain-fdnf embedded corpus, in the layout of TIMIT's SPKRINFO.TXT:",
         "; ID is the folder name without its gender letter; Use is TRN or TST. The voice columns",
         "; replace TIMIT's recording data: vocal-tract (formant) scale, base pitch (Hz), pitch span,",
-        "; rate (words/min), breathiness, spectral tilt, roughness, flutter.",
-        "; ID  Sex DR Use  VTL    F0     Span   Rate Breath Tilt   Rough Flutter",
+        "; rate (words/min), breathiness, spectral tilt, roughness, flutter, and the formant shape:",
+        "; nasal resonance strength (%); then per formant 1..5 frequency factor (%)/strength (%)/bandwidth (%).",
+        "; ID  Sex DR Use  VTL    F0     Span   Rate Breath Tilt   Rough Flutter Shape",
     ]
     for p in sorted(profiles, key=lambda p: (p.split, p.dialect, p.speaker)):
         use = "TRN" if p.split == "TRAIN" else "TST"
         lines.append(
             f"{p.speaker[1:]:<5}{p.gender:<4}{p.dialect[2:]:<3}{use:<5}{p.vocal_tract:<7.3f}{p.pitch_hz:<7.1f}"
-            f"{p.pitch_span:<7.3f}{p.rate:<5d}{p.breath:<7.3f}{p.tilt:<7.3f}{p.roughness:<6d}{p.flutter:d}"
+            f"{p.pitch_span:<7.3f}{p.rate:<5d}{p.breath:<7.3f}{p.tilt:<7.3f}{p.roughness:<6d}{p.flutter:<8d}{p.shape}"
         )
     Path(path).write_text("\n".join(lines) + "\n")
 
@@ -206,9 +327,9 @@ def read_speaker_table(path):
         if not line.strip() or line.startswith(";"):
             continue
         ident, sex, region, use, *voice = line.split()
-        if len(voice) != 8:
+        if len(voice) not in (8, 9):  # 8: tables written before voices had a formant shape
             raise ValueError(f"{path}: malformed speaker line {line!r}")
-        casts = [float, float, float, int, float, float, int, int]
+        casts = [float, float, float, int, float, float, int, int, FormantShape.parse]
         profile = SpeakerProfile(
             sex + ident, "TRAIN" if use == "TRN" else "TEST", f"DR{region}", *(cast(v) for cast, v in zip(casts, voice))
         )

@@ -13,10 +13,16 @@ sample-accurate ``.PHN`` (TIMIT-61 symbols, from eSpeak's phoneme events),
 * speakers are distinct voices (:mod:`speechbrain_fdnf.corpus.speakers`), spread
   over eight dialect regions and both genders in TIMIT's proportions.
 
-Within a speaker, every utterance jitters pitch level, intonation range and
-rate around the speaker's own (``variation`` scales the jitter; 0 repeats the
-speaker's settings exactly). The same preparation code reads this corpus and
-real TIMIT.
+Voices differ by vocal-tract length and by each formant's own offset, strength
+and bandwidth (``voice_spread`` scales the latter; 0 leaves only the vocal-tract
+scale), besides pitch, rate and glottal source. Within a speaker, every
+utterance jitters pitch level, intonation range and rate around the speaker's
+own (``variation``), and every word is read with formants 1-3 and the local
+speaking rate jittered around the speaker's (``token_variation``, through SSML
+``<voice>`` and ``<prosody>`` spans), so one phone's frames vary within a
+speaker and an utterance as read speech does. With ``variation`` and
+``token_variation`` at 0 a speaker reads a sentence the same way every time.
+The same preparation code reads this corpus and real TIMIT.
 
 Usage::
 
@@ -29,12 +35,14 @@ Authors
 import argparse
 import json
 import logging
+import math
 import multiprocessing
 import os
 import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from xml.sax.saxutils import escape
 from math import gcd
 from pathlib import Path
 
@@ -45,7 +53,7 @@ from tqdm import tqdm
 
 from speechbrain_fdnf.corpus.espeak import ESpeak
 from speechbrain_fdnf.corpus.sentences import sentence_pool
-from speechbrain_fdnf.corpus.speakers import SPEAKER_TABLE, draw_speakers, write_speaker_table
+from speechbrain_fdnf.corpus.speakers import SPEAKER_TABLE, TOKEN_VARIANTS, draw_speakers, voice_rng, write_speaker_table
 from speechbrain_fdnf.data.phones import espeak_to_timit
 from speechbrain_fdnf.data.timit import corpus_statistics
 
@@ -63,6 +71,10 @@ class CorpusOptions:
 
     The default is the ``demo`` size (what the recipe builds when no TIMIT is
     given); :meth:`small`, :meth:`demo` and :meth:`full` are the named sizes.
+    ``variation`` scales the per-utterance jitter of pitch, intonation range and
+    rate; ``voice_spread`` the per-speaker formant shapes; ``token_variation``
+    the per-word jitter of formants 1-3 and of the speaking rate (each 1: the
+    distributions of docs/DESIGN.md, 0: none).
     """
 
     train_speakers: int = 140
@@ -71,6 +83,8 @@ class CorpusOptions:
     si_per_speaker: int = 3
     readers_per_sx: int = 7
     variation: float = 1.0
+    voice_spread: float = 1.0
+    token_variation: float = 1.0
     seed: int = 1234
 
     @classmethod
@@ -101,6 +115,44 @@ def _jitter(rng, variation, value, sd, low, high):
     return min(high, max(low, value + variation * rng.gauss(0, sd)))
 
 
+#: SD of the log speaking rate of a word around its utterance's (at ``token_variation`` 1).
+WORD_RATE_SD = 0.12
+
+
+def reading_markup(profile, text, rng, token_variation):
+    """SSML for one reading of ``text``: each word in one of the speaker's word-level tokens
+    (:meth:`~speechbrain_fdnf.corpus.speakers.SpeakerProfile.token_variants`), at its own local
+    rate; ``None`` when ``token_variation`` is 0 (the plain text is read).
+
+    Example
+    -------
+    >>> import random
+    >>> from speechbrain_fdnf.corpus.speakers import SpeakerProfile
+    >>> profile = SpeakerProfile("MXYZ0", "TRAIN", "DR1", 1.0, 100.0, 1.5, 170, 0.0, 0.0, 2, 60)
+    >>> markup = reading_markup(profile, "Tom & me.", random.Random(0), 1.0)
+    >>> print(markup.split(" <voice")[0])
+    <speak><voice name="en-us+fdnf_MXYZ0_t6"><prosody rate="101%">Tom</prosody></voice>
+    >>> markup.count("<voice "), "&amp;" in markup
+    (3, True)
+    >>> reading_markup(profile, "Tom & me.", random.Random(0), 0.0) is None
+    True
+    """
+    if token_variation == 0:
+        return None
+    words = []
+    for word in text.split():
+        token = profile.token_name(rng.randrange(TOKEN_VARIANTS))
+        rate = round(100 * min(1.4, max(0.7, math.exp(rng.gauss(0, WORD_RATE_SD * token_variation)))))
+        words.append(f'<voice name="en-us+{token}"><prosody rate="{rate}%">{escape(word)}</prosody></voice>')
+    return f"<speak>{' '.join(words)}</speak>"
+
+
+def speaker_voices(profile, options):
+    """The eSpeak variants one speaker's readings use: its voice and its word-level tokens."""
+    tokens = profile.token_variants(voice_rng(options.seed, profile.speaker + "/tokens"), options.token_variation)
+    return {profile.variant_name: profile.variant(), **tokens}
+
+
 def _sx_groups(rng, speakers, rounds, readers):
     """Per round, the speakers shuffled into groups of ``readers``; each group reads one sentence."""
     groups = []
@@ -110,6 +162,27 @@ def _sx_groups(rng, speakers, rounds, readers):
     return groups
 
 
+def plan_reading(profile, utt, text, options, rng, word_rng):
+    """One planned reading of ``text`` by ``profile``: the utterance's pitch, range and rate
+    jittered by ``rng`` (``options.variation``), its words' tokens and rates by ``word_rng``
+    (``options.token_variation``). With both knobs at 0 every reading of a text by one speaker
+    is planned, and so synthesized, the same.
+    """
+    v = options.variation
+    return dict(
+        split=profile.split,
+        dialect=profile.dialect,
+        speaker=profile.speaker,
+        utt=utt,
+        text=text,
+        voice=f"en-us+{profile.variant_name}",
+        pitch=round(_jitter(rng, v, 50, 6, 20, 80)),
+        pitch_range=round(_jitter(rng, v, 50, 12, 15, 85)),
+        rate=round(_jitter(rng, v, profile.rate, 0.06 * profile.rate, 100, 260)),
+        markup=reading_markup(profile, text, word_rng, options.token_variation),
+    )
+
+
 def plan_corpus(options):
     """The deterministic design of a corpus: its speakers and utterances.
 
@@ -117,19 +190,22 @@ def plan_corpus(options):
     -------
     profiles : list of SpeakerProfile
     plan : list of dict
-        One per utterance: split, dialect, speaker, utt, text, voice, and the
-        utterance's pitch (0-100), pitch_range (0-100) and rate (words/min).
+        One per utterance: split, dialect, speaker, utt, text, voice, the
+        utterance's pitch (0-100), pitch_range (0-100) and rate (words/min), and
+        its SSML ``markup`` (per-word tokens and rates; ``None``: the plain text).
     """
     if options.train_speakers < 1 or options.test_speakers < 0:
         raise ValueError("a corpus needs at least one training speaker")
     if options.readers_per_sx < 1 or options.sx_per_speaker < 0 or options.si_per_speaker < 0:
         raise ValueError("readers_per_sx must be positive; sentence counts must not be negative")
-    if options.variation < 0:
-        raise ValueError(f"variation must be >= 0, got {options.variation}")
+    for knob in ("variation", "voice_spread", "token_variation"):
+        if getattr(options, knob) < 0:
+            raise ValueError(f"{knob} must be >= 0, got {getattr(options, knob)}")
     rng = random.Random(options.seed)
     taken = set()
-    profiles = draw_speakers(rng, "TRAIN", options.train_speakers, taken)
-    profiles += draw_speakers(rng, "TEST", options.test_speakers, taken)
+    shapes = dict(voice_spread=options.voice_spread, seed=options.seed)
+    profiles = draw_speakers(rng, "TRAIN", options.train_speakers, taken, **shapes)
+    profiles += draw_speakers(rng, "TEST", options.test_speakers, taken, **shapes)
     groups = []
     for split in ("TRAIN", "TEST"):
         members = [p.speaker for p in profiles if p.split == split]
@@ -144,22 +220,10 @@ def plan_corpus(options):
         for k in range(options.si_per_speaker):
             number = index * options.si_per_speaker + k
             readings[profile.speaker].append((f"SI{3 + len(groups) + number}", si[number]))
-    plan, v = [], options.variation
-    for profile in profiles:
-        for utt, text in readings[profile.speaker]:
-            plan.append(
-                dict(
-                    split=profile.split,
-                    dialect=profile.dialect,
-                    speaker=profile.speaker,
-                    utt=utt,
-                    text=text,
-                    voice=f"en-us+{profile.variant_name}",
-                    pitch=round(_jitter(rng, v, 50, 6, 20, 80)),
-                    pitch_range=round(_jitter(rng, v, 50, 12, 15, 85)),
-                    rate=round(_jitter(rng, v, profile.rate, 0.06 * profile.rate, 100, 260)),
-                )
-            )
+    # the words' draws come from their own source: with token_variation 0 every other draw is as before
+    word_rng = random.Random(f"{options.seed}/words")
+    plan = [plan_reading(profile, utt, text, options, rng, word_rng)
+            for profile in profiles for utt, text in readings[profile.speaker]]
     return profiles, plan
 
 
@@ -205,9 +269,9 @@ def phone_segments(phonemes, num_samples, scale):
 
 def synthesize_utterance(espeak, entry, folder):
     """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT); returns its length."""
-    out = espeak.synthesize(
-        entry["text"], voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"], pitch_range=entry["pitch_range"]
-    )
+    markup = entry.get("markup")
+    out = espeak.synthesize(markup or entry["text"], voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"],
+                            pitch_range=entry["pitch_range"], ssml=markup is not None)
     common = gcd(SAMPLE_RATE, out.sample_rate)
     wave = resample_poly(out.audio.astype(np.float64), SAMPLE_RATE // common, out.sample_rate // common)
     audio = np.clip(np.round(wave), -32768, 32767).astype(np.int16)
@@ -228,14 +292,14 @@ def _speaker_folder(root, profile):
 
 def _synthesize_speaker(job):
     """One speaker, into ``<speaker>.part`` then renamed: a finished folder is a complete speaker."""
-    profile, entries, root, seed = job
+    profile, voices, entries, root, seed = job
     final = _speaker_folder(root, profile)
     work = final.with_name(final.name + ".part")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     # a fresh espeak per speaker, seeded for it: the audio depends on the seed alone,
     # not on which worker ran the speaker or what it synthesized before
-    with ESpeak.isolated({profile.variant_name: profile.variant()}) as espeak:
+    with ESpeak.isolated(voices) as espeak:
         espeak.seed(seed)
         for entry in entries:
             synthesize_utterance(espeak, entry, work)
@@ -277,8 +341,9 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True):
             logger.info("Reusing the synthetic corpus in %s", out_dir)
             return manifest
         raise FileExistsError(
-            f"{out_dir} holds a synthetic corpus built with other options {manifest.get('options')}; "
-            "remove it or choose another folder"
+            f"{out_dir} holds a synthetic corpus built with other options {manifest.get('options')} "
+            f"(wanted {asdict(options)}; a corpus from an earlier version lacks the newer options); "
+            "remove it, and the results trained on it, or choose another folder"
         )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not a synthetic corpus; refusing to write into it")
@@ -294,7 +359,8 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True):
     for entry in plan:
         entries.setdefault(entry["speaker"], []).append(entry)
     jobs = [
-        (profile, entries[profile.speaker], str(partial), (options.seed * 7919 + index) % 2**31)
+        (profile, speaker_voices(profile, options), entries[profile.speaker], str(partial),
+         (options.seed * 7919 + index) % 2**31)
         for index, profile in enumerate(profiles)
         if not _speaker_folder(partial, profile).is_dir()
     ]
@@ -339,14 +405,17 @@ def main(argv=None):
     parser.add_argument("--size", choices=SIZES, default="demo", help="named corpus size (default: demo)")
     parser.add_argument("--small", action="store_true", help="alias of --size small")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--variation", type=float, help="within-speaker jitter scale (0: none; default 1)")
+    parser.add_argument("--variation", type=float, help="per-utterance pitch/range/rate jitter scale (0: none; default 1)")
+    parser.add_argument("--voice-spread", type=float, help="per-speaker formant shape scale (0: vocal-tract scale only; default 1)")
+    parser.add_argument("--token-variation", type=float, help="per-word formant and rate jitter scale (0: none; default 1)")
     parser.add_argument("--workers", type=int, help="synthesis processes (default: one per core)")
     for name in ("train-speakers", "test-speakers", "sx-per-speaker", "si-per-speaker", "readers-per-sx"):
         parser.add_argument(f"--{name}", type=int)
     args = parser.parse_args(argv)
     overrides = {
         name: getattr(args, name)
-        for name in ("train_speakers", "test_speakers", "sx_per_speaker", "si_per_speaker", "readers_per_sx", "variation")
+        for name in ("train_speakers", "test_speakers", "sx_per_speaker", "si_per_speaker", "readers_per_sx", "variation",
+                     "voice_spread", "token_variation")
         if getattr(args, name) is not None
     }
     options = CorpusOptions.of_size("small" if args.small else args.size, args.seed, **overrides)
