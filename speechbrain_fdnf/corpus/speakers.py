@@ -38,17 +38,20 @@ _PITCH_HZ = {"M": (100, 14, 72, 140), "F": (180, 22, 135, 240)}
 
 #: The formants a speaker's shape offsets, after eSpeak's numbering (0 is the low nasal resonance).
 SHAPED_FORMANTS = (1, 2, 3, 4, 5)
-#: Per formant 1..5, the SD of its frequency offset from the vocal-tract scale (relative), at
-#: ``voice_spread`` 1: within one gender a vowel's formants spread by about 8-12 % across speakers,
-#: of which a uniform vocal-tract scale (SD 4.5 % above) explains only a part.
-FORMANT_OFFSET_SD = (0.10, 0.09, 0.08, 0.07, 0.07)
+# The distributions below are those of ``voice_spread`` and ``token_variation`` 1, chosen on the
+# valid utterances so that one frame carries about TIMIT's phone and speaker evidence
+# (benchmarks/calibrate_corpus.py); docs/DESIGN.md gives the reasons and why they exceed the
+# formant spreads measured in real speech (they stand in for what eSpeak cannot render).
+#: Per formant 1..5, the SD of its frequency offset from the vocal-tract scale (relative); the
+#: lower formants, which articulation habits move most, spread most.
+FORMANT_OFFSET_SD = (0.14, 0.125, 0.11, 0.10, 0.10)
 #: SDs of the log strength (height) and log bandwidth of each formant, and of the nasal resonance's
-#: log strength; the mean log bandwidth per gender (breathier, higher-pitched voices: wider).
-FORMANT_HEIGHT_SD, FORMANT_WIDTH_SD, NASAL_HEIGHT_SD = 0.25, 0.25, 0.35
+#: log strength; the mean bandwidth per gender (breathier, higher-pitched voices: wider).
+FORMANT_HEIGHT_SD, FORMANT_WIDTH_SD, NASAL_HEIGHT_SD = 0.35, 0.35, 0.5
 _WIDTH_MEAN = {"M": 1.0, "F": 1.1}
-#: Per-word jitter of formants 1..3 (relative SD at ``token_variation`` 1): a speaker's repeated
-#: tokens of one vowel spread by about 3-5 % in F1/F2 besides what the phonetic context does.
-TOKEN_FORMANT_SD = 0.04
+#: Per-word jitter of formants 1..3 (relative SD): a speaker's tokens of one vowel differ with
+#: stress, rate, reduction and context, which eSpeak renders from one target each.
+TOKEN_FORMANT_SD = 0.06
 #: Word-level variants drawn per speaker: each word of an utterance reads one of them.
 TOKEN_VARIANTS = 8
 

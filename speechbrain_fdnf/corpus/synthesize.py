@@ -116,7 +116,7 @@ def _jitter(rng, variation, value, sd, low, high):
 
 
 #: SD of the log speaking rate of a word around its utterance's (at ``token_variation`` 1).
-WORD_RATE_SD = 0.12
+WORD_RATE_SD = 0.18
 
 
 def reading_markup(profile, text, rng, token_variation):
