@@ -53,7 +53,7 @@ class ClassSequenceDecoder(torch.nn.Module):
         """Transitions counted between consecutive frames of each utterance, with ``smoothing`` added
         to every count (so a pair never seen in training stays possible)."""
         same = utterance[1:] == utterance[:-1]
-        counts = torch.full((num_classes, num_classes), float(smoothing))
+        counts = torch.full((num_classes, num_classes), float(smoothing), device=labels.device)
         pairs = labels[:-1][same] * num_classes + labels[1:][same]
         counts += torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
         return cls((counts / counts.sum(dim=1, keepdim=True)).log(), scale)

@@ -125,8 +125,8 @@ class FeatureFlow:
         return list(self.prior.factor_names) if self.prior is not None else []
 
     def encode(self, feats):
-        """Latent codes ``(..., latent_dim)`` of raw frames (the VAE: encoder means)."""
-        return self.model.encode(self.normalized(feats))[0]
+        """Latent codes ``(..., latent_dim)`` of raw frames (the VAE: encoder means), on the model's device."""
+        return self.model.encode(self.normalized(feats.to(self.device)))[0]
 
     @property
     def device(self):
@@ -148,14 +148,16 @@ class FeatureFlow:
                           for start in range(0, len(feats), batch_size)])
 
     def decode(self, codes):
-        """Raw frames of latent codes (the VAE: decoder means)."""
-        return self.denormalized(self.model.decode(codes))
+        """Raw frames of latent codes (the VAE: decoder means), on the model's device."""
+        return self.denormalized(self.model.decode(codes.to(self.device)))
 
     def log_likelihood(self, feats, labels=None):
         """Per-frame ``log p(x)`` in nats of raw frames; a factor without labels is marginalised."""
         if not hasattr(self.model, "log_prob"):
             raise TypeError(f"{type(self.model).__name__} has no exact likelihood (the VAE gives an ELBO)")
-        return self.model.log_prob(self.normalized(feats), labels or {}) + self.normalization_log_det()
+        feats = feats.to(self.device)
+        labels = {name: values.to(self.device) for name, values in (labels or {}).items()}
+        return self.model.log_prob(self.normalized(feats), labels) + self.normalization_log_det()
 
     @torch.no_grad()
     def inferred_classes(self, codes, factor, utterance, smooth=1, decoder=None):
@@ -298,7 +300,7 @@ class FeatureFlow:
         Returns
         -------
         torch.Tensor
-            Raw frames, the shape of ``feats``.
+            Raw frames, the shape of ``feats``, on its device (the model runs on its own).
         """
         codes = self.encode(feats)
         if source is None:
@@ -310,4 +312,4 @@ class FeatureFlow:
         if deviation != 1.0:
             where = self.prior.slices[factor] if self.has_prior_means(factor) else slice(None)
             moved[..., where] += (float(deviation) - 1.0) * (codes - source_mean)[..., where]
-        return self.decode(moved)
+        return self.decode(moved).to(feats.device)

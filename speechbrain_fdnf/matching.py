@@ -32,13 +32,14 @@ def nearest_mean(queries, keys, values, k, query_classes=None, key_classes=None)
     tensor([[30.]])
     """
     k = min(k, len(keys))
-    distances = torch.cdist(queries, keys)
+    # distances where the keys are (a model's codes may be on a GPU), the values where they are kept
+    distances = torch.cdist(queries.to(keys.device), keys)
     if query_classes is not None:
-        same = query_classes[:, None] == key_classes[None, :]
+        same = query_classes.to(keys.device)[:, None] == key_classes.to(keys.device)[None, :]
         gated = same.sum(dim=1, keepdim=True) >= k
         distances = distances.masked_fill(~same & gated, float("inf"))
     nearest = distances.topk(k, dim=-1, largest=False).indices
-    return values[nearest].mean(dim=-2)
+    return values[nearest.to(values.device)].mean(dim=-2)
 
 
 class FrameMatcher:

@@ -104,8 +104,10 @@ class CellMeanOracle:
         if (factor, other) not in self._means:
             if self.codes is None:
                 self.codes = self.engine.encode_all(self.train.feats)
-            accumulator = ClassMeanAccumulator(self.num_classes[other] * self.num_classes[factor], self.codes.shape[1])
-            accumulator.add(self.codes, cell_ids(self.train.labels, factor, other, self.num_classes[factor]))
+            accumulator = ClassMeanAccumulator(self.num_classes[other] * self.num_classes[factor], self.codes.shape[1],
+                                               device=self.codes.device)
+            cells = cell_ids(self.train.labels, factor, other, self.num_classes[factor])
+            accumulator.add(self.codes, cells.to(self.codes.device))
             self._means[(factor, other)] = accumulator.means()[0].float()
         return self._means[(factor, other)]
 
@@ -113,7 +115,8 @@ class CellMeanOracle:
         means = self.cell_means(factor, other)
         base = batch.labels[other] * self.num_classes[factor]
         codes = self.engine.encode(batch.feats)
-        return self.engine.decode(codes + means[base + new] - means[base + batch.labels[factor]])
+        shift = (means[base + new] - means[base + batch.labels[factor]]).to(codes.device)
+        return self.engine.decode(codes + shift).to(batch.feats.device)
 
 
 class NearestNeighbourMatching:

@@ -139,7 +139,7 @@ def leakage_probes(engine, subspaces, train, test, labels=("phone", "speaker"), 
     """
     generator = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(train), generator=generator)[:max_train]
-    z_train, z_test = engine.encode_all(train.feats[pick]).numpy(), engine.encode_all(test.feats).numpy()
+    z_train, z_test = engine.encode_all(train.feats[pick]).cpu().numpy(), engine.encode_all(test.feats).cpu().numpy()
     result = {}
     for name, where in subspaces.items():
         result[name] = {}

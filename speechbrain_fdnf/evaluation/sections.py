@@ -356,7 +356,7 @@ class TSNE(Section):
             z = engine.encode(run.frames["heldout"].batch(run.tsne_sample[name][0]).feats)
             if model.factorial and name in engine.factors:
                 z = engine.prior.subspace(z, name)  # f-DNF: the matching subspace
-            codes[name] = z.numpy()
+            codes[name] = z.cpu().numpy()
         run.figure["latents"][model.display] = codes
 
     def render(self, summary, row_kinds, config):

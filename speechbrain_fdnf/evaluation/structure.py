@@ -52,10 +52,11 @@ def latent_structure(codes, first, second, num_first, num_second, iterations=200
     >>> shares["interaction"] < 1e-3 < shares["within"] < 0.05
     True
     """
+    first, second = first.to(codes.device), second.to(codes.device)
     known = (first >= 0) & (second >= 0)
     codes, first, second = codes[known].double(), first[known], second[known]
     total = (codes - codes.mean(0)).pow(2).sum(-1).mean()
-    cells = ClassMeanAccumulator(num_first * num_second, codes.shape[1])
+    cells = ClassMeanAccumulator(num_first * num_second, codes.shape[1], device=codes.device)
     cells.add(codes, first * num_second + second)
     means, _ = cells.means()
     within = (codes - means[first * num_second + second]).pow(2).sum(-1).mean()
