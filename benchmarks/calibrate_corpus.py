@@ -90,14 +90,14 @@ def true_class_posterior(probe, frames, name):
     return posteriors[rows, labels].mean().item(), (posteriors.argmax(-1) == labels).float().mean().item()
 
 
-def test_speaker_eer(prep_folder, max_speakers=None):
+def judge_eer(prep_folder, max_speakers=None):
     """The independent speaker encoder's EER over every pair of the test speakers' utterances
     (``None`` when the corpus has fewer than two test speakers)."""
     entries = read_prepared_split(prep_folder, "test")
     speakers = sorted({entry["speaker"] for entry in entries.values()})[:max_speakers]
-    chosen = [entry for entry in entries.values() if entry["speaker"] in speakers]
     if len(speakers) < 2:
         return None
+    chosen = [entry for entry in entries.values() if entry["speaker"] in speakers]
     embeddings = SpeakerEncoderJudge().embed_files([entry["wav"] for entry in chosen])
     return pairwise_eer(embeddings, [entry["speaker"] for entry in chosen])
 
@@ -148,7 +148,7 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
         row = posterior_table(ceiling, probes, heldout_subset, target, other, candidates, num_frames, seed, cells=cells)
         result[key] = row["delta_target"]
         result[f"{key}_{other}_cost"] = row["delta_other"]
-    result["eer_test"] = test_speaker_eer(hparams["prep_folder"]) if judge else None
+    result["eer_test"] = judge_eer(hparams["prep_folder"]) if judge else None
     return result
 
 
