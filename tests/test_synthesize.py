@@ -18,6 +18,7 @@ from speechbrain_fdnf.corpus.synthesize import (
     phone_segments,
     plan_corpus,
     plan_reading,
+    read_entry,
     speaker_voices,
     synthesize_corpus,
 )
@@ -170,11 +171,9 @@ def _reading_audio(profile, options, rng_seed, text="Measure the yellow garage b
     import random
 
     entry = plan_reading(profile, "SX9", text, options, random.Random(rng_seed), random.Random(rng_seed + 1))
-    markup = entry["markup"]
     with ESpeak.isolated(speaker_voices(profile, options)) as espeak:
         espeak.seed(5)
-        out = espeak.synthesize(markup or text, voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"],
-                                pitch_range=entry["pitch_range"], ssml=markup is not None)
+        out = read_entry(espeak, entry)
     labels = [label for _, _, label in phone_segments(out.phonemes, len(out.audio), 1.0)]
     return entry, out.audio, labels
 

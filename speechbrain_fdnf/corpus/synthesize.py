@@ -267,11 +267,17 @@ def phone_segments(phonemes, num_samples, scale):
     return merged
 
 
+def read_entry(espeak, entry):
+    """eSpeak's :class:`~speechbrain_fdnf.corpus.espeak.Synthesis` of one planned reading (its SSML
+    markup where it has one, else its text), at eSpeak's own rate."""
+    markup = entry.get("markup")
+    return espeak.synthesize(markup or entry["text"], voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"],
+                             pitch_range=entry["pitch_range"], ssml=markup is not None)
+
+
 def synthesize_utterance(espeak, entry, folder):
     """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT); returns its length."""
-    markup = entry.get("markup")
-    out = espeak.synthesize(markup or entry["text"], voice=entry["voice"], pitch=entry["pitch"], rate=entry["rate"],
-                            pitch_range=entry["pitch_range"], ssml=markup is not None)
+    out = read_entry(espeak, entry)
     common = gcd(SAMPLE_RATE, out.sample_rate)
     wave = resample_poly(out.audio.astype(np.float64), SAMPLE_RATE // common, out.sample_rate // common)
     audio = np.clip(np.round(wave), -32768, 32767).astype(np.int16)
