@@ -10,7 +10,14 @@ turned back into audio. Two ways, neither needs a download:
 * ``griffinlim``: the manipulated Mel power spectrum is mapped back to a
   linear spectrum (least squares through the filterbank, clamped at zero) and
   torchaudio's ``GriffinLim`` estimates a phase. It hears only the features,
-  so it also shows what the features lose.
+  so it also shows what the features lose;
+* ``select`` (needs audio of the target): every frame is replaced by one real
+  frame of the target's audio, chosen by matching in the model's kept
+  subspaces (:meth:`SpeechFactorizer.select`) with a cost on jumps, and the
+  chosen frames' own STFT (magnitude and phase) is overlap-added. As kNN-VC
+  vocodes its matched frames, this carries the target's pitch, harmonics and
+  fine envelope, which 40 Mel bands lose; stretches of consecutive frames
+  join without seams.
 
 Command line::
 
@@ -18,6 +25,7 @@ Command line::
         --wav in.wav --speaker MABC0 [--out out.wav]
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --manipulation knn
+    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --method select
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --factor phone --source aa --target iy
     python -m speechbrain_fdnf.convert --model DIR --wav in_44k_stereo.flac --speaker MABC0  # resampled, mixed down
     python -m speechbrain_fdnf.convert --model DIR --list speaker
@@ -40,9 +48,11 @@ from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 
 logger = logging.getLogger(__name__)
-METHODS = ("gain", "griffinlim")
+METHODS = ("gain", "griffinlim", "select")
 MANIPULATIONS = ("shift", "knn")
 MAX_GAIN_DB = 40.0
+#: What ``method="auto"`` does with audio of the target (chosen on the valid split, docs/RESULTS.md).
+DEFAULT_WITH_AUDIO = "select"
 
 
 class FeatureInverter:
@@ -128,8 +138,8 @@ class FeatureInverter:
 
 
 @torch.no_grad()
-def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=32, references=None, k=4,
-            deviation=1.0, gate=True):
+def convert(factorizer, wav, factor, target, source=None, method="auto", n_iter=32, references=None, k=4,
+            deviation=1.0, gate=True, candidates=8, continuity=1.0):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -148,11 +158,13 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
         the model assigns to ``source`` are changed; for an utterance-level
         factor it replaces the model's guess of the utterance's class.
     method : str
-        ``"gain"`` or ``"griffinlim"`` (see the module docstring).
+        ``"gain"``, ``"griffinlim"`` or ``"select"`` (see the module docstring); ``"auto"`` (default):
+        :data:`DEFAULT_WITH_AUDIO` when ``references`` are given, else ``"gain"``.
     references : list, optional
-        Audio of the target class: the frames are then manipulated by
-        non-parametric matching (:meth:`SpeechFactorizer.match`, ``k``
-        neighbours) instead of the class-mean shift, and ``target`` is unused.
+        Audio of the target class (paths or waveforms): the frames are then
+        manipulated by non-parametric matching (:meth:`SpeechFactorizer.match`,
+        ``k`` neighbours) instead of the class-mean shift, and ``target`` is
+        unused; ``method="select"`` resynthesises frames of this audio.
     deviation : float
         Share of each frame's deviation from its class mean kept by the shift
         (:meth:`SpeechFactorizer.manipulate`; 1 is the paper's).
@@ -160,17 +172,25 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
         With ``references``: match each frame only among reference frames of
         its own (model-inferred) kept classes, the phone decoded with the
         model folder's decoder where it has one (:meth:`SpeechFactorizer.match`).
+    candidates, continuity : int, float
+        ``method="select"``: reference frames considered per frame, and the cost
+        of a jump between them (:meth:`SpeechFactorizer.select`).
 
     Returns
     -------
     torch.Tensor
         The converted waveform, as long as the input.
     """
+    if method == "auto":
+        method = DEFAULT_WITH_AUDIO if references is not None else "gain"
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(wav, (str, Path)):
         wav = factorizer.load_audio(wav)
     wav = wav.to(factorizer.device)
+    if method == "select":
+        return select_frames(factorizer, wav, factor, references, gate=gate, candidates=candidates,
+                             continuity=continuity)
     feats = factorizer.features(wav)
     if references is not None:
         new_feats = factorizer.match(feats, factor, references, k=k, gate=gate)
@@ -187,6 +207,24 @@ def convert(factorizer, wav, factor, target, source=None, method="gain", n_iter=
     if method == "gain":
         return inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu())
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
+
+
+@torch.no_grad()
+def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, continuity=1.0):
+    """``method="select"`` of :func:`convert`: the STFT frames of ``references`` that
+    :meth:`SpeechFactorizer.select` chooses for each frame of ``wav``, overlap-added."""
+    if references is None or is_frame_level(factor):
+        raise ValueError("method 'select' resynthesises real frames of the target: it needs reference audio of "
+                         "the target (--enrol) and an utterance-level factor such as the speaker")
+    if isinstance(references, (str, Path)) or torch.is_tensor(references):
+        references = [references]
+    references = [factorizer.load_audio(item) if isinstance(item, (str, Path)) else item for item in references]
+    if any(torch.as_tensor(item).dim() != 1 for item in references):
+        raise ValueError("method 'select' needs the references as audio (paths or 1-D waveforms), not features")
+    chosen = factorizer.select(wav, factor, references, candidates=candidates, continuity=continuity, gate=gate)
+    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    spectra = torch.cat([inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references])
+    return inverter.istft(spectra[chosen][None], sig_length=len(wav))[0]
 
 
 def default_output(wav, factor, target):

@@ -42,7 +42,7 @@ from speechbrain_fdnf.export import (
 )
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
-from speechbrain_fdnf.matching import FrameMatcher
+from speechbrain_fdnf.matching import FrameMatcher, continuous_selection, gated_distances
 
 
 class InferenceInputError(ValueError):
@@ -427,6 +427,48 @@ class SpeechFactorizer(Pretrained):
         torch.Tensor
             Raw features, the shape of :meth:`features`.
         """
+        space = self._matching_space(inputs, factor, references, k, gate, smooth, decode)
+        return space["matcher"](space["codes"], space["pool_codes"], space["pool"], **space["classes"]).reshape(
+            space["feats"].shape)
+
+    @torch.no_grad()
+    def select(self, inputs, factor, references, candidates=8, continuity=1.0, gate=True, smooth=1, decode=True):
+        """For every frame of ``inputs``, one real frame of ``references``: near it in the kept factors'
+        subspaces (as :meth:`match`, gated the same way) and, through ``continuity``, in runs of consecutive
+        reference frames (:func:`~speechbrain_fdnf.matching.continuous_selection`). Resynthesising the
+        chosen frames' own audio (``convert(..., method="select")``) carries everything of the target
+        that the model's 40 bands lose: its pitch, harmonics and fine spectral envelope.
+
+        Arguments
+        ---------
+        inputs
+            Path, waveform or ``(frames, dim)`` features of one utterance.
+        factor, references, gate, smooth, decode
+            As :meth:`match`.
+        candidates : int
+            Nearest reference frames considered per frame.
+        continuity : float
+            Cost of a jump between reference frames, in units of the median nearest distance (0: the nearest).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(frames,)`` indices into the reference frames, concatenated in the order of ``references``.
+        """
+        space = self._matching_space(inputs, factor, references, candidates, gate, smooth, decode)
+        if space["feats"].dim() != 2:
+            raise InferenceInputError(f"select takes one utterance, got features of shape {tuple(space['feats'].shape)}")
+        matcher, classes = space["matcher"], space["classes"]
+        # gated wherever one reference frame shares the frame's classes (a replacement is one real frame)
+        distances = gated_distances(matcher.embed(space["codes"]), matcher.embed(space["pool_codes"]), 1,
+                                    classes.get("query_classes"), classes.get("pool_classes"))
+        successors = torch.ones(len(space["pool"]), dtype=torch.bool)
+        successors[torch.cumsum(torch.tensor(space["lengths"]), 0) - 1] = False  # an utterance's last frame
+        return continuous_selection(distances, successors, candidates, continuity).cpu()
+
+    def _matching_space(self, inputs, factor, references, k, gate, smooth, decode):
+        """What :meth:`match` and :meth:`select` share: the features and codes of the inputs and of the
+        pool, the matcher of the kept factors and, with ``gate``, both sides' inferred classes."""
         kept = [name for name in self.factors if name != self._check_factor(factor)]
         if not kept:
             raise ValueError(f"matching keeps the other factors, and this model has none besides {factor!r}")
@@ -439,12 +481,14 @@ class SpeechFactorizer(Pretrained):
         codes = codes.reshape(-1, codes.shape[-1])
         pool_codes = self.engine.encode_all(pool)
         matcher = FrameMatcher(self.engine, kept, k, smooth, self.decoders if decode else None)
+        lengths = [len(item) for item in references]
         classes = {}
         if gate:  # one utterance per input sequence and per reference
             queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
-            keys = torch.arange(len(references)).repeat_interleave(torch.tensor([len(item) for item in references]))
+            keys = torch.arange(len(references)).repeat_interleave(torch.tensor(lengths))
             classes = {"query_classes": matcher.classes(codes, queries), "pool_classes": matcher.classes(pool_codes, keys)}
-        return matcher(codes, pool_codes, pool, **classes).reshape(feats.shape)
+        return {"feats": feats, "codes": codes, "pool": pool, "pool_codes": pool_codes, "matcher": matcher,
+                "classes": classes, "lengths": lengths}
 
     def forward(self, wavs):
         """``encode`` of a waveform (SpeechBrain's convention for ``Pretrained.forward``)."""

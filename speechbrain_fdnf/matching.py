@@ -32,14 +32,75 @@ def nearest_mean(queries, keys, values, k, query_classes=None, key_classes=None)
     tensor([[30.]])
     """
     k = min(k, len(keys))
-    # distances where the keys are (a model's codes may be on a GPU), the values where they are kept
+    nearest = gated_distances(queries, keys, k, query_classes, key_classes).topk(k, dim=-1, largest=False).indices
+    return values[nearest.to(values.device)].mean(dim=-2)
+
+
+def gated_distances(queries, keys, k, query_classes=None, key_classes=None):
+    """``(queries, keys)`` Euclidean distances; with classes, infinite to every key of another class wherever
+    the query's own class has at least ``k`` keys (elsewhere all keys stay open), so the ``k`` nearest are
+    of its class when there are enough of them. Computed where the keys are (a model's codes may be on a GPU).
+    """
     distances = torch.cdist(queries.to(keys.device), keys)
     if query_classes is not None:
         same = query_classes.to(keys.device)[:, None] == key_classes.to(keys.device)[None, :]
         gated = same.sum(dim=1, keepdim=True) >= k
         distances = distances.masked_fill(~same & gated, float("inf"))
-    nearest = distances.topk(k, dim=-1, largest=False).indices
-    return values[nearest.to(values.device)].mean(dim=-2)
+    return distances
+
+
+def continuous_selection(distances, successors, candidates=8, continuity=1.0):
+    """One pool frame per query frame, favouring runs of consecutive pool frames (unit selection).
+
+    Among each query's ``candidates`` nearest pool frames, the path through the queries that minimises
+    the sum of distances (divided by the median nearest distance, so the cost has no unit) plus
+    ``continuity`` for every step that does not move on to the next frame of the same pool utterance.
+    ``continuity=0`` is the plain nearest frame; larger values trade closeness for longer stretches of
+    real audio, whose frames join without seams.
+
+    Arguments
+    ---------
+    distances : torch.Tensor
+        ``(queries, pool)``, e.g. from :func:`gated_distances` (infinite: never chosen).
+    successors : torch.Tensor
+        ``(pool,)`` bool: whether pool frame ``j + 1`` follows frame ``j`` in the same utterance.
+    candidates : int
+        Pool frames considered per query.
+    continuity : float
+        The cost of a jump.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(queries,)`` pool indices.
+
+    Example
+    -------
+    >>> distances = torch.tensor([[0.0, 0.5, 5.0, 5.0], [1.1, 5.0, 1.0, 5.0], [5.0, 5.0, 5.0, 1.0]])
+    >>> successors = torch.tensor([True, True, True, False])
+    >>> continuous_selection(distances, successors, candidates=2, continuity=0.0).tolist()
+    [0, 2, 3]
+    >>> continuous_selection(distances, successors, candidates=2, continuity=1.0).tolist()  # one run: 1, 2, 3
+    [1, 2, 3]
+    """
+    candidates = min(candidates, distances.shape[1])
+    cost, index = distances.topk(candidates, dim=1, largest=False)  # (queries, candidates)
+    finite = cost[:, 0][torch.isfinite(cost[:, 0])]
+    cost = cost / finite.median().clamp_min(1e-8) if len(finite) else cost
+    successors = successors.to(index.device)
+    score, back = cost[0], []
+    for step in range(1, len(index)):
+        # (previous candidate, candidate): free when the candidate is the previous one's successor
+        follows = (index[step][None, :] == index[step - 1][:, None] + 1) & successors[index[step - 1]][:, None]
+        total = score[:, None] + continuity * (~follows)
+        score, best = total.min(dim=0)
+        score = score + cost[step]
+        back.append(best)
+    path = [int(score.argmin())]
+    for best in reversed(back):
+        path.append(int(best[path[-1]]))
+    chosen = torch.tensor(path[::-1], device=index.device)
+    return index[torch.arange(len(index), device=index.device), chosen]
 
 
 class FrameMatcher:

@@ -21,12 +21,15 @@ from pathlib import Path
 import speechbrain as sb
 
 from speechbrain_fdnf.evaluation import EvaluationConfig, aggregate, evaluate_models, markdown, tsne_grid
+from speechbrain_fdnf.evaluation.conversion import contract_rows
+from speechbrain_fdnf.evaluation.sections import chosen_sections
 from speechbrain_fdnf.export import read_nll
 from speechbrain_fdnf.files import read_prepared_split, write_json_atomic
 from speechbrain_fdnf.recipe_utils import load_config, load_hparams, prepare_data
 
 logger = logging.getLogger(__name__)
 TRAIN_RECIPE = Path(__file__).resolve().with_name("train_fdnf.py")
+PHONE_RECIPE = Path(__file__).resolve().with_name("phone_recognition.py")
 
 
 def model_entries(config, seed):
@@ -59,6 +62,18 @@ def train_if_missing(hparams, hparams_file, overrides, train_overrides):
     subprocess.run([sys.executable, str(TRAIN_RECIPE), str(hparams_file), *args], check=True)
 
 
+def train_recognizer_if_missing(config, hparams):
+    """Trains the conversion section's phone judge (the phone recognition recipe's ``fbank`` run, on the
+    prepared training speakers' real audio) unless ``config.phone_recognizer`` holds one."""
+    folder = Path(config.phone_recognizer)
+    if (folder / "label_encoder.txt").is_file() and any((folder / "fbank" / "save").glob("CKPT*")):
+        return
+    logger.info("Training the phone recognizer that judges conversions first (%s)", folder)
+    subprocess.run([sys.executable, str(PHONE_RECIPE), config.phone_recognizer_hparams, "--features=[fbank]",
+                    f"--output_folder={folder}", f"--prep_folder={hparams['prep_folder']}",
+                    f"--model_folder={hparams['inference_folder']}"], check=True)
+
+
 def evaluate_seed(config, seed):
     """Trains what is missing, then evaluates every model of ``config["models"]`` for ``seed``."""
     runs = {}
@@ -71,11 +86,15 @@ def evaluate_seed(config, seed):
     encoders, frames = prepare_data(first)
     models = {display: (hparams["inference_folder"], hparams["nll_file"]) for display, hparams in runs.items()}
     prepared = {split: read_prepared_split(first["prep_folder"], split) for split in ("train", "valid", "heldout")}
+    if "conversion" in [section.name for section in chosen_sections(config)] and config.conversion_utterances:
+        train_recognizer_if_missing(config, first)
     scored = config.scored_split
     # valid: for choosing settings, so that the held-out tables stay untouched by the choice
     frames = dict(frames, heldout=frames[scored])
     utterances = {"heldout": prepared[scored], "train": prepared["train"],
                   "references": {k: v for split in prepared.values() for k, v in split.items()}}
+    if scored == "heldout":  # any-to-any conversion between the test speakers (never to choose settings)
+        utterances["test"] = read_prepared_split(first["prep_folder"], "test")
     return evaluate_models(models, encoders, frames, config, seed, utterances, beyond_paper(config))
 
 
@@ -93,8 +112,10 @@ def main(argv):
         if index == 0 and figure_data:
             tsne_grid(**figure_data, path=out / "tsne.png", seed=seed)
     summary = aggregate(per_seed)
-    write_json_atomic(out / "results.json", {"seeds": seeds, "per_seed": per_seed, "summary": summary,
-                                             "row_kinds": row_kinds})
+    results = {"seeds": seeds, "per_seed": per_seed, "summary": summary, "row_kinds": row_kinds}
+    if "conversion" in summary:  # the conversion rows as plain numbers (means over the seeds)
+        results["conversion"] = contract_rows(summary["conversion"])
+    write_json_atomic(out / "results.json", results)
     text = markdown(summary, seeds, config, row_kinds)
     if scored != "heldout":
         title, rest = text.split("\n", 1)

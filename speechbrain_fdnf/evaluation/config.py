@@ -54,6 +54,15 @@ class EvaluationConfig:
     leakage_max_train: int = 20000
     tsne_classes: int = 6
     tsne_per_class: int = 80
+    # utterance-level conversion judged by independent judges (:mod:`speechbrain_fdnf.evaluation.conversion`)
+    conversion_utterances: int = 0
+    conversion_model: str = "f-DNF"
+    conversion_candidates: int = 8
+    conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
+    conversion_f0: bool = True
+    conversion_examples: bool = True
+    phone_recognizer: str = ""
+    phone_recognizer_hparams: str = "hparams/phone_recognition.yaml"
 
     @classmethod
     def from_dict(cls, values):
@@ -69,6 +78,8 @@ class EvaluationConfig:
     def __post_init__(self):
         if not self.eval_folder:
             self.eval_folder = f"{self.output_root}/evaluation"
+        if not self.phone_recognizer:
+            self.phone_recognizer = f"{self.output_root}/phone_recognition"
 
     def check(self):
         """Errors for values no evaluation can use."""

@@ -94,5 +94,9 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None, bey
         run.row_kinds[display] = "beyond" if display in beyond_paper else "paper"
         for section in sections:
             section.model(run, model)
+    for section in sections:
+        section.finish(run)
     result = {"probe_accuracy": run.probe_accuracy, "models": run.results, "reference": run.reference}
+    if run.conversion:
+        result["conversion"] = run.conversion
     return result, run.figure, run.row_kinds

@@ -76,6 +76,8 @@ class Run:
     pairs: List = field(default_factory=list)
     tsne_sample: Dict = field(default_factory=dict)
     figure: Dict = field(default_factory=dict)
+    speaker_models: Dict = field(default_factory=dict)
+    conversion: Dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.train, self.heldout = self.frames["train"].all(), self.frames["heldout"].all()
@@ -138,6 +140,9 @@ class Section:
 
     def model(self, run, model):
         """Its results for ``model`` (into ``run.results[model.display]`` or rows of ``run.reference``)."""
+
+    def finish(self, run):
+        """Results that need every model (once per seed, after the models)."""
 
     def render(self, summary, row_kinds, config):
         """Its markdown lines from the aggregated ``summary``; none where it has nothing to show."""
@@ -382,8 +387,31 @@ def structure_table(engine, subspaces, train, num_classes, max_frames, seed):
     return table
 
 
+class Conversion(Section):
+    """Whole utterances converted to another speaker through the converter, judged by a speaker encoder trained
+    on real speech and by two phone recognizers (:mod:`speechbrain_fdnf.evaluation.conversion`): every model
+    with a speaker subspace gets its shift row, ``conversion_model`` every option the converter offers."""
+
+    name = "conversion"
+
+    def model(self, run, model):
+        if run.config.conversion_utterances and "speaker" in model.engine.factors:
+            run.speaker_models[model.display] = model.factorizer
+
+    def finish(self, run):
+        from speechbrain_fdnf.evaluation.conversion import evaluate_conversion  # the judges' packages, only here
+
+        if run.config.conversion_utterances and run.speaker_models and run.utterances:
+            run.conversion = evaluate_conversion(run.speaker_models, run.utterances, run.config, run.seed)
+
+    def render(self, summary, row_kinds, config):
+        from speechbrain_fdnf.evaluation.conversion import conversion_report
+
+        return conversion_report(summary["conversion"], config) if summary.get("conversion") else []
+
+
 #: Every section, in the order they run and are reported.
-SECTIONS = [PosteriorTables(), Leakage(), Likelihood(), Distortion(), Matching(), Structure(), TSNE()]
+SECTIONS = [PosteriorTables(), Leakage(), Likelihood(), Distortion(), Matching(), Structure(), TSNE(), Conversion()]
 
 
 def chosen_sections(config):

@@ -1,0 +1,506 @@
+"""Conversion judged as the field judges it: whole converted utterances, by judges the project never trains.
+
+Speaker conversion is run through the converter's own code
+(:func:`speechbrain_fdnf.convert.convert`, the path a user takes) on seeded trials, and
+every converted utterance is judged by
+
+* a speaker encoder trained on real speech (:class:`~speechbrain_fdnf.evaluation.judges.SpeakerEncoderJudge`):
+  cosine to the target's and to the source's enrolment, whether it is closer to the target,
+  whether it passes as the target at the equal-error threshold of real trials, and the EER between
+  converted-as-target and real-target trials (50 %: the judge cannot tell them apart);
+* the model's own speaker embedding (the mean of the speaker subspace), for comparison;
+* two phone recognizers (:class:`~speechbrain_fdnf.evaluation.judges.CTCPhoneJudge`,
+  :class:`~speechbrain_fdnf.evaluation.judges.PocketsphinxPhoneJudge`): phone error rate
+  against the source's reference phones (the words must stay);
+* the output's median F0 against the target's, in semitones.
+
+Two blocks of trials, each speaker's utterances split (seeded) into three disjoint lists:
+``references`` (the converter's audio of the target), ``enrolment`` (the judge's) and
+``readings`` (converted as sources, judged as the real target's readings):
+
+* ``test speakers``: any-to-any conversion between speakers no model saw, the target given by
+  its references only (3 / 3 / the rest of each speaker's test utterances);
+* ``training speakers``: held-out (or valid) utterances converted to another training speaker,
+  the target given by name to the shift and by 3 of its training utterances to matching;
+  2 other training utterances enrol it with the judge.
+
+Rows that frame the numbers: copy-synthesis (the gain path with no change, and frame selection
+from the source's own references), the real target's readings, and the frame-perfect rows
+(the target's own reading of the same sentence, aligned to the source by phone segments: the
+best any frame-by-frame conversion with the source's durations can do, through either
+resynthesis).
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+
+from speechbrain_fdnf.convert import FeatureInverter, convert
+from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
+from speechbrain_fdnf.evaluation.judges import PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
+from speechbrain_fdnf.files import hop_samples
+
+logger = logging.getLogger(__name__)
+
+#: The blocks of trials, in the report's order.
+BLOCKS = ("test speakers", "training speakers")
+#: Utterances per speaker given to the converter and to the judge's enrolment (test speakers; training
+#: speakers: 3 training utterances to the converter, the other training utterances to the judge).
+REFERENCES, ENROLMENT = 3, 3
+#: Row names every report has (the contract of ``results.json``'s ``conversion.rows``).
+COPY, COPY_SELECT, REAL = "copy-synthesis (gain path, no change)", "copy-synthesis (select from own audio)", "real target reading"
+PERFECT_GAIN, PERFECT_SELECT = "frame-perfect (target's aligned frames, gain)", "frame-perfect (target's aligned frames, select)"
+DEFAULT = "converter default"
+
+
+@dataclass
+class Material:
+    """One speaker's utterances (prepared entries) in three disjoint lists."""
+
+    references: List[dict]
+    enrolment: List[dict]
+    readings: List[dict]
+
+
+@dataclass
+class Trial:
+    """One conversion: a reading of ``source`` spoken by ``target``; ``parallel``: the target's own reading of
+    the same sentence (not in its enrolment), where it has one."""
+
+    source: dict
+    target: str
+    parallel: dict = None
+
+    @property
+    def same_gender(self):
+        return self.source["gender"] == self.target_gender
+
+    target_gender: str = ""
+
+
+@dataclass
+class Block:
+    """The trials of one block and the speakers' material."""
+
+    name: str
+    material: Dict[str, Material]
+    trials: List[Trial] = field(default_factory=list)
+    by_name: bool = False  # the converter knows the targets by name (training speakers)
+
+
+def split_material(entries, seed, references=REFERENCES, enrolment=ENROLMENT):
+    """``{speaker: Material}`` of prepared entries, each speaker's utterances shuffled with ``seed``.
+
+    Example
+    -------
+    >>> entries = {f"S{i}_{j}": {"speaker": f"S{i}", "wav": f"{i}{j}.wav"} for i in range(2) for j in range(8)}
+    >>> material = split_material(entries, seed=1)
+    >>> [len(part) for part in (material["S0"].references, material["S0"].enrolment, material["S0"].readings)]
+    [3, 3, 2]
+    """
+    by_speaker = {}
+    for key in sorted(entries):
+        by_speaker.setdefault(entries[key]["speaker"], []).append(entries[key])
+    material = {}
+    for speaker, items in by_speaker.items():
+        items = list(items)
+        random.Random(f"{seed}-{speaker}").shuffle(items)
+        material[speaker] = Material(items[:references], items[references:references + enrolment],
+                                     items[references + enrolment:])
+    return material
+
+
+def training_material(train, readings, seed, references=REFERENCES):
+    """``{speaker: Material}`` of training speakers: ``references`` of their training utterances for the
+    converter, the other training utterances for the judge, their ``readings`` (held-out or valid) as sources."""
+    material = split_material(train, seed, references=references, enrolment=len(train))
+    for entry in readings.values():
+        if entry["speaker"] in material:
+            material[entry["speaker"]].readings.append(entry)
+    for item in material.values():
+        item.readings.sort(key=lambda entry: entry["wav"])
+    return {speaker: item for speaker, item in material.items() if item.readings and item.enrolment}
+
+
+def draw_trials(material, count, seed):
+    """``count`` seeded trials: sources cycle through the speakers (in a shuffled order) and their readings;
+    even trials go to a speaker of the source's gender, odd ones to the other gender; among the candidates,
+    speakers with a parallel reading of the source's sentence (outside their enrolment) are preferred."""
+    rng = random.Random(seed)
+    speakers = sorted(material)
+    rng.shuffle(speakers)
+    gender = {speaker: item.readings[0]["gender"] for speaker, item in material.items()}
+    trials = []
+    for index in range(count):
+        speaker = speakers[index % len(speakers)]
+        readings = material[speaker].readings
+        source = readings[(index // len(speakers)) % len(readings)]
+        same = index % 2 == 0
+        candidates = [other for other in sorted(material) if other != speaker and (gender[other] == gender[speaker]) == same]
+        if not candidates:
+            continue
+        parallel = {other: next((entry for entry in material[other].readings + material[other].references
+                                 if reads_in_parallel(source, entry)), None) for other in candidates}
+        preferred = [other for other in candidates if parallel[other] is not None] or candidates
+        target = rng.choice(preferred)
+        trials.append(Trial(source, target, parallel[target], target_gender=gender[target]))
+    return trials
+
+
+def build_blocks(utterances, count, seed):
+    """The blocks (:data:`BLOCKS`) that the prepared ``utterances`` allow: ``test`` entries give the test block,
+    ``train`` with ``heldout`` (the scored split) the training block."""
+    blocks = []
+    if utterances.get("test"):
+        material = split_material(utterances["test"], seed)
+        material = {speaker: item for speaker, item in material.items() if item.readings and item.enrolment}
+        blocks.append(Block(BLOCKS[0], material))
+    if utterances.get("train") and utterances.get("heldout"):
+        blocks.append(Block(BLOCKS[1], training_material(utterances["train"], utterances["heldout"], seed), by_name=True))
+    for block in blocks:
+        block.trials = draw_trials(block.material, count, seed) if len(block.material) > 1 else []
+    return [block for block in blocks if block.trials]
+
+
+def slug(name):
+    """A file-name-safe form of a row name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def median_f0(wav, sample_rate):
+    """The median F0 (Hz) of a waveform (torchaudio's normalised cross-correlation pitch, 60-400 Hz)."""
+    wav = torch.as_tensor(np.asarray(wav), dtype=torch.float32).flatten()
+    return float(torchaudio.functional.detect_pitch_frequency(wav, sample_rate, freq_low=60, freq_high=400).median())
+
+
+class Converters:
+    """The rows' conversions of one block: ``row name -> function(trial) -> waveform`` for a factorizer.
+
+    Arguments
+    ---------
+    factorizer : SpeechFactorizer
+        The model whose converter options all get rows (the f-DNF).
+    block : Block
+        The trials' material.
+    config : EvaluationConfig
+        ``conversion_continuity``, ``conversion_candidates``, ``knn_k``.
+    """
+
+    def __init__(self, factorizer, block, config):
+        self.factorizer, self.block, self.config = factorizer, block, config
+        self.inverter = FeatureInverter(factorizer.hparams.compute_features)
+        self.rate = factorizer.hparams.sample_rate
+        self._audio, self._means = {}, {}
+
+    def audio(self, entry):
+        if entry["wav"] not in self._audio:
+            self._audio[entry["wav"]] = self.factorizer.load_audio(entry["wav"]).cpu()
+        return self._audio[entry["wav"]]
+
+    def references(self, speaker):
+        return [self.audio(entry) for entry in self.block.material[speaker].references]
+
+    def target(self, factorizer, trial):
+        """The shift's target: the class name (training speakers), or the mean code of the references."""
+        if self.block.by_name:
+            return trial.target
+        key = (id(factorizer), trial.target)
+        if key not in self._means:
+            self._means[key] = factorizer.enrol(self.references(trial.target), "speaker")
+        return self._means[key]
+
+    def shift(self, factorizer, **options):
+        return lambda trial: convert(factorizer, self.audio(trial.source), "speaker", self.target(factorizer, trial),
+                                     **options)
+
+    def matching(self, **options):
+        return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker", None,
+                                     references=self.references(trial.target), **options)
+
+    def copy(self, trial):
+        feats = self.factorizer.features(self.audio(trial.source))[:, self.factorizer.centre_bands].cpu()
+        return self.inverter.apply_gain(self.audio(trial.source), feats, feats)
+
+    def copy_select(self, trial):
+        return convert(self.factorizer, self.audio(trial.source), "speaker", None, method="select",
+                       references=self.references(trial.source["speaker"]))
+
+    def real(self, trial):
+        """The target's reading that stands beside this trial (:meth:`real_entry`)."""
+        return self.audio(self.real_entry(trial))
+
+    def real_entry(self, trial):
+        """The target's parallel reading of the source's sentence where it is one of its readings, else its first."""
+        readings = self.block.material[trial.target].readings
+        return trial.parallel if trial.parallel in readings else readings[0]
+
+    def frame_perfect(self, select):
+        """The source with every speech frame replaced by the target's aligned frame of the same sentence."""
+        factorizer, centre = self.factorizer, self.factorizer.centre_bands
+        hop = hop_samples(factorizer.hparams.compute_features)
+
+        def run(trial):
+            if trial.parallel is None:
+                return None
+            wav, reading = self.audio(trial.source), self.audio(trial.parallel)
+            feats, target = factorizer.features(wav).cpu(), factorizer.features(reading).cpu()
+            matched = aligned_frames(trial.source, trial.parallel, len(feats), len(target), hop)
+            if matched is None:
+                return None
+            mine, theirs = matched
+            if select:
+                spectra = self.inverter.stft(wav[None].float())[0]
+                spectra[mine] = self.inverter.stft(reading[None].float())[0][theirs]
+                return self.inverter.istft(spectra[None], sig_length=len(wav))[0]
+            moved = feats.clone()
+            moved[mine] = target[theirs]
+            return self.inverter.apply_gain(wav, feats[:, centre], moved[:, centre])
+
+        return run
+
+
+class ConversionJudges:
+    """The judges, loaded once: the speaker encoder, the phone recognizers, the model's own embedding."""
+
+    def __init__(self, speaker, recognizers, own=None):
+        self.speaker, self.recognizers, self.own = speaker, recognizers, own
+
+
+def evaluate_block(block, rows, judges, rate, real_entry, examples=None, f0=True):
+    """Judges every row's conversions of one block.
+
+    Arguments
+    ---------
+    block : Block
+        Trials and material.
+    rows : dict
+        Row name -> ``function(trial) -> waveform or None`` (None: no output for this trial).
+    judges : ConversionJudges
+        The judges.
+    rate : int
+        The waveforms' sample rate.
+    real_entry : callable
+        ``trial -> entry`` of the reading the :data:`REAL` row returns (its phones score that row).
+    examples : Path, optional
+        Where to write the first trials' outputs of every row as WAV files.
+    f0 : bool
+        Measure the outputs' median F0.
+
+    Returns
+    -------
+    dict
+        ``{"trials", "real_eer", "threshold", "rows": {row: metrics}}``; shares in 0-1, EER and PER in %.
+    """
+    def read(entry):
+        wav, file_rate = soundfile.read(entry["wav"], dtype="float32")
+        return torch.as_tensor(wav), file_rate
+
+    def unit(vector):
+        vector = np.asarray(vector, dtype=float)
+        return vector / max(np.linalg.norm(vector), 1e-12)
+
+    enrolled, own_enrolled, f0_of = {}, {}, {}
+    for speaker, item in block.material.items():
+        audio = [read(entry) for entry in item.enrolment]
+        enrolled[speaker] = unit(np.mean([judges.speaker.embed_wav(wav.numpy(), r) for wav, r in audio], axis=0))
+        if judges.own is not None:
+            own_enrolled[speaker] = np.mean([judges.own(wav) for wav, _ in audio], axis=0)
+        if f0:
+            f0_of[speaker] = float(np.median([median_f0(wav, r) for wav, r in audio]))
+    own_centre = np.mean(list(own_enrolled.values()), axis=0) if own_enrolled else None
+    own_enrolled = {speaker: unit(vector - own_centre) for speaker, vector in own_enrolled.items()}
+    # real trials: every reading against every enrolment (the threshold, and the real side of the spoof EER)
+    real_scores, real_same, real_target = [], [], []
+    for speaker, item in block.material.items():
+        for entry in item.readings:
+            wav, r = read(entry)
+            embedding = unit(judges.speaker.embed_wav(wav.numpy(), r))
+            for other, enrolment in enrolled.items():
+                real_scores.append(float(embedding @ enrolment))
+                real_same.append(other == speaker)
+                if other == speaker:
+                    real_target.append(real_scores[-1])
+    real_eer, threshold = eer_threshold(real_scores, real_same)
+    results = {"trials": len(block.trials), "real_eer": 100 * real_eer, "threshold": threshold, "rows": {}}
+    for name, make in rows.items():
+        scores = []
+        counters = {judge: PhoneErrorCounter() for judge in judges.recognizers}
+        for index, trial in enumerate(block.trials):
+            wav = make(trial)
+            if wav is None:
+                continue
+            wav = wav.detach().float().cpu()
+            wav = wav / max(1.0, float(wav.abs().max()))  # as the converter writes it: no clipping
+            embedding = unit(judges.speaker.embed_wav(wav.numpy(), rate))
+            source = trial.source["speaker"]
+            row = {"cos_target": float(embedding @ enrolled[trial.target]), "cos_source": float(embedding @ enrolled[source]),
+                   "same_gender": trial.same_gender}
+            if judges.own is not None:
+                own = unit(judges.own(wav) - own_centre)
+                row.update(own_cos_target=float(own @ own_enrolled[trial.target]),
+                           own_cos_source=float(own @ own_enrolled[source]))
+            if f0:
+                row["f0_gap"] = abs(12 * np.log2(max(median_f0(wav, rate), 1.0) / f0_of[trial.target]))
+            scores.append(row)
+            phones = spoken_phones((real_entry(trial) if name == REAL else trial.source)["phones39"])
+            for judge_name, judge in judges.recognizers.items():
+                counters[judge_name].add(phones, judge(wav, rate))
+            if examples is not None and index < 2:
+                folder = Path(examples) / block.name.replace(" ", "_") / slug(name)
+                folder.mkdir(parents=True, exist_ok=True)
+                soundfile.write(str(folder / f"{index}_{source}_to_{trial.target}.wav"), wav.numpy(), rate)
+        if not scores:
+            continue
+        results["rows"][name] = summarise(scores, threshold, real_target, counters)
+    return results
+
+
+def summarise(scores, threshold, real_target, counters):
+    """One row's numbers: means and shares over its trials, same- and cross-gender apart."""
+
+    def shares(items):
+        if not items:
+            return {}
+        target = np.array([item["cos_target"] for item in items])
+        source = np.array([item["cos_source"] for item in items])
+        return {"trials": len(items), "cos_target": float(target.mean()), "cos_source": float(source.mean()),
+                "closer_to_target": float(np.mean(target > source)),
+                "verified_as_target": float(np.mean(target >= threshold))}
+
+    row = shares(scores)
+    target = [item["cos_target"] for item in scores]
+    row["spoof_eer"] = 100 * equal_error_rate(list(real_target) + target,
+                                              [True] * len(real_target) + [False] * len(target))
+    if "own_cos_target" in scores[0]:
+        row["own_cos_target"] = float(np.mean([item["own_cos_target"] for item in scores]))
+        row["own_cos_source"] = float(np.mean([item["own_cos_source"] for item in scores]))
+        row["own_closer_to_target"] = float(np.mean([item["own_cos_target"] > item["own_cos_source"] for item in scores]))
+    if "f0_gap" in scores[0]:
+        row["f0_gap_semitones"] = float(np.mean([item["f0_gap"] for item in scores]))
+    for judge_name, counter in counters.items():
+        row[judge_name] = 100 * counter.rate()
+    row["same_gender"] = shares([item for item in scores if item["same_gender"]])
+    row["cross_gender"] = shares([item for item in scores if not item["same_gender"]])
+    return row
+
+
+def load_judges(config, factorizer):
+    """The judges of :func:`evaluate_block`: Resemblyzer, the CTC recognizer of ``config.phone_recognizer``
+    (on ``factorizer``'s log-Mel frames), pocketsphinx, and ``factorizer``'s own speaker embedding."""
+    from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, PocketsphinxPhoneJudge, SpeakerEncoderJudge
+
+    centre = factorizer.centre_bands
+    recognizer = CTCPhoneJudge(config.phone_recognizer, config.phone_recognizer_hparams,
+                               features=lambda wav: factorizer.features(wav)[:, centre])
+    independent = PocketsphinxPhoneJudge()
+    recognizers = {"per_recognizer": lambda wav, rate: recognizer.phones(wav),
+                   "per_independent": independent.phones}
+    own = lambda wav: factorizer.factor_embedding(torch.as_tensor(wav).float(), "speaker").cpu().numpy()  # noqa: E731
+    return ConversionJudges(SpeakerEncoderJudge(), recognizers, own)
+
+
+def conversion_rows(models, main, converters, config):
+    """``{row: function(trial)}``: the framing rows, every model's shift, and every converter option of ``main``."""
+    factorizer, k = models[main], config.knn_k or 4
+    rows = {COPY: converters.copy, COPY_SELECT: converters.copy_select, REAL: converters.real,
+            PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
+            DEFAULT: converters.matching()}  # the converter's defaults, given the target's audio (as --enrol)
+    for name, other in models.items():
+        rows[f"{name} shift (gain)"] = converters.shift(other)
+    rows[f"{main} shift, deviation x0 (gain)"] = converters.shift(factorizer, deviation=0.0)
+    rows[f"{main} kNN matching gated (k={k}, gain)"] = converters.matching(method="gain", k=k)
+    rows[f"{main} kNN matching ungated (k={k}, gain)"] = converters.matching(method="gain", k=k, gate=False)
+    for continuity in config.conversion_continuity:
+        rows[f"{main} select gated (continuity {continuity:g})"] = converters.matching(
+            method="select", candidates=config.conversion_candidates, continuity=continuity)
+    rows[f"{main} select ungated (continuity {config.conversion_continuity[0]:g})"] = converters.matching(
+        method="select", candidates=config.conversion_candidates, continuity=config.conversion_continuity[0], gate=False)
+    return rows
+
+
+def evaluate_conversion(models, utterances, config, seed):
+    """The conversion results of one seed: ``{"blocks": {block: evaluate_block(...)}}``.
+
+    Arguments
+    ---------
+    models : dict
+        Display name -> ``SpeechFactorizer`` of every model with a speaker subspace.
+    utterances : dict
+        Prepared entries: ``train``, ``heldout`` (the scored split) and, for the test block, ``test``.
+    config : EvaluationConfig
+        ``conversion_*`` settings (``conversion_model``: the model whose every option gets a row).
+    seed : int
+        Seeds the trials.
+    """
+    main = config.conversion_model if config.conversion_model in models else next(iter(models))
+    factorizer = models[main]
+    judges = load_judges(config, factorizer)
+    results = {"blocks": {}}
+    for block in build_blocks(utterances, config.conversion_utterances, seed):
+        logger.info("Conversion: %s, %d trials", block.name, len(block.trials))
+        converters = Converters(factorizer, block, config)
+        rows = conversion_rows(models, main, converters, config)
+        examples = Path(config.eval_folder, "conversions") if config.conversion_examples else None
+        results["blocks"][block.name] = evaluate_block(block, rows, judges, converters.rate, converters.real_entry,
+                                                       examples=examples, f0=config.conversion_f0)
+    return results
+
+
+def contract_rows(summary):
+    """``{"block", "rows": {row: {metric: mean}}, "blocks": {...}}`` of aggregated conversion results: the rows of
+    the first block (test speakers when scored on held-out data) as plain numbers, the shares in 0-1."""
+
+    def plain(values):
+        if isinstance(values, dict) and "mean" in values and "values" in values:
+            return values["mean"]
+        return {key: plain(value) for key, value in values.items()} if isinstance(values, dict) else values
+
+    blocks = plain(summary["blocks"])
+    first = next(iter(blocks), None)
+    return {"block": first, "rows": blocks[first]["rows"] if first else {}, "blocks": blocks}
+
+
+def conversion_report(summary, config):
+    """The report's conversion section: one table per block, then same- and cross-gender shares."""
+    from speechbrain_fdnf.evaluation.sections import fmt
+
+    lines = ["## Conversion judged by independent judges (whole utterances, through the converter)", "",
+             "Resemblyzer (a speaker encoder trained on real speech) hears each converted utterance: cosine to the "
+             "target's and the source's enrolment, share closer to the target, share verified as the target at the "
+             "equal-error threshold of real trials, and the EER between converted and real target trials (spoof EER; "
+             "50 % = indistinguishable). Phone error rates (%) against the source's phones by the project's CTC "
+             "recognizer (trained on real corpus audio) and by pocketsphinx's CMU en-us model (free phone decoding). "
+             "F0 gap: the output's median F0 to the target's, in semitones. Own: the model's speaker embedding.", ""]
+    for name, block in summary["blocks"].items():
+        lines += [f"### {name.capitalize()}: {block['trials']['mean']:.0f} trials (real trials: EER "
+                  f"{block['real_eer']['mean']:.1f} %, threshold {block['threshold']['mean']:.3f})", "",
+                  "| row | verified | closer | cos target | cos source | spoof EER | PER recognizer | PER pocketsphinx "
+                  "| F0 gap | own closer |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for row, values in block["rows"].items():
+            def get(key, signed=False):
+                return fmt(values[key], signed) if key in values else "-"
+            lines.append(f"| {row} | {get('verified_as_target')} | {get('closer_to_target')} | {get('cos_target')} | "
+                         f"{get('cos_source')} | {get('spoof_eer')} | {get('per_recognizer')} | "
+                         f"{get('per_independent')} | {get('f0_gap_semitones')} | {get('own_closer_to_target')} |")
+        lines += ["", "| row | same-gender verified | same-gender closer | cross-gender verified | cross-gender closer |",
+                  "|---|---|---|---|---|"]
+        for row, values in block["rows"].items():
+            same, cross = values.get("same_gender") or {}, values.get("cross_gender") or {}
+            cells = [fmt(part[key]) if key in part else "-" for part in (same, cross)
+                     for key in ("verified_as_target", "closer_to_target")]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if config.conversion_examples:
+        lines += [f"Examples (the first two trials of every row): `{Path(config.eval_folder, 'conversions')}/`", ""]
+    return lines
