@@ -25,12 +25,13 @@ setup(
         "espeakng-loader",
     ],
     # bench: the peers of benchmarks/bench_flows.py, never needed at run time; judge: the independent
-    # speaker encoder (Resemblyzer, weights in its wheel; its VAD, webrtcvad, imports pkg_resources,
-    # which setuptools 81 dropped)
+    # judges of converted speech, trained on real speech with their weights in their wheels: the speaker
+    # encoder (Resemblyzer; its VAD, webrtcvad, imports pkg_resources, which setuptools 81 dropped) and
+    # the phone recognizer (pocketsphinx with CMU's en-us model)
     extras_require={
-        "test": ["pytest", "resemblyzer==0.1.4", "setuptools<81"],
+        "test": ["pytest", "resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1"],
         "bench": ["zuko", "nflows"],
-        "judge": ["resemblyzer==0.1.4", "setuptools<81"],
+        "judge": ["resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1"],
     },
     license="Apache-2.0",
 )

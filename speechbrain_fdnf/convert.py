@@ -1,7 +1,23 @@
 """Hear a manipulation: change the speaker (or a phone) of an utterance and write a WAV.
 
-The model works on log-Mel frames, so the manipulated frames have to be
-turned back into audio. Two ways, neither needs a download:
+How the frames change (``manipulation``):
+
+* ``shift``: the paper's class-mean shift (:meth:`SpeechFactorizer.manipulate`), the
+  target given by name, or by its mean code from enrolment audio;
+* ``cells`` (needs audio of the target): every frame moves by how the target's codes
+  differ from the input's for the frame's own phone (:meth:`SpeechFactorizer.transfer`);
+* ``knn``: every frame becomes the mean of its nearest frames of the target's audio in the
+  kept subspaces (:meth:`SpeechFactorizer.match`, kNN-VC style);
+* ``select``: every frame is replaced by one real frame of the target's audio, chosen as
+  ``knn`` matches but favouring runs of consecutive frames (:meth:`SpeechFactorizer.select`),
+  and those frames' own STFT (magnitude and phase) is overlap-added: as kNN-VC vocodes its
+  matched frames, this carries the target's pitch, harmonics and fine envelope, which 40 Mel
+  bands lose.
+
+With ``auto`` (the default), :data:`DEFAULT_WITH_AUDIO` when audio of the target is given,
+else ``shift``. ``docs/RESULTS.md`` judges each of them with a speaker encoder and two phone
+recognizers. The model works on log-Mel frames, so the changed frames (all but ``select``'s)
+become audio in one of two ways (``method``), neither needing a download:
 
 * ``gain`` (default): the difference between the manipulated and the original
   log-Mel frames is a per-band gain; it is spread onto the STFT bins through
@@ -10,22 +26,14 @@ turned back into audio. Two ways, neither needs a download:
 * ``griffinlim``: the manipulated Mel power spectrum is mapped back to a
   linear spectrum (least squares through the filterbank, clamped at zero) and
   torchaudio's ``GriffinLim`` estimates a phase. It hears only the features,
-  so it also shows what the features lose;
-* ``select`` (needs audio of the target): every frame is replaced by one real
-  frame of the target's audio, chosen by matching in the model's kept
-  subspaces (:meth:`SpeechFactorizer.select`) with a cost on jumps, and the
-  chosen frames' own STFT (magnitude and phase) is overlap-added. As kNN-VC
-  vocodes its matched frames, this carries the target's pitch, harmonics and
-  fine envelope, which 40 Mel bands lose; stretches of consecutive frames
-  join without seams.
+  so it also shows what the features lose.
 
 Command line::
 
     python -m speechbrain_fdnf.convert --model results/fdnf/1234/inference \\
         --wav in.wav --speaker MABC0 [--out out.wav]
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav
-    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --manipulation knn
-    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --method select
+    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --manipulation select
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --factor phone --source aa --target iy
     python -m speechbrain_fdnf.convert --model DIR --wav in_44k_stereo.flac --speaker MABC0  # resampled, mixed down
     python -m speechbrain_fdnf.convert --model DIR --list speaker
@@ -48,11 +56,13 @@ from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 
 logger = logging.getLogger(__name__)
-METHODS = ("gain", "griffinlim", "select")
-MANIPULATIONS = ("shift", "knn")
+METHODS = ("gain", "griffinlim")
+#: Manipulations that need audio of the target (``references``).
+WITH_AUDIO = ("cells", "knn", "select")
+MANIPULATIONS = ("auto", "shift") + WITH_AUDIO
 MAX_GAIN_DB = 40.0
-#: What ``method="auto"`` does with audio of the target (chosen on the valid split, docs/RESULTS.md).
-DEFAULT_WITH_AUDIO = "select"
+#: What ``manipulation="auto"`` does with audio of the target (chosen on the valid split, docs/RESULTS.md).
+DEFAULT_WITH_AUDIO = "cells"
 
 
 class FeatureInverter:
@@ -138,8 +148,8 @@ class FeatureInverter:
 
 
 @torch.no_grad()
-def convert(factorizer, wav, factor, target, source=None, method="auto", n_iter=32, references=None, k=4,
-            deviation=1.0, gate=True, candidates=8, continuity=1.0):
+def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_iter=32, references=None, k=4,
+            deviation=1.0, gate=True, manipulation="auto", candidates=8, continuity=1.0, shrink=5.0):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -152,48 +162,58 @@ def convert(factorizer, wav, factor, target, source=None, method="auto", n_iter=
     factor : str
         The factor to change (e.g. ``"speaker"``).
     target : str or torch.Tensor
-        Target class name, or a mean vector from :meth:`SpeechFactorizer.enrol`.
+        ``shift``: target class name, or a mean vector from :meth:`SpeechFactorizer.enrol`.
     source : str, optional
         The current class. For a frame-level factor (phone), only the frames
         the model assigns to ``source`` are changed; for an utterance-level
         factor it replaces the model's guess of the utterance's class.
     method : str
-        ``"gain"``, ``"griffinlim"`` or ``"select"`` (see the module docstring); ``"auto"`` (default):
-        :data:`DEFAULT_WITH_AUDIO` when ``references`` are given, else ``"gain"``.
+        How changed frames become audio: ``"gain"`` or ``"griffinlim"`` (see the module docstring).
     references : list, optional
-        Audio of the target class (paths or waveforms): the frames are then
-        manipulated by non-parametric matching (:meth:`SpeechFactorizer.match`,
-        ``k`` neighbours) instead of the class-mean shift, and ``target`` is
-        unused; ``method="select"`` resynthesises frames of this audio.
+        Audio of the target (paths or waveforms; ``knn`` also takes features).
+    k : int
+        ``knn``: neighbours averaged.
     deviation : float
-        Share of each frame's deviation from its class mean kept by the shift
+        ``shift``: share of each frame's deviation from its class mean kept
         (:meth:`SpeechFactorizer.manipulate`; 1 is the paper's).
     gate : bool
-        With ``references``: match each frame only among reference frames of
+        ``knn`` and ``select``: match each frame only among reference frames of
         its own (model-inferred) kept classes, the phone decoded with the
         model folder's decoder where it has one (:meth:`SpeechFactorizer.match`).
+    manipulation : str
+        One of :data:`MANIPULATIONS` (see the module docstring); ``"auto"``:
+        :data:`DEFAULT_WITH_AUDIO` with ``references``, else ``"shift"``.
     candidates, continuity : int, float
-        ``method="select"``: reference frames considered per frame, and the cost
-        of a jump between them (:meth:`SpeechFactorizer.select`).
+        ``select``: reference frames considered per frame, and the cost of a
+        jump between them (:meth:`SpeechFactorizer.select`).
+    shrink : float
+        ``cells``: frames' worth of the overall mean in each phone's mean
+        (:meth:`SpeechFactorizer.transfer`).
 
     Returns
     -------
     torch.Tensor
         The converted waveform, as long as the input.
     """
-    if method == "auto":
-        method = DEFAULT_WITH_AUDIO if references is not None else "gain"
+    if manipulation == "auto":
+        manipulation = DEFAULT_WITH_AUDIO if references is not None else "shift"
+    if manipulation not in MANIPULATIONS:
+        raise ValueError(f"manipulation must be one of {MANIPULATIONS}, got {manipulation!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if manipulation in WITH_AUDIO and references is None:
+        raise ValueError(f"manipulation {manipulation!r} works from audio of the target: give references (--enrol)")
     if isinstance(wav, (str, Path)):
         wav = factorizer.load_audio(wav)
     wav = wav.to(factorizer.device)
-    if method == "select":
+    if manipulation == "select":
         return select_frames(factorizer, wav, factor, references, gate=gate, candidates=candidates,
                              continuity=continuity)
     feats = factorizer.features(wav)
-    if references is not None:
+    if manipulation == "knn":
         new_feats = factorizer.match(feats, factor, references, k=k, gate=gate)
+    elif manipulation == "cells":
+        new_feats = factorizer.transfer(feats, factor, references, shrink=shrink)
     else:
         new_feats = factorizer.manipulate(feats, factor, target, source=None if is_frame_level(factor) else source,
                                           deviation=deviation)
@@ -211,16 +231,16 @@ def convert(factorizer, wav, factor, target, source=None, method="auto", n_iter=
 
 @torch.no_grad()
 def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, continuity=1.0):
-    """``method="select"`` of :func:`convert`: the STFT frames of ``references`` that
+    """``manipulation="select"`` of :func:`convert`: the STFT frames of ``references`` that
     :meth:`SpeechFactorizer.select` chooses for each frame of ``wav``, overlap-added."""
     if references is None or is_frame_level(factor):
-        raise ValueError("method 'select' resynthesises real frames of the target: it needs reference audio of "
-                         "the target (--enrol) and an utterance-level factor such as the speaker")
+        raise ValueError("manipulation 'select' resynthesises real frames of the target: it needs reference audio "
+                         "of the target (--enrol) and an utterance-level factor such as the speaker")
     if isinstance(references, (str, Path)) or torch.is_tensor(references):
         references = [references]
     references = [factorizer.load_audio(item) if isinstance(item, (str, Path)) else item for item in references]
     if any(torch.as_tensor(item).dim() != 1 for item in references):
-        raise ValueError("method 'select' needs the references as audio (paths or 1-D waveforms), not features")
+        raise ValueError("manipulation 'select' needs the references as audio (paths or 1-D waveforms), not features")
     chosen = factorizer.select(wav, factor, references, candidates=candidates, continuity=continuity, gate=gate)
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     spectra = torch.cat([inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references])
@@ -244,14 +264,20 @@ def main(argv=None):
     parser.add_argument("--target", help="target class of --factor")
     parser.add_argument("--enrol", nargs="+", metavar="WAV", help="target = a speaker unseen in training, from these WAVs")
     parser.add_argument("--source", help="current class (default: the model's guess)")
-    parser.add_argument("--method", choices=METHODS, default="gain", help="how the frames become audio")
-    parser.add_argument("--manipulation", choices=MANIPULATIONS, default="shift",
-                        help="shift: move by the class means; knn: each frame becomes the mean of its --k nearest "
-                             "frames of the --enrol audio, matched in the other factors' subspaces")
+    parser.add_argument("--manipulation", choices=MANIPULATIONS, default="auto",
+                        help="how the frames change: shift (the class means), cells (per-phone differences from the "
+                             "--enrol audio), knn (the mean of the --k nearest --enrol frames), select (real --enrol "
+                             f"frames, their own audio); auto: {DEFAULT_WITH_AUDIO} with --enrol, else shift")
+    parser.add_argument("--method", choices=METHODS, default="gain", help="how changed frames become audio (not select)")
     parser.add_argument("--k", type=int, default=4, help="neighbours for --manipulation knn")
     parser.add_argument("--ungated", action="store_true",
-                        help="--manipulation knn among all --enrol frames (as kNN-VC), not only those the model "
-                             "gives the frame's own phone")
+                        help="--manipulation knn or select among all --enrol frames (as kNN-VC), not only those the "
+                             "model gives the frame's own phone")
+    parser.add_argument("--candidates", type=int, default=8, help="--manipulation select: frames considered per frame")
+    parser.add_argument("--continuity", type=float, default=1.0,
+                        help="--manipulation select: cost of a jump between --enrol frames (0: the nearest frame)")
+    parser.add_argument("--shrink", type=float, default=5.0,
+                        help="--manipulation cells: frames' worth of the overall mean in each phone's mean")
     parser.add_argument("--deviation", type=float, default=1.0,
                         help="share of each frame's deviation from its class mean the shift keeps (1: the paper's, "
                              "0: the target class mean)")
@@ -270,10 +296,13 @@ def main(argv=None):
         chosen = [option for option in ("speaker", "target", "enrol") if getattr(args, option)]
         if len(chosen) != 1 or not args.wav:
             parser.error("give --wav and exactly one of --speaker, --target or --enrol")
-        if args.manipulation == "knn" and not args.enrol:
-            parser.error("--manipulation knn matches against audio of the target: give it with --enrol")
+        manipulation = args.manipulation
+        if manipulation == "auto":
+            manipulation = DEFAULT_WITH_AUDIO if args.enrol else "shift"
+        if manipulation in WITH_AUDIO and not args.enrol:
+            parser.error(f"--manipulation {manipulation} works from audio of the target: give it with --enrol")
         if args.enrol:
-            target, name = factorizer.enrol(args.enrol, factor), "enrolled" + ("-knn" if args.manipulation == "knn" else "")
+            target, name = factorizer.enrol(args.enrol, factor), f"enrolled-{manipulation}"
         else:
             target = name = args.speaker or args.target
             factorizer.class_index(factor, target)  # unknown class: a clear error before any work
@@ -281,15 +310,16 @@ def main(argv=None):
             factorizer.class_index(factor, args.source)
         wav = factorizer.load_audio(args.wav)
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
-                            references=args.enrol if args.manipulation == "knn" else None, k=args.k,
-                            deviation=args.deviation, gate=not args.ungated)
+                            references=args.enrol, k=args.k, deviation=args.deviation, gate=not args.ungated,
+                            manipulation=manipulation, candidates=args.candidates, continuity=args.continuity,
+                            shrink=args.shrink)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping
             converted = converted / peak
         soundfile.write(str(out), converted.cpu().numpy(), factorizer.hparams.sample_rate)
         print(f"{out} ({len(converted) / factorizer.hparams.sample_rate:.2f} s, {factorizer.hparams.sample_rate} Hz, "
-              f"{factor} -> {name}, {args.method})")
+              f"{factor} -> {name}, {manipulation}" + ("" if manipulation == "select" else f", {args.method}") + ")")
         return 0
     except (FileNotFoundError, InferenceInputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

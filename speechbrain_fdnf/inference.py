@@ -466,6 +466,48 @@ class SpeechFactorizer(Pretrained):
         successors[torch.cumsum(torch.tensor(space["lengths"]), 0) - 1] = False  # an utterance's last frame
         return continuous_selection(distances, successors, candidates, continuity).cpu()
 
+    @torch.no_grad()
+    def transfer(self, inputs, factor, references, shrink=5.0):
+        """Moves every frame by how the target's codes differ from the input's *for the frame's own kept class*.
+
+        The paper's shift moves every frame by one vector, ``mu_target - mu_source``, in the factor's
+        subspace. Here each frame ``x`` of class posterior ``p(c | x)`` (the kept frame-level factor,
+        the phone) moves, over the whole latent, by ``sum_c p(c | x) (m_target,c - m_source,c)``, where
+        ``m_s,c`` is the mean code of ``s``'s frames weighted by their ``p(c | frame)``, pulled toward
+        ``s``'s overall mean code by ``shrink`` frames' worth (a class heard in few frames borrows the
+        speaker's overall difference). The source statistics are the input's own frames, the target's
+        those of ``references``: a speaker difference that depends on the phone, estimated from a few
+        seconds of the target (beyond the paper; ``docs/RESULTS.md`` measures it).
+
+        Arguments
+        ---------
+        inputs
+            Path, waveform or ``(frames, dim)`` features of one utterance.
+        factor : str
+            The factor to change (its classes are never read: the target is the audio).
+        references
+            One input or a list of them: audio of the target.
+        shrink : float
+            Frames' worth of the overall mean in each class mean (large: the whole-latent mean difference).
+
+        Returns
+        -------
+        torch.Tensor
+            Raw features, the shape of :meth:`features`.
+        """
+        kept = [name for name in self.factors if name != self._check_factor(factor) and is_frame_level(name)]
+        if not kept:
+            raise ValueError(f"transfer conditions on a kept frame-level factor (the phone); this model has none besides {factor!r}")
+        if isinstance(references, (str, Path)) or torch.is_tensor(references):
+            references = [references]
+        feats = self.features(inputs)
+        codes = self.engine.encode(feats)
+        target = self.engine.encode_all(torch.cat([self.features(item) for item in references]))
+        posterior = self.engine.prior.class_posterior
+        source_means = shrunk_class_means(codes, posterior(codes, kept[0]), shrink)
+        target_means = shrunk_class_means(target, posterior(target, kept[0]), shrink)
+        return self.engine.decode(codes + posterior(codes, kept[0]) @ (target_means - source_means))
+
     def _matching_space(self, inputs, factor, references, k, gate, smooth, decode):
         """What :meth:`match` and :meth:`select` share: the features and codes of the inputs and of the
         pool, the matcher of the kept factors and, with ``gate``, both sides' inferred classes."""
@@ -519,6 +561,24 @@ class SpeechFactorizer(Pretrained):
                 raise ValueError(f"{factor} indices must lie in [0, {len(self._encoder(factor))})")
             return value.expand(shape)
         return torch.full(shape, self.class_index(factor, value), dtype=torch.long, device=self.device)
+
+
+def shrunk_class_means(codes, posteriors, shrink):
+    """``(classes, dim)``: each class's mean of ``codes`` weighted by ``posteriors`` ``(n, classes)``, with
+    ``shrink`` pseudo-frames at the overall mean (a class without frames gets the overall mean).
+
+    Example
+    -------
+    >>> codes = torch.tensor([[0.0], [2.0], [10.0]])
+    >>> posteriors = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    >>> shrunk_class_means(codes, posteriors, shrink=0.0)[:2].flatten().tolist()
+    [1.0, 10.0]
+    >>> shrunk_class_means(codes, posteriors, shrink=1.0).flatten().tolist()  # overall mean 4
+    [2.0, 7.0, 4.0]
+    """
+    overall = codes.mean(dim=0)
+    sums = posteriors.T @ codes + shrink * overall
+    return sums / (posteriors.sum(dim=0)[:, None] + shrink).clamp_min(1e-8)
 
 
 #: The name of :class:`SpeechFactorizer` before 0.2, kept so that existing code keeps working.

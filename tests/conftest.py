@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,10 @@ from speechbrain.lobes.features import Fbank
 from speechbrain_fdnf.corpus.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.data.timit import prepare_timit
 
+ROOT = Path(__file__).resolve().parents[1]
+#: Training settings of the tiny models the slow tests train through the recipe.
+TINY = ["--embedded_corpus_size=small", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256",
+        "--number_of_epochs=1"]
 #: The recipes' features (40 log-Mel bands, 10 ms hop at 16 kHz) and their hop in samples.
 FBANK = Fbank(n_mels=40)
 HOP = 160
@@ -53,3 +59,14 @@ def corpus_copy(corpus, tmp_path):
 
 def first_utterance(root):
     return sorted((root / "TRAIN").glob("DR*/*/SX*.WAV"))[0]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """``(inference folder, prepared folder)`` of a 1-epoch f-DNF trained by the recipe on the small corpus."""
+    root = tmp_path_factory.mktemp("trained")
+    command = [sys.executable, str(ROOT / "recipes/TIMIT/train_fdnf.py"), str(ROOT / "hparams/fdnf.yaml"),
+               f"--output_root={root}", *TINY]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "fdnf" / "1234" / "inference", root / "prepared"

@@ -339,6 +339,9 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         "--probe_epochs=2", "--num_frames=300", "--tsne_per_class=20", "--leakage_max_train=2000", "--seeds=[1, 2]",
         "--scored_split=valid",  # the tuning protocol; held-out scoring is the README test's
         "--knn_gates=[window, decoded]",
+        "--table_speakers=3", "--utterance_tables=4",  # the paper's implied subset, utterance-level tables
+        "--conversion_utterances=2", "--conversion_examples=False",  # conversion judged by the judges
+        "--phone_recognizer_overrides={number_of_epochs: 1}",
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -362,6 +365,20 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         assert decoded["speaker"] != gated["speaker"]  # the phone gate of speaker matching differs
         assert 0 <= seed_result["reference"]["f-DNF kNN matching gated by the model, phones decoded (k=4)"][
             "gate_accuracy"]["phone"]["scored"] <= 1
+        subset = seed_result["models"]["f-DNF"]["speakers_subset"]
+        assert set(subset) == {"phone", "speaker", "gender"} and subset["speaker"]["frames"] > 0
+        utterance = seed_result["models"]["f-DNF"]["utterance"]
+        assert utterance["utterances"] == 4 and 0 <= utterance["p_target_x_prime"] <= 1
+        assert "utterance_subset" in seed_result["reference"]["real-frame ceiling"]
+    # conversion: the contract's rows, as plain numbers, on the training speakers (the valid split)
+    rows = report["conversion"]["rows"]
+    assert report["conversion"]["block"] == "training speakers"
+    assert sum(name == "converter default" for name in rows) == 1
+    assert any("copy" in name for name in rows) and any("real target" in name for name in rows)
+    for values in rows.values():
+        assert 0 <= values["verified_as_target"] <= 1 and 0 <= values["closer_to_target"] <= 1
+        assert 0 <= values["spoof_eer"] <= 100 and values["per_recognizer"] >= 0 and values["per_independent"] >= 0
+        assert -1 <= values["cos_target"] <= 1 and -1 <= values["cos_source"] <= 1
     summary = report["summary"]["models"]["f-DNF"]["tables"]["phone"]["delta_target"]
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()
@@ -376,6 +393,8 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
     assert "Scored on the valid split" in markdown
     assert "## Matching gates" in markdown and "| f-DNF kNN matching gated by the model, phones decoded (k=4) | phone |" in markdown
     assert "### Gender manipulation (phone should stay)" in markdown and "| f-DNF | z_gender |" in markdown
+    assert "## Frame tables over 3 training speakers" in markdown and "## Utterance-level speaker manipulation" in markdown
+    assert "## Conversion judged by independent judges" in markdown and "| converter default |" in markdown
     assert (out / "tsne.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "### Phone manipulation" in result.stdout
 

@@ -17,20 +17,7 @@ from speechbrain_fdnf.convert import main as convert_main
 from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError, SpeechFactorizer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--embedded_corpus_size=small", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256",
-        "--number_of_epochs=1"]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """``(inference folder, prepared folder)`` of a 1-epoch f-DNF trained by the recipe."""
-    root = tmp_path_factory.mktemp("trained")
-    command = [sys.executable, str(ROOT / "recipes/TIMIT/train_fdnf.py"), str(ROOT / "hparams/fdnf.yaml"),
-               f"--output_root={root}", *TINY]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root / "fdnf" / "1234" / "inference", root / "prepared"
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +310,62 @@ def test_the_evaluation_scores_the_very_match_users_call(flow, trained, utteranc
     evaluated = ModelMatching(flow.engine, train, k=4)(batch, "speaker", "phone", torch.full((len(feats),), target_index))
     torch.testing.assert_close(evaluated, shipped, atol=1e-5, rtol=1e-5)
     assert (evaluated - feats).abs().mean() > 0.1  # the frames did move
+
+
+def test_select_with_the_input_as_its_own_reference_gives_back_the_input(flow, utterance):
+    from speechbrain_fdnf.convert import convert
+
+    wav = flow.load_audio(utterance[0])
+    # every frame's nearest reference frame is itself, and runs of consecutive frames cost nothing: the
+    # chosen frames are the utterance's own, in order, and overlap-adding their STFT rebuilds it
+    chosen = flow.select(wav, "speaker", [wav], candidates=4, continuity=1.0)
+    assert torch.equal(chosen, torch.arange(len(flow.features(wav))))
+    rebuilt = convert(flow, wav, "speaker", references=[wav], manipulation="select")
+    assert rebuilt.shape == wav.shape and (rebuilt - wav).abs().max() < 1e-3
+
+
+def test_select_picks_only_reference_frames_and_prefers_runs(flow, trained, utterance):
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:2]
+    frames = sum(len(flow.features(wav)) for wav in other)
+    jumps = {}
+    for continuity in (0.0, 3.0):
+        chosen = flow.select(utterance[0], "speaker", other, continuity=continuity)
+        assert chosen.min() >= 0 and chosen.max() < frames
+        jumps[continuity] = int((chosen[1:] != chosen[:-1] + 1).sum())
+    assert jumps[3.0] < jumps[0.0]  # a cost on jumps gives longer runs of real audio
+
+
+def test_cells_with_the_input_as_its_own_reference_change_nothing(flow, trained, utterance):
+    from speechbrain_fdnf.convert import convert
+
+    wav = flow.load_audio(utterance[0])
+    feats = flow.features(wav)
+    torch.testing.assert_close(flow.transfer(feats, "speaker", [wav]), feats, atol=1e-3, rtol=0)
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
+    moved = flow.transfer(feats, "speaker", other)
+    assert moved.shape == feats.shape and (moved - feats).abs().mean() > 0.1
+    converted = convert(flow, wav, "speaker", references=other)  # the default with audio of the target
+    assert converted.shape == wav.shape and torch.isfinite(converted).all()
+    with pytest.raises(ValueError, match="works from audio of the target"):
+        convert(flow, wav, "speaker", manipulation="cells")
+
+
+def test_the_command_offers_every_manipulation(flow, trained, utterance, tmp_path, capsys):
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
+    outputs = {}
+    for manipulation in ("auto", "shift", "cells", "knn", "select"):
+        out = tmp_path / f"{manipulation}.wav"
+        assert convert_main(["--model", str(trained[0]), "--wav", str(utterance[0]), "--enrol", *other,
+                             "--manipulation", manipulation, "--out", str(out)]) == 0
+        outputs[manipulation], rate = soundfile.read(str(out))
+        assert rate == 16000 and np.isfinite(outputs[manipulation]).all()
+    from speechbrain_fdnf.convert import DEFAULT_WITH_AUDIO
+
+    assert np.allclose(outputs["auto"], outputs[DEFAULT_WITH_AUDIO])
+    assert f"enrolled-{DEFAULT_WITH_AUDIO}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # select needs audio of the target
+        convert_main(["--model", str(trained[0]), "--wav", str(utterance[0]), "--speaker", utterance[1],
+                      "--manipulation", "select"])

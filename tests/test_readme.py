@@ -17,7 +17,8 @@ TINY = {
     "common.yaml": {"embedded_corpus_size": "small", "number_of_epochs": "1", "num_blocks": "2",
                     "hidden_size": "32", "batch_size": "256"},
     "evaluate.yaml": {"probe_epochs": "1", "num_frames": "200", "tsne_per_class": "10",
-                      "leakage_max_train": "1000"},
+                      "leakage_max_train": "1000", "table_speakers": "3", "utterance_tables": "4",
+                      "conversion_utterances": "2", "phone_recognizer_overrides": "{number_of_epochs: 1}"},
 }
 
 

@@ -71,7 +71,8 @@ def train_recognizer_if_missing(config, hparams):
     logger.info("Training the phone recognizer that judges conversions first (%s)", folder)
     subprocess.run([sys.executable, str(PHONE_RECIPE), config.phone_recognizer_hparams, "--features=[fbank]",
                     f"--output_folder={folder}", f"--prep_folder={hparams['prep_folder']}",
-                    f"--model_folder={hparams['inference_folder']}"], check=True)
+                    f"--model_folder={hparams['inference_folder']}",
+                    *[f"--{key}={value}" for key, value in config.phone_recognizer_overrides.items()]], check=True)
 
 
 def evaluate_seed(config, seed):

@@ -15,6 +15,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import copy
 import hashlib
 import json
 import logging
@@ -331,6 +332,26 @@ class FrameSet(torch.utils.data.Dataset):
     def all(self):
         """Every frame as one :class:`FrameBatch`."""
         return self.batch(torch.arange(len(self)))
+
+    def restricted(self, keep):
+        """The frames where ``keep`` (``(len(self),)`` bools) holds, as a set of its own (same cache, same splicing).
+
+        Example
+        -------
+        >>> cache = {"feats": torch.arange(8.).view(4, 2), "utterance": torch.tensor([0, 0, 1, 1]),
+        ...          "labels": {"speaker": torch.tensor([0, 0, 1, 1])}}
+        >>> frames = FrameSet(cache, context=1).restricted(torch.tensor([False, False, True, True]))
+        >>> len(frames), frames.labels["speaker"].tolist(), frames.batch([0]).feats.tolist()
+        (2, [1, 1], [[4.0, 5.0, 4.0, 5.0, 6.0, 7.0]])
+        """
+        subset = copy.copy(self)
+        subset.rows = self.rows[keep]
+        subset.labels = {name: values[keep] for name, values in self.labels.items()}
+        subset.utterance = self.utterance[keep]
+        if self.context:
+            subset._first, subset._last = self._first[keep], self._last[keep]
+        subset._lookup = None
+        return subset
 
     def positions(self, rows):
         """Positions in this set of cache ``rows`` (``-1`` for rows it leaves out, e.g. silence)."""

@@ -54,15 +54,22 @@ class EvaluationConfig:
     leakage_max_train: int = 20000
     tsne_classes: int = 6
     tsne_per_class: int = 80
+    # the paper's implied setup: probes and targets over a seeded subset of this many training speakers (0: off)
+    table_speakers: int = 0
+    # utterance-level speaker tables over this many held-out utterances (0: off)
+    utterance_tables: int = 0
     # utterance-level conversion judged by independent judges (:mod:`speechbrain_fdnf.evaluation.conversion`)
     conversion_utterances: int = 0
     conversion_model: str = "f-DNF"
+    conversion_blocks: List[str] = field(default_factory=lambda: ["test speakers", "training speakers"])
     conversion_candidates: int = 8
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
+    conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
     conversion_f0: bool = True
     conversion_examples: bool = True
     phone_recognizer: str = ""
     phone_recognizer_hparams: str = "hparams/phone_recognition.yaml"
+    phone_recognizer_overrides: Dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, values):
@@ -85,6 +92,11 @@ class EvaluationConfig:
         """Errors for values no evaluation can use."""
         if self.scored_split not in SCORED_SPLITS:
             raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
+        from speechbrain_fdnf.evaluation.conversion import BLOCKS
+
+        if set(self.conversion_blocks) - set(BLOCKS):
+            raise ValueError(f"conversion_blocks: unknown block(s) {sorted(set(self.conversion_blocks) - set(BLOCKS))}; "
+                             f"known: {list(BLOCKS)}")
         unknown = set(self.knn_gates) - set(GATES)
         if unknown:
             raise ValueError(f"knn_gates: unknown gate(s) {sorted(unknown)}; known: {list(GATES)}")

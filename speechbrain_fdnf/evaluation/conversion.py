@@ -158,9 +158,9 @@ def draw_trials(material, count, seed):
     return trials
 
 
-def build_blocks(utterances, count, seed):
-    """The blocks (:data:`BLOCKS`) that the prepared ``utterances`` allow: ``test`` entries give the test block,
-    ``train`` with ``heldout`` (the scored split) the training block."""
+def build_blocks(utterances, count, seed, names=BLOCKS):
+    """The blocks of ``names`` (:data:`BLOCKS`) that the prepared ``utterances`` allow: ``test`` entries give the
+    test block, ``train`` with ``heldout`` (the scored split) the training block."""
     blocks = []
     if utterances.get("test"):
         material = split_material(utterances["test"], seed)
@@ -170,7 +170,7 @@ def build_blocks(utterances, count, seed):
         blocks.append(Block(BLOCKS[1], training_material(utterances["train"], utterances["heldout"], seed), by_name=True))
     for block in blocks:
         block.trials = draw_trials(block.material, count, seed) if len(block.material) > 1 else []
-    return [block for block in blocks if block.trials]
+    return [block for block in blocks if block.trials and block.name in names]
 
 
 def slug(name):
@@ -224,8 +224,9 @@ class Converters:
         return lambda trial: convert(factorizer, self.audio(trial.source), "speaker", self.target(factorizer, trial),
                                      **options)
 
-    def matching(self, **options):
-        return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker", None,
+    def with_audio(self, **options):
+        """A manipulation from the target's references (the converter's defaults: ``--enrol``)."""
+        return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker",
                                      references=self.references(trial.target), **options)
 
     def copy(self, trial):
@@ -233,7 +234,7 @@ class Converters:
         return self.inverter.apply_gain(self.audio(trial.source), feats, feats)
 
     def copy_select(self, trial):
-        return convert(self.factorizer, self.audio(trial.source), "speaker", None, method="select",
+        return convert(self.factorizer, self.audio(trial.source), "speaker", manipulation="select",
                        references=self.references(trial.source["speaker"]))
 
     def real(self, trial):
@@ -415,17 +416,20 @@ def conversion_rows(models, main, converters, config):
     factorizer, k = models[main], config.knn_k or 4
     rows = {COPY: converters.copy, COPY_SELECT: converters.copy_select, REAL: converters.real,
             PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
-            DEFAULT: converters.matching()}  # the converter's defaults, given the target's audio (as --enrol)
+            DEFAULT: converters.with_audio()}  # the converter's defaults, given the target's audio (as --enrol)
     for name, other in models.items():
         rows[f"{name} shift (gain)"] = converters.shift(other)
     rows[f"{main} shift, deviation x0 (gain)"] = converters.shift(factorizer, deviation=0.0)
-    rows[f"{main} kNN matching gated (k={k}, gain)"] = converters.matching(method="gain", k=k)
-    rows[f"{main} kNN matching ungated (k={k}, gain)"] = converters.matching(method="gain", k=k, gate=False)
+    for shrink in config.conversion_shrink:
+        rows[f"{main} cells (shrink {shrink:g}, gain)"] = converters.with_audio(manipulation="cells", shrink=shrink)
+    rows[f"{main} kNN matching gated (k={k}, gain)"] = converters.with_audio(manipulation="knn", k=k)
+    rows[f"{main} kNN matching ungated (k={k}, gain)"] = converters.with_audio(manipulation="knn", k=k, gate=False)
     for continuity in config.conversion_continuity:
-        rows[f"{main} select gated (continuity {continuity:g})"] = converters.matching(
-            method="select", candidates=config.conversion_candidates, continuity=continuity)
-    rows[f"{main} select ungated (continuity {config.conversion_continuity[0]:g})"] = converters.matching(
-        method="select", candidates=config.conversion_candidates, continuity=config.conversion_continuity[0], gate=False)
+        rows[f"{main} select gated (continuity {continuity:g})"] = converters.with_audio(
+            manipulation="select", candidates=config.conversion_candidates, continuity=continuity)
+    rows[f"{main} select ungated (continuity {config.conversion_continuity[0]:g})"] = converters.with_audio(
+        manipulation="select", candidates=config.conversion_candidates, continuity=config.conversion_continuity[0],
+        gate=False)
     return rows
 
 
@@ -447,7 +451,7 @@ def evaluate_conversion(models, utterances, config, seed):
     factorizer = models[main]
     judges = load_judges(config, factorizer)
     results = {"blocks": {}}
-    for block in build_blocks(utterances, config.conversion_utterances, seed):
+    for block in build_blocks(utterances, config.conversion_utterances, seed, config.conversion_blocks):
         logger.info("Conversion: %s, %d trials", block.name, len(block.trials))
         converters = Converters(factorizer, block, config)
         rows = conversion_rows(models, main, converters, config)

@@ -85,7 +85,7 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None, bey
     for display, (folder, nll_file) in models.items():
         factorizer = SpeechFactorizer.from_hparams(source=folder)
         engine = factorizer.engine
-        model = Model(display, factorizer, nll_file, engine.encode_all(run.train.feats))  # codes once: shared by all
+        model = Model(display, factorizer, nll_file, run.train.feats)  # its training codes: once, shared by all
         for name in config.label_sets():
             if not engine.has_prior_means(name):
                 engine.fit_class_means(name, run.train.feats, run.train.labels[name], len(encoders[name]),

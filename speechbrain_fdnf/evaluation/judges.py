@@ -224,6 +224,7 @@ class CTCPhoneJudge:
         self.modules.to(device).eval()
         self.labels = CTCTextEncoder()
         self.labels.load(run_folder / "label_encoder.txt")
+        self.labels.ignore_len()  # the checkpoint's output layer fixes the label count
         self.blank_index, self.features, self.device = hparams["blank_index"], features, device
 
     @torch.no_grad()

@@ -26,9 +26,9 @@ from speechbrain_fdnf.evaluation.config import GATES, EvaluationConfig
 from speechbrain_fdnf.evaluation.movers import (CellMeanOracle, InferredClasses, ModelMatching, NearestNeighbourMatching,
                                                 RealFrameCeiling, shift_by_class_means, standardised_features)
 from speechbrain_fdnf.evaluation.parallel import conversion_distortion, matching_conversion
-from speechbrain_fdnf.evaluation.probes import leakage_probes
+from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
 from speechbrain_fdnf.evaluation.structure import latent_structure
-from speechbrain_fdnf.evaluation.tables import existing_cells, posterior_table
+from speechbrain_fdnf.evaluation.tables import existing_cells, posterior_table, utterance_table
 from speechbrain_fdnf.evaluation.tsne import tsne_sample
 from speechbrain_fdnf.export import read_nll
 from speechbrain_fdnf.factors import PAPER_FACTORS, symbol
@@ -104,12 +104,21 @@ class Run:
 
 @dataclass
 class Model:
-    """One model under evaluation, loaded as a user loads it."""
+    """One model under evaluation, loaded as a user loads it; its codes of the training frames are computed on
+    first use and shared by every section that reads them."""
 
     display: str
     factorizer: object
     nll_file: str
-    train_codes: torch.Tensor
+    train_feats: torch.Tensor = None
+    _train_codes: torch.Tensor = None
+
+    @property
+    def train_codes(self):
+        """The model's codes of every training frame (encoded once, when a section first asks)."""
+        if self._train_codes is None:
+            self._train_codes = self.engine.encode_all(self.train_feats)
+        return self._train_codes
 
     @property
     def engine(self):
@@ -387,6 +396,106 @@ def structure_table(engine, subspaces, train, num_classes, max_frames, seed):
     return table
 
 
+#: The paper's manipulation rows of its f-DNF: (δ of the changed factor, δ of the kept one) per table.
+PAPER_FDNF = {"speaker": (0.700, -0.017), "phone": (0.623, -0.076)}
+
+
+class SpeakerSubset(Section):
+    """The paper's implied setup and utterance-level speaker tables.
+
+    The paper's tables imply probes over about 40 speakers (p(s2|x) = 0.010 with p(s|x) = 0.612 gives
+    (1 - 0.612) / (N - 1) = 0.010) and its 39 phones. With ``table_speakers``, the frame tables are
+    scored again with probes trained on, and targets drawn among, a seeded subset of that many training
+    speakers (the held-out frames of those speakers only). With ``utterance_tables``, whole held-out
+    utterances are moved to another speaker and the speaker posterior is the utterance's (its frames' mean
+    log-posterior), over all speakers and over the subset; the phone column stays frame-level."""
+
+    name = "subset"
+
+    def start(self, run):
+        config, run.subset = run.config, {}
+        if config.table_speakers:
+            speakers = torch.tensor(sorted(run.candidates["speaker"]))
+            chosen = speakers[torch.randperm(len(speakers), generator=torch.Generator().manual_seed(run.seed))]
+            chosen = chosen[:config.table_speakers]
+            keep = {split: torch.isin(run.frames[split].labels["speaker"], chosen) for split in ("train", "heldout")}
+            frames = {split: run.frames[split].restricted(keep[split]) for split in keep}
+            train, heldout = frames["train"].all(), frames["heldout"].all()
+            probes = {}
+            for name in config.label_sets():
+                probes[name], _ = load_or_train_probe(
+                    Path(config.output_root) / "probes", name, train, heldout, run.num_classes[name],
+                    epochs=config.probe_epochs, hidden_size=config.probe_hidden, seed=run.seed)
+            candidates = dict(run.candidates, speaker=chosen.tolist())
+            cells = {target: existing_cells(train.labels, target, other, run.num_classes[target], run.num_classes[other])
+                     for target, other in config.table_pairs()}
+            run.subset = {"frames": frames, "probes": probes, "candidates": candidates, "cells": cells}
+        values = self.rows(run, RealFrameCeiling([run.heldout, run.train], run.num_classes, run.seed), restricted=True)
+        if values:  # beside the ceiling's frame tables, when that section runs too
+            run.reference.setdefault(CEILING, {}).update(values)
+            run.row_kinds[CEILING] = "reference"
+
+    def rows(self, run, move, restricted=False):
+        config, values = run.config, {}
+        if run.subset:
+            subset = run.subset
+            values["speakers_subset"] = {
+                target: posterior_table(move, subset["probes"], subset["frames"]["heldout"], target, other,
+                                        subset["candidates"][target], config.num_frames, run.seed,
+                                        cells=subset["cells"][target] if restricted else None)
+                for target, other in config.table_pairs()}
+        if config.utterance_tables and "speaker" in run.candidates:
+            values["utterance"] = utterance_table(move, run.probes, run.frames["heldout"], run.candidates["speaker"],
+                                                  config.utterance_tables, run.seed)
+            if run.subset:
+                values["utterance_subset"] = utterance_table(
+                    move, run.subset["probes"], run.subset["frames"]["heldout"], run.subset["candidates"]["speaker"],
+                    config.utterance_tables, run.seed)
+        return values
+
+    def model(self, run, model):
+        if run.config.table_speakers or run.config.utterance_tables:
+            run.results[model.display].update(self.rows(run, shift_by_class_means(model.engine)))
+
+    def render(self, summary, row_kinds, config):
+        rows = {**summary["models"], **summary.get("reference", {})}
+        lines = []
+        pairs = config.table_pairs()
+        for key, heading in (("speakers_subset", f"Frame tables over {config.table_speakers} training speakers (the "
+                                                 "paper's implied setup: probes and targets among a seeded subset)"),):
+            chosen = {name: row[key] for name, row in rows.items() if key in row}
+            if not chosen:
+                continue
+            lines += [f"## {heading}", ""]
+            for target, other in pairs:
+                t, o = symbol(target) + "2", symbol(other)
+                lines += [f"### {target.capitalize()} manipulation ({other} should stay)", "",
+                          f"| model | p({t}\|x) | p({t}\|x') | δ({t}) | p({o}\|x) | p({o}\|x') | δ({o}) |",
+                          "|---|---|---|---|---|---|---|"]
+                if target in PAPER_FDNF:
+                    paper = PAPER_FDNF[target]
+                    lines.append(f"| the paper's f-DNF (TIMIT) | | | {paper[0]:+.3f} | | | {paper[1]:+.3f} |")
+                for name, tables in chosen.items():
+                    cell = tables[target]
+                    lines.append(f"| {name} | {fmt(cell['p_target_x'])} | {fmt(cell['p_target_x_prime'])} | "
+                                 f"{fmt(cell['delta_target'], True)} | {fmt(cell['p_other_x'])} | "
+                                 f"{fmt(cell['p_other_x_prime'])} | {fmt(cell['delta_other'], True)} |")
+                lines.append("")
+        for key, scope in (("utterance", "all training speakers"), ("utterance_subset", f"{config.table_speakers} training speakers")):
+            chosen = {name: row[key] for name, row in rows.items() if key in row}
+            if not chosen:
+                continue
+            lines += [f"## Utterance-level speaker manipulation ({scope}; the speaker posterior of the whole utterance "
+                      "from its frames' mean log-posterior, the phone frame by frame)", "",
+                      "| model | p(s2\|x) | p(s2\|x') | δ(s2) | p(q\|x) | p(q\|x') | δ(q) |", "|---|---|---|---|---|---|---|"]
+            for name, cell in chosen.items():
+                lines.append(f"| {name} | {fmt(cell['p_target_x'])} | {fmt(cell['p_target_x_prime'])} | "
+                             f"{fmt(cell['delta_target'], True)} | {fmt(cell['p_other_x'])} | "
+                             f"{fmt(cell['p_other_x_prime'])} | {fmt(cell['delta_other'], True)} |")
+            lines.append("")
+        return lines
+
+
 class Conversion(Section):
     """Whole utterances converted to another speaker through the converter, judged by a speaker encoder trained
     on real speech and by two phone recognizers (:mod:`speechbrain_fdnf.evaluation.conversion`): every model
@@ -411,7 +520,8 @@ class Conversion(Section):
 
 
 #: Every section, in the order they run and are reported.
-SECTIONS = [PosteriorTables(), Leakage(), Likelihood(), Distortion(), Matching(), Structure(), TSNE(), Conversion()]
+SECTIONS = [PosteriorTables(), Leakage(), Likelihood(), Distortion(), Matching(), Structure(), TSNE(), SpeakerSubset(),
+            Conversion()]
 
 
 def chosen_sections(config):

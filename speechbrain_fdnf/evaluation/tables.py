@@ -108,3 +108,45 @@ def posterior_table(move, probes, frames, target, other, candidates, num_frames=
     result["delta_target"] = result["p_target_x_prime"] - result["p_target_x"]
     result["delta_other"] = result["p_other_x_prime"] - result["p_other_x"]
     return result
+
+
+@torch.no_grad()
+def utterance_table(move, probes, frames, candidates, num_utterances=200, seed=0, target="speaker", other="phone"):
+    """:func:`posterior_table`'s columns for whole utterances: every frame of a seeded sample of utterances moved
+    to one target class of ``target`` (drawn among ``candidates`` other than the utterance's own), the
+    utterance's posterior of ``target`` taken from its frames' mean log-posterior (as an utterance-level
+    classifier pools frames); ``other`` stays frame-level (each frame's posterior of its own class).
+
+    Example
+    -------
+    >>> from speechbrain_fdnf.data.frames import FrameSet
+    >>> cache = {"feats": torch.randn(40, 3), "utterance": torch.arange(4).repeat_interleave(10),
+    ...          "labels": {"speaker": torch.arange(4).repeat_interleave(10), "phone": torch.arange(40) % 2}}
+    >>> class Probe:
+    ...     def __init__(self, n): self.n = n
+    ...     def posteriors(self, feats): return torch.full((len(feats), self.n), 1.0 / self.n)
+    >>> table = utterance_table(lambda batch, f, o, new: batch.feats, {"speaker": Probe(4), "phone": Probe(2)},
+    ...                         FrameSet(cache), candidates=[0, 1, 2, 3], num_utterances=3)
+    >>> table["utterances"], round(table["p_target_x"], 3), table["delta_target"]
+    (3, 0.25, 0.0)
+    """
+    generator = torch.Generator().manual_seed(seed)
+    utterances = torch.unique(frames.utterance)
+    chosen = utterances[torch.randperm(len(utterances), generator=generator)[:num_utterances]]
+    sums = {key: 0.0 for key in ("p_target_x", "p_target_x_prime", "p_other_x", "p_other_x_prime")}
+    for utterance in chosen.tolist():
+        positions = torch.nonzero(frames.utterance == utterance).flatten()
+        batch = frames.batch(positions)
+        current = batch.labels[target][:1]
+        new = draw_targets(current, sorted(candidates), generator).expand(len(positions))
+        moved = move(batch, target, other, new)
+        kept, rows = batch.labels[other], torch.arange(len(positions))
+        for suffix, feats in (("x", batch.feats), ("x_prime", moved)):
+            pooled = probes[target].posteriors(feats).clamp_min(1e-12).log().mean(dim=0).softmax(dim=-1)
+            sums[f"p_target_{suffix}"] += pooled[new[0]].item()
+            sums[f"p_other_{suffix}"] += probes[other].posteriors(feats)[rows, kept].mean().item()
+    result = {key: value / max(len(chosen), 1) for key, value in sums.items()}
+    result["delta_target"] = result["p_target_x_prime"] - result["p_target_x"]
+    result["delta_other"] = result["p_other_x_prime"] - result["p_other_x"]
+    result["utterances"] = len(chosen)
+    return result

@@ -1,0 +1,137 @@
+"""Conversion judged by independent judges: the trials, the judges' arithmetic, and the judges on real audio."""
+
+import builtins
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from speechbrain_fdnf.evaluation import conversion
+from speechbrain_fdnf.evaluation.config import EvaluationConfig
+from speechbrain_fdnf.evaluation.judges import PhoneErrorCounter, PocketsphinxPhoneJudge, eer_threshold, spoken_phones
+
+
+def fake_entries(speakers=6, utterances=8, texts=4):
+    """Prepared-looking entries: speakers of both genders, sentences shared between speakers."""
+    entries = {}
+    for s in range(speakers):
+        for u in range(utterances):
+            speaker = f"{'MF'[s % 2]}S{s}"
+            entries[f"{speaker}_{u}"] = {"speaker": speaker, "gender": speaker[0], "wav": f"{speaker}_{u}.wav",
+                                         "text": f"sentence {u % texts}", "starts": [0, 100], "ends": [100, 200],
+                                         "phones39": ["sil", f"p{u % texts}"]}
+    return entries
+
+
+def test_trial_lists_are_disjoint_and_seeded():
+    entries = fake_entries()
+    material = conversion.split_material(entries, seed=3)
+    for item in material.values():
+        lists = [{entry["wav"] for entry in part} for part in (item.references, item.enrolment, item.readings)]
+        assert [len(part) for part in lists] == [3, 3, 2]
+        assert not (lists[0] & lists[1] or lists[0] & lists[2] or lists[1] & lists[2])  # disjoint
+    trials = conversion.draw_trials(material, 12, seed=3)
+    again = conversion.draw_trials(conversion.split_material(entries, seed=3), 12, seed=3)
+    assert [(t.source["wav"], t.target) for t in trials] == [(t.source["wav"], t.target) for t in again]
+    other = conversion.draw_trials(conversion.split_material(entries, seed=4), 12, seed=4)
+    assert [(t.source["wav"], t.target) for t in trials] != [(t.source["wav"], t.target) for t in other]
+    for index, trial in enumerate(trials):
+        assert trial.target != trial.source["speaker"]
+        assert trial.source in material[trial.source["speaker"]].readings  # sources are readings only
+        assert trial.same_gender == (index % 2 == 0)  # same- and cross-gender alternate
+        if trial.parallel is not None:  # the target's reading of the same sentence, never its enrolment
+            assert trial.parallel["text"] == trial.source["text"] and trial.parallel["speaker"] == trial.target
+            assert trial.parallel not in material[trial.target].enrolment
+    assert sum(trial.parallel is not None for trial in trials) > len(trials) // 2  # parallel targets preferred
+
+
+def test_training_speakers_are_converted_from_held_out_readings_and_enrolled_from_other_training_audio():
+    train = fake_entries(utterances=5)
+    heldout = {f"{key}_h": dict(entry, wav=entry["wav"] + ".h") for key, entry in fake_entries(utterances=2).items()}
+    blocks = conversion.build_blocks({"train": train, "heldout": heldout}, 8, seed=1)
+    assert [block.name for block in blocks] == ["training speakers"] and blocks[0].by_name
+    for item in blocks[0].material.values():
+        assert len(item.references) == 3 and len(item.enrolment) == 2
+        assert all(entry["wav"].endswith(".h") for entry in item.readings)
+        assert not {e["wav"] for e in item.references} & {e["wav"] for e in item.enrolment}
+
+
+def test_eer_threshold_separates_target_from_non_target_trials():
+    rng = np.random.default_rng(0)
+    target, other = rng.normal(0.8, 0.05, 500), rng.normal(0.5, 0.05, 5000)
+    eer, threshold = eer_threshold(np.concatenate([target, other]), [True] * 500 + [False] * 5000)
+    assert eer < 0.01 and 0.6 < threshold < 0.7  # between the two score clouds
+    assert np.mean(target >= threshold) == pytest.approx(1 - eer, abs=0.01)
+
+
+def test_phone_error_rate_counts_edits_over_the_reference():
+    counter = PhoneErrorCounter()
+    counter.add(["a", "b", "c", "d"], ["a", "x", "c"])  # one substitution, one deletion
+    counter.add(["e"], ["e", "f"])  # one insertion
+    assert counter.rate() == pytest.approx(3 / 5)
+    assert spoken_phones(["sil", "a", "a", "sil", "a", "b"]) == ["a", "b"]
+
+
+def test_the_contract_rows_are_plain_numbers_of_the_first_block():
+    stat = {"mean": 0.5, "std": 0.0, "values": [0.5]}
+    summary = {"blocks": {"test speakers": {"trials": stat, "rows": {"converter default": {"verified_as_target": stat}}},
+                          "training speakers": {"trials": stat, "rows": {}}}}
+    rows = conversion.contract_rows(summary)
+    assert rows["block"] == "test speakers" and rows["rows"] == {"converter default": {"verified_as_target": 0.5}}
+
+
+def test_a_missing_phone_judge_package_is_a_clear_error_naming_the_extra(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_pocketsphinx(name, *args, **kwargs):
+        if name.startswith("pocketsphinx"):
+            raise ImportError("No module named 'pocketsphinx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "pocketsphinx", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_pocketsphinx)
+    with pytest.raises(ImportError, match=r"speechbrain-fdnf\[judge\]"):
+        PocketsphinxPhoneJudge()
+
+
+def test_a_missing_phone_recognizer_says_how_to_train_it(tmp_path):
+    from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge
+
+    with pytest.raises(FileNotFoundError, match="phone_recognition.py"):
+        CTCPhoneJudge(tmp_path, "hparams/phone_recognition.yaml", features=None)
+
+
+@pytest.mark.slow
+def test_the_judges_on_real_audio(trained):
+    """Copy-synthesis verifies as its own speaker, a converter that returns the target's real reading scores
+    exactly the real-target row, and pocketsphinx reads the corpus far better than chance."""
+    from speechbrain_fdnf.evaluation.judges import SpeakerEncoderJudge
+    from speechbrain_fdnf.inference import SpeechFactorizer
+
+    factorizer = SpeechFactorizer.from_hparams(source=trained[0])
+    test = json.loads((trained[1] / "test.json").read_text())
+    blocks = conversion.build_blocks({"test": test}, 4, seed=1)
+    assert len(blocks) == 1 and blocks[0].name == "test speakers" and len(blocks[0].trials) >= 2
+    block = blocks[0]
+    independent = PocketsphinxPhoneJudge()
+    judges = conversion.ConversionJudges(SpeakerEncoderJudge(), {"per_independent": independent.phones})
+    converters = conversion.Converters(factorizer, block, EvaluationConfig.from_dict({"output_root": "r"}))
+    rows = {conversion.COPY: converters.copy, conversion.REAL: converters.real,
+            "returns the target's reading": converters.real}
+    # as the source's own voice: every trial's target is its source
+    own = conversion.Block(block.name, block.material, [conversion.Trial(t.source, t.source["speaker"], None,
+                                                                         target_gender=t.source["gender"])
+                                                        for t in block.trials])
+    copies = conversion.evaluate_block(own, {conversion.COPY: converters.copy}, judges, converters.rate,
+                                       converters.real_entry, f0=False)
+    assert copies["rows"][conversion.COPY]["verified_as_target"] == 1.0
+    result = conversion.evaluate_block(block, rows, judges, converters.rate, converters.real_entry, f0=True)
+    real, cheat = result["rows"][conversion.REAL], result["rows"]["returns the target's reading"]
+    for key in ("cos_target", "cos_source", "verified_as_target", "closer_to_target", "spoof_eer", "per_independent"):
+        assert cheat[key] == pytest.approx(real[key])
+    assert real["closer_to_target"] == 1.0 and result["rows"][conversion.COPY]["closer_to_target"] == 0.0
+    assert real["spoof_eer"] >= 25.0  # the real readings are among the real target trials
+    assert real["per_independent"] < 90.0
+    assert torch.isfinite(torch.tensor(real["f0_gap_semitones"]))
