@@ -1,5 +1,6 @@
 """Shared fixtures and helpers for the test suite."""
 
+import builtins
 import json
 import shutil
 import subprocess
@@ -25,6 +26,19 @@ HOP = 160
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def without_package(monkeypatch, package):
+    """Makes ``import <package>`` fail as it does where the package is not installed."""
+    real_import = builtins.__import__
+
+    def refuse(name, *args, **kwargs):
+        if name.split(".")[0] == package:
+            raise ImportError(f"No module named '{package}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, package, raising=False)
+    monkeypatch.setattr(builtins, "__import__", refuse)
 
 
 def perturb(module, scale=0.3):

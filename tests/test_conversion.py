@@ -1,12 +1,11 @@
 """Conversion judged by independent judges: the trials, the judges' arithmetic, and the judges on real audio."""
 
-import builtins
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import without_package
 
 from speechbrain_fdnf.evaluation import conversion
 from speechbrain_fdnf.evaluation.config import EvaluationConfig
@@ -83,15 +82,7 @@ def test_the_contract_rows_are_plain_numbers_of_the_first_block():
 
 
 def test_a_missing_phone_judge_package_is_a_clear_error_naming_the_extra(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_pocketsphinx(name, *args, **kwargs):
-        if name.startswith("pocketsphinx"):
-            raise ImportError("No module named 'pocketsphinx'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.delitem(sys.modules, "pocketsphinx", raising=False)
-    monkeypatch.setattr(builtins, "__import__", no_pocketsphinx)
+    without_package(monkeypatch, "pocketsphinx")
     with pytest.raises(ImportError, match=r"speechbrain-fdnf\[judge\]"):
         PocketsphinxPhoneJudge()
 

@@ -1,10 +1,8 @@
 """The independent speaker judge: EER arithmetic, the judge's own embeddings, a clear error without its package."""
 
-import builtins
-import sys
-
 import numpy as np
 import pytest
+from conftest import without_package
 
 from speechbrain_fdnf.evaluation.judges import SpeakerEncoderJudge, equal_error_rate, pairwise_eer
 
@@ -31,15 +29,7 @@ def test_pairwise_eer_reads_speaker_clusters():
 
 
 def test_a_missing_judge_package_is_a_clear_error_naming_the_extra(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_resemblyzer(name, *args, **kwargs):
-        if name.startswith("resemblyzer"):
-            raise ImportError("No module named 'resemblyzer'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.delitem(sys.modules, "resemblyzer", raising=False)
-    monkeypatch.setattr(builtins, "__import__", no_resemblyzer)
+    without_package(monkeypatch, "resemblyzer")
     with pytest.raises(ImportError, match=r"speechbrain-fdnf\[judge\]"):
         SpeakerEncoderJudge()
 
