@@ -43,6 +43,9 @@ class RealFrameCeiling:
         Label set -> number of classes.
     seed : int
         Seeds the draws.
+    keep_missing : bool
+        Leave a frame whose target cell has no frame as it is (whole utterances moved to one target class
+        meet such cells); otherwise that is an error.
 
     Example
     -------
@@ -55,8 +58,8 @@ class RealFrameCeiling:
     [2.0, 3.0]
     """
 
-    def __init__(self, pools, num_classes, seed=0):
-        self.pools, self.num_classes = pools, num_classes
+    def __init__(self, pools, num_classes, seed=0, keep_missing=False):
+        self.pools, self.num_classes, self.keep_missing = pools, num_classes, keep_missing
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, batch, factor, other, new):
@@ -70,7 +73,7 @@ class RealFrameCeiling:
             offset = (torch.rand(len(new), generator=self.generator) * count.clamp_min(1)).long()
             moved[take] = pool.feats[order[(first + offset)[take]]]
             found |= take
-        if not found.all():
+        if not found.all() and not self.keep_missing:  # keep_missing: such a frame stays as it is
             raise ValueError(f"{int((~found).sum())} target cells have no frame in any pool")
         return moved
 

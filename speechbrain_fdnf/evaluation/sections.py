@@ -430,7 +430,9 @@ class SpeakerSubset(Section):
             cells = {target: existing_cells(train.labels, target, other, run.num_classes[target], run.num_classes[other])
                      for target, other in config.table_pairs()}
             run.subset = {"frames": frames, "probes": probes, "candidates": candidates, "cells": cells}
-        values = self.rows(run, RealFrameCeiling([run.heldout, run.train], run.num_classes, run.seed), restricted=True)
+        # a whole utterance moved to one speaker meets phones that speaker never said: those frames stay
+        ceiling = RealFrameCeiling([run.heldout, run.train], run.num_classes, run.seed, keep_missing=True)
+        values = self.rows(run, ceiling, restricted=True)
         if values:  # beside the ceiling's frame tables, when that section runs too
             run.reference.setdefault(CEILING, {}).update(values)
             run.row_kinds[CEILING] = "reference"
