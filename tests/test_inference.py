@@ -316,10 +316,11 @@ def test_select_with_the_input_as_its_own_reference_gives_back_the_input(flow, u
     from speechbrain_fdnf.convert import convert
 
     wav = flow.load_audio(utterance[0])
-    # every frame's nearest reference frame is itself, and runs of consecutive frames cost nothing: the
-    # chosen frames are the utterance's own, in order, and overlap-adding their STFT rebuilds it
+    # every frame's nearest reference frame is itself (or a frame just like it: digital silence repeats),
+    # and runs of consecutive frames cost nothing: overlap-adding the chosen frames' STFT rebuilds it
     chosen = flow.select(wav, "speaker", [wav], candidates=4, continuity=1.0)
-    assert torch.equal(chosen, torch.arange(len(flow.features(wav))))
+    feats = flow.features(wav)
+    assert torch.equal(feats[chosen], feats)
     rebuilt = convert(flow, wav, "speaker", references=[wav], manipulation="select")
     assert rebuilt.shape == wav.shape and (rebuilt - wav).abs().max() < 1e-3
 

@@ -37,7 +37,7 @@ def tiny_copy(folder):
         path = folder / "hparams" / yaml_name
         text = path.read_text()
         for key, value in values.items():
-            text, count = re.subn(rf"^{key}: \S+", f"{key}: {value}", text, flags=re.MULTILINE)
+            text, count = re.subn(rf"^{key}: .*$", f"{key}: {value}", text, flags=re.MULTILINE)
             assert count == 1, f"{yaml_name} has no single top-level {key}"
         path.write_text(text)
     (folder / ".venv").symlink_to(ROOT / ".venv")

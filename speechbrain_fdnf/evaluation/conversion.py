@@ -100,7 +100,8 @@ class Block:
 
 
 def split_material(entries, seed, references=REFERENCES, enrolment=ENROLMENT):
-    """``{speaker: Material}`` of prepared entries, each speaker's utterances shuffled with ``seed``.
+    """``{speaker: Material}`` of prepared entries, each speaker's utterances shuffled with ``seed`` (``references``
+    for the converter, ``enrolment`` for the judge, the rest as readings; at least one reading).
 
     Example
     -------
@@ -108,6 +109,9 @@ def split_material(entries, seed, references=REFERENCES, enrolment=ENROLMENT):
     >>> material = split_material(entries, seed=1)
     >>> [len(part) for part in (material["S0"].references, material["S0"].enrolment, material["S0"].readings)]
     [3, 3, 2]
+    >>> few = split_material({key: entries[key] for key in list(entries)[:6]}, seed=1)["S0"]  # 6 utterances
+    >>> [len(part) for part in (few.references, few.enrolment, few.readings)]
+    [2, 3, 1]
     """
     by_speaker = {}
     for key in sorted(entries):
@@ -116,20 +120,24 @@ def split_material(entries, seed, references=REFERENCES, enrolment=ENROLMENT):
     for speaker, items in by_speaker.items():
         items = list(items)
         random.Random(f"{seed}-{speaker}").shuffle(items)
-        material[speaker] = Material(items[:references], items[references:references + enrolment],
-                                     items[references + enrolment:])
+        # a speaker with few utterances gives up references first, then enrolment: one reading is left
+        given = min(references, (len(items) - 1) // 2)
+        enrolled = min(enrolment, len(items) - 1 - given)
+        material[speaker] = Material(items[:given], items[given:given + enrolled], items[given + enrolled:])
     return material
 
 
 def training_material(train, readings, seed, references=REFERENCES):
     """``{speaker: Material}`` of training speakers: ``references`` of their training utterances for the
     converter, the other training utterances for the judge, their ``readings`` (held-out or valid) as sources."""
-    material = split_material(train, seed, references=references, enrolment=len(train))
-    for entry in readings.values():
-        if entry["speaker"] in material:
-            material[entry["speaker"]].readings.append(entry)
-    for item in material.values():
-        item.readings.sort(key=lambda entry: entry["wav"])
+    by_speaker, material = {}, {}
+    for key in sorted(train):
+        by_speaker.setdefault(train[key]["speaker"], []).append(train[key])
+    for speaker, items in by_speaker.items():
+        random.Random(f"{seed}-{speaker}").shuffle(items)
+        given = min(references, len(items) - 1)  # at least one training utterance enrols the speaker
+        own = sorted((entry for entry in readings.values() if entry["speaker"] == speaker), key=lambda e: e["wav"])
+        material[speaker] = Material(items[:given], items[given:], own)
     return {speaker: item for speaker, item in material.items() if item.readings and item.enrolment}
 
 
@@ -361,34 +369,35 @@ def evaluate_block(block, rows, judges, rate, real_entry, examples=None, f0=True
                 folder = Path(examples) / block.name.replace(" ", "_") / slug(name)
                 folder.mkdir(parents=True, exist_ok=True)
                 soundfile.write(str(folder / f"{index}_{source}_to_{trial.target}.wav"), wav.numpy(), rate)
-        if not scores:
-            continue
-        results["rows"][name] = summarise(scores, threshold, real_target, counters)
+        results["rows"][name] = summarise(scores, threshold, real_target, counters, own=judges.own is not None, f0=f0)
     return results
 
 
-def summarise(scores, threshold, real_target, counters):
-    """One row's numbers: means and shares over its trials, same- and cross-gender apart."""
+def summarise(scores, threshold, real_target, counters, own=True, f0=True):
+    """One row's numbers: means and shares over its trials, same- and cross-gender apart. Every row has the
+    same keys, so that seeds aggregate; a row without outputs (no trial had a parallel reading) has
+    ``trials`` 0 and ``nan`` elsewhere."""
+
+    def mean(key, items):
+        return float(np.mean([item[key] for item in items])) if items else float("nan")
 
     def shares(items):
-        if not items:
-            return {}
-        target = np.array([item["cos_target"] for item in items])
-        source = np.array([item["cos_source"] for item in items])
-        return {"trials": len(items), "cos_target": float(target.mean()), "cos_source": float(source.mean()),
-                "closer_to_target": float(np.mean(target > source)),
-                "verified_as_target": float(np.mean(target >= threshold))}
+        return {"trials": len(items), "cos_target": mean("cos_target", items), "cos_source": mean("cos_source", items),
+                "closer_to_target": mean("closer", items), "verified_as_target": mean("verified", items)}
 
+    for item in scores:
+        item["closer"], item["verified"] = item["cos_target"] > item["cos_source"], item["cos_target"] >= threshold
     row = shares(scores)
     target = [item["cos_target"] for item in scores]
-    row["spoof_eer"] = 100 * equal_error_rate(list(real_target) + target,
-                                              [True] * len(real_target) + [False] * len(target))
-    if "own_cos_target" in scores[0]:
-        row["own_cos_target"] = float(np.mean([item["own_cos_target"] for item in scores]))
-        row["own_cos_source"] = float(np.mean([item["own_cos_source"] for item in scores]))
-        row["own_closer_to_target"] = float(np.mean([item["own_cos_target"] > item["own_cos_source"] for item in scores]))
-    if "f0_gap" in scores[0]:
-        row["f0_gap_semitones"] = float(np.mean([item["f0_gap"] for item in scores]))
+    row["spoof_eer"] = 100 * equal_error_rate(list(real_target) + target, [True] * len(real_target) + [False] * len(target)) \
+        if target else float("nan")
+    if own:
+        row["own_cos_target"], row["own_cos_source"] = mean("own_cos_target", scores), mean("own_cos_source", scores)
+        for item in scores:
+            item["own_closer"] = item["own_cos_target"] > item["own_cos_source"]
+        row["own_closer_to_target"] = mean("own_closer", scores)
+    if f0:
+        row["f0_gap_semitones"] = mean("f0_gap", scores)
     for judge_name, counter in counters.items():
         row[judge_name] = 100 * counter.rate()
     row["same_gender"] = shares([item for item in scores if item["same_gender"]])
@@ -463,7 +472,8 @@ def evaluate_conversion(models, utterances, config, seed):
 
 def contract_rows(summary):
     """``{"block", "rows": {row: {metric: mean}}, "blocks": {...}}`` of aggregated conversion results: the rows of
-    the first block (test speakers when scored on held-out data) as plain numbers, the shares in 0-1."""
+    the first block (test speakers when scored on held-out data) that had outputs, as plain numbers, the
+    shares in 0-1."""
 
     def plain(values):
         if isinstance(values, dict) and "mean" in values and "values" in values:
@@ -472,7 +482,8 @@ def contract_rows(summary):
 
     blocks = plain(summary["blocks"])
     first = next(iter(blocks), None)
-    return {"block": first, "rows": blocks[first]["rows"] if first else {}, "blocks": blocks}
+    rows = {name: row for name, row in blocks[first]["rows"].items() if row["trials"] > 0} if first else {}
+    return {"block": first, "rows": rows, "blocks": blocks}
 
 
 def conversion_report(summary, config):
@@ -491,7 +502,8 @@ def conversion_report(summary, config):
                   f"{block['real_eer']['mean']:.1f} %, threshold {block['threshold']['mean']:.3f})", "",
                   "| row | verified | closer | cos target | cos source | spoof EER | PER recognizer | PER pocketsphinx "
                   "| F0 gap | own closer |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for row, values in block["rows"].items():
+        block_rows = {row: values for row, values in block["rows"].items() if values["trials"]["mean"] > 0}
+        for row, values in block_rows.items():
             def get(key, signed=False):
                 return fmt(values[key], signed) if key in values else "-"
             lines.append(f"| {row} | {get('verified_as_target')} | {get('closer_to_target')} | {get('cos_target')} | "
@@ -499,9 +511,9 @@ def conversion_report(summary, config):
                          f"{get('per_independent')} | {get('f0_gap_semitones')} | {get('own_closer_to_target')} |")
         lines += ["", "| row | same-gender verified | same-gender closer | cross-gender verified | cross-gender closer |",
                   "|---|---|---|---|---|"]
-        for row, values in block["rows"].items():
-            same, cross = values.get("same_gender") or {}, values.get("cross_gender") or {}
-            cells = [fmt(part[key]) if key in part else "-" for part in (same, cross)
+        for row, values in block_rows.items():
+            same, cross = values["same_gender"], values["cross_gender"]
+            cells = [fmt(part[key]) if part["trials"]["mean"] > 0 else "-" for part in (same, cross)
                      for key in ("verified_as_target", "closer_to_target")]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
