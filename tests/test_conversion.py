@@ -119,10 +119,9 @@ def test_the_judges_on_real_audio(trained):
     own = conversion.Block(block.name, block.material, [conversion.Trial(t.source, t.source["speaker"], None,
                                                                          target_gender=t.source["gender"])
                                                         for t in block.trials])
-    copies = conversion.evaluate_block(own, {conversion.COPY: converters.copy}, judges, converters.rate,
-                                       converters.real_entry, f0=False)
+    copies = conversion.evaluate_block(own, {conversion.COPY: converters.copy}, judges, converters, f0=False)
     assert copies["rows"][conversion.COPY]["verified_as_target"] == 1.0
-    result = conversion.evaluate_block(block, rows, judges, converters.rate, converters.real_entry, f0=True)
+    result = conversion.evaluate_block(block, rows, judges, converters, f0=True)
     real, cheat = result["rows"][conversion.REAL], result["rows"]["returns the target's reading"]
     for key in ("cos_target", "cos_source", "verified_as_target", "closer_to_target", "spoof_eer"):
         assert cheat[key] == pytest.approx(real[key])  # the speaker judge cannot tell it from the real row

@@ -286,7 +286,7 @@ class ConversionJudges:
         self.speaker, self.recognizers, self.own = speaker, recognizers, own
 
 
-def evaluate_block(block, rows, judges, rate, real_entry, examples=None, f0=True):
+def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
     """Judges every row's conversions of one block.
 
     Arguments
@@ -297,10 +297,9 @@ def evaluate_block(block, rows, judges, rate, real_entry, examples=None, f0=True
         Row name -> ``function(trial) -> waveform or None`` (None: no output for this trial).
     judges : ConversionJudges
         The judges.
-    rate : int
-        The waveforms' sample rate.
-    real_entry : callable
-        ``trial -> entry`` of the reading the :data:`REAL` row returns (its phones score that row).
+    converters : Converters
+        The block's conversions: they load the audio (at the model's rate), and their
+        :meth:`Converters.real_entry` is the reading whose phones score the :data:`REAL` row.
     examples : Path, optional
         Where to write the first trials' outputs of every row as WAV files.
     f0 : bool
@@ -311,9 +310,7 @@ def evaluate_block(block, rows, judges, rate, real_entry, examples=None, f0=True
     dict
         ``{"trials", "real_eer", "threshold", "rows": {row: metrics}}``; shares in 0-1, EER and PER in %.
     """
-    def read(entry):
-        wav, file_rate = soundfile.read(entry["wav"], dtype="float32")
-        return torch.as_tensor(wav), file_rate
+    rate = converters.rate
 
     def unit(vector):
         vector = np.asarray(vector, dtype=float)
@@ -321,20 +318,19 @@ def evaluate_block(block, rows, judges, rate, real_entry, examples=None, f0=True
 
     enrolled, own_enrolled, f0_of = {}, {}, {}
     for speaker, item in block.material.items():
-        audio = [read(entry) for entry in item.enrolment]
-        enrolled[speaker] = unit(np.mean([judges.speaker.embed_wav(wav.numpy(), r) for wav, r in audio], axis=0))
+        audio = [converters.audio(entry) for entry in item.enrolment]
+        enrolled[speaker] = unit(np.mean([judges.speaker.embed_wav(wav.numpy(), rate) for wav in audio], axis=0))
         if judges.own is not None:
-            own_enrolled[speaker] = np.mean([judges.own(wav) for wav, _ in audio], axis=0)
+            own_enrolled[speaker] = np.mean([judges.own(wav) for wav in audio], axis=0)
         if f0:
-            f0_of[speaker] = float(np.median([median_f0(wav, r) for wav, r in audio]))
+            f0_of[speaker] = float(np.median([median_f0(wav, rate) for wav in audio]))
     own_centre = np.mean(list(own_enrolled.values()), axis=0) if own_enrolled else None
     own_enrolled = {speaker: unit(vector - own_centre) for speaker, vector in own_enrolled.items()}
     # real trials: every reading against every enrolment (the threshold, and the real side of the spoof EER)
     real_scores, real_same, real_target = [], [], []
     for speaker, item in block.material.items():
         for entry in item.readings:
-            wav, r = read(entry)
-            embedding = unit(judges.speaker.embed_wav(wav.numpy(), r))
+            embedding = unit(judges.speaker.embed_wav(converters.audio(entry).numpy(), rate))
             for other, enrolment in enrolled.items():
                 real_scores.append(float(embedding @ enrolment))
                 real_same.append(other == speaker)
@@ -362,7 +358,7 @@ def evaluate_block(block, rows, judges, rate, real_entry, examples=None, f0=True
             if f0:
                 row["f0_gap"] = abs(12 * np.log2(max(median_f0(wav, rate), 1.0) / f0_of[trial.target]))
             scores.append(row)
-            phones = spoken_phones((real_entry(trial) if name == REAL else trial.source)["phones39"])
+            phones = spoken_phones((converters.real_entry(trial) if name == REAL else trial.source)["phones39"])
             for judge_name, judge in judges.recognizers.items():
                 counters[judge_name].add(phones, judge(wav, rate))
             if examples is not None and index < 2:
@@ -465,8 +461,8 @@ def evaluate_conversion(models, utterances, config, seed):
         converters = Converters(factorizer, block, config)
         rows = conversion_rows(models, main, converters, config)
         examples = Path(config.eval_folder, "conversions") if config.conversion_examples else None
-        results["blocks"][block.name] = evaluate_block(block, rows, judges, converters.rate, converters.real_entry,
-                                                       examples=examples, f0=config.conversion_f0)
+        results["blocks"][block.name] = evaluate_block(block, rows, judges, converters, examples=examples,
+                                                       f0=config.conversion_f0)
     return results
 
 
