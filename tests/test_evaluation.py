@@ -340,7 +340,8 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         "--scored_split=valid",  # the tuning protocol; held-out scoring is the README test's
         "--knn_gates=[window, decoded]",
         "--table_speakers=3", "--utterance_tables=4",  # the paper's implied subset, utterance-level tables
-        "--conversion_utterances=2", "--conversion_examples=False",  # conversion judged by the judges
+        "--conversion_utterances=2", "--conversion_examples=False",  # conversion judged by the judges,
+        "--conversion_blocks=[test speakers, training speakers]",  # on valid data: the training speakers
         "--phone_recognizer_overrides={number_of_epochs: 1}",
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -456,7 +456,11 @@ def evaluate_conversion(models, utterances, config, seed):
     factorizer = models[main]
     judges = load_judges(config, factorizer)
     results = {"blocks": {}}
-    for block in build_blocks(utterances, config.conversion_utterances, seed, config.conversion_blocks):
+    blocks = build_blocks(utterances, config.conversion_utterances, seed, config.conversion_blocks)
+    if not blocks:  # e.g. only the test speakers asked for, while the valid split is scored (no test data then)
+        logger.warning("Conversion: none of the blocks %s has trials with these data (scored split: %s)",
+                       config.conversion_blocks, config.scored_split)
+    for block in blocks:
         logger.info("Conversion: %s, %d trials", block.name, len(block.trials))
         converters = Converters(factorizer, block, config)
         rows = conversion_rows(models, main, converters, config)
