@@ -81,12 +81,11 @@ class Trial:
     source: dict
     target: str
     parallel: dict = None
+    target_gender: str = ""
 
     @property
     def same_gender(self):
         return self.source["gender"] == self.target_gender
-
-    target_gender: str = ""
 
 
 @dataclass
