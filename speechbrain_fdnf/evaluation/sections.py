@@ -54,6 +54,19 @@ def fmt(stat, signed=False):
     return text + (f" ± {stat['std']:.3f}" if len(stat["values"]) > 1 else "")
 
 
+def table_header(target, other):
+    """The two header lines of a manipulation table: the changed factor's new class, the kept factor's own."""
+    t, o = symbol(target) + "2", symbol(other)
+    return [f"| model | p({t}\\|x) | p({t}\\|x') | δ({t}) | p({o}\\|x) | p({o}\\|x') | δ({o}) |",
+            "|---|---|---|---|---|---|---|"]
+
+
+def table_row(name, cell):
+    """One row of a manipulation table from a :func:`~speechbrain_fdnf.evaluation.tables.posterior_table` cell."""
+    return (f"| {name} | {fmt(cell['p_target_x'])} | {fmt(cell['p_target_x_prime'])} | {fmt(cell['delta_target'], True)} "
+            f"| {fmt(cell['p_other_x'])} | {fmt(cell['p_other_x_prime'])} | {fmt(cell['delta_other'], True)} |")
+
+
 @dataclass
 class Run:
     """What every section of one seed's evaluation reads and writes.
@@ -184,15 +197,10 @@ class PosteriorTables(Section):
                 continue
             lines += [f"## {heading}", "", reading, ""]
             for target, other in config.table_pairs():
-                t, o = symbol(target) + "2", symbol(other)
-                lines += [f"### {target.capitalize()} manipulation ({other} should stay)", "",
-                          f"| model | p({t}\\|x) | p({t}\\|x') | δ({t}) | p({o}\\|x) | p({o}\\|x') | δ({o}) |",
-                          "|---|---|---|---|---|---|---|"]
+                lines += [f"### {target.capitalize()} manipulation ({other} should stay)", "", *table_header(target, other)]
                 for name, row in chosen.items():
                     cell = row["tables"][target]
-                    lines.append(f"| {name} | {fmt(cell['p_target_x'])} | {fmt(cell['p_target_x_prime'])} | "
-                                 f"{fmt(cell['delta_target'], True)} | {fmt(cell['p_other_x'])} | "
-                                 f"{fmt(cell['p_other_x_prime'])} | {fmt(cell['delta_other'], True)} |")
+                    lines.append(table_row(name, cell))
                 lines.append("")
         return lines
 
@@ -469,18 +477,13 @@ class SpeakerSubset(Section):
             lines += [f"## Frame tables over {config.table_speakers} training speakers (the paper's implied setup: "
                       "probes and targets among a seeded subset)", ""]
             for target, other in pairs:
-                t, o = symbol(target) + "2", symbol(other)
-                lines += [f"### {target.capitalize()} manipulation ({other} should stay)", "",
-                          f"| model | p({t}\|x) | p({t}\|x') | δ({t}) | p({o}\|x) | p({o}\|x') | δ({o}) |",
-                          "|---|---|---|---|---|---|---|"]
+                lines += [f"### {target.capitalize()} manipulation ({other} should stay)", "", *table_header(target, other)]
                 if target in PAPER_FDNF:
                     paper = PAPER_FDNF[target]
                     lines.append(f"| the paper's f-DNF (TIMIT) | | | {paper[0]:+.3f} | | | {paper[1]:+.3f} |")
                 for name, tables in chosen.items():
                     cell = tables[target]
-                    lines.append(f"| {name} | {fmt(cell['p_target_x'])} | {fmt(cell['p_target_x_prime'])} | "
-                                 f"{fmt(cell['delta_target'], True)} | {fmt(cell['p_other_x'])} | "
-                                 f"{fmt(cell['p_other_x_prime'])} | {fmt(cell['delta_other'], True)} |")
+                    lines.append(table_row(name, cell))
                 lines.append("")
         for key, scope in (("utterance", "all training speakers"), ("utterance_subset", f"{config.table_speakers} training speakers")):
             chosen = {name: row[key] for name, row in rows.items() if key in row}
@@ -488,11 +491,9 @@ class SpeakerSubset(Section):
                 continue
             lines += [f"## Utterance-level speaker manipulation ({scope}; the speaker posterior of the whole utterance "
                       "from its frames' mean log-posterior, the phone frame by frame)", "",
-                      "| model | p(s2\|x) | p(s2\|x') | δ(s2) | p(q\|x) | p(q\|x') | δ(q) |", "|---|---|---|---|---|---|---|"]
+                      *table_header("speaker", "phone")]
             for name, cell in chosen.items():
-                lines.append(f"| {name} | {fmt(cell['p_target_x'])} | {fmt(cell['p_target_x_prime'])} | "
-                             f"{fmt(cell['delta_target'], True)} | {fmt(cell['p_other_x'])} | "
-                             f"{fmt(cell['p_other_x_prime'])} | {fmt(cell['delta_other'], True)} |")
+                lines.append(table_row(name, cell))
             lines.append("")
         return lines
 
