@@ -93,3 +93,55 @@ def espeak_to_timit(mnemonic, interior=True):
     if name not in ESPEAK_TO_TIMIT:
         raise KeyError(f"eSpeak phoneme {mnemonic!r} has no TIMIT-61 mapping")
     return ESPEAK_TO_TIMIT[name]
+
+
+#: The 39 ARPAbet phones of CMUdict (pocketsphinx's en-us model, the Montreal Forced Aligner's
+#: ``english_us_arpa`` model), stress digits stripped.
+ARPABET = (
+    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W "
+    "Y Z ZH"
+).split()
+#: ARPAbet phones the 39 folded TIMIT classes merge into another; the rest are the lower-case name.
+ARPABET_TO_FOLDED = {"AO": "aa", "ZH": "sh"}
+#: Labels aligners write for silence, noise and unknown speech (pocketsphinx fillers, MFA's
+#: ``sil``/``sp``/``spn`` and empty intervals): all become the silence class.
+SILENCE_LABELS = {"", "SIL", "SP", "SPN", "NSN", "+NSN+", "+SPN+", "+BREATH+", "<SIL>", "<EPS>", "(NULL)"}
+
+
+def fold_phone(label):
+    """Folds one aligner label to the 39 TIMIT classes: a TIMIT-61 symbol, an ARPAbet phone (with or
+    without its stress digit) or a silence/noise label (:data:`SILENCE_LABELS`).
+
+    Raises
+    ------
+    KeyError
+        For a label that is none of these (the caller names the file).
+
+    Example
+    -------
+    >>> [fold_phone(label) for label in ("AH0", "ao", "ZH", "pcl", "spn", "", "ER1")]
+    ['ah', 'aa', 'sh', 'sil', 'sil', 'sil', 'er']
+    """
+    name = label.strip()
+    if name.upper() in SILENCE_LABELS:
+        return SILENCE
+    if name.lower() in FOLD_61_TO_39:
+        return FOLD_61_TO_39[name.lower()]
+    bare = name.upper().rstrip("012")
+    if bare in ARPABET:
+        return ARPABET_TO_FOLDED.get(bare, bare.lower())
+    raise KeyError(f"phone label {label!r} is neither TIMIT-61, ARPAbet nor a silence label")
+
+
+def folded_to_arpabet(phone):
+    """The ARPAbet phone of a folded TIMIT class (``None`` for silence): what a pronunciation
+    dictionary holds. The flap ``dx``, which ARPAbet writes as the stop it comes from, becomes ``T``.
+
+    Example
+    -------
+    >>> [folded_to_arpabet(p) for p in ("aa", "dx", "sil", "sh")]
+    ['AA', 'T', None, 'SH']
+    """
+    if phone == SILENCE:
+        return None
+    return "T" if phone == "dx" else phone.upper()

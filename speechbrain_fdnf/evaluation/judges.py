@@ -25,11 +25,11 @@ import torchaudio
 from sklearn.metrics import roc_curve
 
 from speechbrain_fdnf.data.audio import check_audio
-from speechbrain_fdnf.data.phones import SILENCE
+from speechbrain_fdnf.data.phones import ARPABET_TO_FOLDED, SILENCE
 
 JUDGE_EXTRA = "pip install 'speechbrain-fdnf[judge]'"
 #: CMU phones (pocketsphinx's en-us model) that the 39 folded TIMIT classes merge into another.
-CMU_TO_FOLDED = {"AO": "aa", "ZH": "sh"}
+CMU_TO_FOLDED = ARPABET_TO_FOLDED
 #: pocketsphinx's non-phone units (silence, noise, breath) and sentence markers, dropped from hypotheses.
 CMU_FILLERS = {"SIL", "+NSN+", "+SPN+", "+BREATH+", "(NULL)", "<s>", "</s>", "<sil>"}
 

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Forced alignment against exact phone boundaries: the embedded eSpeak NG corpus, whose .PHN files
+hold the synthesizer's own phone boundaries, aligned from its transcripts alone.
+
+Usage::
+
+    python benchmarks/bench_alignment.py CORPUS [--limit N] [--rounds R] [--workers W] [--out FILE]
+
+``CORPUS`` is a TIMIT-layout embedded corpus (``python -m speechbrain_fdnf.data.synthesize CORPUS``).
+Reports, for pocketsphinx alone and after each refinement setting: the share of reference phone
+boundaries whose aligned boundary lies within 10 / 20 / 40 ms (a boundary the aligner lacks counts as
+missed), the share of speech frames given the reference's phone, unalignable utterances, and wall time.
+"""
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from speechbrain_fdnf.data.forced_alignment import AlignmentItem, align_corpus, boundary_errors, frame_agreement
+from speechbrain_fdnf.data.lexicon import normalise_text
+from speechbrain_fdnf.data.phones import FOLD_61_TO_39
+
+RATE = 16000
+
+
+def reference_items(corpus, limit, seed=0):
+    """``(items, exact segments)`` of the corpus's utterances (all SA/SX/SI, train and test)."""
+    wavs = sorted(Path(corpus).glob("*/*/*/*.WAV"))
+    random.Random(seed).shuffle(wavs)
+    wavs = wavs[:limit] if limit else wavs
+    items, exact = [], {}
+    for wav in wavs:
+        key = f"{wav.parent.name}_{wav.stem}"
+        text = wav.with_suffix(".TXT").read_text().split(maxsplit=2)[2]
+        items.append(AlignmentItem(key, str(wav), normalise_text(text)))
+        exact[key] = [(int(a), int(b), FOLD_61_TO_39[p]) for a, b, p in
+                      (line.split() for line in wav.with_suffix(".PHN").read_text().splitlines())]
+    return items, exact
+
+
+def score(alignments, exact, keys):
+    errors, agree, total = [], 0, 0
+    for key in keys:
+        if key not in alignments:
+            errors.append(np.full(len(exact[key]) - 1, np.inf))
+            agree, total = agree, total + frame_agreement(exact[key], exact[key], RATE // 100)[1]
+            continue
+        errors.append(boundary_errors(exact[key], alignments[key]))
+        a, t = frame_agreement(exact[key], alignments[key], RATE // 100)
+        agree, total = agree + a, total + t
+    errors = np.concatenate(errors) / RATE * 1000
+    return {f"within_{ms}ms": round(float((errors <= ms).mean()), 3) for ms in (10, 20, 40)} | {
+        "frames_right": round(agree / total, 3), "aligned": sum(key in alignments for key in keys), "utterances": len(keys)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus")
+    parser.add_argument("--limit", type=int, default=0, help="utterances (0: all)")
+    parser.add_argument("--rounds", type=int, nargs="+", default=[0, 2], help="refinement rounds to compare")
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--out", help="write the table (markdown) here too")
+    args = parser.parse_args(argv)
+    items, exact = reference_items(args.corpus, args.limit)
+    keys = [item.key for item in items]
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        for rounds in args.rounds:  # the pocketsphinx pass is cached: later rows time the refinement
+            started = time.time()
+            alignments, report = align_corpus(items, cache, rounds=rounds, workers=args.workers)
+            rows.append({"setting": f"pocketsphinx + {rounds} refinement rounds" if rounds else "pocketsphinx alone",
+                         **score(alignments, exact, keys), "seconds": round(time.time() - started, 1),
+                         "rungs": report["pocketsphinx_rungs"]})
+            print(json.dumps(rows[-1]), flush=True)
+    header = "| setting | utterances aligned | boundaries within 10 / 20 / 40 ms | speech frames right | seconds |"
+    lines = [header, "|---|---|---|---|---|"] + [
+        f"| {r['setting']} | {r['aligned']} / {r['utterances']} | {r['within_10ms']:.1%} / {r['within_20ms']:.1%} / "
+        f"{r['within_40ms']:.1%} | {r['frames_right']:.1%} | {r['seconds']} |" for r in rows]
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text(f"`{' '.join(sys.argv)}`\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

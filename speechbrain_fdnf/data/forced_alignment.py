@@ -1,0 +1,482 @@
+"""Phone alignment of transcribed speech: pocketsphinx, then acoustic models trained on the corpus itself.
+
+The f-DNF needs a phone label per frame; a corpus with transcripts only gets them here, offline.
+
+1. **pocketsphinx** (:func:`first_pass`): CMU's en-us acoustic model and CMUdict, both inside
+   pocketsphinx's wheel, align each utterance's words (pronunciations from
+   :class:`~speechbrain_fdnf.data.lexicon.Lexicon`: CMUdict, eSpeak NG for the words it lacks) and
+   then its phones. The word pass runs an FSG search, which on speech unlike CMU's training data can
+   end inside the sentence (silence outscores the remaining words and they fall out of the beam);
+   such an utterance is tried again with a lower silence insertion probability, then with wider
+   beams (:data:`POCKETSPHINX_RUNGS`). Runs in parallel over the cores, one line per utterance
+   appended to a cache file: a killed run resumes where it stopped.
+2. **Refinement on the corpus** (:class:`CorpusAligner`), as the Montreal Forced Aligner trains its
+   models on the corpus it aligns: a frame classifier on the corpus's own log-Mel frames is trained
+   on the current alignments, then every utterance is aligned again by Viterbi through its phone
+   sequence (optional silence between words) with the classifier's scaled likelihoods;
+   ``rounds`` times. CMU's model is trained on other speech, at 10 ms steps, with three-state
+   phones (30 ms at least); the corpus's own model fits its speakers and recording conditions, and
+   utterances pocketsphinx could not align are aligned from their dictionary pronunciation.
+
+:func:`align_corpus` runs both and caches the result. Accuracy against eSpeak NG's exact phone
+boundaries (the embedded corpus) is measured by ``benchmarks/bench_alignment.py``.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import json
+import logging
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from tqdm import tqdm
+
+from speechbrain_fdnf.data.lexicon import Lexicon, pocketsphinx_models
+from speechbrain_fdnf.data.phones import SILENCE, TIMIT39, fold_phone
+from speechbrain_fdnf.files import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+#: pocketsphinx works on 16 kHz audio, in 10 ms frames of 410 samples.
+ALIGNER_RATE = 16000
+_HOP, _WINDOW = 160, 410
+#: Decoder settings tried in turn until the word pass reaches the end of the transcript: the
+#: defaults; a silence insertion probability low enough that silence cannot swallow the words left;
+#: that with wider beams.
+POCKETSPHINX_RUNGS = ({}, {"silprob": 1e-8}, {"silprob": 1e-8, "beam": 1e-60, "pbeam": 1e-60, "wbeam": 1e-40})
+
+
+@dataclass
+class AlignmentItem:
+    """One utterance to align: its id, a mono 16 kHz audio file and its words (normalised)."""
+
+    key: str
+    wav: str
+    words: list = field(default_factory=list)
+
+
+def phone_segments_of_frames(labels, num_samples, hop, offset=0):
+    """Contiguous ``(start, end, label)`` sample segments of per-frame labels; frame ``t``'s segment
+    starts at ``t * hop + offset`` (clipped to the audio) and the last one ends at ``num_samples``.
+
+    Example
+    -------
+    >>> phone_segments_of_frames(["sil", "aa", "aa", "b"], 400, 100, offset=-50)
+    [(0, 50, 'sil'), (50, 250, 'aa'), (250, 400, 'b')]
+    """
+    segments = []
+    for t, label in enumerate(labels):
+        start = min(max(t * hop + offset, 0), num_samples)
+        if segments and segments[-1][2] == label:
+            continue
+        if segments:
+            segments[-1] = (segments[-1][0], start, segments[-1][2])
+        segments.append((start, num_samples, label))
+    return [segment for segment in segments if segment[1] > segment[0]]
+
+
+# ---- 1. pocketsphinx --------------------------------------------------------------------------
+
+
+class PocketsphinxAligner:
+    """Word and phone alignment of one utterance by pocketsphinx (see the module docstring).
+
+    Arguments
+    ---------
+    dictionary : str or Path
+        A CMUdict-format file holding every word the utterances use.
+    """
+
+    def __init__(self, dictionary):
+        from pocketsphinx import Config, Decoder
+
+        acoustic_model, _ = pocketsphinx_models()
+        self.decoders = [Decoder(Config(hmm=str(acoustic_model), dict=str(dictionary), loglevel="FATAL",
+                                        **{key: str(value) for key, value in rung.items()}))
+                         for rung in POCKETSPHINX_RUNGS]
+
+    def align(self, samples, words):
+        """``(segments, rung)``: folded ``(start, end, phone)`` sample segments covering the audio and the
+        index of the decoder settings that aligned it; ``(None, None)`` when none reached the end."""
+        pcm = np.asarray(samples, dtype=np.int16).tobytes()
+        for rung, decoder in enumerate(self.decoders):
+            try:
+                decoder.set_align_text(" ".join(words))
+                decoder.start_utt()
+                decoder.process_raw(pcm, full_utt=True)
+                decoder.end_utt()
+                found = [unit.word.split("(")[0] for unit in decoder.seg() or []
+                         if not unit.word.startswith(("<", "[", "+"))]
+                if found != list(words):
+                    continue
+                decoder.set_alignment()
+                decoder.start_utt()
+                decoder.process_raw(pcm, full_utt=True)
+                decoder.end_utt()
+                labels = []
+                for word in decoder.get_alignment():
+                    for phone in word:
+                        labels += [fold_phone(phone.name)] * phone.duration
+            except RuntimeError:
+                continue
+            # a boundary between frames t-1 and t lies between their window centres
+            return phone_segments_of_frames(labels, len(samples), _HOP, offset=(_WINDOW - _HOP) // 2), rung
+        return None, None
+
+
+_WORKER = {}
+
+
+def _start_worker(dictionary):
+    torch.set_num_threads(1)
+    _WORKER["aligner"] = PocketsphinxAligner(dictionary)
+
+
+def _align_item(item):
+    samples, rate = soundfile.read(item.wav, dtype="int16")
+    if rate != ALIGNER_RATE:
+        raise ValueError(f"{item.wav}: {rate} Hz, the aligner needs {ALIGNER_RATE} Hz")
+    segments, rung = _WORKER["aligner"].align(samples, item.words)
+    return item.key, segments, rung
+
+
+def read_cache_lines(path):
+    """``{key: record}`` of a JSON-lines cache; a last line cut short by a killed run is ignored."""
+    records = {}
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            records[record["key"]] = record
+    return records
+
+
+def first_pass(items, dictionary, cache, workers=None, progress=True):
+    """pocketsphinx alignment of ``items`` (:class:`AlignmentItem`), in parallel, cached line by line
+    in ``cache`` (a killed run resumes). Returns ``{key: {"segments": [...] or None, "rung": int}}``."""
+    done = read_cache_lines(cache)
+    todo = [item for item in items if item.key not in done]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    if len(done) and todo:
+        logger.info("Resuming the pocketsphinx pass: %d of %d utterances are done", len(items) - len(todo), len(items))
+    Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="utt", desc="aligning (pocketsphinx)",
+               disable=not progress)
+    with open(cache, "a") as handle, bar:
+        def record(key, segments, rung):
+            done[key] = {"key": key, "segments": segments, "rung": rung}
+            handle.write(json.dumps(done[key]) + "\n")
+            handle.flush()
+            bar.update()
+
+        if workers == 1:
+            _start_worker(str(dictionary))
+            for item in todo:
+                record(*_align_item(item))
+        elif todo:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers, initializer=_start_worker, initargs=(str(dictionary),)) as pool:
+                for result in pool.imap_unordered(_align_item, todo, chunksize=4):
+                    record(*result)
+    return done
+
+
+# ---- 2. refinement on the corpus ----------------------------------------------------------------
+
+
+def viterbi_path(log_likelihood, tokens, optional):
+    """The best left-to-right path through ``tokens`` (each staying one frame or more; an
+    ``optional`` token may be skipped): the token index of each frame, or ``None`` when the
+    utterance has fewer frames than required tokens.
+
+    Arguments
+    ---------
+    log_likelihood : numpy.ndarray
+        ``[frames, classes]`` frame scores.
+    tokens : list of int
+        The class of each token, in order.
+    optional : list of bool
+        Whether each token may be skipped.
+
+    Example
+    -------
+    >>> scores = np.log(np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8]]))
+    >>> viterbi_path(scores, [1, 0, 1], [True, False, False]).tolist()
+    [1, 1, 2, 2]
+    """
+    frames, count = len(log_likelihood), len(tokens)
+    if frames < sum(not flag for flag in optional):
+        return None
+    tokens, optional = np.asarray(tokens), np.asarray(optional, dtype=bool)
+    emissions = log_likelihood[:, tokens]
+    # a token may be entered from the one before it, or skip an optional token before it
+    can_skip = np.zeros(count, dtype=bool)
+    can_skip[2:] = optional[1:-1]
+    score = np.full(count, -np.inf)
+    score[0] = emissions[0, 0]
+    if count > 1 and optional[0]:
+        score[1] = emissions[0, 1]
+    back = np.zeros((frames, count), dtype=np.int8)
+    for t in range(1, frames):
+        move = np.concatenate(([-np.inf], score[:-1]))
+        skip = np.where(can_skip, np.concatenate(([-np.inf, -np.inf], score[:-2])), -np.inf)
+        choice = np.argmax(np.stack([score, move, skip]), axis=0)
+        score = np.choose(choice, [score, move, skip]) + emissions[t]
+        back[t] = choice
+    last = count - 1 if not (count > 1 and optional[-1] and score[-2] > score[-1]) else count - 2
+    if not np.isfinite(score[last]):
+        return None
+    path = np.empty(frames, dtype=np.int64)
+    for t in range(frames - 1, -1, -1):
+        path[t] = last
+        last -= back[t, last]
+    return path
+
+
+def pronunciation_tokens(pronunciations):
+    """Tokens of an utterance from its words' pronunciations (folded phones): an optional silence
+    before, between and after the words. ``([class index, ...], [optional, ...])``.
+
+    Example
+    -------
+    >>> tokens, optional = pronunciation_tokens([["hh", "ay"], ["dh", "eh", "r"]])
+    >>> [TIMIT39[t] for t in tokens], optional
+    (['sil', 'hh', 'ay', 'sil', 'dh', 'eh', 'r', 'sil'], [True, False, False, True, False, False, False, True])
+    """
+    index = {phone: i for i, phone in enumerate(TIMIT39)}
+    tokens, optional = [index[SILENCE]], [True]
+    for word in pronunciations:
+        tokens += [index[phone] for phone in word] + [index[SILENCE]]
+        optional += [False] * len(word) + [True]
+    return tokens, optional
+
+
+def tokens_of_segments(segments):
+    """Tokens of an utterance from a phone alignment: its phone sequence, each silence optional and an
+    optional silence at both ends."""
+    index = {phone: i for i, phone in enumerate(TIMIT39)}
+    phones = [label for _, _, label in segments]
+    tokens, optional = [index[SILENCE]], [True]
+    for phone in phones:
+        if phone == SILENCE:
+            if not optional[-1]:
+                tokens.append(index[SILENCE])
+                optional.append(True)
+        else:
+            tokens.append(index[phone])
+            optional.append(False)
+    if not optional[-1]:
+        tokens.append(index[SILENCE])
+        optional.append(True)
+    return tokens, optional
+
+
+class CorpusAligner:
+    """A frame classifier on the corpus's own log-Mel frames, and Viterbi alignment with it.
+
+    Arguments
+    ---------
+    context : int
+        Frames of context on each side of the classified frame.
+    hidden : int
+        Width of the classifier's two hidden layers.
+    epochs : int
+        Training epochs per :meth:`fit`.
+    seed : int
+        Seed of the classifier's initialisation and batches.
+    """
+
+    def __init__(self, context=5, hidden=512, epochs=4, seed=0):
+        from speechbrain.lobes.features import Fbank
+
+        self.context, self.hidden, self.epochs, self.seed = context, hidden, epochs, seed
+        self.fbank = Fbank(sample_rate=ALIGNER_RATE, n_mels=40)
+        self.hop = ALIGNER_RATE // 100
+        self.model = None
+
+    def features(self, wav):
+        """Per-utterance normalised log-Mel frames of one audio file, with context: ``[frames, dim]``."""
+        samples, rate = soundfile.read(wav, dtype="float32")
+        if rate != ALIGNER_RATE:
+            raise ValueError(f"{wav}: {rate} Hz, the aligner needs {ALIGNER_RATE} Hz")
+        with torch.no_grad():
+            feats = self.fbank(torch.from_numpy(samples)[None])[0]
+        feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-5)
+        padded = torch.cat([feats[:1].expand(self.context, -1), feats, feats[-1:].expand(self.context, -1)])
+        return padded.unfold(0, 2 * self.context + 1, 1).transpose(1, 2).flatten(1)
+
+    def frame_labels(self, segments, frames):
+        """The class index of each frame (centred at ``t * hop``) under ``segments``."""
+        index = {phone: i for i, phone in enumerate(TIMIT39)}
+        ends = np.array([end for _, end, _ in segments])
+        which = np.minimum(np.searchsorted(ends, np.arange(frames) * self.hop, side="right"), len(segments) - 1)
+        return torch.tensor([index[segments[i][2]] for i in which])
+
+    def fit(self, features, labels):
+        """Trains a fresh classifier on ``features`` (list of ``[frames, dim]``) and ``labels``."""
+        generator = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        inputs, targets = torch.cat(features), torch.cat(labels)
+        self.model = torch.nn.Sequential(
+            torch.nn.Linear(inputs.shape[1], self.hidden), torch.nn.ReLU(),
+            torch.nn.Linear(self.hidden, self.hidden), torch.nn.ReLU(),
+            torch.nn.Linear(self.hidden, len(TIMIT39)))
+        optimiser = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        for _ in range(self.epochs):
+            for batch in torch.randperm(len(inputs), generator=generator).split(512):
+                loss = torch.nn.functional.cross_entropy(self.model(inputs[batch]), targets[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        counts = torch.bincount(targets, minlength=len(TIMIT39)).double()
+        self.log_prior = torch.log((counts + 1) / (counts + 1).sum()).float()
+        return self
+
+    def align(self, features, tokens, optional, num_samples):
+        """Folded ``(start, end, phone)`` segments of one utterance through its tokens, or ``None``."""
+        with torch.no_grad():
+            scores = torch.log_softmax(self.model(features), dim=-1) - self.log_prior
+        path = viterbi_path(scores.numpy().astype(np.float64), tokens, optional)
+        if path is None:
+            return None
+        labels = [TIMIT39[tokens[state]] for state in path]
+        # frame t is centred at t * hop: a boundary lies half a hop before the first frame after it
+        return phone_segments_of_frames(labels, num_samples, self.hop, offset=-self.hop // 2)
+
+
+def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=True, seed=0):
+    """Phone alignments of ``items`` (:class:`AlignmentItem`), cached in ``folder``.
+
+    Arguments
+    ---------
+    items : list of AlignmentItem
+    folder : str or Path
+        Cache: the dictionary used, the pocketsphinx pass (resumable) and the result.
+    lexicon : Lexicon, optional
+        Pronunciations (default: CMUdict with eSpeak NG for the rest).
+    rounds : int
+        Refinement rounds on the corpus (0: pocketsphinx's alignments as they are).
+    workers : int, optional
+        Processes of the pocketsphinx pass (default: one per core).
+
+    Returns
+    -------
+    alignments : dict
+        ``key -> [(start, end, folded phone), ...]`` for every aligned utterance.
+    report : dict
+        ``unalignable`` (key -> why), ``pocketsphinx_rungs`` (utterances per decoder setting),
+        ``espeak_words`` (pronunciations guessed by eSpeak NG).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lexicon = lexicon or Lexicon()
+    unalignable = {}
+    for item in items:
+        missing = lexicon.missing(item.words)
+        if not item.words:
+            unalignable[item.key] = "empty transcript"
+        elif missing:
+            unalignable[item.key] = f"no pronunciation for {', '.join(missing)}"
+    alignable = [item for item in items if item.key not in unalignable]
+    dictionary = folder / "dictionary.dict"
+    words = sorted({word for item in alignable for word in item.words})
+    dictionary.write_text("".join(f"{word}{'' if k == 0 else f'({k + 1})'} {' '.join(pron)}\n"
+                                  for word in words for k, pron in enumerate(lexicon.pronunciations(word))))
+    first = first_pass(alignable, dictionary, folder / "pocketsphinx.jsonl", workers, progress)
+    rungs = [0] * (len(POCKETSPHINX_RUNGS) + 1)
+    for item in alignable:
+        rung = first[item.key]["rung"]
+        rungs[len(POCKETSPHINX_RUNGS) if rung is None else rung] += 1
+    alignments = {item.key: [tuple(s) for s in first[item.key]["segments"]]
+                  for item in alignable if first[item.key]["segments"]}
+    if rounds and alignments:
+        aligner = CorpusAligner(seed=seed)
+        feats = {item.key: aligner.features(item.wav) for item in tqdm(alignable, desc="features", disable=not progress)}
+        num_samples = {item.key: soundfile.info(item.wav).frames for item in alignable}
+        tokens = {}
+        for item in alignable:
+            if item.key in alignments:
+                tokens[item.key] = tokens_of_segments(alignments[item.key])
+            else:  # pocketsphinx failed: the first pronunciation of each word
+                tokens[item.key] = pronunciation_tokens(
+                    [[fold_phone(p) for p in lexicon.pronunciations(word)[0]] for word in item.words])
+        for number in range(rounds):
+            keys = sorted(alignments)
+            aligner.fit([feats[k] for k in keys], [aligner.frame_labels(alignments[k], len(feats[k])) for k in keys])
+            refined = {}
+            for item in tqdm(alignable, desc=f"realigning (round {number + 1}/{rounds})", disable=not progress):
+                segments = aligner.align(feats[item.key], *tokens[item.key], num_samples[item.key])
+                if segments:
+                    refined[item.key] = segments
+            alignments = refined
+    for item in alignable:
+        if item.key not in alignments:
+            unalignable[item.key] = "the aligner found no path through its phones (audio shorter than its transcript?)"
+    report = {"unalignable": unalignable, "pocketsphinx_rungs": rungs, "espeak_words": sorted(
+        word for word, pron in lexicon.guessed.items() if pron)}
+    write_json_atomic(folder / "report.json", report)
+    return alignments, report
+
+
+def merged(segments):
+    """``segments`` with neighbours of the same label joined."""
+    out = []
+    for start, end, label in segments:
+        if out and out[-1][2] == label:
+            out[-1] = (out[-1][0], end, label)
+        else:
+            out.append((start, end, label))
+    return out
+
+
+def boundary_errors(reference, hypothesis):
+    """Per reference phone boundary, its distance in samples to the same boundary of ``hypothesis``
+    (``inf`` where the hypothesis lacks it). Both are folded ``(start, end, phone)`` segments; the
+    phone sequences are matched by :class:`difflib.SequenceMatcher`, and a boundary is the start of a
+    matched phone whose predecessor is matched too.
+
+    Example
+    -------
+    >>> ref = [(0, 10, "sil"), (10, 30, "aa"), (30, 50, "b"), (50, 60, "sil")]
+    >>> hyp = [(0, 12, "sil"), (12, 35, "aa"), (35, 60, "sil")]
+    >>> boundary_errors(ref, hyp).tolist()
+    [2.0, inf, inf]
+    """
+    from difflib import SequenceMatcher
+
+    reference, hypothesis = merged(reference), merged(hypothesis)
+    matcher = SequenceMatcher(None, [s[2] for s in reference], [s[2] for s in hypothesis], autojunk=False)
+    partner = {}
+    for i, j, size in matcher.get_matching_blocks():
+        partner.update({i + k: j + k for k in range(size)})
+    errors = []
+    for i in range(1, len(reference)):
+        if i in partner and i - 1 in partner and partner[i] == partner[i - 1] + 1:
+            errors.append(abs(reference[i][0] - hypothesis[partner[i]][0]))
+        else:
+            errors.append(np.inf)
+    return np.array(errors, dtype=np.float64)
+
+
+def frame_agreement(reference, hypothesis, hop):
+    """``(agreeing, total)`` frames (centred at ``t * hop + hop // 2``) of the reference's speech
+    (non-silence) whose hypothesis label is the same."""
+    length = reference[-1][1]
+    centres = np.arange(hop // 2, length, hop)
+
+    def labels(segments):
+        ends = np.array([end for _, end, _ in segments])
+        which = np.minimum(np.searchsorted(ends, centres, side="right"), len(segments) - 1)
+        return np.array([segments[i][2] for i in which])
+
+    ref, hyp = labels(reference), labels(hypothesis)
+    speech = ref != SILENCE
+    return int((ref[speech] == hyp[speech]).sum()), int(speech.sum())
