@@ -19,7 +19,9 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_fdnf.corpus.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.data.audio import shown
+from speechbrain_fdnf.data.layouts import LAYOUTS
 from speechbrain_fdnf.data.timit import OPTIONS_FILE, is_directory, prepare_timit
+from speechbrain_fdnf.data.transcribed import prepare_transcribed
 from speechbrain_fdnf.files import read_json
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ class PreparationOptions:
     test_set: str = "full"
     sample_rate: int = 16000
     on_bad_file: str = "raise"
+    # transcribed corpora (LibriSpeech, VCTK, manifests) only
+    alignments: str = None
+    test_speakers: float = 0.1
+    align_rounds: int = 2
 
     @classmethod
     def of(cls, hparams):
@@ -64,10 +70,21 @@ class PreparationOptions:
 
     def prepare(self, data_folder, prep_folder):
         """:func:`~speechbrain_fdnf.data.timit.prepare_timit` with these options, on the main process."""
-        kwargs = asdict(self)
+        kwargs = {key: value for key, value in asdict(self).items() if key not in _TRANSCRIBED_ONLY}
         kwargs["on_error"] = kwargs.pop("on_bad_file")
         run_on_main(prepare_timit, kwargs=dict(data_folder=data_folder, save_folder=prep_folder, **kwargs))
         return Path(prep_folder)
+
+    def prepare_transcribed(self, layout, data_folder, prep_folder):
+        """:func:`~speechbrain_fdnf.data.transcribed.prepare_transcribed` of ``layout`` with these options,
+        on the main process."""
+        kwargs = {key: value for key, value in asdict(self).items() if key not in ("exclude_sa", "test_set")}
+        kwargs["on_error"] = kwargs.pop("on_bad_file")
+        run_on_main(prepare_transcribed, args=[layout, data_folder, prep_folder], kwargs=kwargs)
+        return Path(prep_folder)
+
+
+_TRANSCRIBED_ONLY = ("alignments", "test_speakers", "align_rounds")
 
 
 def prepare_timit_corpus(hparams):
@@ -95,10 +112,24 @@ def prepare_embedded_corpus(hparams):
     return PreparationOptions.of(hparams).prepare(folder, hparams["prep_folder"])
 
 
+def _transcribed_preparer(layout):
+    def prepare(hparams):
+        folder = hparams.get("data_folder")
+        if not folder:
+            raise ValueError(f"corpus {layout} needs --data_folder (the corpus root; a manifest: its file)")
+        if not Path(folder).exists():
+            raise FileNotFoundError(f"--data_folder {shown(folder)} does not exist")
+        return PreparationOptions.of(hparams).prepare_transcribed(layout, folder, hparams["prep_folder"])
+
+    prepare.__doc__ = f"A {layout}-layout corpus at ``data_folder``, force-aligned where it has no alignment files."
+    return prepare
+
+
 #: Corpus preparers by the name the yaml's ``corpus`` takes: ``preparer(hparams) -> prep_folder``.
 CORPORA = {
     "timit": prepare_timit_corpus,
     "embedded": prepare_embedded_corpus,
+    **{layout: _transcribed_preparer(layout) for layout in LAYOUTS},
 }
 
 

@@ -26,7 +26,7 @@ The same preparation code reads this corpus and real TIMIT.
 
 Usage::
 
-    python -m speechbrain_fdnf.corpus.synthesize OUT [--size small|demo|full] [--seed 1234]
+    python -m speechbrain_fdnf.corpus.synthesize OUT [--size small|demo|full] [--seed 1234] [--layout timit|librispeech|vctk]
 
 Authors
  * speechbrain-fdnf developers
@@ -52,6 +52,7 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from speechbrain_fdnf.corpus.espeak import ESpeak
+from speechbrain_fdnf.corpus.layouts import EXACT_ALIGNMENTS, LAYOUTS, export_layout
 from speechbrain_fdnf.corpus.sentences import sentence_pool
 from speechbrain_fdnf.corpus.speakers import SPEAKER_TABLE, TOKEN_VARIANTS, draw_speakers, voice_rng, write_speaker_table
 from speechbrain_fdnf.data.phones import espeak_to_timit
@@ -313,7 +314,7 @@ def _synthesize_speaker(job):
     return profile.speaker
 
 
-def synthesize_corpus(out_dir, options=None, workers=None, progress=True):
+def synthesize_corpus(out_dir, options=None, workers=None, progress=True, layout="timit"):
     """Builds the corpus in ``out_dir`` unless it already holds one with the same options.
 
     The corpus is written into a sibling ``.partial`` folder, one finished
@@ -332,6 +333,10 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True):
         does not depend on it.
     progress : bool
         Show a progress bar over speakers.
+    layout : str
+        ``timit`` (with exact ``.PHN`` files), or ``librispeech`` / ``vctk``: the same corpus in that
+        layout with transcripts only (:mod:`speechbrain_fdnf.corpus.layouts`; built in TIMIT's layout
+        in a ``.timit`` sibling first, which is removed at the end).
 
     Returns
     -------
@@ -340,19 +345,29 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True):
     """
     options = options or CorpusOptions()
     out_dir = Path(out_dir)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     manifest_path = out_dir / MANIFEST
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("options") == asdict(options):
+        if manifest.get("options") == asdict(options) and manifest.get("layout", "timit") == layout:
             logger.info("Reusing the synthetic corpus in %s", out_dir)
             return manifest
         raise FileExistsError(
-            f"{out_dir} holds a synthetic corpus built with other options {manifest.get('options')} "
-            f"(wanted {asdict(options)}; a corpus from an earlier version lacks the newer options); "
-            "remove it, and the results trained on it, or choose another folder"
+            f"{out_dir} holds a synthetic corpus built with other options {manifest.get('options')} in layout "
+            f"{manifest.get('layout', 'timit')} (wanted {asdict(options)} in {layout}; a corpus from an earlier "
+            "version lacks the newer options); remove it, and the results trained on it, or choose another folder"
         )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not a synthetic corpus; refusing to write into it")
+    if layout != "timit":
+        source = out_dir.with_name(out_dir.name + ".timit")
+        manifest = dict(synthesize_corpus(source, options, workers, progress), layout=layout)
+        export_layout(source, out_dir, layout, manifest)
+        shutil.rmtree(source)
+        logger.info("Wrote the corpus in %s's layout into %s (exact phone boundaries in %s/%s)", layout, out_dir,
+                    out_dir, EXACT_ALIGNMENTS)
+        return manifest
     partial = out_dir.with_name(out_dir.name + ".partial")
     plan_path = partial / _PLAN
     if not (plan_path.exists() and json.loads(plan_path.read_text()) == asdict(options)):
@@ -415,6 +430,8 @@ def main(argv=None):
     parser.add_argument("--voice-spread", type=float, help="per-speaker formant shape scale (0: vocal-tract scale only; default 1)")
     parser.add_argument("--token-variation", type=float, help="per-word formant and rate jitter scale (0: none; default 1)")
     parser.add_argument("--workers", type=int, help="synthesis processes (default: one per core)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="timit",
+                        help="timit (with exact .PHN), or librispeech / vctk: transcripts only (default: timit)")
     for name in ("train-speakers", "test-speakers", "sx-per-speaker", "si-per-speaker", "readers-per-sx"):
         parser.add_argument(f"--{name}", type=int)
     args = parser.parse_args(argv)
@@ -426,7 +443,7 @@ def main(argv=None):
     }
     options = CorpusOptions.of_size("small" if args.small else args.size, args.seed, **overrides)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    manifest = synthesize_corpus(args.out_dir, options, workers=args.workers)
+    manifest = synthesize_corpus(args.out_dir, options, workers=args.workers, layout=args.layout)
     counts = manifest["phone_counts"]
     print(json.dumps({k: v for k, v in manifest.items() if k != "phone_counts"}, indent=2))
     print("phone coverage (segments per folded TIMIT-39 class):")

@@ -25,6 +25,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -192,91 +193,92 @@ def first_pass(items, dictionary, cache, workers=None, progress=True):
 # ---- 2. refinement on the corpus ----------------------------------------------------------------
 
 
-def viterbi_path(log_likelihood, tokens, optional):
-    """The best left-to-right path through ``tokens`` (each staying one frame or more; an
-    ``optional`` token may be skipped): the token index of each frame, or ``None`` when the
-    utterance has fewer frames than required tokens.
+@dataclass
+class AlignmentGraph:
+    """The phone states of one utterance's transcript: each word's pronunciations as parallel chains,
+    an optional silence before the first word and after every word.
 
-    Arguments
-    ---------
-    log_likelihood : numpy.ndarray
-        ``[frames, classes]`` frame scores.
-    tokens : list of int
-        The class of each token, in order.
-    optional : list of bool
-        Whether each token may be skipped.
+    ``phones[s]`` is state ``s``'s class index (into ``TIMIT39``), ``predecessors[s]`` the states it
+    may be entered from (itself included: a phone lasts one frame or more), ``initial`` and ``final``
+    the states a path may start and end in.
+    """
+
+    phones: list
+    predecessors: list
+    initial: list
+    final: list
+
+    @classmethod
+    def of_words(cls, pronunciations):
+        """The graph of a transcript from its words' pronunciations (``[[[folded phone, ...], ...], ...]``:
+        per word, its alternatives).
+
+        Example
+        -------
+        >>> graph = AlignmentGraph.of_words([[["hh", "ay"]], [["dh", "eh", "r"], ["dh", "ah", "r"]]])
+        >>> [TIMIT39[p] for p in graph.phones]
+        ['sil', 'hh', 'ay', 'sil', 'dh', 'eh', 'r', 'dh', 'ah', 'r', 'sil']
+        >>> graph.predecessors[4], graph.predecessors[7], graph.initial, graph.final
+        ([4, 2, 3], [7, 2, 3], [0, 1], [6, 9, 10])
+        """
+        index = {phone: i for i, phone in enumerate(TIMIT39)}
+        phones, predecessors = [index[SILENCE]], [[0]]
+        entries, initial = [0], [0]  # states the next word may follow; the start's are the initial states
+        first_word = True
+        for alternatives in pronunciations:
+            ends = []
+            for pronunciation in dict.fromkeys(tuple(p) for p in alternatives):  # folding can make two alike
+                previous = None
+                for phone in pronunciation:
+                    state = len(phones)
+                    phones.append(index[phone])
+                    predecessors.append([state] + ([previous] if previous is not None else list(entries)))
+                    if previous is None and first_word:
+                        initial.append(state)
+                    previous = state
+                ends.append(previous)
+            silence = len(phones)
+            phones.append(index[SILENCE])
+            predecessors.append([silence] + ends)
+            entries = ends + [silence]
+            first_word = False
+        return cls(phones, predecessors, initial, entries)
+
+
+def viterbi_path(log_likelihood, graph):
+    """The best path through ``graph`` (:class:`AlignmentGraph`): the state of each frame, or ``None``
+    when no path fits the frames.
 
     Example
     -------
     >>> scores = np.log(np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8]]))
-    >>> viterbi_path(scores, [1, 0, 1], [True, False, False]).tolist()
+    >>> graph = AlignmentGraph([1, 0, 1], [[0], [1, 0], [2, 1]], initial=[0, 1], final=[2])
+    >>> viterbi_path(scores, graph).tolist()
     [1, 1, 2, 2]
     """
-    frames, count = len(log_likelihood), len(tokens)
-    if frames < sum(not flag for flag in optional):
-        return None
-    tokens, optional = np.asarray(tokens), np.asarray(optional, dtype=bool)
-    emissions = log_likelihood[:, tokens]
-    # a token may be entered from the one before it, or skip an optional token before it
-    can_skip = np.zeros(count, dtype=bool)
-    can_skip[2:] = optional[1:-1]
-    score = np.full(count, -np.inf)
-    score[0] = emissions[0, 0]
-    if count > 1 and optional[0]:
-        score[1] = emissions[0, 1]
-    back = np.zeros((frames, count), dtype=np.int8)
+    frames, count = len(log_likelihood), len(graph.phones)
+    width = max(len(p) for p in graph.predecessors)
+    # predecessors padded with a state that always scores -inf
+    table = np.full((count, width), count)
+    for state, previous in enumerate(graph.predecessors):
+        table[state, : len(previous)] = previous
+    emissions = log_likelihood[:, graph.phones]
+    score = np.full(count + 1, -np.inf)
+    score[graph.initial] = emissions[0, graph.initial]
+    back = np.zeros((frames, count), dtype=np.int64)
     for t in range(1, frames):
-        move = np.concatenate(([-np.inf], score[:-1]))
-        skip = np.where(can_skip, np.concatenate(([-np.inf, -np.inf], score[:-2])), -np.inf)
-        choice = np.argmax(np.stack([score, move, skip]), axis=0)
-        score = np.choose(choice, [score, move, skip]) + emissions[t]
-        back[t] = choice
-    last = count - 1 if not (count > 1 and optional[-1] and score[-2] > score[-1]) else count - 2
+        candidates = score[table]
+        choice = np.argmax(candidates, axis=1)
+        back[t] = table[np.arange(count), choice]
+        score[:count] = candidates[np.arange(count), choice] + emissions[t]
+    last = max(graph.final, key=lambda state: score[state])
     if not np.isfinite(score[last]):
         return None
     path = np.empty(frames, dtype=np.int64)
     for t in range(frames - 1, -1, -1):
         path[t] = last
-        last -= back[t, last]
+        last = back[t, last]
     return path
-
-
-def pronunciation_tokens(pronunciations):
-    """Tokens of an utterance from its words' pronunciations (folded phones): an optional silence
-    before, between and after the words. ``([class index, ...], [optional, ...])``.
-
-    Example
-    -------
-    >>> tokens, optional = pronunciation_tokens([["hh", "ay"], ["dh", "eh", "r"]])
-    >>> [TIMIT39[t] for t in tokens], optional
-    (['sil', 'hh', 'ay', 'sil', 'dh', 'eh', 'r', 'sil'], [True, False, False, True, False, False, False, True])
-    """
-    index = {phone: i for i, phone in enumerate(TIMIT39)}
-    tokens, optional = [index[SILENCE]], [True]
-    for word in pronunciations:
-        tokens += [index[phone] for phone in word] + [index[SILENCE]]
-        optional += [False] * len(word) + [True]
-    return tokens, optional
-
-
-def tokens_of_segments(segments):
-    """Tokens of an utterance from a phone alignment: its phone sequence, each silence optional and an
-    optional silence at both ends."""
-    index = {phone: i for i, phone in enumerate(TIMIT39)}
-    phones = [label for _, _, label in segments]
-    tokens, optional = [index[SILENCE]], [True]
-    for phone in phones:
-        if phone == SILENCE:
-            if not optional[-1]:
-                tokens.append(index[SILENCE])
-                optional.append(True)
-        else:
-            tokens.append(index[phone])
-            optional.append(False)
-    if not optional[-1]:
-        tokens.append(index[SILENCE])
-        optional.append(True)
-    return tokens, optional
 
 
 class CorpusAligner:
@@ -313,18 +315,26 @@ class CorpusAligner:
         padded = torch.cat([feats[:1].expand(self.context, -1), feats, feats[-1:].expand(self.context, -1)])
         return padded.unfold(0, 2 * self.context + 1, 1).transpose(1, 2).flatten(1)
 
-    def frame_labels(self, segments, frames):
-        """The class index of each frame (centred at ``t * hop``) under ``segments``."""
+    def frame_labels(self, segments, frames, margin=0):
+        """The class index of each frame (centred at ``t * hop``) under ``segments``; frames within
+        ``margin`` frames of a boundary are left out (``-100``)."""
         index = {phone: i for i, phone in enumerate(TIMIT39)}
+        segments = merged(segments)
         ends = np.array([end for _, end, _ in segments])
-        which = np.minimum(np.searchsorted(ends, np.arange(frames) * self.hop, side="right"), len(segments) - 1)
-        return torch.tensor([index[segments[i][2]] for i in which])
+        centres = np.arange(frames) * self.hop
+        which = np.minimum(np.searchsorted(ends, centres, side="right"), len(segments) - 1)
+        labels = torch.tensor([index[segments[i][2]] for i in which])
+        if margin and len(ends) > 1:
+            distance = np.abs(centres[:, None] - ends[None, :-1]).min(axis=1)
+            labels[torch.from_numpy(distance < margin * self.hop)] = -100
+        return labels
 
     def fit(self, features, labels):
         """Trains a fresh classifier on ``features`` (list of ``[frames, dim]``) and ``labels``."""
         generator = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)
         inputs, targets = torch.cat(features), torch.cat(labels)
+        inputs, targets = inputs[targets >= 0], targets[targets >= 0]
         self.model = torch.nn.Sequential(
             torch.nn.Linear(inputs.shape[1], self.hidden), torch.nn.ReLU(),
             torch.nn.Linear(self.hidden, self.hidden), torch.nn.ReLU(),
@@ -336,18 +346,19 @@ class CorpusAligner:
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-        counts = torch.bincount(targets, minlength=len(TIMIT39)).double()
+        counts = torch.bincount(targets[targets >= 0], minlength=len(TIMIT39)).double()
         self.log_prior = torch.log((counts + 1) / (counts + 1).sum()).float()
         return self
 
-    def align(self, features, tokens, optional, num_samples):
-        """Folded ``(start, end, phone)`` segments of one utterance through its tokens, or ``None``."""
+    def align(self, features, graph, num_samples):
+        """Folded ``(start, end, phone)`` segments of one utterance through its :class:`AlignmentGraph`,
+        or ``None``."""
         with torch.no_grad():
             scores = torch.log_softmax(self.model(features), dim=-1) - self.log_prior
-        path = viterbi_path(scores.numpy().astype(np.float64), tokens, optional)
+        path = viterbi_path(scores.numpy().astype(np.float64), graph)
         if path is None:
             return None
-        labels = [TIMIT39[tokens[state]] for state in path]
+        labels = [TIMIT39[graph.phones[state]] for state in path]
         # frame t is centred at t * hop: a boundary lies half a hop before the first frame after it
         return phone_segments_of_frames(labels, num_samples, self.hop, offset=-self.hop // 2)
 
@@ -390,7 +401,9 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
     words = sorted({word for item in alignable for word in item.words})
     dictionary.write_text("".join(f"{word}{'' if k == 0 else f'({k + 1})'} {' '.join(pron)}\n"
                                   for word in words for k, pron in enumerate(lexicon.pronunciations(word))))
-    first = first_pass(alignable, dictionary, folder / "pocketsphinx.jsonl", workers, progress)
+    # the pass's cache is the dictionary's: another lexicon aligns again
+    digest = hashlib.sha1(dictionary.read_bytes()).hexdigest()[:10]
+    first = first_pass(alignable, dictionary, folder / f"pocketsphinx-{digest}.jsonl", workers, progress)
     rungs = [0] * (len(POCKETSPHINX_RUNGS) + 1)
     for item in alignable:
         rung = first[item.key]["rung"]
@@ -401,19 +414,16 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
         aligner = CorpusAligner(seed=seed)
         feats = {item.key: aligner.features(item.wav) for item in tqdm(alignable, desc="features", disable=not progress)}
         num_samples = {item.key: soundfile.info(item.wav).frames for item in alignable}
-        tokens = {}
-        for item in alignable:
-            if item.key in alignments:
-                tokens[item.key] = tokens_of_segments(alignments[item.key])
-            else:  # pocketsphinx failed: the first pronunciation of each word
-                tokens[item.key] = pronunciation_tokens(
-                    [[fold_phone(p) for p in lexicon.pronunciations(word)[0]] for word in item.words])
+        # every pronunciation of every word: the corpus's model chooses, as pocketsphinx did
+        graphs = {item.key: AlignmentGraph.of_words(
+            [[[fold_phone(p) for p in pron] for pron in lexicon.pronunciations(word)] for word in item.words])
+            for item in alignable}
         for number in range(rounds):
             keys = sorted(alignments)
             aligner.fit([feats[k] for k in keys], [aligner.frame_labels(alignments[k], len(feats[k])) for k in keys])
             refined = {}
             for item in tqdm(alignable, desc=f"realigning (round {number + 1}/{rounds})", disable=not progress):
-                segments = aligner.align(feats[item.key], *tokens[item.key], num_samples[item.key])
+                segments = aligner.align(feats[item.key], graphs[item.key], num_samples[item.key])
                 if segments:
                     refined[item.key] = segments
             alignments = refined

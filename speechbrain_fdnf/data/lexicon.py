@@ -54,41 +54,44 @@ def read_dictionary(path):
     return entries
 
 
+#: How a :class:`Lexicon` uses eSpeak NG: never, for words the dictionary lacks, or also as one more
+#: alternative pronunciation of every word (the aligner then chooses by the audio).
+ESPEAK_USES = ("none", "missing", "variant")
+
+
 class Lexicon:
-    """Pronunciations of words: CMUdict's, else eSpeak NG's (``espeak=False``: none).
+    """Pronunciations of words: the dictionary's, and eSpeak NG's as ``espeak`` says (:data:`ESPEAK_USES`).
 
     Arguments
     ---------
     dictionary : str or Path, optional
         A CMUdict-format file (default: the CMUdict inside pocketsphinx).
-    espeak : bool
-        Pronounce words missing from the dictionary with eSpeak NG.
+    espeak : str
+        ``missing`` (default): eSpeak NG pronounces the words the dictionary lacks; ``variant``: also
+        every other word, as one more alternative; ``none``: never.
     """
 
-    def __init__(self, dictionary=None, espeak=True):
+    def __init__(self, dictionary=None, espeak="missing"):
+        if espeak not in ESPEAK_USES:
+            raise ValueError(f"espeak must be one of {ESPEAK_USES}, got {espeak!r}")
         self.path = Path(dictionary) if dictionary else pocketsphinx_models()[1]
         self.entries = read_dictionary(self.path)
         self.espeak = espeak
         self.guessed = {}
 
     def pronunciations(self, word):
-        """The ARPAbet pronunciations of ``word``, or ``[]`` when neither source has one."""
-        if word in self.entries:
-            return self.entries[word]
+        """The ARPAbet pronunciations of ``word`` (the dictionary's first), or ``[]`` when no source has one."""
+        known = self.entries.get(word, [])
+        if self.espeak == "none" or (known and self.espeak == "missing"):
+            return known
         if word not in self.guessed:
-            self.guessed[word] = [espeak_pronunciation(word)] if self.espeak else []
-            self.guessed[word] = [p for p in self.guessed[word] if p]
-        return self.guessed[word]
+            guess = espeak_pronunciation(word)
+            self.guessed[word] = [guess] if guess and guess not in known else []
+        return known + self.guessed[word]
 
     def missing(self, words):
         """The words of ``words`` with no pronunciation at all."""
         return [word for word in words if not self.pronunciations(word)]
-
-    def write_additions(self, path):
-        """Writes the eSpeak pronunciations used so far (CMUdict format) to ``path``; returns their number."""
-        lines = [f"{word} {' '.join(pron[0])}" for word, pron in sorted(self.guessed.items()) if pron]
-        Path(path).write_text("".join(line + "\n" for line in lines))
-        return len(lines)
 
 
 def espeak_pronunciation(word):
