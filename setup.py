@@ -23,6 +23,10 @@ setup(
         "scikit-learn",
         "matplotlib",
         "espeakng-loader",
+        # transcribed corpora: forced alignment (CMU's en-us model and CMUdict inside the wheel) and
+        # MFA's TextGrids
+        "pocketsphinx==5.1.1",
+        "praatio>=6",
     ],
     # bench: the peers of benchmarks/bench_flows.py, never needed at run time; judge: the independent
     # judges of converted speech, trained on real speech with their weights in their wheels: the speaker

@@ -17,7 +17,7 @@ def test_a_corpus_is_one_registered_preparer(monkeypatch, tmp_path):
     assert prepare_corpus({"corpus": "mine"}) == tmp_path
     assert read_prepared_split(tmp_path, "heldout") == {"heldout_1": {"speaker": "S1"}}
     with pytest.raises(ValueError, match="corpus must be one of"):
-        corpus_name({"corpus": "librispeech"})
+        corpus_name({"corpus": "wsj"})
 
 
 def test_timit_is_prepared_with_the_yaml_options_else_those_of_the_prepared_folder(corpus, tmp_path):

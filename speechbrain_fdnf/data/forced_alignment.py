@@ -25,7 +25,6 @@ Authors
  * speechbrain-fdnf developers
 """
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -40,6 +39,7 @@ from tqdm import tqdm
 
 from speechbrain_fdnf.data.lexicon import Lexicon, pocketsphinx_models
 from speechbrain_fdnf.data.phones import SILENCE, TIMIT39, fold_phone
+from speechbrain_fdnf.data.phones import merge_segments as merged
 from speechbrain_fdnf.files import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,9 @@ def first_pass(items, dictionary, cache, workers=None, progress=True):
     Path(cache).parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="utt", desc="aligning (pocketsphinx)",
                disable=not progress)
+    if Path(cache).exists() and not Path(cache).read_bytes().endswith(b"\n"):
+        with open(cache, "a") as handle:  # end the line a killed run cut short
+            handle.write("\n")
     with open(cache, "a") as handle, bar:
         def record(key, segments, rung):
             done[key] = {"key": key, "segments": segments, "rung": rung}
@@ -401,9 +404,8 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
     words = sorted({word for item in alignable for word in item.words})
     dictionary.write_text("".join(f"{word}{'' if k == 0 else f'({k + 1})'} {' '.join(pron)}\n"
                                   for word in words for k, pron in enumerate(lexicon.pronunciations(word))))
-    # the pass's cache is the dictionary's: another lexicon aligns again
-    digest = hashlib.sha1(dictionary.read_bytes()).hexdigest()[:10]
-    first = first_pass(alignable, dictionary, folder / f"pocketsphinx-{digest}.jsonl", workers, progress)
+    # the pass's cache belongs to the lexicon: another one aligns again
+    first = first_pass(alignable, dictionary, folder / f"pocketsphinx-{lexicon.identity()}.jsonl", workers, progress)
     rungs = [0] * (len(POCKETSPHINX_RUNGS) + 1)
     for item in alignable:
         rung = first[item.key]["rung"]
@@ -434,17 +436,6 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
         word for word, pron in lexicon.guessed.items() if pron)}
     write_json_atomic(folder / "report.json", report)
     return alignments, report
-
-
-def merged(segments):
-    """``segments`` with neighbours of the same label joined."""
-    out = []
-    for start, end, label in segments:
-        if out and out[-1][2] == label:
-            out[-1] = (out[-1][0], end, label)
-        else:
-            out.append((start, end, label))
-    return out
 
 
 def boundary_errors(reference, hypothesis):

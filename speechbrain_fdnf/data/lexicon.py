@@ -11,6 +11,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import hashlib
 import re
 import unicodedata
 from pathlib import Path
@@ -78,6 +79,12 @@ class Lexicon:
         self.entries = read_dictionary(self.path)
         self.espeak = espeak
         self.guessed = {}
+
+    def identity(self):
+        """A short digest of what decides the pronunciations: the dictionary's content and the eSpeak use."""
+        digest = hashlib.sha1(self.path.read_bytes())
+        digest.update(self.espeak.encode())
+        return digest.hexdigest()[:12]
 
     def pronunciations(self, word):
         """The ARPAbet pronunciations of ``word`` (the dictionary's first), or ``[]`` when no source has one."""

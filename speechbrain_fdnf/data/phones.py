@@ -145,3 +145,20 @@ def folded_to_arpabet(phone):
     if phone == SILENCE:
         return None
     return "T" if phone == "dx" else phone.upper()
+
+
+def merge_segments(segments):
+    """``(start, end, label)`` segments with neighbours of the same label joined.
+
+    Example
+    -------
+    >>> merge_segments([(0, 5, "sil"), (5, 9, "sil"), (9, 12, "aa")])
+    [(0, 9, 'sil'), (9, 12, 'aa')]
+    """
+    out = []
+    for start, end, label in segments:
+        if out and out[-1][2] == label:
+            out[-1] = (out[-1][0], end, label)
+        else:
+            out.append((start, end, label))
+    return out

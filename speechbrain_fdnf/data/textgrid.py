@@ -11,7 +11,7 @@ Authors
 
 from pathlib import Path
 
-from speechbrain_fdnf.data.phones import fold_phone
+from speechbrain_fdnf.data.phones import fold_phone, merge_segments
 
 
 class TextGridError(ValueError):
@@ -88,4 +88,4 @@ def read_textgrid_phones(path, sample_rate, num_samples):
         segments.append((previous, num_samples, "sil"))
     if all(phone == "sil" for _, _, phone in segments):
         raise TextGridError(f"{path}: the phones tier holds no phone")
-    return segments
+    return merge_segments(segments)

@@ -205,10 +205,10 @@ def prepare_transcribed(layout, data_folder, save_folder, alignments=None, heldo
     if not annotated:
         raise CorpusError(f"{shown(data_folder)}: no usable utterances")
 
-    by_split = {entry["source_split"] for entry in annotated.values()}
+    source_split = {key: entry.pop("source_split") for key, entry in annotated.items()}
     speakers = sorted({entry["speaker"] for entry in annotated.values()})
-    if "test" in by_split:
-        test_set = {entry["speaker"] for entry in annotated.values() if entry["source_split"] == "test"}
+    if "test" in source_split.values():
+        test_set = {annotated[key]["speaker"] for key, split in source_split.items() if split == "test"}
     else:
         test_set = test_speaker_draw(speakers, test_speakers, seed)
     train_all = {key: entry for key, entry in annotated.items() if entry["speaker"] not in test_set}
