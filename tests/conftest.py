@@ -11,6 +11,7 @@ import pytest
 import torch
 from speechbrain.lobes.features import Fbank
 
+from speechbrain_fdnf.corpus.layouts import export_layout
 from speechbrain_fdnf.corpus.synthesize import CorpusOptions, synthesize_corpus
 from speechbrain_fdnf.data.timit import prepare_timit
 
@@ -62,6 +63,21 @@ def prepared(corpus, tmp_path_factory):
     save = tmp_path_factory.mktemp("prep")
     outputs = prepare_timit(corpus, save)
     return save, {split: json.loads(Path(path).read_text()) for split, path in outputs.items()}
+
+
+@pytest.fixture(scope="session")
+def librispeech(corpus, tmp_path_factory):
+    """The small embedded corpus in LibriSpeech's layout (transcripts only; exact TextGrids aside)."""
+    root = tmp_path_factory.mktemp("layouts") / "librispeech"
+    export_layout(corpus, root, "librispeech")
+    return root
+
+
+@pytest.fixture(scope="session")
+def vctk(corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("layouts") / "vctk"
+    export_layout(corpus, root, "vctk")
+    return root
 
 
 @pytest.fixture()

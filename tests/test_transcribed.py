@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechbrain_fdnf.corpus.layouts import EXACT_ALIGNMENTS, export_layout
+from speechbrain_fdnf.corpus.layouts import EXACT_ALIGNMENTS
 from speechbrain_fdnf.data.forced_alignment import (AlignmentGraph, AlignmentItem, align_corpus, boundary_errors,
                                                     frame_agreement, read_cache_lines, viterbi_path)
 from speechbrain_fdnf.data.layouts import CorpusError, scan_librispeech, scan_manifest, scan_vctk
@@ -16,21 +16,6 @@ from speechbrain_fdnf.data.phones import ARPABET, TIMIT39, fold_phone
 from speechbrain_fdnf.data.textgrid import TextGridError, read_textgrid_phones, save_textgrid
 from speechbrain_fdnf.data.transcribed import prepare_transcribed
 from speechbrain_fdnf.files import PREPARED_SPLITS
-
-
-@pytest.fixture(scope="session")
-def librispeech(corpus, tmp_path_factory):
-    """The small embedded corpus in LibriSpeech's layout (transcripts only; exact TextGrids aside)."""
-    root = tmp_path_factory.mktemp("layouts") / "librispeech"
-    export_layout(corpus, root, "librispeech")
-    return root
-
-
-@pytest.fixture(scope="session")
-def vctk(corpus, tmp_path_factory):
-    root = tmp_path_factory.mktemp("layouts") / "vctk"
-    export_layout(corpus, root, "vctk")
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ import json
 import logging
 import multiprocessing
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -366,7 +367,7 @@ class CorpusAligner:
         return phone_segments_of_frames(labels, num_samples, self.hop, offset=-self.hop // 2)
 
 
-def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=True, seed=0):
+def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=True, seed=0, max_fit_frames=600_000):
     """Phone alignments of ``items`` (:class:`AlignmentItem`), cached in ``folder``.
 
     Arguments
@@ -380,6 +381,9 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
         Refinement rounds on the corpus (0: pocketsphinx's alignments as they are).
     workers : int, optional
         Processes of the pocketsphinx pass (default: one per core).
+    max_fit_frames : int
+        Frames the refinement's classifier trains on per round (a seeded sample of utterances; about
+        100 min of speech by default, 1 GB of features).
 
     Returns
     -------
@@ -410,22 +414,36 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
     for item in alignable:
         rung = first[item.key]["rung"]
         rungs[len(POCKETSPHINX_RUNGS) if rung is None else rung] += 1
+    wavs = {item.key: item.wav for item in alignable}
     alignments = {item.key: [tuple(s) for s in first[item.key]["segments"]]
                   for item in alignable if first[item.key]["segments"]}
     if rounds and alignments:
         aligner = CorpusAligner(seed=seed)
-        feats = {item.key: aligner.features(item.wav) for item in tqdm(alignable, desc="features", disable=not progress)}
-        num_samples = {item.key: soundfile.info(item.wav).frames for item in alignable}
         # every pronunciation of every word: the corpus's model chooses, as pocketsphinx did
-        graphs = {item.key: AlignmentGraph.of_words(
-            [[[fold_phone(p) for p in pron] for pron in lexicon.pronunciations(word)] for word in item.words])
-            for item in alignable}
+        lexicon_phones = {word: [[fold_phone(p) for p in pron] for pron in lexicon.pronunciations(word)]
+                          for item in alignable for word in item.words}
+        training_features = {}
         for number in range(rounds):
+            # the classifier learns from a seeded sample of aligned utterances (bounded memory on any corpus)
             keys = sorted(alignments)
-            aligner.fit([feats[k] for k in keys], [aligner.frame_labels(alignments[k], len(feats[k])) for k in keys])
+            random.Random(seed + number).shuffle(keys)
+            inputs, labels, frames = [], [], 0
+            for key in keys:
+                if key not in training_features:
+                    training_features[key] = aligner.features(wavs[key])
+                inputs.append(training_features[key])
+                labels.append(aligner.frame_labels(alignments[key], len(inputs[-1])))
+                frames += len(inputs[-1])
+                if frames >= max_fit_frames:
+                    break
+            training_features = {key: training_features[key] for key in keys[: len(inputs)]}
+            aligner.fit(inputs, labels)
             refined = {}
             for item in tqdm(alignable, desc=f"realigning (round {number + 1}/{rounds})", disable=not progress):
-                segments = aligner.align(feats[item.key], graphs[item.key], num_samples[item.key])
+                features = training_features.get(item.key)
+                graph = AlignmentGraph.of_words([lexicon_phones[word] for word in item.words])
+                segments = aligner.align(aligner.features(item.wav) if features is None else features, graph,
+                                         soundfile.info(item.wav).frames)
                 if segments:
                     refined[item.key] = segments
             alignments = refined
