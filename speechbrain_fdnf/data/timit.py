@@ -270,6 +270,23 @@ def split_by_speaker(entries, counts, seed):
     return splits
 
 
+def prepared_outputs(save_folder):
+    """Split name -> path of its annotation file in ``save_folder``."""
+    return {split: Path(save_folder) / f"{split}.json" for split in SPLITS}
+
+
+def is_up_to_date(save_folder, options):
+    """Whether ``save_folder`` holds every split prepared with exactly ``options`` (logged either way)."""
+    options_path = Path(save_folder) / OPTIONS_FILE
+    if not (all(p.exists() for p in prepared_outputs(save_folder).values()) and options_path.exists()):
+        return False
+    if json.loads(options_path.read_text()).get("options") == options:
+        logger.info("Preparation in %s is up to date; skipping", save_folder)
+        return True
+    logger.info("Preparation options changed; preparing again")
+    return False
+
+
 def prepare_timit(
     data_folder,
     save_folder,
@@ -331,13 +348,9 @@ def prepare_timit(
         on_error=on_error,
         seed=seed,
     )
-    outputs = {split: save_folder / f"{split}.json" for split in SPLITS}
-    options_path = save_folder / OPTIONS_FILE
-    if all(p.exists() for p in outputs.values()) and options_path.exists():
-        if json.loads(options_path.read_text()).get("options") == options:
-            logger.info("TIMIT preparation in %s is up to date; skipping", save_folder)
-            return outputs
-        logger.info("TIMIT preparation options changed; preparing again")
+    outputs = prepared_outputs(save_folder)
+    if is_up_to_date(save_folder, options):
+        return outputs
 
     split_dirs = {}
     for name in ("train", "test"):
@@ -359,6 +372,7 @@ def prepare_timit(
     for split in SPLITS:
         write_json_atomic(outputs[split], splits[split])
     summary = {split: len(splits[split]) for split in SPLITS}
-    write_json_atomic(options_path, {"options": options, "utterances": summary, "skipped": skipped + skipped_test})
+    write_json_atomic(save_folder / OPTIONS_FILE, {"options": options, "utterances": summary,
+                                                   "skipped": skipped + skipped_test})
     logger.info("Prepared %s into %s (%s)", data_folder, save_folder, summary)
     return outputs

@@ -20,7 +20,6 @@ Authors
  * speechbrain-fdnf developers
 """
 
-import json
 import logging
 import random
 from math import gcd
@@ -37,7 +36,8 @@ from speechbrain_fdnf.data.layouts import LAYOUTS, CorpusError
 from speechbrain_fdnf.data.lexicon import normalise_text
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39
 from speechbrain_fdnf.data.textgrid import TextGridError, read_textgrid_phones
-from speechbrain_fdnf.data.timit import OPTIONS_FILE, SPLITS, TimitError, read_phn, split_by_speaker
+from speechbrain_fdnf.data.timit import (OPTIONS_FILE, SPLITS, TimitError, is_up_to_date, prepared_outputs, read_phn,
+                                         split_by_speaker)
 from speechbrain_fdnf.files import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -145,13 +145,9 @@ def prepare_transcribed(layout, data_folder, save_folder, alignments=None, heldo
                    heldout_per_speaker=heldout_per_speaker, valid_per_speaker=valid_per_speaker,
                    test_speakers=test_speakers, sample_rate=sample_rate, on_error=on_error,
                    align_rounds=align_rounds, seed=seed)
-    outputs = {split: save_folder / f"{split}.json" for split in SPLITS}
-    options_path = save_folder / OPTIONS_FILE
-    if all(p.exists() for p in outputs.values()) and options_path.exists():
-        if json.loads(options_path.read_text()).get("options") == options:
-            logger.info("Preparation in %s is up to date; skipping", save_folder)
-            return outputs
-        logger.info("Preparation options changed; preparing again")
+    outputs = prepared_outputs(save_folder)
+    if is_up_to_date(save_folder, options):
+        return outputs
 
     skipped = {}
 
@@ -218,7 +214,7 @@ def prepare_transcribed(layout, data_folder, save_folder, alignments=None, heldo
     for split in SPLITS:
         write_json_atomic(outputs[split], splits[split])
     summary = {split: len(splits[split]) for split in SPLITS}
-    write_json_atomic(options_path, {
+    write_json_atomic(save_folder / OPTIONS_FILE, {
         "options": options, "utterances": summary, "forced_alignment": {
             "utterances": len(to_align), "pocketsphinx_rungs": report.get("pocketsphinx_rungs"),
             "espeak_words": report.get("espeak_words", [])},
