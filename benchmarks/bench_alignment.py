@@ -94,13 +94,16 @@ def main(argv=None):
                 print(json.dumps(rows[-1]), flush=True)
     header = ("| setting | utterances aligned | boundaries within 10 / 20 / 40 ms | within 20 ms: other / stop onsets "
               "| speech frames right | seconds |")
+    note = ("\nseconds: the pocketsphinx pass for rows 'alone' (parallel over the cores); the refinement alone for the "
+            "rows after it (the pass is cached). A stop's onset: eSpeak NG's event comes at the release, aligners "
+            "start the stop at its closure (docs/DESIGN.md, 'Corpora without phone files').\n")
     lines = [header, "|---|---|---|---|---|---|"] + [
         f"| {r['setting']} | {r['aligned']} / {r['utterances']} | {r['within_10ms']:.1%} / {r['within_20ms']:.1%} / "
         f"{r['within_40ms']:.1%} | {r['within_20ms_not_stop_onsets']:.1%} / {r['within_20ms_stop_onsets']:.1%} "
         f"| {r['frames_right']:.1%} | {r['seconds']} |" for r in rows]
-    print("\n".join(lines))
+    print("\n".join(lines) + "\n" + note)
     if args.out:
-        Path(args.out).write_text(f"`{' '.join(sys.argv)}`\n\n" + "\n".join(lines) + "\n")
+        Path(args.out).write_text(f"`{' '.join(sys.argv)}`\n\n" + "\n".join(lines) + "\n" + note)
 
 
 if __name__ == "__main__":

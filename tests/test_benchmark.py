@@ -148,3 +148,12 @@ def test_corpus_calibration_reports_what_the_probes_read(corpus, tmp_path, monke
     blind = bench.calibrate(hparams, subset=4, probe_epochs=1, num_frames=300)
     assert blind["p_phone"] == pytest.approx(1 / 39) and blind["p_speaker_subset"] == pytest.approx(1 / 4)
     assert blind["ceiling_speaker"] == pytest.approx(0.0, abs=1e-6) and blind["eer_test"] == pytest.approx(0.5)
+
+
+def test_alignment_benchmark_scores_the_aligner_against_exact_boundaries(corpus, tmp_path):
+    bench = load_bench("bench_alignment")
+    out = tmp_path / "alignment.md"
+    bench.main([str(corpus), "--limit", "8", "--rounds", "0", "1", "--espeak", "missing", "--workers", "1",
+                "--out", str(out)])
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| CMUdict")]
+    assert len(rows) == 2 and "/ 8 |" in rows[0] and rows[1].split("|")[2].strip() == "8 / 8"

@@ -257,3 +257,13 @@ def test_a_killed_alignment_resumes_from_its_cache(librispeech, tmp_path):
     again, _ = align_corpus(items, tmp_path, rounds=0, workers=1, progress=False)
     assert {key: again[key] for key in first} == first
     assert set(read_cache_lines(cache)) == {item.key for item in items}
+
+
+def test_an_utterance_too_short_for_its_transcript_is_reported_unalignable(librispeech, tmp_path):
+    recording = scan_librispeech(librispeech)[0]
+    short = tmp_path / "short.flac"
+    samples, rate = soundfile.read(recording.audio)
+    soundfile.write(short, samples[: rate // 20], rate)  # 50 ms for a whole sentence
+    aligned, report = align_corpus([AlignmentItem("short", str(short), normalise_text(recording.text))], tmp_path,
+                                   rounds=1, workers=1, progress=False)
+    assert aligned == {} and "no path through its phones" in report["unalignable"]["short"]
