@@ -134,14 +134,19 @@ CORPORA = {
 
 
 def corpus_name(hparams):
-    """``hparams["corpus"]``; without one, ``"timit"`` when a ``data_folder`` is given, else ``"embedded"``.
+    """``hparams["corpus"]``; without one, the layout ``prep_folder`` was prepared from (a reuse recipe
+    given ``--data_folder`` prepares again as the training run did), else ``"timit"`` when a
+    ``data_folder`` is given, else ``"embedded"``.
 
     Example
     -------
     >>> corpus_name({"data_folder": "/data/TIMIT"}), corpus_name({}), corpus_name({"corpus": "embedded"})
     ('timit', 'embedded', 'embedded')
     """
-    name = hparams.get("corpus") or ("timit" if hparams.get("data_folder") else "embedded")
+    recorded = None
+    if hparams.get("prep_folder"):
+        recorded = read_json(Path(hparams["prep_folder"]) / OPTIONS_FILE, default={}).get("options", {}).get("layout")
+    name = hparams.get("corpus") or recorded or ("timit" if hparams.get("data_folder") else "embedded")
     if name not in CORPORA:
         raise ValueError(f"corpus must be one of {sorted(CORPORA)}, got {name!r}")
     return name
