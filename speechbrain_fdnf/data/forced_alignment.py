@@ -18,7 +18,7 @@ The f-DNF needs a phone label per frame; a corpus with transcripts only gets the
    phones (30 ms at least); the corpus's own model fits its speakers and recording conditions, and
    utterances pocketsphinx could not align are aligned from their dictionary pronunciation.
 
-:func:`align_corpus` runs both and caches the result. Accuracy against eSpeak NG's exact phone
+:func:`align_corpus` runs both (the preparation keeps the result in the prepared splits). Accuracy against eSpeak NG's exact phone
 boundaries (the embedded corpus) is measured by ``benchmarks/bench_alignment.py``.
 
 Authors
@@ -135,8 +135,9 @@ class PocketsphinxAligner:
 _WORKER = {}
 
 
-def _start_worker(dictionary):
-    torch.set_num_threads(1)
+def _start_worker(dictionary, pool=False):
+    if pool:  # one thread per worker process; the calling process keeps its own setting
+        torch.set_num_threads(1)
     _WORKER["aligner"] = PocketsphinxAligner(dictionary)
 
 
@@ -188,7 +189,7 @@ def first_pass(items, dictionary, cache, workers=None, progress=True):
                 record(*_align_item(item))
         elif todo:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_start_worker, initargs=(str(dictionary),)) as pool:
+            with context.Pool(workers, initializer=_start_worker, initargs=(str(dictionary), True)) as pool:
                 for result in pool.imap_unordered(_align_item, todo, chunksize=4):
                     record(*result)
     return done
@@ -374,7 +375,8 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
     ---------
     items : list of AlignmentItem
     folder : str or Path
-        Cache: the dictionary used, the pocketsphinx pass (resumable) and the result.
+        Working folder: the dictionary used, the pocketsphinx pass's cache (resumable) and ``report.json``
+        (the alignments themselves are kept by the caller: the prepared splits).
     lexicon : Lexicon, optional
         Pronunciations (default: CMUdict with eSpeak NG for the rest).
     rounds : int
