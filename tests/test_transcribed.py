@@ -267,3 +267,17 @@ def test_an_utterance_too_short_for_its_transcript_is_reported_unalignable(libri
     aligned, report = align_corpus([AlignmentItem("short", str(short), normalise_text(recording.text))], tmp_path,
                                    rounds=1, workers=1, progress=False)
     assert aligned == {} and "no path through its phones" in report["unalignable"]["short"]
+
+
+def test_a_recording_without_its_transcript_is_a_counted_skip_where_skips_are_asked_for(vctk, tmp_path):
+    readings = _copy(vctk, tmp_path)
+    text = sorted(readings.glob("txt/*/*.txt"))[0]
+    text.unlink()  # as VCTK's p315, whose transcripts are missing
+    alignments = readings / EXACT_ALIGNMENTS
+    with pytest.raises(CorpusError, match="audio without a transcript"):
+        prepare_transcribed("vctk", readings, tmp_path / "prep", alignments=alignments, progress=False)
+    outputs = prepare_transcribed("vctk", readings, tmp_path / "prep", alignments=alignments, on_error="skip",
+                                  progress=False)
+    options = json.loads((tmp_path / "prep" / "prepare_options.json").read_text())
+    assert options["skipped_by_reason"] == {"audio without a transcript": 1}
+    assert text.stem not in {key for path in outputs.values() for key in json.loads(path.read_text())}

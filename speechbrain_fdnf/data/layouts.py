@@ -8,8 +8,9 @@
 * **manifest**: a SpeechBrain CSV or JSON with ``wav``, ``spk_id`` and ``wrd`` (or ``alignment``: a
   TextGrid or ``.PHN`` path), optional ``gender``, ``accent`` and ``split`` (``train``/``test``).
 
-Missing counterparts (a transcript without audio or the reverse) are :class:`CorpusError`\\ s naming
-the file; :func:`scan_corpus` turns them into counted skips when asked.
+Missing counterparts (a transcript without audio or the reverse) go to the reader's ``problem``
+callback with a message naming the file: by default it raises :class:`CorpusError`; the preparation
+passes one that counts a skip when the user asked for skips.
 
 Authors
  * speechbrain-fdnf developers
@@ -53,6 +54,11 @@ def _audio_files(folder):
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 
+def refuse(message):
+    """Raises :class:`CorpusError` with ``message`` (the default ``problem`` of the readers)."""
+    raise CorpusError(message)
+
+
 def _read_text(path):
     try:
         return Path(path).read_text(encoding="utf-8", errors="replace")
@@ -72,8 +78,9 @@ def librispeech_speakers(root):
     return genders
 
 
-def scan_librispeech(root):
-    """The :class:`Recording`\\ s of a LibriSpeech-layout corpus at ``root``."""
+def scan_librispeech(root, problem=refuse):
+    """The :class:`Recording`\\ s of a LibriSpeech-layout corpus at ``root``; a missing counterpart goes
+    to ``problem(message)``."""
     root = Path(root)
     genders = librispeech_speakers(root)
     recordings = []
@@ -90,14 +97,15 @@ def scan_librispeech(root):
             key, _, text = line.strip().partition(" ")
             named.add(key)
             if key not in audio:
-                raise CorpusError(f"{transcript}, line {number}: transcript of {key} has no audio file "
-                                  f"({key}.flac) in {transcript.parent}")
+                problem(f"{transcript}, line {number}: transcript of {key} has no audio file "
+                        f"({key}.flac) in {transcript.parent}")
+                continue
             speaker = key.split("-")[0]
             recordings.append(Recording(key, str(audio[key]), speaker, text.strip(), genders.get(speaker, "U"),
                                         "none", split="test" if subset.lower().startswith("test") else "train"))
     for stem, path in sorted(audio.items()):
         if stem not in named:
-            raise CorpusError(f"{path}: audio without a transcript (no line {stem!r} in its chapter's .trans.txt)")
+            problem(f"{path}: audio without a transcript (no line {stem!r} in its chapter's .trans.txt)")
     return recordings
 
 
@@ -117,8 +125,9 @@ def vctk_speakers(root):
 _VCTK_NAME = re.compile(r"^(?P<key>(?P<speaker>[a-z]+\d+)_\d+)(?:_(?P<mic>mic\d))?$")
 
 
-def scan_vctk(root):
-    """The :class:`Recording`\\ s of a VCTK-layout corpus at ``root`` (``mic1`` where there are two)."""
+def scan_vctk(root, problem=refuse):
+    """The :class:`Recording`\\ s of a VCTK-layout corpus at ``root`` (``mic1`` where there are two); a
+    missing counterpart goes to ``problem(message)``."""
     root = Path(root)
     audio_roots = sorted(p for p in root.glob("wav*") if p.is_dir())
     text_root = root / "txt"
@@ -133,20 +142,22 @@ def scan_vctk(root):
     texts = {p.stem: p for p in text_root.rglob("*.txt")}
     for key, path in sorted(texts.items()):
         if key not in audio:
-            raise CorpusError(f"{path}: transcript without audio (no {key}[_mic1].flac|wav under {audio_roots[0]})")
+            problem(f"{path}: transcript without audio (no {key}[_mic1].flac|wav under {audio_roots[0]})")
     recordings = []
     for key, path in sorted(audio.items()):
         if key not in texts:
-            raise CorpusError(f"{path}: audio without a transcript (no {text_root}/{path.parent.name}/{key}.txt)")
+            problem(f"{path}: audio without a transcript (no {text_root}/{path.parent.name}/{key}.txt)")
+            continue
         speaker = _VCTK_NAME.match(path.stem)["speaker"]
         gender, accent = speakers.get(speaker, ("U", "none"))
         recordings.append(Recording(key, str(path), speaker, _read_text(texts[key]).strip(), gender, accent))
     return recordings
 
 
-def scan_manifest(path):
+def scan_manifest(path, problem=refuse):
     """The :class:`Recording`\\ s of a SpeechBrain manifest (CSV with an ``ID`` column, or JSON id -> entry);
-    ``$data_root``-style placeholders are not expanded: paths are absolute or relative to the manifest."""
+    ``$data_root``-style placeholders are not expanded: paths are absolute or relative to the manifest. A
+    row without its columns goes to ``problem(message)``."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"manifest {shown(path)} does not exist")
@@ -163,7 +174,8 @@ def scan_manifest(path):
         where = f"{path}, {'row' if path.suffix.lower() != '.json' else 'entry'} {row.get('ID', number)}"
         missing = [column for column in ("wav", "spk_id") if not row.get(column)]
         if missing or not (row.get("wrd") or row.get("alignment")):
-            raise CorpusError(f"{where}: needs wav, spk_id and wrd or alignment (missing {missing or ['wrd/alignment']})")
+            problem(f"{where}: needs wav, spk_id and wrd or alignment (missing {missing or ['wrd/alignment']})")
+            continue
         key = str(row.get("ID") or Path(row["wav"]).stem)
         resolve = lambda value: str(value if Path(value).is_absolute() else path.parent / value)  # noqa: E731
         alignment = resolve(row["alignment"]) if row.get("alignment") else None

@@ -32,7 +32,7 @@ from scipy.signal import resample_poly
 from speechbrain_fdnf.data import audio
 from speechbrain_fdnf.data.audio import shown
 from speechbrain_fdnf.data.forced_alignment import AlignmentItem, align_corpus
-from speechbrain_fdnf.data.layouts import LAYOUTS, CorpusError
+from speechbrain_fdnf.data.layouts import LAYOUTS, CorpusError, refuse
 from speechbrain_fdnf.data.lexicon import normalise_text
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39
 from speechbrain_fdnf.data.textgrid import TextGridError, read_textgrid_phones
@@ -161,7 +161,7 @@ def prepare_transcribed(layout, data_folder, save_folder, alignments=None, heldo
             skipped.setdefault(str(err).split(": ", 1)[-1].split(" (")[0], []).append(str(err))
             return None
 
-    recordings = LAYOUTS[layout](data_folder)
+    recordings = LAYOUTS[layout](data_folder, problem=lambda message: attempt(refuse, message))
     textgrids = alignment_files(alignments)
     entries, to_align = {}, []
     for recording in recordings:
@@ -189,7 +189,7 @@ def prepare_transcribed(layout, data_folder, save_folder, alignments=None, heldo
         aligned, report = align_corpus(to_align, save_folder / "alignment", rounds=align_rounds, workers=workers,
                                        progress=progress, seed=seed)
         for key, why in sorted(report["unalignable"].items()):
-            attempt(_raise, f"{entries[key][0]['wav']}: unalignable utterance ({why})")
+            attempt(refuse, f"{entries[key][0]['wav']}: unalignable utterance ({why})")
             entries.pop(key)
         for key, segments in aligned.items():
             entries[key] = (entries[key][0], segments)
@@ -222,7 +222,3 @@ def prepare_transcribed(layout, data_folder, save_folder, alignments=None, heldo
     logger.info("Prepared %s (%s) into %s (%s; %d skipped)", data_folder, layout, save_folder, summary,
                 sum(len(v) for v in skipped.values()))
     return outputs
-
-
-def _raise(message):
-    raise CorpusError(message)
