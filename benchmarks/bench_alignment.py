@@ -94,8 +94,8 @@ def main(argv=None):
                 print(json.dumps(rows[-1]), flush=True)
     header = ("| setting | utterances aligned | boundaries within 10 / 20 / 40 ms | within 20 ms: other / stop onsets "
               "| speech frames right | seconds |")
-    note = ("\nseconds: the pocketsphinx pass for rows 'alone' (parallel over the cores); the refinement alone for the "
-            "rows after it (the pass is cached). A stop's onset: eSpeak NG's event comes at the release, aligners "
+    note = ("\nseconds: each row's own work; a row after another of the same lexicon reuses its pocketsphinx pass "
+            "(parallel over the cores), so it times the refinement alone. A stop's onset: eSpeak NG's event comes at the release, aligners "
             "start the stop at its closure (docs/DESIGN.md, 'Corpora without phone files').\n")
     lines = [header, "|---|---|---|---|---|---|"] + [
         f"| {r['setting']} | {r['aligned']} / {r['utterances']} | {r['within_10ms']:.1%} / {r['within_20ms']:.1%} / "
