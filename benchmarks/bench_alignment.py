@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
 from speechbrain_fdnf.data.forced_alignment import AlignmentItem, align_corpus, boundary_errors, frame_agreement, merged
 from speechbrain_fdnf.data.lexicon import ESPEAK_USES, Lexicon, normalise_text
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39
+from speechbrain_fdnf.data.timit import read_phn
 
 RATE = 16000
 
@@ -39,8 +41,8 @@ def reference_items(corpus, limit, seed=0):
         key = f"{wav.parent.name}_{wav.stem}"
         text = wav.with_suffix(".TXT").read_text().split(maxsplit=2)[2]
         items.append(AlignmentItem(key, str(wav), normalise_text(text)))
-        exact[key] = [(int(a), int(b), FOLD_61_TO_39[p]) for a, b, p in
-                      (line.split() for line in wav.with_suffix(".PHN").read_text().splitlines())]
+        exact[key] = [(start, end, FOLD_61_TO_39[phone]) for start, end, phone in
+                      read_phn(wav.with_suffix(".PHN"), soundfile.info(str(wav)).frames)]
     return items, exact
 
 

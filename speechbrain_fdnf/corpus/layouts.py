@@ -27,6 +27,7 @@ import soundfile
 from scipy.signal import resample_poly
 
 from speechbrain_fdnf.data.textgrid import save_textgrid
+from speechbrain_fdnf.data.timit import read_phn
 
 LAYOUTS = ("timit", "librispeech", "vctk")
 EXACT_ALIGNMENTS = "exact_alignments"
@@ -40,10 +41,6 @@ def _utterances(timit_root):
         for speaker in sorted(Path(timit_root, split).glob("DR*/*")):
             out.append((split, speaker.parent.name, speaker, sorted(p.stem for p in speaker.glob("*.WAV"))))
     return out
-
-
-def _phn(path):
-    return [(int(a), int(b), p) for a, b, p in (line.split() for line in Path(path).read_text().splitlines())]
 
 
 def _text(path):
@@ -73,7 +70,7 @@ def export_layout(timit_root, out_dir, layout, manifest=None):
                 soundfile.write(chapter_dir / f"{key}.flac", samples, rate, subtype="PCM_16")
                 text = _text(folder / f"{stem}.TXT")
                 lines.append(f"{key} {' '.join(''.join(c for c in w if c.isalnum() or c == chr(39)) for w in text.upper().split())}")
-                save_textgrid(partial / EXACT_ALIGNMENTS / f"{key}.TextGrid", _phn(folder / f"{stem}.PHN"), rate)
+                save_textgrid(partial / EXACT_ALIGNMENTS / f"{key}.TextGrid", read_phn(folder / f"{stem}.PHN", len(samples)), rate)
             (chapter_dir / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
             speakers_table.append(f"{speaker:<6}| {gender} | {subset:<16}| 0.50 | {folder.name}")
         else:
@@ -88,7 +85,7 @@ def export_layout(timit_root, out_dir, layout, manifest=None):
                                 VCTK_RATE, subtype="PCM_16")
                 (partial / "txt" / speaker).mkdir(parents=True, exist_ok=True)
                 (partial / "txt" / speaker / f"{key}.txt").write_text(_text(folder / f"{stem}.TXT") + "\n")
-                save_textgrid(partial / EXACT_ALIGNMENTS / f"{key}.TextGrid", _phn(folder / f"{stem}.PHN"), rate)
+                save_textgrid(partial / EXACT_ALIGNMENTS / f"{key}.TextGrid", read_phn(folder / f"{stem}.PHN", len(samples)), rate)
             speakers_table.append(f"{speaker:<6}{'23':<5}{gender:<7}{dialect:<9}{folder.name}")
     if layout == "librispeech":
         (partial / "SPEAKERS.TXT").write_text(

@@ -63,6 +63,20 @@ class AlignmentItem:
     words: list = field(default_factory=list)
 
 
+def labels_at(segments, centres):
+    """The label of the segment covering each sample position in ``centres`` (contiguous ``(start, end,
+    label)`` segments; positions past the last one take its label).
+
+    Example
+    -------
+    >>> labels_at([(0, 100, "sil"), (100, 250, "aa")], np.array([0, 99, 100, 300])).tolist()
+    ['sil', 'sil', 'aa', 'aa']
+    """
+    ends = np.array([end for _, end, _ in segments])
+    which = np.minimum(np.searchsorted(ends, centres, side="right"), len(segments) - 1)
+    return np.array([segments[i][2] for i in which])
+
+
 def phone_segments_of_frames(labels, num_samples, hop, offset=0):
     """Contiguous ``(start, end, label)`` sample segments of per-frame labels; frame ``t``'s segment
     starts at ``t * hop + offset`` (clipped to the audio) and the last one ends at ``num_samples``.
@@ -320,26 +334,16 @@ class CorpusAligner:
         padded = torch.cat([feats[:1].expand(self.context, -1), feats, feats[-1:].expand(self.context, -1)])
         return padded.unfold(0, 2 * self.context + 1, 1).transpose(1, 2).flatten(1)
 
-    def frame_labels(self, segments, frames, margin=0):
-        """The class index of each frame (centred at ``t * hop``) under ``segments``; frames within
-        ``margin`` frames of a boundary are left out (``-100``)."""
+    def frame_labels(self, segments, frames):
+        """The class index of each frame (centred at ``t * hop``) under ``segments``."""
         index = {phone: i for i, phone in enumerate(TIMIT39)}
-        segments = merged(segments)
-        ends = np.array([end for _, end, _ in segments])
-        centres = np.arange(frames) * self.hop
-        which = np.minimum(np.searchsorted(ends, centres, side="right"), len(segments) - 1)
-        labels = torch.tensor([index[segments[i][2]] for i in which])
-        if margin and len(ends) > 1:
-            distance = np.abs(centres[:, None] - ends[None, :-1]).min(axis=1)
-            labels[torch.from_numpy(distance < margin * self.hop)] = -100
-        return labels
+        return torch.tensor([index[label] for label in labels_at(segments, np.arange(frames) * self.hop)])
 
     def fit(self, features, labels):
         """Trains a fresh classifier on ``features`` (list of ``[frames, dim]``) and ``labels``."""
         generator = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)
         inputs, targets = torch.cat(features), torch.cat(labels)
-        inputs, targets = inputs[targets >= 0], targets[targets >= 0]
         self.model = torch.nn.Sequential(
             torch.nn.Linear(inputs.shape[1], self.hidden), torch.nn.ReLU(),
             torch.nn.Linear(self.hidden, self.hidden), torch.nn.ReLU(),
@@ -351,7 +355,7 @@ class CorpusAligner:
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-        counts = torch.bincount(targets[targets >= 0], minlength=len(TIMIT39)).double()
+        counts = torch.bincount(targets, minlength=len(TIMIT39)).double()
         self.log_prior = torch.log((counts + 1) / (counts + 1).sum()).float()
         return self
 
@@ -490,14 +494,7 @@ def boundary_errors(reference, hypothesis):
 def frame_agreement(reference, hypothesis, hop):
     """``(agreeing, total)`` frames (centred at ``t * hop + hop // 2``) of the reference's speech
     (non-silence) whose hypothesis label is the same."""
-    length = reference[-1][1]
-    centres = np.arange(hop // 2, length, hop)
-
-    def labels(segments):
-        ends = np.array([end for _, end, _ in segments])
-        which = np.minimum(np.searchsorted(ends, centres, side="right"), len(segments) - 1)
-        return np.array([segments[i][2] for i in which])
-
-    ref, hyp = labels(reference), labels(hypothesis)
+    centres = np.arange(hop // 2, reference[-1][1], hop)
+    ref, hyp = labels_at(reference, centres), labels_at(hypothesis, centres)
     speech = ref != SILENCE
     return int((ref[speech] == hyp[speech]).sum()), int(speech.sum())
