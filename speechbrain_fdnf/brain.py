@@ -11,7 +11,7 @@ import logging
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from speechbrain_fdnf.engine import FeatureFlow, unwrap
 from speechbrain_fdnf.export import read_nll, record_nll  # noqa: F401  (read_nll: named here before 0.5)
@@ -25,8 +25,10 @@ class FlowBrain(sb.Brain):
 
     Expected ``modules``: ``model`` (a ``DiscriminativeFlow`` or ``VAE``) and
     ``normalize`` (SpeechBrain's ``InputNormalization`` with global stats).
-    Expected ``hparams``: ``epoch_counter``, ``lr_annealing`` (called with the
-    epoch, returns ``(old_lr, new_lr)``), ``train_logger``, and optionally
+    Expected ``hparams``: ``epoch_counter`` (an ``EpochCounterWithStopper``
+    stops on a plateau of the valid loss, :func:`stopping_reason` says why),
+    ``lr_annealing`` (any SpeechBrain scheduler, :func:`annealed_learning_rate`),
+    ``train_logger``, and optionally
     ``init_batch_size`` (frames per pass of the normalisation statistics, and of ActNorm's initialisation)
     and ``nll_file`` (where :meth:`evaluate_split` records each split's NLL
     as JSON, for the evaluation to read).
@@ -36,15 +38,25 @@ class FlowBrain(sb.Brain):
     statistics, the ActNorm layers, and (``mean_init: data``) the class means;
     all three live in checkpointed state, so a resumed run skips this.
 
+    Every epoch's checkpoint replaces the last one, except that the one of the
+    lowest valid loss is kept too: a killed run resumes from the latest, and
+    :meth:`evaluate` (hence :meth:`evaluate_split` and the export after
+    training) recovers the best. ``epoch_end_callbacks`` (callables taking
+    the epoch) run after each epoch's checkpoint, e.g. to export snapshots.
+
     Batches are :class:`speechbrain_fdnf.data.frames.FrameBatch` objects. A
     label of ``-1`` marks an unknown class (e.g. TIMIT test speakers); the
     prior marginalises that factor for that frame.
     """
 
     def fit(self, epoch_counter, train_set, valid_set=None, **kwargs):
-        """Like ``Brain.fit``; keeps ``train_set`` for the data-dependent initialisation."""
+        """Like ``Brain.fit``; keeps ``train_set`` for the data-dependent initialisation and logs why it stopped."""
         self._init_frames = train_set
-        return super().fit(epoch_counter, train_set, valid_set, **kwargs)
+        super().fit(epoch_counter, train_set, valid_set, **kwargs)
+        self.stopping_reason = stopping_reason(epoch_counter)  # patience exhausted, or the cap reached
+        logger.info("Training stopped: %s", self.stopping_reason)
+        if if_main_process():
+            self.hparams.train_logger.log_stats(stats_meta={"stopped": self.stopping_reason})
 
     def on_fit_start(self):
         """Recovers the latest checkpoint, or initialises from data on a fresh run."""
@@ -179,15 +191,22 @@ class FlowBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
         elif stage == sb.Stage.VALID:
-            old_lr, new_lr = self.hparams.lr_annealing(epoch)
+            old_lr, new_lr = annealed_learning_rate(self.hparams.lr_annealing, self.optimizer, epoch, stage_loss)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            counter = self.hparams.epoch_counter
+            if hasattr(counter, "update_metric"):  # early stopping on the valid NLL
+                counter.update_metric(stage_loss)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats={"loss": self.train_loss},
                 valid_stats={"loss": stage_loss},
             )
-            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, num_to_keep=1)
+            # the best epoch (what the run evaluates and exports) and the latest (what a killed run resumes)
+            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, min_keys=["loss"], num_to_keep=1)
+            for callback in getattr(self, "epoch_end_callbacks", []):
+                callback(epoch)
         # TEST: evaluate_split logs and records the loss under the split's name.
+
 
     def evaluate_split(self, name, frames, **loader_kwargs):
         """``evaluate`` on one named frame set; logs it and records it in ``nll_file``.
@@ -195,7 +214,8 @@ class FlowBrain(sb.Brain):
         For flows the value is the negative log-likelihood in nats per
         dimension, conditioned on the labels the split has (TIMIT test
         speakers are unknown, so the speaker factor is marginalised there);
-        for the VAE it is the negative ELBO, an upper bound on the NLL.
+        for the VAE it is the negative ELBO, an upper bound on the NLL. The
+        checkpoint of the lowest valid loss is recovered first.
 
         Returns
         -------
@@ -203,7 +223,7 @@ class FlowBrain(sb.Brain):
             The mean loss of the split.
         """
         loader_kwargs.setdefault("collate_fn", frames.collate)
-        loss = self.evaluate(frames, test_loader_kwargs=loader_kwargs)
+        loss = self.evaluate(frames, min_key="loss", test_loader_kwargs=loader_kwargs)  # the best epoch's model
         epoch = self.hparams.epoch_counter.current
         self.hparams.train_logger.log_stats(
             stats_meta={"Epoch loaded": epoch, "split": name},
@@ -213,3 +233,49 @@ class FlowBrain(sb.Brain):
         if nll_file is not None:
             run_on_main(record_nll, args=[nll_file, name, loss, epoch])
         return loss
+
+
+def annealed_learning_rate(scheduler, optimizer, epoch, valid_loss):
+    """``(old_lr, new_lr)`` from any of SpeechBrain's epoch-level schedulers, whatever it is called with.
+
+    ``ReduceLROnPlateau`` takes the optimizers, the epoch and the loss; the
+    metric-driven ``NewBobScheduler`` takes the loss; the others (e.g.
+    ``LinearScheduler``) the epoch.
+
+    Example
+    -------
+    >>> from speechbrain.nnet.schedulers import LinearScheduler, ReduceLROnPlateau
+    >>> optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    >>> annealed_learning_rate(LinearScheduler(0.1, 0.01, 10), optimizer, 10, 1.0)[1]
+    0.01
+    >>> plateau = ReduceLROnPlateau(lr_min=0.01, factor=0.5, patience=0, dont_halve_until_epoch=0)
+    >>> [annealed_learning_rate(plateau, optimizer, epoch, loss)[1] for epoch, loss in [(1, 2.0), (2, 2.5)]]
+    [0.1, 0.05]
+    """
+    if isinstance(scheduler, sb.nnet.schedulers.ReduceLROnPlateau):
+        return scheduler([optimizer], current_epoch=epoch, current_loss=valid_loss)
+    if isinstance(scheduler, sb.nnet.schedulers.NewBobScheduler):
+        return scheduler(valid_loss)
+    return scheduler(epoch)
+
+
+def stopping_reason(counter):
+    """Why the epoch loop of ``counter`` ended, in words (for the train log).
+
+    Example
+    -------
+    >>> from speechbrain.utils.epoch_loop import EpochCounterWithStopper
+    >>> counter = EpochCounterWithStopper(limit=10, limit_to_stop=2, limit_warmup=0, direction="min")
+    >>> for epoch, loss in zip(counter, [3.0, 2.0, 2.5, 2.4]):
+    ...     counter.update_metric(loss)
+    >>> stopping_reason(counter)
+    'converged: no lower valid loss for 2 epochs after epoch 2 (2.0000), stopped at epoch 4 of at most 10'
+    """
+    if getattr(counter, "should_stop", False):
+        return (f"converged: no lower valid loss for {counter.limit_to_stop} epochs after epoch "
+                f"{counter.best_limit} ({counter.best_score:.4f}), stopped at epoch {counter.current} of at most "
+                f"{counter.limit}")
+    if counter.current >= counter.limit:
+        best = f", best valid loss at epoch {counter.best_limit}" if hasattr(counter, "best_limit") else ""
+        return f"reached the cap of {counter.limit} epochs{best}"
+    return f"stopped at epoch {counter.current} of at most {counter.limit}"

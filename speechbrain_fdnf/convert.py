@@ -45,6 +45,7 @@ Authors
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import soundfile
@@ -203,9 +204,7 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if manipulation in WITH_AUDIO and references is None:
         raise ValueError(f"manipulation {manipulation!r} works from audio of the target: give references (--enrol)")
-    if isinstance(wav, (str, Path)):
-        wav = factorizer.load_audio(wav)
-    wav = wav.to(factorizer.device)
+    wav = factorizer.waveform(wav)  # checked once: the features below reuse it unchecked
     if manipulation == "select":
         return select_frames(factorizer, wav, factor, references, gate=gate, candidates=candidates,
                              continuity=continuity)
@@ -238,9 +237,11 @@ def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, 
                          "of the target (--enrol) and an utterance-level factor such as the speaker")
     if isinstance(references, (str, Path)) or torch.is_tensor(references):
         references = [references]
-    references = [factorizer.load_audio(item) if isinstance(item, (str, Path)) else item for item in references]
-    if any(torch.as_tensor(item).dim() != 1 for item in references):
-        raise ValueError("manipulation 'select' needs the references as audio (paths or 1-D waveforms), not features")
+    if not all(factorizer._is_audio(item) for item in references):
+        raise InferenceInputError("manipulation 'select' needs the references as audio (paths or 1-D waveforms), "
+                                  "not features")
+    references = [factorizer.waveform(item, str(item) if isinstance(item, (str, Path)) else f"reference {index}")
+                  for index, item in enumerate(references, start=1)]
     chosen = factorizer.select(wav, factor, references, candidates=candidates, continuity=continuity, gate=gate)
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     spectra = torch.cat([inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references])
@@ -284,11 +285,18 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")
     parser.add_argument("--list", metavar="LABELS", help="print the classes of a label set (e.g. speaker) and exit")
+    parser.add_argument("--min-enrol-speech", type=float, default=None, metavar="SECONDS",
+                        help="seconds of speech --enrol needs in all (default 2; lower it knowingly: a voice "
+                             "estimated from less is weak)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # weak inputs (clipped, little speech) are one line each on stderr, like the errors
+    warnings.formatwarning = lambda message, category, *rest, **kwargs: f"warning: {message}\n"
     try:
         factorizer = SpeechFactorizer.from_hparams(source=args.model, run_opts={"device": args.device})
+        if args.min_enrol_speech is not None:
+            factorizer.audio_check.min_enrol_speech = args.min_enrol_speech
         if args.list:
             print("\n".join(map(str, factorizer.labels(args.list))))
             return 0
@@ -308,7 +316,7 @@ def main(argv=None):
             factorizer.class_index(factor, target)  # unknown class: a clear error before any work
         if args.source is not None:
             factorizer.class_index(factor, args.source)
-        wav = factorizer.load_audio(args.wav)
+        wav = factorizer.waveform(args.wav)
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
                             references=args.enrol, k=args.k, deviation=args.deviation, gate=not args.ungated,
                             manipulation=manipulation, candidates=args.candidates, continuity=args.continuity,

@@ -28,8 +28,10 @@ Authors
  * speechbrain-fdnf developers
 """
 
+from collections import deque
 from pathlib import Path
 
+import numpy as np
 import torch
 from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.inference.interfaces import Pretrained
@@ -43,10 +45,16 @@ from speechbrain_fdnf.export import (
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
 from speechbrain_fdnf.matching import FrameMatcher, continuous_selection, gated_distances
+from speechbrain_fdnf.validation import AudioCheck, InputError
 
 
-class InferenceInputError(ValueError):
-    """An input the model cannot take (wrong sample rate, channels, shape); the message names it."""
+#: An input the model cannot take (unreadable file, no speech, NaN samples, wrong shape); the one-line
+#: message names the input and what was measured (the name the interface had before 0.6).
+InferenceInputError = InputError
+#: Identity memo of the waveforms checked last: a waveform that one call checked and passes on (the
+#: converter's input to the model's features, enrolment audio to the references) is not checked, nor
+#: warned about, twice.
+CHECKED_MEMORY = 16
 
 
 class SpeechFactorizer(Pretrained):
@@ -101,6 +109,11 @@ class SpeechFactorizer(Pretrained):
         # Pretrained's default normalizer resamples to 16 kHz: this model's files go to its own rate.
         if getattr(self.hparams, "audio_normalizer", None) is None:
             self.audio_normalizer = AudioNormalizer(sample_rate=self.hparams.sample_rate)
+        #: What every waveform must pass (speech found, finite, in range; enrolment sets: enough speech);
+        #: its fields are the thresholds, e.g. ``factorizer.audio_check.min_enrol_speech = 1.0``.
+        self.audio_check = AudioCheck(sample_rate=self.hparams.sample_rate,
+                                      window=self.hparams.compute_features.compute_STFT.win_length)
+        self._checked = deque(maxlen=CHECKED_MEMORY)
 
     @classmethod
     def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
@@ -201,26 +214,84 @@ class SpeechFactorizer(Pretrained):
         """:meth:`load_audio` (its name before 0.5)."""
         return self.load_audio(path)
 
-    @torch.no_grad()
-    def features(self, inputs):
-        """Raw log-Mel features ``(frames, input_dim)`` of a path or waveform, as the recipe computes them.
+    def waveform(self, inputs, name=None):
+        """A path or waveform as the checked 1-D waveform at the model's rate that features are computed from.
 
-        A feature tensor is returned unchanged (after a shape check).
+        Files go through :meth:`load_audio`; a waveform (tensor, numpy array; integer samples are
+        scaled to [-1, 1]) must be at the model's sample rate. Both then pass :attr:`audio_check`
+        (:class:`~speechbrain_fdnf.validation.AudioCheck`): refused with an :class:`InferenceInputError`
+        naming ``name`` (default: the path, or ``"waveform"``) where it is empty, shorter than one
+        analysis window, not finite, beyond full scale or without speech; an
+        :class:`~speechbrain_fdnf.validation.InputWarning` where it is clipped, off-centre or has
+        little speech.
         """
+        return self._checked_waveform(inputs, name)[0]
+
+    def _checked_waveform(self, inputs, name=None):
+        """``(waveform, seconds of speech)``; a waveform this interface returned before is not checked again."""
+        for wav, version, speech in self._checked:
+            if inputs is wav and inputs._version == version:
+                return wav, speech
         if isinstance(inputs, (str, Path)):
-            inputs = self.load_audio(inputs)
-        inputs = torch.as_tensor(inputs, dtype=torch.float32)
-        if inputs.dim() == 1:
-            if len(inputs) < self.hparams.compute_features.compute_STFT.win_length:
-                raise InferenceInputError(f"a waveform of {len(inputs)} samples is shorter than one analysis window")
-            return splice(self.hparams.compute_features(inputs[None].to(self.device))[0], self.hparams.context)
-        if inputs.shape[-1] != self.hparams.input_dim:
+            name, inputs = name or str(inputs), self.load_audio(inputs)
+        wav, speech = self.audio_check.utterance(inputs, name or "waveform")
+        wav = wav.to(self.device)
+        self._checked.append((wav, wav._version, speech))
+        return wav, speech
+
+    @staticmethod
+    def _is_audio(inputs):
+        """Whether ``inputs`` is a file or a waveform (anything else is taken for features)."""
+        if isinstance(inputs, (str, Path)):
+            return True
+        return np.ndim(inputs) <= 1 if isinstance(inputs, (np.ndarray, list, tuple)) or torch.is_tensor(inputs) else False
+
+    @torch.no_grad()
+    def features(self, inputs, name=None):
+        """Raw log-Mel features ``(frames, input_dim)`` of a path or waveform (checked by :meth:`waveform`,
+        which ``name`` is passed to), as the recipe computes them.
+
+        A feature tensor ``(..., frames, input_dim)`` is returned unchanged after a shape and finiteness check.
+        """
+        name = name or (str(inputs) if isinstance(inputs, (str, Path)) else None)
+        if self._is_audio(inputs):
+            wav = self.waveform(inputs, name)
+            return splice(self.hparams.compute_features(wav[None])[0], self.hparams.context)
+        try:
+            inputs = torch.as_tensor(inputs)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise InferenceInputError(f"{name or 'input'}: neither audio nor features ({err})") from None
+        if not inputs.dtype.is_floating_point or inputs.dtype.is_complex:
+            raise InferenceInputError(f"{name or 'features'}: values of type {str(inputs.dtype).replace('torch.', '')}, "
+                                      "expected float features (or pass a 1-D waveform)")
+        if inputs.shape[-1] != self.hparams.input_dim or inputs.dim() < 2 or inputs.shape[-2] == 0:
             raise InferenceInputError(
-                f"features of shape {tuple(inputs.shape)}: the last dimension must be {self.hparams.input_dim} "
-                "(pass a 1-D tensor for a waveform)")
+                f"{name or 'features'}: shape {tuple(inputs.shape)}, expected (..., frames, {self.hparams.input_dim}) "
+                "features (or a 1-D waveform; mix several channels down first)")
         if not torch.isfinite(inputs).all():
-            raise InferenceInputError("the features contain NaN or Inf")
-        return inputs.to(self.device)
+            bad = int((~torch.isfinite(inputs)).sum())
+            raise InferenceInputError(f"{name or 'features'}: {bad} of {inputs.numel()} values are NaN or Inf")
+        return inputs.to(self.device, torch.float32)
+
+    def _reference_features(self, references):
+        """Features of each item of an enrolment set (one input or a list), after :meth:`waveform`'s
+        checks of every audio item and :meth:`AudioCheck.enrolment`'s of the set's total speech."""
+        if isinstance(references, (str, Path)) or (torch.is_tensor(references) and references.dim() <= 1):
+            references = [references]
+        if references is None or len(references) == 0:
+            raise InferenceInputError("enrolment: no reference audio given")
+        feats, speech, names = [], [], []
+        for index, item in enumerate(references, start=1):
+            name = str(item) if isinstance(item, (str, Path)) else f"reference {index}"
+            if self._is_audio(item):
+                wav, seconds = self._checked_waveform(item, name)
+                speech.append(seconds)
+                names.append(name)
+                item = wav
+            feats.append(self.features(item, name))
+        if speech:
+            self.audio_check.enrolment(speech, names)
+        return feats
 
     # ------------------------------------------------------------------ the model
     @torch.no_grad()
@@ -262,14 +333,22 @@ class SpeechFactorizer(Pretrained):
         (torch.Tensor, torch.Tensor)
             The features (frames past an item's length are padding, zero) and ``(batch,)`` frame counts.
         """
-        wavs = torch.as_tensor(wavs, dtype=torch.float32).to(self.device)
+        try:
+            wavs = torch.as_tensor(wavs)
+            wav_lens = torch.ones(len(wavs)) if wav_lens is None else torch.as_tensor(wav_lens, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise InferenceInputError(f"batch: not a tensor of waveforms and relative lengths ({err})") from None
         if wavs.dim() != 2:
-            raise InferenceInputError(f"wavs of shape {tuple(wavs.shape)}: expected (batch, samples)")
-        wav_lens = torch.ones(len(wavs)) if wav_lens is None else torch.as_tensor(wav_lens, dtype=torch.float32)
-        if wav_lens.shape != (len(wavs),) or (wav_lens <= 0).any() or (wav_lens > 1).any():
-            raise InferenceInputError(f"wav_lens must be {len(wavs)} relative lengths in (0, 1], got {wav_lens.tolist()}")
+            raise InferenceInputError(f"batch: wavs of shape {tuple(wavs.shape)}, expected (batch, samples)")
+        if len(wavs) == 0:
+            raise InferenceInputError("batch: empty (0 items)")
+        if wav_lens.shape != (len(wavs),) or not torch.isfinite(wav_lens).all() or (wav_lens <= 0).any() \
+                or (wav_lens > 1).any():
+            raise InferenceInputError(f"batch: wav_lens must be {len(wavs)} relative lengths in (0, 1], "
+                                      f"got {wav_lens.tolist()}")
         samples = (wav_lens * wavs.shape[1]).round().long()
-        items = [self.features(wav[:length]) for wav, length in zip(wavs, samples.tolist())]
+        items = [self.features(wav[:length], f"batch item {index}")
+                 for index, (wav, length) in enumerate(zip(wavs, samples.tolist()))]
         frames = torch.tensor([len(item) for item in items])
         return torch.nn.utils.rnn.pad_sequence(items, batch_first=True), frames
 
@@ -336,15 +415,18 @@ class SpeechFactorizer(Pretrained):
         """
         return self.encode(inputs)[self._check_factor(factor)].mean(dim=-2)
 
+    @torch.no_grad()
     def enrol(self, inputs, factor="speaker"):
         """The target mean of a class unseen in training: the mean code over all frames of ``inputs``.
 
         ``inputs`` is one input or a list of them (e.g. several utterances of
         a new speaker); pass the result as ``target`` to :meth:`manipulate`.
+        Audio is checked as an enrolment set: every item as by :meth:`waveform`,
+        and together at least ``audio_check.min_enrol_speech`` seconds of speech
+        (2 s unless changed; a warning below ``weak_enrol_speech``).
         """
-        if isinstance(inputs, (str, Path)) or torch.is_tensor(inputs):
-            inputs = [inputs]
-        codes = [self.encode(item)[self._check_factor(factor)] for item in inputs]
+        self._check_factor(factor)
+        codes = [self._codes(self.engine.encode(feats))[factor] for feats in self._reference_features(inputs)]
         return torch.cat([c.reshape(-1, c.shape[-1]) for c in codes]).mean(dim=0)
 
     @torch.no_grad()
@@ -498,11 +580,9 @@ class SpeechFactorizer(Pretrained):
         kept = [name for name in self.factors if name != self._check_factor(factor) and is_frame_level(name)]
         if not kept:
             raise ValueError(f"transfer conditions on a kept frame-level factor (the phone); this model has none besides {factor!r}")
-        if isinstance(references, (str, Path)) or torch.is_tensor(references):
-            references = [references]
         feats = self.features(inputs)
         codes = self.engine.encode(feats)
-        target = self.engine.encode_all(torch.cat([self.features(item) for item in references]))
+        target = self.engine.encode_all(torch.cat(self._reference_features(references)))
         posterior = self.engine.prior.class_posterior
         source_means = shrunk_class_means(codes, posterior(codes, kept[0]), shrink)
         target_means = shrunk_class_means(target, posterior(target, kept[0]), shrink)
@@ -514,9 +594,9 @@ class SpeechFactorizer(Pretrained):
         kept = [name for name in self.factors if name != self._check_factor(factor)]
         if not kept:
             raise ValueError(f"matching keeps the other factors, and this model has none besides {factor!r}")
-        if isinstance(references, (str, Path)) or torch.is_tensor(references):
-            references = [references]
-        references = [self.features(item) for item in references]
+        references = self._reference_features(references)
+        if any(item.dim() != 2 for item in references):
+            raise InferenceInputError("references: one utterance each, (frames, features) or audio")
         pool = torch.cat(references)
         feats = self.features(inputs)
         codes = self.engine.encode(feats)

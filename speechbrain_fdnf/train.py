@@ -39,6 +39,17 @@ def with_corpus(argv, corpus):
     return list(argv) if chosen else [*argv, f"--corpus={corpus}"]
 
 
+def snapshot_folder(output_folder, epoch):
+    """Where a run exports its model after ``epoch`` (``snapshot_epochs``): a training curve from one run.
+
+    Example
+    -------
+    >>> snapshot_folder("results/fdnf/1234", 6).as_posix()
+    'results/fdnf/1234/snapshots/epoch_6'
+    """
+    return Path(output_folder) / "snapshots" / f"epoch_{epoch}"
+
+
 def train(argv):
     """Trains, evaluates on the held-out and test splits, exports; returns the ``FlowBrain``."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
@@ -64,6 +75,25 @@ def train(argv):
     )
     for pairs in training_pairs(hparams, frames["train"]):
         brain.use_pairs(**pairs)
+
+    def export(folder):
+        """The folder other recipes load with ``SpeechFactorizer.from_hparams(source=...)``, with the phone
+        decoder the matching gate uses, fitted to the model as it is now on the training frames (by the one
+        process that writes the folder: the others would only repeat the encoding)."""
+        training = brain.modules.training
+        brain.modules.eval()
+        run_on_main(lambda: export_model(folder, model, hparams["normalize"], encoders,
+                                         Path(hparams["output_folder"]) / "hyperparams.yaml",
+                                         brain.engine.fit_sequence_decoders(frames["train"])))
+        brain.modules.train(training)
+
+    snapshot_epochs = {int(epoch) for epoch in hparams.get("snapshot_epochs") or []}
+
+    def export_snapshot(epoch):
+        if epoch in snapshot_epochs:
+            export(snapshot_folder(hparams["output_folder"], epoch))
+
+    brain.epoch_end_callbacks = [export_snapshot]
     brain.fit(
         hparams["epoch_counter"],
         frames["train"],
@@ -74,16 +104,7 @@ def train(argv):
     for split in ("heldout", "test"):
         brain.evaluate_split(split, frames[split], **hparams["eval_loader_kwargs"])
 
-    # The folder other recipes load with SpeechFactorizer.from_hparams(source=...), with the phone
-    # decoder the matching gate uses, fitted to the trained model on the training frames (by the one
-    # process that writes the folder: the others would only repeat the encoding).
-    brain.modules.eval()
-
-    def export():
-        export_model(hparams["inference_folder"], model, hparams["normalize"], encoders,
-                     Path(hparams["output_folder"]) / "hyperparams.yaml", brain.engine.fit_sequence_decoders(frames["train"]))
-
-    run_on_main(export)
+    export(hparams["inference_folder"])  # the model of the lowest valid NLL, recovered by evaluate_split
     if torch.distributed.is_initialized():  # torchrun: leave the group in order (gloo may abort at interpreter exit)
         torch.distributed.destroy_process_group()
     return brain

@@ -175,7 +175,7 @@ def test_bad_arguments_give_clear_errors(flow, trained, utterance, tmp_path, cap
     assert "garbage.flac: unreadable audio" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: neither --speaker nor --target nor --enrol
         convert_main(["--model", model, "--wav", wav])
-    with pytest.raises(InferenceInputError, match="last dimension must be 40"):
+    with pytest.raises(InferenceInputError, match=r"shape \(10, 13\), expected \(..., frames, 40\)"):
         flow.encode(torch.randn(10, 13))
     with pytest.raises(InferenceInputError, match="NaN"):
         flow.encode(torch.full((3, 40), float("nan")))

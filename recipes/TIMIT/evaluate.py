@@ -26,6 +26,7 @@ from speechbrain_fdnf.evaluation.sections import chosen_sections
 from speechbrain_fdnf.export import read_nll
 from speechbrain_fdnf.files import read_prepared_split, write_json_atomic
 from speechbrain_fdnf.recipe_utils import load_config, load_hparams, prepare_data
+from speechbrain_fdnf.train import snapshot_folder
 
 logger = logging.getLogger(__name__)
 TRAIN_RECIPE = Path(__file__).resolve().with_name("train_fdnf.py")
@@ -35,8 +36,9 @@ PHONE_RECIPE = Path(__file__).resolve().with_name("phone_recognition.py")
 def model_entries(config, seed):
     """``{display name: (hparams file, overrides)}`` from ``config.models``.
 
-    An entry is a yaml path, or ``{hparams: path, overrides: {...}, beyond_paper: bool}`` for a
-    variant (give it its own ``experiment_name`` so it trains into its own folder).
+    An entry is a yaml path, or ``{hparams: path, overrides: {...}, beyond_paper: bool, snapshot: N}``
+    for a variant (give it its own ``experiment_name`` so it trains into its own folder; ``snapshot``:
+    the model its run exported after epoch N, see ``snapshot_epochs`` in ``hparams/common.yaml``).
     """
     base = {"output_root": config.output_root, "seed": seed, **(config.data_overrides or {})}
     entries = {}
@@ -53,10 +55,34 @@ def beyond_paper(config):
     return {name for name, entry in config.models.items() if isinstance(entry, dict) and entry.get("beyond_paper")}
 
 
-def train_if_missing(hparams, hparams_file, overrides, train_overrides):
-    """Trains a (model, seed) through the training recipe unless its run has finished."""
-    if "test" in read_nll(hparams["nll_file"]) and Path(hparams["inference_folder"], "hyperparams.yaml").exists():
+def snapshot_epoch(config, name):
+    """The epoch of the snapshot a model entry asks for, or ``None`` (the run's final, best model)."""
+    entry = config.models[name]
+    return int(entry["snapshot"]) if isinstance(entry, dict) and entry.get("snapshot") is not None else None
+
+
+def inference_of(hparams, snapshot=None):
+    """``(inference folder, nll.json)`` of a trained run, or of its snapshot after epoch ``snapshot``
+    (a snapshot has no NLL of its own: the report leaves its NLL blank)."""
+    if snapshot is None:
+        return hparams["inference_folder"], hparams["nll_file"]
+    folder = snapshot_folder(hparams["output_folder"], snapshot)
+    return str(folder), str(folder / "no_nll.json")
+
+
+def train_if_missing(hparams, hparams_file, overrides, train_overrides, snapshot=None):
+    """Trains a (model, seed) through the training recipe unless its run has finished (with the
+    snapshot after epoch ``snapshot``, which a finished run cannot add: that is an error)."""
+    finished = "test" in read_nll(hparams["nll_file"]) and Path(hparams["inference_folder"], "hyperparams.yaml").exists()
+    has_snapshot = snapshot is None or Path(inference_of(hparams, snapshot)[0], "hyperparams.yaml").exists()
+    if finished and has_snapshot:
         return
+    if finished:
+        raise FileNotFoundError(f"{hparams['output_folder']} finished without a snapshot after epoch {snapshot}: "
+                                f"train it again with --snapshot_epochs=[{snapshot}] (in a new folder)")
+    if snapshot is not None:
+        listed = {int(epoch) for epoch in overrides.get("snapshot_epochs") or []}
+        overrides = dict(overrides, snapshot_epochs=sorted(listed | {snapshot}))
     args = [f"--{key}={value}" for key, value in {**train_overrides, **overrides}.items()]
     logger.info("Training %s (seed %s) first", hparams_file, overrides.get("seed"))
     subprocess.run([sys.executable, str(TRAIN_RECIPE), str(hparams_file), *args], check=True)
@@ -81,11 +107,12 @@ def evaluate_seed(config, seed):
     for display, (hparams_file, overrides) in model_entries(config, seed).items():
         hparams = load_hparams(hparams_file, overrides)
         if config.train_missing:
-            train_if_missing(hparams, hparams_file, overrides, config.train_overrides or {})
+            train_if_missing(hparams, hparams_file, overrides, config.train_overrides or {},
+                             snapshot_epoch(config, display))
         runs[display] = hparams
     first = next(iter(runs.values()))
     encoders, frames = prepare_data(first)
-    models = {display: (hparams["inference_folder"], hparams["nll_file"]) for display, hparams in runs.items()}
+    models = {display: inference_of(hparams, snapshot_epoch(config, display)) for display, hparams in runs.items()}
     prepared = {split: read_prepared_split(first["prep_folder"], split) for split in ("train", "valid", "heldout")}
     if "conversion" in [section.name for section in chosen_sections(config)] and config.conversion_utterances:
         train_recognizer_if_missing(config, first)
