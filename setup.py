@@ -33,7 +33,7 @@ setup(
     # encoder (Resemblyzer; its VAD, webrtcvad, imports pkg_resources, which setuptools 81 dropped) and
     # the phone recognizer (pocketsphinx with CMU's en-us model)
     extras_require={
-        "test": ["pytest", "resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1"],
+        "test": ["pytest", "hypothesis", "resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1"],
         "bench": ["zuko", "nflows"],
         "judge": ["resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1"],
     },

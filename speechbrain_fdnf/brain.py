@@ -16,6 +16,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_fdnf.engine import FeatureFlow, unwrap
 from speechbrain_fdnf.export import read_nll, record_nll  # noqa: F401  (read_nll: named here before 0.5)
 from speechbrain_fdnf.lobes.normalization import ActNorm
+from speechbrain_fdnf.stopping import annealed_learning_rate, stopping_reason
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +26,11 @@ class FlowBrain(sb.Brain):
 
     Expected ``modules``: ``model`` (a ``DiscriminativeFlow`` or ``VAE``) and
     ``normalize`` (SpeechBrain's ``InputNormalization`` with global stats).
-    Expected ``hparams``: ``epoch_counter`` (an ``EpochCounterWithStopper``
-    stops on a plateau of the valid loss, :func:`stopping_reason` says why),
-    ``lr_annealing`` (any SpeechBrain scheduler, :func:`annealed_learning_rate`),
+    Expected ``hparams``: ``epoch_counter`` (an
+    :class:`~speechbrain_fdnf.stopping.EarlyStopper` stops on a plateau of
+    the valid loss, :func:`~speechbrain_fdnf.stopping.stopping_reason` says
+    why), ``lr_annealing`` (any SpeechBrain scheduler,
+    :func:`~speechbrain_fdnf.stopping.annealed_learning_rate`),
     ``train_logger``, and optionally
     ``init_batch_size`` (frames per pass of the normalisation statistics, and of ActNorm's initialisation)
     and ``nll_file`` (where :meth:`evaluate_split` records each split's NLL
@@ -234,48 +237,3 @@ class FlowBrain(sb.Brain):
             run_on_main(record_nll, args=[nll_file, name, loss, epoch])
         return loss
 
-
-def annealed_learning_rate(scheduler, optimizer, epoch, valid_loss):
-    """``(old_lr, new_lr)`` from any of SpeechBrain's epoch-level schedulers, whatever it is called with.
-
-    ``ReduceLROnPlateau`` takes the optimizers, the epoch and the loss; the
-    metric-driven ``NewBobScheduler`` takes the loss; the others (e.g.
-    ``LinearScheduler``) the epoch.
-
-    Example
-    -------
-    >>> from speechbrain.nnet.schedulers import LinearScheduler, ReduceLROnPlateau
-    >>> optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    >>> annealed_learning_rate(LinearScheduler(0.1, 0.01, 10), optimizer, 10, 1.0)[1]
-    0.01
-    >>> plateau = ReduceLROnPlateau(lr_min=0.01, factor=0.5, patience=0, dont_halve_until_epoch=0)
-    >>> [annealed_learning_rate(plateau, optimizer, epoch, loss)[1] for epoch, loss in [(1, 2.0), (2, 2.5)]]
-    [0.1, 0.05]
-    """
-    if isinstance(scheduler, sb.nnet.schedulers.ReduceLROnPlateau):
-        return scheduler([optimizer], current_epoch=epoch, current_loss=valid_loss)
-    if isinstance(scheduler, sb.nnet.schedulers.NewBobScheduler):
-        return scheduler(valid_loss)
-    return scheduler(epoch)
-
-
-def stopping_reason(counter):
-    """Why the epoch loop of ``counter`` ended, in words (for the train log).
-
-    Example
-    -------
-    >>> from speechbrain.utils.epoch_loop import EpochCounterWithStopper
-    >>> counter = EpochCounterWithStopper(limit=10, limit_to_stop=2, limit_warmup=0, direction="min")
-    >>> for epoch, loss in zip(counter, [3.0, 2.0, 2.5, 2.4]):
-    ...     counter.update_metric(loss)
-    >>> stopping_reason(counter)
-    'converged: no lower valid loss for 2 epochs after epoch 2 (2.0000), stopped at epoch 4 of at most 10'
-    """
-    if getattr(counter, "should_stop", False):
-        return (f"converged: no lower valid loss for {counter.limit_to_stop} epochs after epoch "
-                f"{counter.best_limit} ({counter.best_score:.4f}), stopped at epoch {counter.current} of at most "
-                f"{counter.limit}")
-    if counter.current >= counter.limit:
-        best = f", best valid loss at epoch {counter.best_limit}" if hasattr(counter, "best_limit") else ""
-        return f"reached the cap of {counter.limit} epochs{best}"
-    return f"stopped at epoch {counter.current} of at most {counter.limit}"

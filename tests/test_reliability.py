@@ -53,7 +53,8 @@ def final_valid_loss(folder):
 
 
 def checkpoint_state(folder):
-    (checkpoint,) = (folder / "save").glob("CKPT+*")
+    """The model of the latest checkpoint (the best epoch's may be kept beside it)."""
+    checkpoint = sorted((folder / "save").glob("CKPT+*"))[-1]
     return torch.load(checkpoint / "model.ckpt")
 
 

@@ -130,13 +130,17 @@ def read_utterance(wav_path, sample_rate=16000):
     ------
     TimitError
         For a missing ``.PHN``, an unreadable or empty WAV, a WAV at another
-        sample rate or with several channels, or a bad ``.PHN``.
+        sample rate or with several channels, a bad ``.PHN``, or one whose
+        segments are all silence (no speech to train or evaluate on).
     """
     info = audio.check_audio(wav_path, sample_rate, error=TimitError)
     phn = _sibling(wav_path, ".phn")
     if phn is None:
         raise TimitError(f"{wav_path}: no matching .PHN file")
     segments = read_phn(phn, info.frames)
+    if all(FOLD_61_TO_39[phone] == SILENCE for _, _, phone in segments):
+        raise TimitError(f"{wav_path}: no speech (every segment of {phn.name} is silence, "
+                         f"{info.frames / sample_rate:.2f} s)")
     txt = _sibling(wav_path, ".txt")
     text = ""
     if txt is not None:

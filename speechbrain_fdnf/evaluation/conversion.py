@@ -37,6 +37,7 @@ Authors
 import logging
 import random
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
@@ -50,6 +51,7 @@ from speechbrain_fdnf.convert import FeatureInverter, convert
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
 from speechbrain_fdnf.evaluation.judges import PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.files import hop_samples
+from speechbrain_fdnf.validation import InputError, InputWarning
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ class Block:
     material: Dict[str, Material]
     trials: List[Trial] = field(default_factory=list)
     by_name: bool = False  # the converter knows the targets by name (training speakers)
+    skipped: Dict[str, str] = field(default_factory=dict)  # speakers left out as targets, and why
 
 
 def split_material(entries, seed, references=REFERENCES, enrolment=ENROLMENT):
@@ -165,9 +168,14 @@ def draw_trials(material, count, seed):
     return trials
 
 
-def build_blocks(utterances, count, seed, names=BLOCKS):
+def build_blocks(utterances, count, seed, names=BLOCKS, enrolment_speech=None):
     """The blocks of ``names`` (:data:`BLOCKS`) that the prepared ``utterances`` allow: ``test`` entries give the
-    test block, ``train`` with ``heldout`` (the scored split) the training block."""
+    test block, ``train`` with ``heldout`` (the scored split) the training block.
+
+    ``enrolment_speech`` (a function of a speaker's reference entries, returning ``None`` when they are
+    enough to convert to, else why not) leaves out, before any trial is drawn, the speakers the converter
+    would refuse as targets; they are counted in each block's ``skipped`` (speaker -> why).
+    """
     blocks = []
     if utterances.get("test"):
         material = split_material(utterances["test"], seed)
@@ -175,9 +183,34 @@ def build_blocks(utterances, count, seed, names=BLOCKS):
         blocks.append(Block(BLOCKS[0], material))
     if utterances.get("train") and utterances.get("heldout"):
         blocks.append(Block(BLOCKS[1], training_material(utterances["train"], utterances["heldout"], seed), by_name=True))
+    blocks = [block for block in blocks if block.name in names]
     for block in blocks:
+        if enrolment_speech is not None:
+            problems = {speaker: enrolment_speech(item.references) for speaker, item in block.material.items()}
+            block.skipped = {speaker: problem for speaker, problem in problems.items() if problem}
+            block.material = {speaker: item for speaker, item in block.material.items() if speaker not in block.skipped}
+            for speaker, problem in block.skipped.items():
+                logger.warning("Conversion, %s: speaker %s left out as a target (%s)", block.name, speaker, problem)
         block.trials = draw_trials(block.material, count, seed) if len(block.material) > 1 else []
-    return [block for block in blocks if block.trials and block.name in names]
+    return [block for block in blocks if block.trials]
+
+
+def enrolment_problem(factorizer):
+    """A function of reference entries: ``None`` when ``factorizer`` takes them as an enrolment set (each
+    with speech, together ``audio_check.min_enrol_speech`` seconds of it), else the refusal's message."""
+
+    def problem(entries):
+        try:
+            with warnings.catch_warnings():  # a weak but usable set is not a reason to leave a speaker out
+                warnings.simplefilter("ignore", InputWarning)
+                factorizer.audio_check.enrolment([factorizer.audio_check.utterance(factorizer.load_audio(entry["wav"]),
+                                                                                   entry["wav"])[1]
+                                                  for entry in entries], [entry["wav"] for entry in entries])
+        except InputError as error:
+            return str(error)
+        return None
+
+    return problem
 
 
 def slug(name):
@@ -455,7 +488,8 @@ def evaluate_conversion(models, utterances, config, seed):
     factorizer = models[main]
     judges = load_judges(config, factorizer)
     results = {"blocks": {}}
-    blocks = build_blocks(utterances, config.conversion_utterances, seed, config.conversion_blocks)
+    blocks = build_blocks(utterances, config.conversion_utterances, seed, config.conversion_blocks,
+                          enrolment_speech=enrolment_problem(factorizer))
     if not blocks:  # e.g. only the test speakers asked for, while the valid split is scored (no test data then)
         logger.warning("Conversion: none of the blocks %s has trials with these data (scored split: %s)",
                        config.conversion_blocks, config.scored_split)
@@ -466,6 +500,7 @@ def evaluate_conversion(models, utterances, config, seed):
         examples = Path(config.eval_folder, "conversions") if config.conversion_examples else None
         results["blocks"][block.name] = evaluate_block(block, rows, judges, converters, examples=examples,
                                                        f0=config.conversion_f0)
+        results["blocks"][block.name]["skipped_speakers"] = len(block.skipped)
     return results
 
 
@@ -497,8 +532,10 @@ def conversion_report(summary, config):
              "recognizer (trained on real corpus audio) and by pocketsphinx's CMU en-us model (free phone decoding). "
              "F0 gap: the output's median F0 to the target's, in semitones. Own: the model's speaker embedding.", ""]
     for name, block in summary["blocks"].items():
+        skipped = block.get("skipped_speakers", {}).get("mean", 0)
+        left_out = f"; {skipped:.0f} speakers left out as targets, too little speech to enrol" if skipped else ""
         lines += [f"### {name.capitalize()}: {block['trials']['mean']:.0f} trials (real trials: EER "
-                  f"{block['real_eer']['mean']:.1f} %, threshold {block['threshold']['mean']:.3f})", "",
+                  f"{block['real_eer']['mean']:.1f} %, threshold {block['threshold']['mean']:.3f}{left_out})", "",
                   "| row | verified | closer | cos target | cos source | spoof EER | PER recognizer | PER pocketsphinx "
                   "| F0 gap | own closer |", "|---|---|---|---|---|---|---|---|---|---|"]
         block_rows = {row: values for row, values in block["rows"].items() if values["trials"]["mean"] > 0}
