@@ -25,6 +25,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -232,13 +233,21 @@ def energy_speech_seconds(samples, sample_rate, floor_db=-50.0, range_db=35.0):
 
 def webrtc_detector(mode):
     """A new WebRTC voice-activity detector at ``mode``, or ``None`` where ``webrtcvad`` is not installed."""
+    module = _webrtcvad()
+    return None if module is None else module.Vad(mode)
+
+
+@functools.lru_cache(maxsize=None)
+def _webrtcvad():
+    """The ``webrtcvad`` module, imported once (its import warns; silencing it resets Python's record of
+    warnings already shown, so doing it on every call would repeat every other warning)."""
     try:
         with warnings.catch_warnings():  # webrtcvad imports the deprecated pkg_resources
             warnings.simplefilter("ignore")
             import webrtcvad
     except ImportError:
         return None
-    return webrtcvad.Vad(mode)
+    return webrtcvad
 
 
 def warn(message):
