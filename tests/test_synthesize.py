@@ -286,4 +286,44 @@ def test_the_full_corpus_sentences_cover_every_folded_phone():
 def test_command_line_small_alias(tmp_path):
     synthesize.main([str(tmp_path / "c"), "--small", "--workers", "1"])
     manifest = json.loads((tmp_path / "c" / "corpus.json").read_text())
-    assert manifest["options"] == CorpusOptions.of_size("small").__dict__
+    assert manifest["options"] == synthesize.options_record(CorpusOptions.of_size("small"))
+
+
+def _long_term_spectrum_db(root, speaker):
+    """A speaker's mean power spectrum over all its utterances, in dB per STFT bin (512 points, 16 kHz)."""
+    spectra = []
+    for wav in sorted(root.glob(f"*/DR*/{speaker}/*.WAV")):
+        audio, _ = soundfile.read(str(wav), dtype="float32")
+        spectrum = torch.stft(torch.from_numpy(audio), 512, window=torch.hann_window(512), return_complex=True).abs() ** 2
+        spectra.append(spectrum.mean(dim=1))
+    return 10 * torch.log10(torch.stack(spectra).mean(dim=0) + 1e-12).numpy()
+
+
+def test_voice_colour_puts_each_speakers_drawn_gains_into_its_spectrum_and_at_zero_changes_nothing(corpus, tmp_path):
+    from speechbrain_fdnf.corpus.speakers import COLOUR_POINTS_HZ
+
+    # at 0 (the default) a voice's equaliser is the tilt's alone, the speaker table and the manifest have no
+    # colour: what eSpeak is given is what it was given before the knob, so the corpus is the same, byte for byte
+    profiles = read_speaker_table(corpus / "SPKRINFO.TXT")
+    for profile in profiles.values():
+        t = profile.tilt
+        assert profile.colour == ()
+        assert f"tone 400 {round(100 + 50 * t)} 1200 100 2500 {round(100 - 35 * t)} 4000 {round(100 - 50 * t)}\n" \
+            in profile.variant()
+    assert "Colour" not in (corpus / "SPKRINFO.TXT").read_text()
+    assert "voice_colour" not in json.loads((corpus / "corpus.json").read_text())["options"]
+    # on: every speaker's spectrum moves, at each equaliser point, with the gain drawn for it there
+    coloured = tmp_path / "coloured"
+    synthesize_corpus(coloured, CorpusOptions.small(voice_colour=6.0), progress=False)
+    drawn, measured = [], []
+    freqs = np.linspace(0, 8000, 257)
+    for speaker, profile in read_speaker_table(coloured / "SPKRINFO.TXT").items():
+        assert len(profile.colour) == len(COLOUR_POINTS_HZ) and profile.shape == profiles[speaker].shape
+        change = _long_term_spectrum_db(coloured, speaker) - _long_term_spectrum_db(corpus, speaker)
+        drawn += list(profile.colour)
+        measured += [change[np.argmin(np.abs(freqs - hz))] for hz in COLOUR_POINTS_HZ]
+    assert np.corrcoef(drawn, measured)[0, 1] > 0.9
+    assert 0.5 < np.polyfit(drawn, measured, 1)[0] < 1.2  # about the drawn dB (eSpeak interpolates between points)
+    # the phone labels are the same: the colour changes the voice, not what it says
+    for phn in corpus.glob("TRAIN/DR*/*/*.PHN"):
+        assert phn.read_bytes() == (coloured / phn.relative_to(corpus)).read_bytes()

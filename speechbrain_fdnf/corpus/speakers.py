@@ -54,6 +54,27 @@ _WIDTH_MEAN = {"M": 1.0, "F": 1.1}
 TOKEN_FORMANT_SD = 0.06
 #: Word-level variants drawn per speaker: each word of an utterance reads one of them.
 TOKEN_VARIANTS = 8
+#: Frequencies of eSpeak's ``tone`` equaliser points a voice sets (it interpolates between them):
+#: where the spectral tilt and a voice's colour (``voice_colour``) act.
+COLOUR_POINTS_HZ = (400, 1200, 2500, 4000)
+
+
+def draw_colour(seed, speaker, voice_colour):
+    """One speaker's spectral colour: an independent gain in dB at each of :data:`COLOUR_POINTS_HZ`, with SD
+    ``voice_colour`` (0: none, ``()``), from the speaker's own random source, so that turning it on leaves
+    every other draw of the corpus as it was.
+
+    Example
+    -------
+    >>> draw_colour(1234, "MABC0", 0.0)
+    ()
+    >>> len(draw_colour(1234, "MABC0", 3.0)) == len(COLOUR_POINTS_HZ)
+    True
+    """
+    if voice_colour == 0:
+        return ()
+    rng = voice_rng(seed, speaker + "/colour")
+    return tuple(round(rng.gauss(0, voice_colour), 2) for _ in COLOUR_POINTS_HZ)
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,9 @@ class SpeakerProfile:
         eSpeak's pitch flutter (64 is its default).
     shape : FormantShape
         Each formant's own offset, strength and bandwidth, and the nasal resonance.
+    colour : tuple of float
+        A spectral colour shared by all the speaker's phones: gains in dB at :data:`COLOUR_POINTS_HZ`
+        applied through eSpeak's ``tone`` equaliser on top of the tilt (empty: none).
     """
 
     speaker: str
@@ -153,6 +177,7 @@ class SpeakerProfile:
     roughness: int
     flutter: int
     shape: FormantShape = FormantShape()
+    colour: tuple = ()
 
     @property
     def gender(self):
@@ -195,7 +220,10 @@ class SpeakerProfile:
             lines.append(f"formant {n} {round(100 * frequency)} {round(height)} {round(width)}\n")
         breath = " ".join(str(round(self.breath * w)) for w in (0, 3, 5, 5, 5, 5, 5, 3))
         t = self.tilt
-        tone = f"tone 400 {round(100 + 50 * t)} 1200 100 2500 {round(100 - 35 * t)} 4000 {round(100 - 50 * t)}"
+        levels = (100 + 50 * t, 100, 100 - 35 * t, 100 - 50 * t)  # percent of eSpeak's level at each point
+        gains = self.colour or (0.0,) * len(COLOUR_POINTS_HZ)
+        tone = "tone " + " ".join(f"{hz} {round(min(255.0, max(5.0, level * 10 ** (gain / 20))))}"
+                                  for hz, level, gain in zip(COLOUR_POINTS_HZ, levels, gains))
         return (
             f"language variant\nname {name or self.variant_name}\n"
             f"gender {'female' if self.gender == 'F' else 'male'}\n"
@@ -250,7 +278,7 @@ def dialect_counts(split, num_speakers):
     return tuple(counts)
 
 
-def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=None):
+def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=None, voice_colour=0.0):
     """Draws ``num_speakers`` distinct speakers of one split.
 
     Arguments
@@ -266,6 +294,8 @@ def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=N
         Scale of each speaker's :class:`FormantShape` (0: formants move with the vocal tract only).
     seed : int, optional
         Corpus seed of the shapes' own random source (:func:`voice_rng`).
+    voice_colour : float
+        SD in dB of each speaker's spectral colour (:func:`draw_colour`; 0: none).
 
     Returns
     -------
@@ -299,6 +329,7 @@ def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=N
                 roughness=rng.randint(0, 5),
                 flutter=rng.randint(20, 90),
                 shape=FormantShape.draw(voice_rng(seed, speaker), gender, voice_spread),
+                colour=draw_colour(seed, speaker, voice_colour),
             )
         )
     return profiles
@@ -314,11 +345,15 @@ def write_speaker_table(path, profiles):
         "; nasal resonance strength (%); then per formant 1..5 frequency factor (%)/strength (%)/bandwidth (%).",
         "; ID  Sex DR Use  VTL    F0     Span   Rate Breath Tilt   Rough Flutter Shape",
     ]
+    if any(p.colour for p in profiles):  # (a table without colours is as before the colours existed)
+        lines[-1] += " Colour"
+        lines.insert(-1, "; Colour: the spectral colour's gains (dB) at " + "/".join(map(str, COLOUR_POINTS_HZ)) + " Hz.")
     for p in sorted(profiles, key=lambda p: (p.split, p.dialect, p.speaker)):
         use = "TRN" if p.split == "TRAIN" else "TST"
         lines.append(
             f"{p.speaker[1:]:<5}{p.gender:<4}{p.dialect[2:]:<3}{use:<5}{p.vocal_tract:<7.3f}{p.pitch_hz:<7.1f}"
             f"{p.pitch_span:<7.3f}{p.rate:<5d}{p.breath:<7.3f}{p.tilt:<7.3f}{p.roughness:<6d}{p.flutter:<8d}{p.shape}"
+            + (" " + "/".join(f"{gain:.2f}" for gain in p.colour) if p.colour else "")
         )
     Path(path).write_text("\n".join(lines) + "\n")
 
@@ -330,9 +365,10 @@ def read_speaker_table(path):
         if not line.strip() or line.startswith(";"):
             continue
         ident, sex, region, use, *voice = line.split()
-        if len(voice) not in (8, 9):  # 8: tables written before voices had a formant shape
+        if len(voice) not in (8, 9, 10):  # 8: tables written before voices had a formant shape; 10: with a colour
             raise ValueError(f"{path}: malformed speaker line {line!r}")
-        casts = [float, float, float, int, float, float, int, int, FormantShape.parse]
+        casts = [float, float, float, int, float, float, int, int, FormantShape.parse,
+                 lambda text: tuple(float(gain) for gain in text.split("/"))]
         profile = SpeakerProfile(
             sex + ident, "TRAIN" if use == "TRN" else "TEST", f"DR{region}", *(cast(v) for cast, v in zip(casts, voice))
         )

@@ -75,7 +75,10 @@ class CorpusOptions:
     ``variation`` scales the per-utterance jitter of pitch, intonation range and
     rate; ``voice_spread`` the per-speaker formant shapes; ``token_variation``
     the per-word jitter of formants 1-3 and of the speaking rate (each 1: the
-    distributions of docs/DESIGN.md, 0: none).
+    distributions of docs/DESIGN.md, 0: none); ``voice_colour`` is the SD in dB
+    of a per-speaker spectral colour that all of a speaker's phones share
+    (:func:`~speechbrain_fdnf.corpus.speakers.draw_colour`; 0, the default: none,
+    and the corpus is byte for byte the one built before the knob existed).
     """
 
     train_speakers: int = 140
@@ -86,6 +89,7 @@ class CorpusOptions:
     variation: float = 1.0
     voice_spread: float = 1.0
     token_variation: float = 1.0
+    voice_colour: float = 0.0
     seed: int = 1234
 
     @classmethod
@@ -110,6 +114,25 @@ class CorpusOptions:
         if size not in SIZES:
             raise ValueError(f"unknown corpus size {size!r}; choose one of {', '.join(SIZES)}")
         return getattr(cls, size)(seed, **overrides)
+
+
+#: Knobs added after corpora were built, with the value that leaves a corpus as it was before them.
+NEUTRAL_KNOBS = {"voice_colour": 0.0}
+
+
+def options_record(options):
+    """The options as the manifest records them: knobs at their neutral value (:data:`NEUTRAL_KNOBS`) are
+    left out, so that a corpus built before a knob existed is the same corpus, manifest included.
+
+    Example
+    -------
+    >>> "voice_colour" in options_record(CorpusOptions.small())
+    False
+    >>> options_record(CorpusOptions.small(voice_colour=3.0))["voice_colour"]
+    3.0
+    """
+    record = asdict(options)
+    return {key: value for key, value in record.items() if NEUTRAL_KNOBS.get(key, object()) != value}
 
 
 def _jitter(rng, variation, value, sd, low, high):
@@ -199,12 +222,12 @@ def plan_corpus(options):
         raise ValueError("a corpus needs at least one training speaker")
     if options.readers_per_sx < 1 or options.sx_per_speaker < 0 or options.si_per_speaker < 0:
         raise ValueError("readers_per_sx must be positive; sentence counts must not be negative")
-    for knob in ("variation", "voice_spread", "token_variation"):
+    for knob in ("variation", "voice_spread", "token_variation", "voice_colour"):
         if getattr(options, knob) < 0:
             raise ValueError(f"{knob} must be >= 0, got {getattr(options, knob)}")
     rng = random.Random(options.seed)
     taken = set()
-    shapes = dict(voice_spread=options.voice_spread, seed=options.seed)
+    shapes = dict(voice_spread=options.voice_spread, seed=options.seed, voice_colour=options.voice_colour)
     profiles = draw_speakers(rng, "TRAIN", options.train_speakers, taken, **shapes)
     profiles += draw_speakers(rng, "TEST", options.test_speakers, taken, **shapes)
     groups = []
@@ -350,12 +373,12 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True, layout
     manifest_path = out_dir / MANIFEST
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("options") == asdict(options) and manifest.get("layout", "timit") == layout:
+        if manifest.get("options") == options_record(options) and manifest.get("layout", "timit") == layout:
             logger.info("Reusing the synthetic corpus in %s", out_dir)
             return manifest
         raise FileExistsError(
             f"{out_dir} holds a synthetic corpus built with other options {manifest.get('options')} in layout "
-            f"{manifest.get('layout', 'timit')} (wanted {asdict(options)} in {layout}; a corpus from an earlier "
+            f"{manifest.get('layout', 'timit')} (wanted {options_record(options)} in {layout}; a corpus from an earlier "
             "version lacks the newer options); remove it, and the results trained on it, or choose another folder"
         )
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -370,10 +393,10 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True, layout
         return manifest
     partial = out_dir.with_name(out_dir.name + ".partial")
     plan_path = partial / _PLAN
-    if not (plan_path.exists() and json.loads(plan_path.read_text()) == asdict(options)):
+    if not (plan_path.exists() and json.loads(plan_path.read_text()) == options_record(options)):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        plan_path.write_text(json.dumps(asdict(options)))
+        plan_path.write_text(json.dumps(options_record(options)))
     started = time.time()
     profiles, plan = plan_corpus(options)
     entries = {}
@@ -402,7 +425,7 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True, layout
                     bar.update()
     plan_path.unlink()
     write_speaker_table(partial / SPEAKER_TABLE, profiles)
-    manifest = {"options": asdict(options), **corpus_statistics(partial, SAMPLE_RATE)}
+    manifest = {"options": options_record(options), **corpus_statistics(partial, SAMPLE_RATE)}
     manifest["synthesis_seconds"] = round(time.time() - started, 1)
     manifest["workers"] = workers
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -429,6 +452,8 @@ def main(argv=None):
     parser.add_argument("--variation", type=float, help="per-utterance pitch/range/rate jitter scale (0: none; default 1)")
     parser.add_argument("--voice-spread", type=float, help="per-speaker formant shape scale (0: vocal-tract scale only; default 1)")
     parser.add_argument("--token-variation", type=float, help="per-word formant and rate jitter scale (0: none; default 1)")
+    parser.add_argument("--voice-colour", type=float,
+                        help="SD in dB of a per-speaker spectral colour all its phones share (default 0: none)")
     parser.add_argument("--workers", type=int, help="synthesis processes (default: one per core)")
     parser.add_argument("--layout", choices=LAYOUTS, default="timit",
                         help="timit (with exact .PHN), or librispeech / vctk: transcripts only (default: timit)")
@@ -438,7 +463,7 @@ def main(argv=None):
     overrides = {
         name: getattr(args, name)
         for name in ("train_speakers", "test_speakers", "sx_per_speaker", "si_per_speaker", "readers_per_sx", "variation",
-                     "voice_spread", "token_variation")
+                     "voice_spread", "token_variation", "voice_colour")
         if getattr(args, name) is not None
     }
     options = CorpusOptions.of_size("small" if args.small else args.size, args.seed, **overrides)
