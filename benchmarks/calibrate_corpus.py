@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from speechbrain_fdnf.data.frames import FrameBatch  # noqa: E402
 from speechbrain_fdnf.evaluation.judges import SpeakerEncoderJudge, pairwise_eer  # noqa: E402
-from speechbrain_fdnf.evaluation.movers import RealFrameCeiling  # noqa: E402
+from speechbrain_fdnf.evaluation.movers import FeatureMeanShift, RealFrameCeiling  # noqa: E402
 from speechbrain_fdnf.files import read_prepared_split  # noqa: E402
 from speechbrain_fdnf.evaluation.probes import load_or_train_probe  # noqa: E402
 from speechbrain_fdnf.evaluation.tables import existing_cells, posterior_table  # noqa: E402
@@ -115,7 +115,8 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
         ``frames``, ``train_speakers``, ``p_phone``, ``phone_accuracy``, ``p_speaker_all``,
         ``speaker_accuracy_all``, ``subset``, ``p_speaker_subset``, ``speaker_accuracy_subset``,
         ``ceiling_speaker`` and ``ceiling_speaker_phone_cost`` (δ(s2) and δ(q) of speaker manipulation
-        among the subset), ``ceiling_phone`` and ``ceiling_phone_speaker_cost`` (δ(q2) and δ(s)),
+        among the subset), ``ceiling_phone`` and ``ceiling_phone_speaker_cost`` (δ(q2) and δ(s)), the same
+        four for the model-free class-mean shift in the features (``mean_shift_speaker``, ...), and
         ``eer_test`` (or ``None``).
     """
     if split not in ("heldout", "valid"):
@@ -141,13 +142,17 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
 
     probes = {"phone": phone_probe, "speaker": subset_probe}
     num_classes = {"phone": len(encoders["phone"]), "speaker": len(chosen)}
-    ceiling = RealFrameCeiling([heldout_subset.all(), train_subset.all()], num_classes, seed)
-    for target, other, key in (("speaker", "phone", "ceiling_speaker"), ("phone", "speaker", "ceiling_phone")):
-        cells = existing_cells(train_subset.labels, target, other, num_classes[target], num_classes[other])
-        candidates = torch.unique(train_subset.labels[target]).tolist()
-        row = posterior_table(ceiling, probes, heldout_subset, target, other, candidates, num_frames, seed, cells=cells)
-        result[key] = row["delta_target"]
-        result[f"{key}_{other}_cost"] = row["delta_other"]
+    movers = {"ceiling": RealFrameCeiling([heldout_subset.all(), train_subset.all()], num_classes, seed),
+              "mean_shift": FeatureMeanShift(train_subset.all(), num_classes)}
+    for name, mover in movers.items():
+        for target, other in (("speaker", "phone"), ("phone", "speaker")):
+            key = f"{name}_{target}"
+            cells = existing_cells(train_subset.labels, target, other, num_classes[target], num_classes[other])
+            candidates = torch.unique(train_subset.labels[target]).tolist()
+            row = posterior_table(mover, probes, heldout_subset, target, other, candidates, num_frames, seed,
+                                  cells=cells)
+            result[key] = row["delta_target"]
+            result[f"{key}_{other}_cost"] = row["delta_other"]
     result["eer_test"] = judge_eer(hparams["prep_folder"]) if judge else None
     return result
 
@@ -155,10 +160,11 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
 def markdown(rows):
     """The report table: one row per corpus, the paper's TIMIT first."""
     lines = ["| corpus | training frames (speakers) | p(q\\|x) (acc) | p(s\\|x) all (acc) | p(s\\|x) among N (acc) | "
-             "ceiling speaker δ(s2) / δ(q) | ceiling phone δ(q2) / δ(s) | judge EER, test speakers |",
-             "|---|---|---|---|---|---|---|---|",
+             "ceiling speaker δ(s2) / δ(q) | ceiling phone δ(q2) / δ(s) | feature mean shift, speaker δ(s2) / δ(q) | "
+             "feature mean shift, phone δ(q2) / δ(s) | judge EER, test speakers |",
+             "|---|---|---|---|---|---|---|---|---|---|",
              f"| TIMIT (the paper) | | {PAPER['p_phone']:.3f} | | {PAPER['p_speaker_subset']:.3f} (N about 40) | "
-             f">= +{PAPER['ceiling_speaker']:.3f} | | |"]
+             f">= +{PAPER['ceiling_speaker']:.3f} | | | | |"]
     for name, r in rows.items():
         lines.append(
             f"| {name} | {r['frames']} ({r['train_speakers']}) | {r['p_phone']:.3f} ({r['phone_accuracy']:.3f}) | "
@@ -166,6 +172,8 @@ def markdown(rows):
             f"{r['p_speaker_subset']:.3f} ({r['speaker_accuracy_subset']:.3f}, N = {r['subset']}) | "
             f"{r['ceiling_speaker']:+.3f} / {r['ceiling_speaker_phone_cost']:+.3f} | "
             f"{r['ceiling_phone']:+.3f} / {r['ceiling_phone_speaker_cost']:+.3f} | "
+            f"{r['mean_shift_speaker']:+.3f} / {r['mean_shift_speaker_phone_cost']:+.3f} | "
+            f"{r['mean_shift_phone']:+.3f} / {r['mean_shift_phone_speaker_cost']:+.3f} | "
             f"{'' if r.get('eer_test') is None else format(r['eer_test'], '.3f')} |")
     return "\n".join(lines) + "\n"
 

@@ -128,6 +128,9 @@ def test_corpus_calibration_reports_what_the_probes_read(corpus, tmp_path, monke
     for key in ("p_phone", "phone_accuracy", "p_speaker_all", "p_speaker_subset", "speaker_accuracy_subset"):
         assert 0.0 < report[key] <= 1.0, key
     assert report["p_speaker_subset"] > 1 / 4 and report["ceiling_speaker"] > 0  # real frames of the target speaker
+    # the model-free mean shift moves its target toward the target class (the cheap guide of the corpus knobs)
+    assert report["mean_shift_speaker"] > 0 and report["mean_shift_phone"] > 0
+    assert -1 < report["mean_shift_speaker_phone_cost"] < 1 and -1 < report["mean_shift_phone_speaker_cost"] < 1
     # the independent speaker encoder tells the two test speakers apart better than chance
     assert 0.0 <= report["eer_test"] < 0.5
     table = bench.markdown({"small": report})

@@ -3,7 +3,8 @@
 A model's manipulation (:func:`shift_by_class_means`, the very
 :meth:`FeatureFlow.manipulate <speechbrain_fdnf.engine.FeatureFlow.manipulate>` users call), the
 reference rows that explain the numbers (:class:`RealFrameCeiling`: real frames of the target
-cell; :class:`CellMeanOracle`: a perfectly additive latent), and non-parametric matching: in
+cell; :class:`CellMeanOracle`: a perfectly additive latent; :class:`FeatureMeanShift`: the class-mean
+shift in the features themselves, no model), and non-parametric matching: in
 standardised features (:class:`NearestNeighbourMatching`, the baseline) and in a factorial
 flow's kept subspace (:class:`ModelMatching`: the :class:`~speechbrain_fdnf.matching.FrameMatcher`
 that :meth:`SpeechFactorizer.match <speechbrain_fdnf.inference.SpeechFactorizer.match>` runs).
@@ -76,6 +77,46 @@ class RealFrameCeiling:
         if not found.all() and not self.keep_missing:  # keep_missing: such a frame stays as it is
             raise ValueError(f"{int((~found).sum())} target cells have no frame in any pool")
         return moved
+
+
+class FeatureMeanShift:
+    """The model-free mean shift: ``x' = x + m(target) - m(source)`` with the mean *input features* of each
+    class of the training frames (no flow). What it costs the other factor measures how much the
+    factors' differences depend on each other in the data itself: on speech whose voices differ in
+    what all their phones share, a speaker's mean shift barely touches the phone.
+
+    Arguments
+    ---------
+    train : FrameBatch
+        Training frames (their class means are the shift's).
+    num_classes : dict
+        Label set -> number of classes.
+
+    Example
+    -------
+    >>> from speechbrain_fdnf.data.frames import FrameBatch
+    >>> train = FrameBatch(torch.tensor([[0.0], [2.0], [10.0]]), {"speaker": torch.tensor([0, 0, 1])})
+    >>> shift = FeatureMeanShift(train, {"speaker": 2})
+    >>> batch = FrameBatch(torch.tensor([[1.0]]), {"speaker": torch.tensor([0])})
+    >>> shift(batch, "speaker", "phone", torch.tensor([1]))[:, 0].tolist()  # 1 + 10 - 1
+    [10.0]
+    """
+
+    def __init__(self, train, num_classes):
+        self.train, self.num_classes = train, num_classes
+        self._means = {}
+
+    def class_means(self, factor):
+        """``(num_classes, dim)`` mean features of each class of ``factor`` in the training frames."""
+        if factor not in self._means:
+            accumulator = ClassMeanAccumulator(self.num_classes[factor], self.train.feats.shape[1])
+            accumulator.add(self.train.feats.double(), self.train.labels[factor])
+            self._means[factor] = accumulator.means()[0].to(self.train.feats.dtype)
+        return self._means[factor]
+
+    def __call__(self, batch, factor, other, new):
+        means = self.class_means(factor).to(batch.feats.device)
+        return batch.feats + means[new] - means[batch.labels[factor]]
 
 
 class CellMeanOracle:
