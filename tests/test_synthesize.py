@@ -327,3 +327,32 @@ def test_voice_colour_puts_each_speakers_drawn_gains_into_its_spectrum_and_at_ze
     # the phone labels are the same: the colour changes the voice, not what it says
     for phn in corpus.glob("TRAIN/DR*/*/*.PHN"):
         assert phn.read_bytes() == (coloured / phn.relative_to(corpus)).read_bytes()
+
+
+def test_timit_closures_label_the_silence_before_stops_and_change_nothing_else(corpus, tmp_path):
+    from speechbrain_fdnf.corpus.synthesize import CLOSURE_FLOOR, CLOSURES, PRE_RINGING_SAMPLES
+
+    closed = tmp_path / "closed"
+    synthesize_corpus(closed, CorpusOptions.small(timit_closures=True), progress=False)
+    voiceless, with_closure = 0, 0
+    for phn in sorted(corpus.glob("*/DR*/*/*.PHN")):
+        wav = phn.with_suffix(".WAV")
+        assert wav.read_bytes() == (closed / wav.relative_to(corpus)).read_bytes()  # the same audio
+        audio, _ = soundfile.read(str(wav), dtype="int16")
+        before = [line.split() for line in phn.read_text().splitlines()]
+        after = [line.split() for line in (closed / phn.relative_to(corpus)).read_text().splitlines()]
+        merged = []
+        for index, (start, end, label) in enumerate(after):
+            if label in CLOSURES.values():
+                assert after[index + 1][2] in CLOSURES and CLOSURES[after[index + 1][2]] == label  # before its stop
+                silent = np.abs(audio[int(start):int(end) - PRE_RINGING_SAMPLES].astype(int))
+                assert silent.max(initial=0) <= CLOSURE_FLOOR  # a closure is silence
+                merged[-1][1] = end  # folded back into the phone before, it is the label without closures
+            else:
+                merged.append([start, end, label])
+        assert merged == before
+        for index, (_, _, label) in enumerate(after):
+            if label in ("p", "t", "k", "ch"):
+                voiceless += 1
+                with_closure += after[index - 1][2] in CLOSURES.values()
+    assert with_closure > 0.8 * voiceless  # eSpeak renders voiceless closures silent

@@ -78,7 +78,9 @@ class CorpusOptions:
     distributions of docs/DESIGN.md, 0: none); ``voice_colour`` is the SD in dB
     of a per-speaker spectral colour that all of a speaker's phones share
     (:func:`~speechbrain_fdnf.corpus.speakers.draw_colour`; 0, the default: none,
-    and the corpus is byte for byte the one built before the knob existed).
+    and the corpus is byte for byte the one built before the knob existed);
+    ``timit_closures`` labels the silent closures of stops and affricates as TIMIT
+    does, as segments of their own (:func:`split_closures`; the audio is the same).
     """
 
     train_speakers: int = 140
@@ -90,6 +92,7 @@ class CorpusOptions:
     voice_spread: float = 1.0
     token_variation: float = 1.0
     voice_colour: float = 0.0
+    timit_closures: bool = False
     seed: int = 1234
 
     @classmethod
@@ -117,7 +120,7 @@ class CorpusOptions:
 
 
 #: Knobs added after corpora were built, with the value that leaves a corpus as it was before them.
-NEUTRAL_KNOBS = {"voice_colour": 0.0}
+NEUTRAL_KNOBS = {"voice_colour": 0.0, "timit_closures": False}
 
 
 def options_record(options):
@@ -291,6 +294,44 @@ def phone_segments(phonemes, num_samples, scale):
     return merged
 
 
+#: TIMIT's closure symbol of each stop and affricate (folded to silence in the 39 classes).
+CLOSURES = {"b": "bcl", "d": "dcl", "g": "gcl", "p": "pcl", "t": "tcl", "k": "kcl", "ch": "tcl", "jh": "dcl"}
+#: A closure is at least this long (5 ms at 16 kHz), its samples are at most this loud (int16): eSpeak renders a
+#: voiceless closure as digital silence, which resampling leaves within a count or two of zero; the burst's
+#: resampling filter rings up to this many samples (3 ms) before the stop's own onset.
+MIN_CLOSURE_SAMPLES, CLOSURE_FLOOR, PRE_RINGING_SAMPLES = 80, 2, 48
+
+
+def split_closures(segments, audio):
+    """TIMIT's closure segments from eSpeak's rendering: eSpeak's event for a stop (or affricate) comes at its
+    release, so the silent closure before it ends the segment of the phone before; that trailing run of
+    digital silence (and the few samples of the burst's pre-ringing after it) becomes the stop's own closure
+    segment (``pcl`` before ``p``, ``tcl`` before ``ch``, ...), as TIMIT marks it. A closure eSpeak voices
+    (the voice bar of most ``b``, ``d``, ``g``) is not silent and stays in the stop's segment.
+
+    Example
+    -------
+    >>> audio = np.array([900] * 200 + [0] * 100 + [5] * 10 + [500] * 50, dtype=np.int16)
+    >>> split_closures([(0, 310, "ih"), (310, 360, "p")], audio)
+    [(0, 200, 'ih'), (200, 310, 'pcl'), (310, 360, 'p')]
+    """
+    out = []
+    for index, (start, end, label) in enumerate(segments):
+        following = segments[index + 1][2] if index + 1 < len(segments) else None
+        if following in CLOSURES and label not in ("h#", "pau"):
+            quiet = np.abs(audio[start:end].astype(np.int32)) <= CLOSURE_FLOOR
+            reach = max(len(quiet) - PRE_RINGING_SAMPLES, 0)  # the silent run must reach the burst's pre-ringing
+            loud = np.flatnonzero(~quiet[:reach])
+            run_start = int(loud[-1]) + 1 if len(loud) else 0
+            after = np.flatnonzero(~quiet[run_start:])
+            run_end = run_start + (int(after[0]) if len(after) else len(quiet) - run_start)
+            if 0 < run_start and run_end >= reach and run_end - run_start >= MIN_CLOSURE_SAMPLES:
+                out += [(start, start + run_start, label), (start + run_start, end, CLOSURES[following])]
+                continue
+        out.append((start, end, label))
+    return out
+
+
 def read_entry(espeak, entry):
     """eSpeak's :class:`~speechbrain_fdnf.corpus.espeak.Synthesis` of one planned reading (its SSML
     markup where it has one, else its text), at eSpeak's own rate."""
@@ -299,14 +340,17 @@ def read_entry(espeak, entry):
                              pitch_range=entry["pitch_range"], ssml=markup is not None)
 
 
-def synthesize_utterance(espeak, entry, folder):
-    """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT); returns its length."""
+def synthesize_utterance(espeak, entry, folder, closures=False):
+    """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT); returns its length. ``closures``:
+    label stops' silent closures as TIMIT does (:func:`split_closures`)."""
     out = read_entry(espeak, entry)
     common = gcd(SAMPLE_RATE, out.sample_rate)
     wave = resample_poly(out.audio.astype(np.float64), SAMPLE_RATE // common, out.sample_rate // common)
     audio = np.clip(np.round(wave), -32768, 32767).astype(np.int16)
     try:
         segments = phone_segments(out.phonemes, len(audio), SAMPLE_RATE / out.sample_rate)
+        if closures:
+            segments = split_closures(segments, audio)
     except KeyError as err:
         raise ValueError(f"{err.args[0]} (voice {entry['voice']}, text {entry['text']!r})") from None
     stem = folder / entry["utt"]
@@ -322,7 +366,7 @@ def _speaker_folder(root, profile):
 
 def _synthesize_speaker(job):
     """One speaker, into ``<speaker>.part`` then renamed: a finished folder is a complete speaker."""
-    profile, voices, entries, root, seed = job
+    profile, voices, entries, root, seed, closures = job
     final = _speaker_folder(root, profile)
     work = final.with_name(final.name + ".part")
     shutil.rmtree(work, ignore_errors=True)
@@ -332,7 +376,7 @@ def _synthesize_speaker(job):
     with ESpeak.isolated(voices) as espeak:
         espeak.seed(seed)
         for entry in entries:
-            synthesize_utterance(espeak, entry, work)
+            synthesize_utterance(espeak, entry, work, closures)
     os.replace(work, final)
     return profile.speaker
 
@@ -404,7 +448,7 @@ def synthesize_corpus(out_dir, options=None, workers=None, progress=True, layout
         entries.setdefault(entry["speaker"], []).append(entry)
     jobs = [
         (profile, speaker_voices(profile, options), entries[profile.speaker], str(partial),
-         (options.seed * 7919 + index) % 2**31)
+         (options.seed * 7919 + index) % 2**31, options.timit_closures)
         for index, profile in enumerate(profiles)
         if not _speaker_folder(partial, profile).is_dir()
     ]
@@ -452,6 +496,8 @@ def main(argv=None):
     parser.add_argument("--variation", type=float, help="per-utterance pitch/range/rate jitter scale (0: none; default 1)")
     parser.add_argument("--voice-spread", type=float, help="per-speaker formant shape scale (0: vocal-tract scale only; default 1)")
     parser.add_argument("--token-variation", type=float, help="per-word formant and rate jitter scale (0: none; default 1)")
+    parser.add_argument("--timit-closures", action="store_true", default=None,
+                        help="label stops' silent closures as segments of their own (bcl, dcl, ..., pcl), as TIMIT")
     parser.add_argument("--voice-colour", type=float,
                         help="SD in dB of a per-speaker spectral colour all its phones share (default 0: none)")
     parser.add_argument("--workers", type=int, help="synthesis processes (default: one per core)")
@@ -463,7 +509,7 @@ def main(argv=None):
     overrides = {
         name: getattr(args, name)
         for name in ("train_speakers", "test_speakers", "sx_per_speaker", "si_per_speaker", "readers_per_sx", "variation",
-                     "voice_spread", "token_variation", "voice_colour")
+                     "voice_spread", "token_variation", "voice_colour", "timit_closures")
         if getattr(args, name) is not None
     }
     options = CorpusOptions.of_size("small" if args.small else args.size, args.seed, **overrides)
