@@ -57,6 +57,20 @@ def test_training_speakers_are_converted_from_held_out_readings_and_enrolled_fro
         assert not {e["wav"] for e in item.references} & {e["wav"] for e in item.enrolment}
 
 
+def test_targets_whose_references_the_converter_would_refuse_are_left_out_and_counted():
+    refused = {"MS0", "FS3"}
+
+    def enrolment_speech(entries):  # as conversion.enrolment_problem: None, or the converter's refusal
+        speaker = entries[0]["speaker"]
+        return f"enrolment ({entries[0]['wav']}): 0.40 s of speech, at least 2.00 s needed" if speaker in refused else None
+
+    (block,) = conversion.build_blocks({"test": fake_entries()}, 12, seed=2, enrolment_speech=enrolment_speech)
+    assert set(block.skipped) == refused and "0.40 s of speech" in block.skipped["MS0"]
+    assert not refused & set(block.material)
+    assert block.trials and not refused & {trial.target for trial in block.trials} \
+        and not refused & {trial.source["speaker"] for trial in block.trials}
+
+
 def test_eer_threshold_separates_target_from_non_target_trials():
     rng = np.random.default_rng(0)
     target, other = rng.normal(0.8, 0.05, 500), rng.normal(0.5, 0.05, 5000)

@@ -136,6 +136,19 @@ def test_bad_files_can_be_skipped_and_recorded(corpus_copy, tmp_path):
     assert not list((tmp_path / "prep").glob("*.tmp"))
 
 
+def test_an_utterance_without_speech_is_refused_or_skipped_by_name(corpus_copy, tmp_path):
+    wav = first_utterance(corpus_copy)
+    phn = wav.with_suffix(".PHN")
+    samples = soundfile.info(str(wav)).frames
+    phn.write_text(f"0 {samples // 2} h#\n{samples // 2} {samples} pau\n")  # every segment silence
+    with pytest.raises(TimitError, match=r"no speech \(every segment of .* is silence") as err:
+        prepare_timit(corpus_copy, tmp_path / "prep")
+    assert str(wav) in str(err.value)
+    prepare_timit(corpus_copy, tmp_path / "skipping", on_error="skip")
+    record = json.loads((tmp_path / "skipping" / "prepare_options.json").read_text())
+    assert len(record["skipped"]) == 1 and "no speech" in record["skipped"][0]
+
+
 def test_other_wavs_in_a_speaker_folder_are_not_utterances(corpus_copy, tmp_path, prepared):
     wav = first_utterance(corpus_copy)
     shutil.copy(wav, wav.with_name(f"{wav.stem}_speaker-MABC0.wav"))  # what the converter writes
