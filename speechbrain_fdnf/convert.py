@@ -1,18 +1,10 @@
 """Hear a manipulation: change the speaker (or a phone) of an utterance and write a WAV.
 
-How the frames change (``manipulation``):
-
-* ``shift``: the paper's class-mean shift (:meth:`SpeechFactorizer.manipulate`), the
-  target given by name, or by its mean code from enrolment audio;
-* ``cells`` (needs audio of the target): every frame moves by how the target's codes
-  differ from the input's for the frame's own phone (:meth:`SpeechFactorizer.transfer`);
-* ``knn``: every frame becomes the mean of its nearest frames of the target's audio in the
-  kept subspaces (:meth:`SpeechFactorizer.match`, kNN-VC style);
-* ``select``: every frame is replaced by one real frame of the target's audio, chosen as
-  ``knn`` matches but favouring runs of consecutive frames (:meth:`SpeechFactorizer.select`),
-  and those frames' own STFT (magnitude and phase) is overlap-added: as kNN-VC vocodes its
-  matched frames, this carries the target's pitch, harmonics and fine envelope, which 40 Mel
-  bands lose.
+How the frames change (``manipulation``) is one of the registered manipulations of
+:mod:`speechbrain_fdnf.manipulations` (``shift``, the paper's class-mean shift; ``cells``,
+per-phone differences from audio of the target; ``knn``, the mean of the target's nearest frames;
+``select``, real frames of the target resynthesised from their own STFT, which carries the target's
+pitch, harmonics and fine envelope that 40 Mel bands lose); each one's options come with it.
 
 With ``auto`` (the default), :data:`DEFAULT_WITH_AUDIO` when audio of the target is given,
 else ``shift``. ``docs/RESULTS.md`` judges each of them with a speaker encoder and two phone
@@ -55,15 +47,23 @@ from speechbrain.processing.features import ISTFT, Filterbank
 
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
+from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO: named here before 0.6)
+    DEFAULT_WITH_AUDIO,
+    REGISTRY,
+    Manipulation,
+    all_options,
+    build,
+    resolve,
+    split_options,
+)
 
 logger = logging.getLogger(__name__)
 METHODS = ("gain", "griffinlim")
+#: ``--manipulation`` choices: ``auto`` and every registered manipulation (:mod:`speechbrain_fdnf.manipulations`).
+MANIPULATIONS = ("auto", *REGISTRY)
 #: Manipulations that need audio of the target (``references``).
-WITH_AUDIO = ("cells", "knn", "select")
-MANIPULATIONS = ("auto", "shift") + WITH_AUDIO
+WITH_AUDIO = tuple(name for name, cls in REGISTRY.items() if cls.needs_references)
 MAX_GAIN_DB = 40.0
-#: What ``manipulation="auto"`` does with audio of the target (chosen on the valid split, docs/RESULTS.md).
-DEFAULT_WITH_AUDIO = "cells"
 
 
 class FeatureInverter:
@@ -149,8 +149,8 @@ class FeatureInverter:
 
 
 @torch.no_grad()
-def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_iter=32, references=None, k=4,
-            deviation=1.0, gate=True, manipulation="auto", candidates=8, continuity=1.0, shrink=5.0):
+def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_iter=32, references=None,
+            manipulation="auto", **options):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -170,52 +170,40 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         factor it replaces the model's guess of the utterance's class.
     method : str
         How changed frames become audio: ``"gain"`` or ``"griffinlim"`` (see the module docstring).
+    n_iter : int
+        Griffin-Lim iterations.
     references : list, optional
         Audio of the target (paths or waveforms; ``knn`` also takes features).
-    k : int
-        ``knn``: neighbours averaged.
-    deviation : float
-        ``shift``: share of each frame's deviation from its class mean kept
-        (:meth:`SpeechFactorizer.manipulate`; 1 is the paper's).
-    gate : bool
-        ``knn`` and ``select``: match each frame only among reference frames of
-        its own (model-inferred) kept classes, the phone decoded with the
-        model folder's decoder where it has one (:meth:`SpeechFactorizer.match`).
-    manipulation : str
-        One of :data:`MANIPULATIONS` (see the module docstring); ``"auto"``:
-        :data:`DEFAULT_WITH_AUDIO` with ``references``, else ``"shift"``.
-    candidates, continuity : int, float
-        ``select``: reference frames considered per frame, and the cost of a
-        jump between them (:meth:`SpeechFactorizer.select`).
-    shrink : float
-        ``cells``: frames' worth of the overall mean in each phone's mean
-        (:meth:`SpeechFactorizer.transfer`).
+    manipulation : str or Manipulation
+        A name of :data:`MANIPULATIONS` (``"auto"``: ``cells`` with ``references``, else ``shift``) or a
+        :class:`~speechbrain_fdnf.manipulations.Manipulation` object with its options.
+    **options
+        Options of the manipulation by name (``deviation``; ``shrink``; ``k``, ``gate``; ``candidates``,
+        ``continuity``, ``gate``: :mod:`speechbrain_fdnf.manipulations`); those of other manipulations are
+        ignored, so one set of options serves every choice.
 
     Returns
     -------
     torch.Tensor
         The converted waveform, as long as the input.
     """
-    if manipulation == "auto":
-        manipulation = DEFAULT_WITH_AUDIO if references is not None else "shift"
-    if manipulation not in MANIPULATIONS:
-        raise ValueError(f"manipulation must be one of {MANIPULATIONS}, got {manipulation!r}")
+    if isinstance(manipulation, Manipulation):
+        chosen = manipulation
+    else:
+        unknown = set(options) - set(all_options())
+        if unknown:
+            raise TypeError(f"convert() got unknown option(s) {sorted(unknown)}; the manipulations take "
+                            f"{sorted(all_options())}")
+        name = resolve(manipulation, references is not None)
+        chosen = build(name, **split_options(options).get(name, {}))
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if manipulation in WITH_AUDIO and references is None:
-        raise ValueError(f"manipulation {manipulation!r} works from audio of the target: give references (--enrol)")
+    chosen.check(factor, target, references)
     wav = factorizer.waveform(wav)  # checked once: the features below reuse it unchecked
-    if manipulation == "select":
-        return select_frames(factorizer, wav, factor, references, gate=gate, candidates=candidates,
-                             continuity=continuity)
+    if chosen.resynthesis == "frames":
+        return resynthesise_selected(factorizer, wav, factor, references, chosen)
     feats = factorizer.features(wav)
-    if manipulation == "knn":
-        new_feats = factorizer.match(feats, factor, references, k=k, gate=gate)
-    elif manipulation == "cells":
-        new_feats = factorizer.transfer(feats, factor, references, shrink=shrink)
-    else:
-        new_feats = factorizer.manipulate(feats, factor, target, source=None if is_frame_level(factor) else source,
-                                          deviation=deviation)
+    new_feats = chosen.frames(factorizer, feats, factor, target=target, source=source, references=references)
     if is_frame_level(factor) and source is not None:
         keep = factorizer.class_posterior(feats, factor).argmax(dim=-1) != factorizer.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
@@ -229,23 +217,27 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
 
 
 @torch.no_grad()
-def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, continuity=1.0):
-    """``manipulation="select"`` of :func:`convert`: the STFT frames of ``references`` that
-    :meth:`SpeechFactorizer.select` chooses for each frame of ``wav``, overlap-added."""
-    if references is None or is_frame_level(factor):
-        raise ValueError("manipulation 'select' resynthesises real frames of the target: it needs reference audio "
-                         "of the target (--enrol) and an utterance-level factor such as the speaker")
+def resynthesise_selected(factorizer, wav, factor, references, manipulation):
+    """The audio of a manipulation that selects real frames (``select``): the STFT frames of ``references``
+    that it chooses for each frame of ``wav``, overlap-added."""
     if isinstance(references, (str, Path)) or torch.is_tensor(references):
         references = [references]
     if not all(factorizer._is_audio(item) for item in references):
-        raise InferenceInputError("manipulation 'select' needs the references as audio (paths or 1-D waveforms), "
-                                  "not features")
+        raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
+                                  "waveforms), not features")
     references = [factorizer.waveform(item, str(item) if isinstance(item, (str, Path)) else f"reference {index}")
                   for index, item in enumerate(references, start=1)]
-    chosen = factorizer.select(wav, factor, references, candidates=candidates, continuity=continuity, gate=gate)
+    chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav)
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     spectra = torch.cat([inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references])
-    return inverter.istft(spectra[chosen][None], sig_length=len(wav))[0]
+    return inverter.istft(spectra[chosen.cpu()][None], sig_length=len(wav))[0]
+
+
+def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, continuity=1.0):
+    """``convert(..., manipulation="select")`` with these options (its name before 0.6)."""
+    select = build("select", gate=gate, candidates=candidates, continuity=continuity)
+    select.check(factor, None, references)
+    return resynthesise_selected(factorizer, factorizer.waveform(wav), factor, references, select)
 
 
 def default_output(wav, factor, target):
@@ -266,22 +258,19 @@ def main(argv=None):
     parser.add_argument("--enrol", nargs="+", metavar="WAV", help="target = a speaker unseen in training, from these WAVs")
     parser.add_argument("--source", help="current class (default: the model's guess)")
     parser.add_argument("--manipulation", choices=MANIPULATIONS, default="auto",
-                        help="how the frames change: shift (the class means), cells (per-phone differences from the "
-                             "--enrol audio), knn (the mean of the --k nearest --enrol frames), select (real --enrol "
-                             f"frames, their own audio); auto: {DEFAULT_WITH_AUDIO} with --enrol, else shift")
-    parser.add_argument("--method", choices=METHODS, default="gain", help="how changed frames become audio (not select)")
-    parser.add_argument("--k", type=int, default=4, help="neighbours for --manipulation knn")
-    parser.add_argument("--ungated", action="store_true",
-                        help="--manipulation knn or select among all --enrol frames (as kNN-VC), not only those the "
-                             "model gives the frame's own phone")
-    parser.add_argument("--candidates", type=int, default=8, help="--manipulation select: frames considered per frame")
-    parser.add_argument("--continuity", type=float, default=1.0,
-                        help="--manipulation select: cost of a jump between --enrol frames (0: the nearest frame)")
-    parser.add_argument("--shrink", type=float, default=5.0,
-                        help="--manipulation cells: frames' worth of the overall mean in each phone's mean")
-    parser.add_argument("--deviation", type=float, default=1.0,
-                        help="share of each frame's deviation from its class mean the shift keeps (1: the paper's, "
-                             "0: the target class mean)")
+                        help="how the frames change: " + "; ".join(f"{name}: {cls.__doc__.splitlines()[0]}"
+                                                                    for name, cls in REGISTRY.items())
+                        + f"; auto: {DEFAULT_WITH_AUDIO} with --enrol, else shift")
+    parser.add_argument("--method", choices=METHODS, default="gain",
+                        help="how changed frames become audio (manipulations that select real frames have their own)")
+    for key, (option, owners) in all_options().items():  # every manipulation's options, from the registry
+        used_by = f" (--manipulation {' / '.join(owners)})"
+        if option.type is bool:
+            parser.add_argument(f"--{key}", action=argparse.BooleanOptionalAction, default=option.default,
+                                help=option.help + used_by)
+        else:
+            parser.add_argument(f"--{key}", type=option.type, default=option.default, help=option.help + used_by)
+    parser.add_argument("--ungated", dest="gate", action="store_false", help="the same as --no-gate (kNN-VC's matching)")
     parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")
     parser.add_argument("--list", metavar="LABELS", help="print the classes of a label set (e.g. speaker) and exit")
@@ -304,10 +293,8 @@ def main(argv=None):
         chosen = [option for option in ("speaker", "target", "enrol") if getattr(args, option)]
         if len(chosen) != 1 or not args.wav:
             parser.error("give --wav and exactly one of --speaker, --target or --enrol")
-        manipulation = args.manipulation
-        if manipulation == "auto":
-            manipulation = DEFAULT_WITH_AUDIO if args.enrol else "shift"
-        if manipulation in WITH_AUDIO and not args.enrol:
+        manipulation = resolve(args.manipulation, bool(args.enrol))
+        if REGISTRY[manipulation].needs_references and not args.enrol:
             parser.error(f"--manipulation {manipulation} works from audio of the target: give it with --enrol")
         if args.enrol:
             target, name = factorizer.enrol(args.enrol, factor), f"enrolled-{manipulation}"
@@ -317,17 +304,16 @@ def main(argv=None):
         if args.source is not None:
             factorizer.class_index(factor, args.source)
         wav = factorizer.waveform(args.wav)
+        options = {key: getattr(args, key) for key in all_options()}
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
-                            references=args.enrol, k=args.k, deviation=args.deviation, gate=not args.ungated,
-                            manipulation=manipulation, candidates=args.candidates, continuity=args.continuity,
-                            shrink=args.shrink)
+                            references=args.enrol, manipulation=build(manipulation, **split_options(options)[manipulation]))
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping
             converted = converted / peak
         soundfile.write(str(out), converted.cpu().numpy(), factorizer.hparams.sample_rate)
         print(f"{out} ({len(converted) / factorizer.hparams.sample_rate:.2f} s, {factorizer.hparams.sample_rate} Hz, "
-              f"{factor} -> {name}, {manipulation}" + ("" if manipulation == "select" else f", {args.method}") + ")")
+              f"{factor} -> {name}, {manipulation}" + ("" if REGISTRY[manipulation].resynthesis == "frames" else f", {args.method}") + ")")
         return 0
     except (FileNotFoundError, InferenceInputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -71,6 +71,37 @@ def test_targets_whose_references_the_converter_would_refuse_are_left_out_and_co
         and not refused & {trial.source["speaker"] for trial in block.trials}
 
 
+def test_every_registered_manipulation_gets_rows_named_by_its_options():
+    from speechbrain_fdnf import manipulations
+
+    config = EvaluationConfig.from_dict({"output_root": "", "models": {}, "conversion_shrink": [2.0, 5.0]})
+    variants = conversion.manipulation_variants(config)
+    assert set(variants) == set(manipulations.REGISTRY)
+    names = [conversion.row_name("f-DNF", manipulations.build(name, **options))
+             for name, rows in variants.items() for options in rows]
+    assert len(names) == len(set(names))  # one row per variant
+    assert "f-DNF cells (shrink 2)" in names and "f-DNF cells (shrink 5)" in names
+    assert "f-DNF knn (k 4, gated)" in names and "f-DNF knn (k 4, ungated)" in names
+    assert "f-DNF shift (deviation 0)" in names
+
+    @manipulations.register
+    class Louder(manipulations.Manipulation):  # a new manipulation is one class: it gets its row
+        """Every frame 3 dB louder."""
+
+        name = "louder"
+        OPTIONS = {"db": manipulations.Option(float, 3.0, "gain in dB")}
+
+        def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+            return feats + self.db
+
+    try:
+        assert conversion.manipulation_variants(config)["louder"] == [{}]
+        with pytest.raises(ValueError, match="already registered"):
+            manipulations.register(Louder)
+    finally:
+        del manipulations.REGISTRY["louder"]
+
+
 def test_eer_threshold_separates_target_from_non_target_trials():
     rng = np.random.default_rng(0)
     target, other = rng.normal(0.8, 0.05, 500), rng.normal(0.5, 0.05, 5000)

@@ -376,6 +376,10 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
     assert report["conversion"]["block"] == "training speakers"
     assert sum(name == "converter default" for name in rows) == 1
     assert any("copy" in name for name in rows) and any("real target" in name for name in rows)
+    from speechbrain_fdnf.manipulations import REGISTRY
+
+    for name in REGISTRY:  # every registered manipulation is a row of the model the converter serves
+        assert any(row.startswith(f"f-DNF {name}") for row in rows), (name, list(rows))
     for values in rows.values():
         assert 0 <= values["verified_as_target"] <= 1 and 0 <= values["closer_to_target"] <= 1
         assert 0 <= values["spoof_eer"] <= 100 and values["per_recognizer"] >= 0 and values["per_independent"] >= 0

@@ -357,7 +357,10 @@ def test_the_command_offers_every_manipulation(flow, trained, utterance, tmp_pat
     entries = json.loads((trained[1] / "train.json").read_text()).values()
     other = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
     outputs = {}
-    for manipulation in ("auto", "shift", "cells", "knn", "select"):
+    from speechbrain_fdnf.convert import MANIPULATIONS
+
+    assert set(MANIPULATIONS) >= {"auto", "shift", "cells", "knn", "select"}
+    for manipulation in MANIPULATIONS:  # auto and every registered manipulation, with its default options
         out = tmp_path / f"{manipulation}.wav"
         assert convert_main(["--model", str(trained[0]), "--wav", str(utterance[0]), "--enrol", *other,
                              "--manipulation", manipulation, "--out", str(out)]) == 0

@@ -9,6 +9,9 @@ from typing import Dict, List
 
 from speechbrain_fdnf.factors import PAPER_FACTORS
 
+#: The conversion section's blocks of trials, in the report's order (:mod:`~speechbrain_fdnf.evaluation.conversion`).
+CONVERSION_BLOCKS = ("test speakers", "training speakers")
+
 #: Gates of the matching rows (``knn_gates``) -> what their row names add: the phone inferred over a
 #: window of frames, or decoded along the utterance (``ClassSequenceDecoder``); the speaker over the utterance.
 GATES = {"window": "", "decoded": ", phones decoded"}
@@ -92,11 +95,9 @@ class EvaluationConfig:
         """Errors for values no evaluation can use."""
         if self.scored_split not in SCORED_SPLITS:
             raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
-        from speechbrain_fdnf.evaluation.conversion import BLOCKS
-
-        if set(self.conversion_blocks) - set(BLOCKS):
-            raise ValueError(f"conversion_blocks: unknown block(s) {sorted(set(self.conversion_blocks) - set(BLOCKS))}; "
-                             f"known: {list(BLOCKS)}")
+        if set(self.conversion_blocks) - set(CONVERSION_BLOCKS):
+            raise ValueError(f"conversion_blocks: unknown block(s) "
+                             f"{sorted(set(self.conversion_blocks) - set(CONVERSION_BLOCKS))}; known: {list(CONVERSION_BLOCKS)}")
         unknown = set(self.knn_gates) - set(GATES)
         if unknown:
             raise ValueError(f"knn_gates: unknown gate(s) {sorted(unknown)}; known: {list(GATES)}")

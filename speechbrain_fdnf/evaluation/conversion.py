@@ -48,6 +48,9 @@ import torch
 import torchaudio
 
 from speechbrain_fdnf.convert import FeatureInverter, convert
+from speechbrain_fdnf.evaluation.config import CONVERSION_BLOCKS
+from speechbrain_fdnf.evaluation.formatting import fmt
+from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
 from speechbrain_fdnf.evaluation.judges import PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.files import hop_samples
@@ -56,7 +59,7 @@ from speechbrain_fdnf.validation import InputError, InputWarning
 logger = logging.getLogger(__name__)
 
 #: The blocks of trials, in the report's order.
-BLOCKS = ("test speakers", "training speakers")
+BLOCKS = CONVERSION_BLOCKS
 #: Utterances per speaker given to the converter and to the judge's enrolment (test speakers; training
 #: speakers: 3 training utterances to the converter, the other training utterances to the judge).
 REFERENCES, ENROLMENT = 3, 3
@@ -260,14 +263,15 @@ class Converters:
             self._means[key] = factorizer.enrol(self.references(trial.target), "speaker")
         return self._means[key]
 
-    def shift(self, factorizer, **options):
+    def shift(self, factorizer, manipulation):
+        """A manipulation toward the target's class (by name, or its enrolled mean), of ``factorizer``."""
         return lambda trial: convert(factorizer, self.audio(trial.source), "speaker", self.target(factorizer, trial),
-                                     **options)
+                                     manipulation=manipulation)
 
-    def with_audio(self, **options):
-        """A manipulation from the target's references (the converter's defaults: ``--enrol``)."""
+    def with_audio(self, manipulation):
+        """A manipulation from the target's references (as the command line's ``--enrol``)."""
         return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker",
-                                     references=self.references(trial.target), **options)
+                                     references=self.references(trial.target), manipulation=manipulation)
 
     def copy(self, trial):
         feats = self.factorizer.features(self.audio(trial.source))[:, self.factorizer.centre_bands].cpu()
@@ -448,25 +452,50 @@ def load_judges(config, factorizer):
     return ConversionJudges(SpeakerEncoderJudge(), recognizers, own)
 
 
+def manipulation_variants(config):
+    """``{manipulation name: [options, ...]}``: the rows each registered manipulation gets, from its defaults and
+    the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
+    ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
+    ``deviation`` the target class mean itself (deviation 0)."""
+    sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
+              "candidates": [config.conversion_candidates], "k": [config.knn_k or 4]}
+    variants = {}
+    for name, cls in REGISTRY.items():
+        rows = [{}]
+        for key in cls.OPTIONS:
+            if key in sweeps:
+                rows = [dict(row, **{key: value}) for row in rows for value in sweeps[key]]
+        if "gate" in cls.OPTIONS:
+            rows.append(dict(rows[0], gate=False))
+        if "deviation" in cls.OPTIONS:
+            rows.append(dict(rows[0], deviation=0.0))
+        variants[name] = rows
+    return variants
+
+
+def row_name(model, manipulation):
+    """A report row's name: the model, the manipulation and its options (``f-DNF knn (k 4, gated)``)."""
+    params = manipulation.get_params()
+    words = [(("gated" if value else "ungated") if key == "gate" else f"{key} {value:g}") for key, value in params.items()]
+    return f"{model} {manipulation.name}" + (f" ({', '.join(words)})" if words else "")
+
+
 def conversion_rows(models, main, converters, config):
-    """``{row: function(trial)}``: the framing rows, every model's shift, and every converter option of ``main``."""
-    factorizer, k = models[main], config.knn_k or 4
+    """``{row: function(trial)}``: the framing rows, every model's shift, and every variant of every registered
+    manipulation (:func:`manipulation_variants`) for ``main``."""
+    factorizer = models[main]
     rows = {COPY: converters.copy, COPY_SELECT: converters.copy_select, REAL: converters.real,
             PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
-            DEFAULT: converters.with_audio()}  # the converter's defaults, given the target's audio (as --enrol)
+            DEFAULT: converters.with_audio(build(DEFAULT_WITH_AUDIO))}  # the converter's default given --enrol audio
     for name, other in models.items():
-        rows[f"{name} shift (gain)"] = converters.shift(other)
-    rows[f"{main} shift, deviation x0 (gain)"] = converters.shift(factorizer, deviation=0.0)
-    for shrink in config.conversion_shrink:
-        rows[f"{main} cells (shrink {shrink:g}, gain)"] = converters.with_audio(manipulation="cells", shrink=shrink)
-    rows[f"{main} kNN matching gated (k={k}, gain)"] = converters.with_audio(manipulation="knn", k=k)
-    rows[f"{main} kNN matching ungated (k={k}, gain)"] = converters.with_audio(manipulation="knn", k=k, gate=False)
-    for continuity in config.conversion_continuity:
-        rows[f"{main} select gated (continuity {continuity:g})"] = converters.with_audio(
-            manipulation="select", candidates=config.conversion_candidates, continuity=continuity)
-    rows[f"{main} select ungated (continuity {config.conversion_continuity[0]:g})"] = converters.with_audio(
-        manipulation="select", candidates=config.conversion_candidates, continuity=config.conversion_continuity[0],
-        gate=False)
+        if other is not factorizer:
+            rows[row_name(name, build("shift"))] = converters.shift(other, build("shift"))
+    for name, variants in manipulation_variants(config).items():
+        for options in variants:
+            manipulation = build(name, **options)
+            row = row_name(main, manipulation)
+            rows[row] = converters.shift(factorizer, manipulation) if not manipulation.needs_references \
+                else converters.with_audio(manipulation)
     return rows
 
 
@@ -522,8 +551,6 @@ def contract_rows(summary):
 
 def conversion_report(summary, config):
     """The report's conversion section: one table per block, then same- and cross-gender shares."""
-    from speechbrain_fdnf.evaluation.sections import fmt
-
     lines = ["## Conversion judged by independent judges (whole utterances, through the converter)", "",
              "Resemblyzer (a speaker encoder trained on real speech) hears each converted utterance: cosine to the "
              "target's and the source's enrolment, share closer to the target, share verified as the target at the "

@@ -23,6 +23,7 @@ import torch
 
 from speechbrain_fdnf.data.alignment import parallel_readings
 from speechbrain_fdnf.evaluation.config import GATES, EvaluationConfig
+from speechbrain_fdnf.evaluation.formatting import fmt
 from speechbrain_fdnf.evaluation.movers import (CellMeanOracle, InferredClasses, ModelMatching, NearestNeighbourMatching,
                                                 RealFrameCeiling, shift_by_class_means, standardised_features)
 from speechbrain_fdnf.evaluation.parallel import conversion_distortion, matching_conversion
@@ -46,12 +47,6 @@ ROW_KINDS = {
                   "(a perfectly additive latent) and matching in plain features. The ceiling and the oracles draw "
                   "targets only among cells with training frames."),
 }
-
-
-def fmt(stat, signed=False):
-    """``mean`` (``± std`` over several seeds) of an aggregated number."""
-    text = f"{stat['mean']:+.3f}" if signed else f"{stat['mean']:.3f}"
-    return text + (f" ± {stat['std']:.3f}" if len(stat["values"]) > 1 else "")
 
 
 def table_header(target, other):

@@ -1,0 +1,188 @@
+"""The converter's manipulations, one small object each, registered once by name.
+
+A manipulation changes the frames of one utterance toward a target: ``shift`` (the paper's class-mean
+shift), ``cells`` (per-phone differences estimated from audio of the target), ``knn`` (the mean of the
+nearest frames of the target's audio) and ``select`` (real frames of the target's audio, resynthesised
+from their own STFT). Each is a class whose constructor holds its options (declared once in
+``OPTIONS``, with their type, default and help) and whose :meth:`~Manipulation.frames` does the work
+through :class:`~speechbrain_fdnf.inference.SpeechFactorizer`. :data:`REGISTRY` lists them: the
+command line's ``--manipulation`` choices and options, :func:`speechbrain_fdnf.convert.convert` and
+the evaluation's conversion rows are all built from it, so a new manipulation is one class here.
+
+Example
+-------
+>>> sorted(REGISTRY)
+['cells', 'knn', 'select', 'shift']
+>>> build("knn", k=8)
+Knn(k=8, gate=True)
+>>> build("knn", shrink=3.0)
+Traceback (most recent call last):
+...
+ValueError: manipulation 'knn' takes no option 'shrink' (its options: k, gate)
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+from dataclasses import dataclass
+
+from speechbrain_fdnf.factors import is_frame_level
+
+#: name -> Manipulation subclass, in the order the command line lists them.
+REGISTRY = {}
+#: What ``manipulation="auto"`` is with audio of the target (chosen on the valid split, docs/RESULTS.md 0i);
+#: without it, ``shift``.
+DEFAULT_WITH_AUDIO = "cells"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a manipulation: its type, default and the command line's help."""
+
+    type: type
+    default: object
+    help: str
+
+
+def register(cls):
+    """Class decorator: adds a :class:`Manipulation` subclass to :data:`REGISTRY` under its ``name``."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"a manipulation named {cls.name!r} is already registered")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+class Manipulation:
+    """One way of changing an utterance's frames toward a target.
+
+    Subclasses set ``name``, ``OPTIONS`` (option -> :class:`Option`), ``needs_references`` (audio of the
+    target) and ``resynthesis`` (``"features"``: the new frames go through the converter's ``--method``;
+    ``"frames"``: :meth:`frames` returns indices of reference frames, whose own STFT is overlap-added),
+    and implement :meth:`frames`.
+    """
+
+    name = ""
+    OPTIONS = {}
+    needs_references = False
+    resynthesis = "features"
+
+    def __init__(self, **options):
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            raise ValueError(f"manipulation {self.name!r} takes no option {', '.join(map(repr, sorted(unknown)))} "
+                             f"(its options: {', '.join(self.OPTIONS) or 'none'})")
+        for key, option in self.OPTIONS.items():
+            setattr(self, key, option.type(options.get(key, option.default)))
+
+    def get_params(self):
+        """The options as set (scikit-learn's name for it): what a report row is named after."""
+        return {key: getattr(self, key) for key in self.OPTIONS}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
+
+    def check(self, factor, target, references):
+        """Refuses a call this manipulation cannot serve (a ``ValueError`` saying what is missing)."""
+        if self.needs_references and references is None:
+            raise ValueError(f"manipulation {self.name!r} works from audio of the target: give references (--enrol)")
+
+    def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+        """The manipulated raw features of ``feats`` (or, for ``resynthesis == "frames"``, reference frame indices)."""
+        raise NotImplementedError
+
+
+@register
+class Shift(Manipulation):
+    """The paper's ``x' = f(f^-1(x) + mu_target - mu_source)`` (:meth:`SpeechFactorizer.manipulate`)."""
+
+    name = "shift"
+    OPTIONS = {"deviation": Option(float, 1.0, "share of each frame's deviation from its class mean kept (1: the "
+                                                "paper's, 0: the target class mean)")}
+
+    def check(self, factor, target, references):
+        if target is None:
+            raise ValueError("manipulation 'shift' needs a target: a class name, or an enrolled mean (--enrol)")
+
+    def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+        return factorizer.manipulate(feats, factor, target, source=None if is_frame_level(factor) else source,
+                                     deviation=self.deviation)
+
+
+@register
+class Cells(Manipulation):
+    """Per-phone differences from audio of the target (:meth:`SpeechFactorizer.transfer`)."""
+
+    name = "cells"
+    needs_references = True
+    OPTIONS = {"shrink": Option(float, 5.0, "frames' worth of the overall mean in each phone's mean")}
+
+    def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+        return factorizer.transfer(feats, factor, references, shrink=self.shrink)
+
+
+@register
+class Knn(Manipulation):
+    """The mean of the nearest frames of the target's audio in the kept subspaces (:meth:`SpeechFactorizer.match`)."""
+
+    name = "knn"
+    needs_references = True
+    OPTIONS = {"k": Option(int, 4, "neighbours averaged"),
+               "gate": Option(bool, True, "match among the reference frames of the frame's own decoded phone only")}
+
+    def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+        return factorizer.match(feats, factor, references, k=self.k, gate=self.gate)
+
+
+@register
+class Select(Manipulation):
+    """Real frames of the target's audio, chosen as ``knn`` matches but favouring runs of consecutive frames
+    (:meth:`SpeechFactorizer.select`); their own STFT is overlap-added."""
+
+    name = "select"
+    needs_references = True
+    resynthesis = "frames"
+    OPTIONS = {"candidates": Option(int, 8, "reference frames considered per frame"),
+               "continuity": Option(float, 1.0, "cost of a jump between reference frames (0: the nearest frame)"),
+               "gate": Option(bool, True, "select among the reference frames of the frame's own decoded phone only")}
+
+    def check(self, factor, target, references):
+        if references is None or is_frame_level(factor):
+            raise ValueError("manipulation 'select' resynthesises real frames of the target: it needs reference "
+                             "audio of the target (--enrol) and an utterance-level factor such as the speaker")
+
+    def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+        return factorizer.select(wav, factor, references, candidates=self.candidates, continuity=self.continuity,
+                                 gate=self.gate)
+
+
+def build(name, **options):
+    """The registered manipulation ``name`` with ``options`` (a ``ValueError`` naming what is unknown)."""
+    if name not in REGISTRY:
+        raise ValueError(f"manipulation must be one of {', '.join(REGISTRY)} (or auto), got {name!r}")
+    return REGISTRY[name](**options)
+
+
+def resolve(name, with_references):
+    """``auto`` as what it stands for: :data:`DEFAULT_WITH_AUDIO` with audio of the target, else ``shift``."""
+    if name == "auto":
+        return DEFAULT_WITH_AUDIO if with_references else "shift"
+    return name
+
+
+def split_options(options):
+    """``{manipulation name: its options}`` of flat keyword options (``k``, ``shrink``, ...): each option goes to
+    every manipulation that declares it (``gate`` to ``knn`` and ``select``)."""
+    return {name: {key: value for key, value in options.items() if key in cls.OPTIONS} for name, cls in REGISTRY.items()}
+
+
+def all_options():
+    """Every option of every registered manipulation, once: ``{option: (Option, [manipulation names])}``."""
+    listed = {}
+    for name, cls in REGISTRY.items():
+        for key, option in cls.OPTIONS.items():
+            listed.setdefault(key, (option, []))[1].append(name)
+    return listed
+
+
+__all__ = ["DEFAULT_WITH_AUDIO", "REGISTRY", "Manipulation", "Option", "all_options", "build", "register", "resolve",
+           "split_options"]
