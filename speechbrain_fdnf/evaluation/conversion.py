@@ -53,6 +53,7 @@ from speechbrain_fdnf.evaluation.formatting import fmt
 from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
 from speechbrain_fdnf.evaluation.judges import PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
+from speechbrain_fdnf.evaluation.listening import record_example, write_page
 from speechbrain_fdnf.files import hop_samples
 from speechbrain_fdnf.validation import InputError, InputWarning
 
@@ -398,9 +399,16 @@ def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
             for judge_name, judge in judges.recognizers.items():
                 counters[judge_name].add(phones, judge(wav, rate))
             if examples is not None and index < 2:
-                folder = Path(examples) / block.name.replace(" ", "_") / slug(name)
+                block_folder = Path(examples) / block.name.replace(" ", "_")
+                folder = block_folder / slug(name)
                 folder.mkdir(parents=True, exist_ok=True)
-                soundfile.write(str(folder / f"{index}_{source}_to_{trial.target}.wav"), wav.numpy(), rate)
+                converted = folder / f"{index}_{source}_to_{trial.target}.wav"
+                soundfile.write(str(converted), wav.numpy(), rate)
+                record_example(block_folder, dict(
+                    row=name, index=index, source=trial.source["wav"], converted=converted, target=trial.target,
+                    target_reading=converters.real_entry(trial)["wav"], cos_target=row["cos_target"],
+                    cos_source=row["cos_source"], verified=row["cos_target"] >= threshold,
+                    same_gender=trial.same_gender, f0_gap=row.get("f0_gap")))
         results["rows"][name] = summarise(scores, threshold, real_target, counters, own=judges.own is not None, f0=f0)
     return results
 
@@ -530,6 +538,8 @@ def evaluate_conversion(models, utterances, config, seed):
         results["blocks"][block.name] = evaluate_block(block, rows, judges, converters, examples=examples,
                                                        f0=config.conversion_f0)
         results["blocks"][block.name]["skipped_speakers"] = len(block.skipped)
+    if config.conversion_examples and results["blocks"]:
+        logger.info("Conversion: listen at %s", write_page(Path(config.eval_folder, "conversions")))
     return results
 
 
@@ -581,5 +591,6 @@ def conversion_report(summary, config):
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
     if config.conversion_examples:
-        lines += [f"Examples (the first two trials of every row): `{Path(config.eval_folder, 'conversions')}/`", ""]
+        lines += [f"Examples (the first two trials of every row), to listen to side by side with the source and the "
+                  f"target's real reading: `{Path(config.eval_folder, 'conversions', 'index.html')}`", ""]
     return lines
