@@ -49,7 +49,7 @@ demo: install
 	echo "converted $$1 to speaker $$2: results/demo_conversion.wav"; \
 	echo "== demo finished in $$(( $$(date +%s) - start )) s"; \
 	echo "training logs: results/<model>/1234/train_log.txt"; \
-	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure), results/evaluation/conversions/ (judged conversions)"; \
+	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure), results/evaluation/conversions/index.html (judged conversions, to listen)"; \
 	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav"
 
 # Reuse of the demo's models in two SpeechBrain recipes, on the test speakers (run after `make demo`):
