@@ -9,12 +9,16 @@ pitch, harmonics and fine envelope that 40 Mel bands lose); each one's options c
 With ``auto`` (the default), :data:`DEFAULT_WITH_AUDIO` when audio of the target is given,
 else ``shift``. ``docs/RESULTS.md`` judges each of them with a speaker encoder and two phone
 recognizers. The model works on log-Mel frames, so the changed frames (all but ``select``'s)
-become audio in one of two ways (``method``), neither needing a download:
+become audio in one of three ways (``method``), none needing a download:
 
 * ``gain`` (default): the difference between the manipulated and the original
   log-Mel frames is a per-band gain; it is spread onto the STFT bins through
   the filterbank's own weights and applied to the original STFT, which keeps
   the original phase and the harmonic detail the 40 Mel bands cannot hold;
+* ``world``: WORLD's pitch-synchronous analysis and synthesis (:mod:`speechbrain_fdnf.pitch`): the
+  source's spectral envelope takes the same per-band gain, its aperiodicity is kept, and F0 moves to
+  the target's register (log-F0 mean and spread of the ``--enrol`` audio), which the other two
+  cannot do: the way to convert across genders;
 * ``griffinlim``: the manipulated Mel power spectrum is mapped back to a
   linear spectrum (least squares through the filterbank, clamped at zero) and
   torchaudio's ``GriffinLim`` estimates a phase. It hears only the features,
@@ -47,6 +51,7 @@ from speechbrain.processing.features import ISTFT, Filterbank
 
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
+from speechbrain_fdnf.pitch import LogF0Statistics, world_resynthesis
 from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO: named here before 0.6)
     DEFAULT_WITH_AUDIO,
     REGISTRY,
@@ -58,7 +63,7 @@ from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO:
 )
 
 logger = logging.getLogger(__name__)
-METHODS = ("gain", "griffinlim")
+METHODS = ("gain", "griffinlim", "world")
 #: ``--manipulation`` choices: ``auto`` and every registered manipulation (:mod:`speechbrain_fdnf.manipulations`).
 MANIPULATIONS = ("auto", *REGISTRY)
 #: Manipulations that need audio of the target (``references``).
@@ -150,7 +155,7 @@ class FeatureInverter:
 
 @torch.no_grad()
 def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_iter=32, references=None,
-            manipulation="auto", **options):
+            manipulation="auto", target_f0=None, **options):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -169,7 +174,7 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         the model assigns to ``source`` are changed; for an utterance-level
         factor it replaces the model's guess of the utterance's class.
     method : str
-        How changed frames become audio: ``"gain"`` or ``"griffinlim"`` (see the module docstring).
+        How changed frames become audio: ``"gain"``, ``"griffinlim"`` or ``"world"`` (see the module docstring).
     n_iter : int
         Griffin-Lim iterations.
     references : list, optional
@@ -177,6 +182,9 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     manipulation : str or Manipulation
         A name of :data:`MANIPULATIONS` (``"auto"``: ``cells`` with ``references``, else ``shift``) or a
         :class:`~speechbrain_fdnf.manipulations.Manipulation` object with its options.
+    target_f0 : speechbrain_fdnf.pitch.LogF0Statistics, optional
+        ``method="world"``: the target's register (default: measured on ``references``; without either, the
+        source's F0 is kept).
     **options
         Options of the manipulation by name (``deviation``; ``shrink``; ``k``, ``gate``; ``candidates``,
         ``continuity``, ``gate``: :mod:`speechbrain_fdnf.manipulations`); those of other manipulations are
@@ -213,7 +221,18 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     inverter = FeatureInverter(factorizer.hparams.compute_features, n_iter=n_iter)
     if method == "gain":
         return inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu())
+    if method == "world":
+        rate = factorizer.hparams.sample_rate
+        if target_f0 is None and references is not None:
+            target_f0 = LogF0Statistics.of_audio([factorizer.waveform(item).cpu() for item in as_list(references)
+                                                  if factorizer._is_audio(item)], rate)
+        return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
+
+
+def as_list(references):
+    """One reference or a list of them, as a list."""
+    return [references] if isinstance(references, (str, Path)) or torch.is_tensor(references) else list(references)
 
 
 @torch.no_grad()

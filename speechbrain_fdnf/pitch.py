@@ -1,0 +1,126 @@
+"""Pitch-synchronous resynthesis (WORLD, through ``pyworld``): the converter's ``method="world"``.
+
+The model changes 40 log-Mel bands; the other resyntheses keep the source's pitch. Here the source is
+analysed by WORLD into F0 (Harvest), a spectral envelope (CheapTrick) and aperiodicity (D4C). The envelope takes the model's change of each frame as a gain (the Mel bands' dB change spread
+onto frequency through the filterbank's own weights, as the ``gain`` path does), the aperiodicity is
+kept, and F0 moves to the target's register: each voiced frame's log F0 is standardised by the source's
+log-F0 mean and spread and given the target's (:class:`LogF0Statistics`, measured on the target's
+enrolment audio). Cross-gender conversion needs this: no change of 40 bands moves a voice an octave.
+
+``pyworld`` (or ``pyworld-prebuilt``) ships as a wheel; without it, ``method="world"`` is an error that
+says what to install.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+#: The lowest and highest F0 (Hz) the analysis looks for: below every adult voice, above every speaking one.
+F0_FLOOR, F0_CEIL = 60.0, 500.0
+
+
+def _pyworld():
+    try:
+        import warnings
+
+        with warnings.catch_warnings():  # pyworld imports the deprecated pkg_resources
+            warnings.simplefilter("ignore")
+            import pyworld
+    except ImportError:
+        raise ImportError("method 'world' resynthesises with WORLD: pip install pyworld (or pyworld-prebuilt)") from None
+    return pyworld
+
+
+def analyse_f0(wav, sample_rate, frame_period=10.0):
+    """F0 in Hz per frame (0 where unvoiced) and the frames' times, by Harvest (DIO, WORLD's faster tracker,
+    finds almost no voiced frames in breathy voices)."""
+    world = _pyworld()
+    samples = np.ascontiguousarray(np.asarray(wav, dtype=np.float64))
+    return world.harvest(samples, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period)
+
+
+@dataclass(frozen=True)
+class LogF0Statistics:
+    """Mean and standard deviation of log F0 over voiced frames: a voice's register and its spread.
+
+    Example
+    -------
+    >>> stats = LogF0Statistics.of([np.array([100.0, 0.0, 200.0])])
+    >>> round(float(np.exp(stats.mean)), 1), stats.frames
+    (141.4, 2)
+    """
+
+    mean: float
+    std: float
+    frames: int
+
+    @classmethod
+    def of(cls, f0_tracks):
+        voiced = np.concatenate([np.asarray(track, dtype=np.float64) for track in f0_tracks])
+        voiced = np.log(voiced[voiced > 0])
+        if len(voiced) < 2:
+            raise ValueError(f"{len(voiced)} voiced frames: too few to measure a voice's pitch")
+        return cls(float(voiced.mean()), float(max(voiced.std(), 1e-3)), len(voiced))
+
+    @classmethod
+    def of_audio(cls, wavs, sample_rate):
+        """The statistics of the voiced frames of several waveforms (e.g. a target's enrolment audio)."""
+        return cls.of([analyse_f0(wav, sample_rate)[0] for wav in wavs])
+
+    def convert(self, f0, target):
+        """``f0`` (0: unvoiced) with its log standardised by these statistics and given ``target``'s."""
+        f0 = np.asarray(f0, dtype=np.float64)
+        out = np.zeros_like(f0)
+        voiced = f0 > 0
+        out[voiced] = np.exp((np.log(f0[voiced]) - self.mean) / self.std * target.std + target.mean)
+        return out
+
+
+def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None):
+    """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
+    ``target_f0`` (:class:`LogF0Statistics`), F0 moved to that register.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        The source waveform.
+    sample_rate : int
+    mel_gain_db : torch.Tensor
+        ``(frames, mels)``: the model's change of each log-Mel frame (new minus old, in dB), at a 10 ms hop.
+    filterbank : torch.Tensor
+        ``(stft_bins, mels)`` weights of the Mel filterbank (``FeatureInverter.matrix``): how each band
+        covers frequency, over ``[0, sample_rate / 2]``.
+    target_f0 : LogF0Statistics, optional
+        The target's register; ``None`` keeps the source's F0.
+
+    Returns
+    -------
+    torch.Tensor
+        The converted waveform, as long as the input.
+    """
+    world = _pyworld()
+    samples = np.ascontiguousarray(wav.detach().cpu().double().numpy())
+    f0, times = analyse_f0(samples, sample_rate)
+    envelope = world.cheaptrick(samples, f0, times, sample_rate, f0_floor=F0_FLOOR)
+    aperiodicity = world.d4c(samples, f0, times, sample_rate)
+    # the bands' gains on the STFT bins (each bin: the weighted mean of the bands covering it), then on WORLD's
+    weights = filterbank.double()
+    bin_gain = (mel_gain_db.double() @ weights.T) / weights.sum(dim=1).clamp_min(1e-8)  # (frames, stft bins)
+    stft_freqs = np.linspace(0, sample_rate / 2, weights.shape[0])
+    world_freqs = np.linspace(0, sample_rate / 2, envelope.shape[1])
+    frame_index = np.linspace(0, len(bin_gain) - 1, len(envelope))  # WORLD's frames onto the model's
+    rows = bin_gain.numpy()[np.clip(np.round(frame_index).astype(int), 0, len(bin_gain) - 1)]
+    gain_db = np.stack([np.interp(world_freqs, stft_freqs, row) for row in rows])
+    envelope = envelope * np.power(10.0, gain_db / 10.0)  # the envelope is a power spectrum
+    if target_f0 is not None and (f0 > 0).sum() >= 2:
+        f0 = LogF0Statistics.of([f0]).convert(f0, target_f0)
+    out = world.synthesize(f0, np.ascontiguousarray(envelope), aperiodicity, sample_rate, frame_period=10.0)
+    out = np.pad(out, (0, max(0, len(samples) - len(out))))[: len(samples)]
+    return torch.from_numpy(out).float()
+
+
+__all__ = ["LogF0Statistics", "analyse_f0", "world_resynthesis"]
