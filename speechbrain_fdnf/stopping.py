@@ -9,20 +9,41 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import logging
+
 import speechbrain as sb
 import torch  # noqa: F401  (the doctests' optimizer)
+import yaml
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
+
+logger = logging.getLogger(__name__)
 
 
 @register_checkpoint_hooks
 class EarlyStopper(EpochCounterWithStopper):
-    """SpeechBrain's ``EpochCounterWithStopper`` whose whole state is checkpointed.
+    """SpeechBrain's ``EpochCounterWithStopper`` whose whole state is checkpointed, with an absolute
+    improvement threshold.
 
     SpeechBrain 1.1.2 registers the checkpoint hooks of ``EpochCounter`` only, so a stopper saves
     its epoch but not its best epoch, best loss and stop flag: a resumed run would start its
     patience over, and a finished run would train again. Registering the stopper's own hooks
-    fixes that; the arguments are the parent's (``limit`` is the cap, ``limit_to_stop`` the patience).
+    fixes that. Its improvement test is relative (a loss below ``(1 - 1e-6)`` times the best), which
+    for a negative NLL lets an equal or slightly worse loss count as better; here a loss improves
+    only when it is ``min_delta`` below the best (in the loss's units: nats per dimension).
+
+    Arguments
+    ---------
+    limit : int
+        The cap on epochs.
+    limit_to_stop : int
+        The patience: epochs without improvement that end training.
+    limit_warmup : int
+        Epochs before the patience counts.
+    direction : str
+        ``"min"`` or ``"max"``.
+    min_delta : float
+        The smallest change that counts as an improvement (absolute).
 
     Example
     -------
@@ -38,12 +59,31 @@ class EarlyStopper(EpochCounterWithStopper):
     (3, 2, 2.0)
     """
 
+    def __init__(self, limit, limit_to_stop, limit_warmup=0, direction="min", min_delta=0.0):
+        super().__init__(limit, limit_to_stop, limit_warmup, direction)
+        self.min_delta = float(min_delta)
+
+    def update_metric(self, current_metric):
+        """Records the epoch's loss: the best epoch moves only on an improvement of at least ``min_delta``."""
+        if self.current > self.limit_warmup:
+            if self.sign * current_metric < self.sign * self.best_score - self.min_delta:
+                self.best_limit, self.best_score = self.current, current_metric
+            self.should_stop = self.current - self.best_limit >= self.limit_to_stop
+            if self.should_stop:
+                logger.info("%d epochs without an improvement of %g: patience exhausted, stopping",
+                            self.current - self.best_limit, self.min_delta)
+
     @mark_as_saver
     def _save(self, path):
         super()._save(path)
 
     @mark_as_loader
     def _recover(self, path, end_of_epoch=True, device=None):
+        with open(path, encoding="utf-8") as handle:
+            saved = yaml.safe_load(handle)
+        if isinstance(saved, int):  # a plain EpochCounter's checkpoint (the epoch alone): patience starts again
+            self.current = saved if end_of_epoch else saved - 1
+            return
         super()._recover(path, end_of_epoch=end_of_epoch, device=device)
 
 

@@ -106,3 +106,16 @@ def test_an_interrupted_run_keeps_counting_its_patience_when_resumed(tmp_path):
     again = make_brain(tmp_path, limit=50, script=PLATEAU)  # and a finished run trains nothing more
     fit(again, frames(0), frames(1))
     assert logged_epochs(tmp_path) == [1, 2, 3, 4]
+
+
+def test_an_improvement_smaller_than_min_delta_does_not_count_and_old_counters_resume(tmp_path):
+    stopper = EarlyStopper(limit=20, limit_to_stop=2, min_delta=0.01)
+    for loss in [-0.300, -0.305, -0.309]:  # falls of 0.005 and 0.009: below min_delta
+        next(stopper)
+        stopper.update_metric(loss)
+    assert stopper.best_limit == 1 and stopper.should_stop
+    # a checkpoint of SpeechBrain's plain counter (the epoch alone) resumes, its patience counted anew
+    (tmp_path / "counter.ckpt").write_text("7")
+    resumed = EarlyStopper(limit=20, limit_to_stop=2)
+    resumed._recover(tmp_path / "counter.ckpt")
+    assert resumed.current == 7 and resumed.best_limit == 0 and not resumed.should_stop
