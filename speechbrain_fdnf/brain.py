@@ -11,7 +11,7 @@ import logging
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.distributed import ddp_broadcast, run_on_main
 
 from speechbrain_fdnf.engine import FeatureFlow, unwrap
 from speechbrain_fdnf.export import read_nll, record_nll  # noqa: F401  (read_nll: named here before 0.5)
@@ -58,8 +58,8 @@ class FlowBrain(sb.Brain):
         super().fit(epoch_counter, train_set, valid_set, **kwargs)
         self.stopping_reason = stopping_reason(epoch_counter)  # patience exhausted, or the cap reached
         logger.info("Training stopped: %s", self.stopping_reason)
-        if if_main_process():
-            self.hparams.train_logger.log_stats(stats_meta={"stopped": self.stopping_reason})
+        # on every process: SpeechBrain's logger writes on the main one and broadcasts (a collective under DDP)
+        self.hparams.train_logger.log_stats(stats_meta={"stopped": self.stopping_reason})
 
     def on_fit_start(self):
         """Recovers the latest checkpoint, or initialises from data on a fresh run."""
@@ -194,6 +194,9 @@ class FlowBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
         elif stage == sb.Stage.VALID:
+            # every process decides on the main process's loss: the schedule, the stopper and the best
+            # checkpoint must agree across DDP processes (a process that stopped alone would hang the others)
+            stage_loss = ddp_broadcast(stage_loss)
             old_lr, new_lr = annealed_learning_rate(self.hparams.lr_annealing, self.optimizer, epoch, stage_loss)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
             counter = self.hparams.epoch_counter
