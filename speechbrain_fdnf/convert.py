@@ -66,8 +66,6 @@ logger = logging.getLogger(__name__)
 METHODS = ("gain", "griffinlim", "world")
 #: ``--manipulation`` choices: ``auto`` and every registered manipulation (:mod:`speechbrain_fdnf.manipulations`).
 MANIPULATIONS = ("auto", *REGISTRY)
-#: Manipulations that need audio of the target (``references``).
-WITH_AUDIO = tuple(name for name, cls in REGISTRY.items() if cls.needs_references)
 MAX_GAIN_DB = 40.0
 
 
@@ -239,8 +237,7 @@ def as_list(references):
 def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     """The audio of a manipulation that selects real frames (``select``): the STFT frames of ``references``
     that it chooses for each frame of ``wav``, overlap-added."""
-    if isinstance(references, (str, Path)) or torch.is_tensor(references):
-        references = [references]
+    references = as_list(references)
     if not all(factorizer._is_audio(item) for item in references):
         raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
                                   "waveforms), not features")

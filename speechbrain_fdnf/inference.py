@@ -276,7 +276,7 @@ class SpeechFactorizer(Pretrained):
     def _reference_features(self, references):
         """Features of each item of an enrolment set (one input or a list), after :meth:`waveform`'s
         checks of every audio item and :meth:`AudioCheck.enrolment`'s of the set's total speech."""
-        if isinstance(references, (str, Path)) or (torch.is_tensor(references) and references.dim() <= 1):
+        if isinstance(references, (str, Path)) or torch.is_tensor(references):  # one waveform, or one utterance's features
             references = [references]
         if references is None or len(references) == 0:
             raise InferenceInputError("enrolment: no reference audio given")
