@@ -373,3 +373,12 @@ def test_the_command_offers_every_manipulation(flow, trained, utterance, tmp_pat
     with pytest.raises(SystemExit):  # select needs audio of the target
         convert_main(["--model", str(trained[0]), "--wav", str(utterance[0]), "--speaker", utterance[1],
                       "--manipulation", "select"])
+
+
+def test_references_given_as_one_features_tensor_are_one_utterance(flow, trained, utterance):
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = next(e["wav"] for e in entries if e["speaker"] != utterance[1])
+    reference = flow.features(other)  # (frames, 40): one utterance's features, not a list of frames
+    feats = flow.features(utterance[0])
+    matched = flow.match(feats, "speaker", reference)
+    assert matched.shape == feats.shape and torch.equal(matched, flow.match(feats, "speaker", [reference]))
