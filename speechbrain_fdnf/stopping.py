@@ -64,7 +64,7 @@ class EarlyStopper(EpochCounterWithStopper):
         self.min_delta = float(min_delta)
 
     def update_metric(self, current_metric):
-        """Records the epoch's loss: the best epoch moves only on an improvement of at least ``min_delta``."""
+        """Records the epoch's loss: the best epoch moves only on an improvement of more than ``min_delta``."""
         if self.current > self.limit_warmup:
             if self.sign * current_metric < self.sign * self.best_score - self.min_delta:
                 self.best_limit, self.best_score = self.current, current_metric
