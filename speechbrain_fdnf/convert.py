@@ -222,27 +222,19 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     if method == "world":
         rate = factorizer.hparams.sample_rate
         if target_f0 is None and references is not None:
-            target_f0 = LogF0Statistics.of_audio([factorizer.waveform(item).cpu() for item in as_list(references)
-                                                  if factorizer._is_audio(item)], rate)
+            target_f0 = LogF0Statistics.of_audio([item.cpu() for item in factorizer.checked_references(references)
+                                                  if torch.is_tensor(item) and item.dim() == 1], rate)
         return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
 
 
-def as_list(references):
-    """One reference or a list of them, as a list."""
-    return [references] if isinstance(references, (str, Path)) or torch.is_tensor(references) else list(references)
-
-
-@torch.no_grad()
 def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     """The audio of a manipulation that selects real frames (``select``): the STFT frames of ``references``
     that it chooses for each frame of ``wav``, overlap-added."""
-    references = as_list(references)
-    if not all(factorizer._is_audio(item) for item in references):
+    references = factorizer.checked_references(references)
+    if not all(torch.is_tensor(item) and item.dim() == 1 for item in references):  # audio comes back checked, 1-D
         raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
                                   "waveforms), not features")
-    references = [factorizer.waveform(item, str(item) if isinstance(item, (str, Path)) else f"reference {index}")
-                  for index, item in enumerate(references, start=1)]
     chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav)
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     spectra = torch.cat([inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references])

@@ -273,6 +273,163 @@ class SpeechFactorizer(Pretrained):
             raise InferenceInputError(f"{name or 'features'}: {bad} of {inputs.numel()} values are NaN or Inf")
         return inputs.to(self.device, torch.float32)
 
+    def checked_references(self, references):
+        """An enrolment set (one input or a list) with every audio item checked by :meth:`waveform` (and
+        returned as that waveform; feature tensors as they are), and the set's total speech by
+        :meth:`AudioCheck.enrolment <speechbrain_fdnf.validation.AudioCheck.enrolment>`: what
+        :meth:`enrol`, :meth:`transfer`, :meth:`match`, :meth:`select` and the converter refuse, in one place."""
+        if isinstance(references, (str, Path)) or torch.is_tensor(references):  # one waveform, or one utterance's features
+            references = [references]
+        if references is None or len(references) == 0:
+            raise InferenceInputError("enrolment: no reference audio given")
+        items, speech, names = [], [], []
+        for index, item in enumerate(references, start=1):
+            if self._is_audio(item):
+                name = str(item) if isinstance(item, (str, Path)) else f"reference {index}"
+                item, seconds = self._checked_waveform(item, name)
+                speech.append(seconds)
+                names.append(name)
+            items.append(item)
+        if speech:
+            self.audio_check.enrolment(speech, names)
+        return items
+
+    def _reference_features(self, references):
+        """Features of each item of :meth:`checked_references`."""
+        return [self.features(item, f"reference {index}")
+                for index, item in enumerate(self.checked_references(references), start=1)]
+
+    # ------------------------------------------------------------------ the model and its labels
+    @property
+    def model(self):
+        """The trained ``DiscriminativeFlow`` (or ``VAE``)."""
+        return self.mods.model
+
+    @property
+    def engine(self):
+        """The :class:`~speechbrain_fdnf.engine.FeatureFlow` that does the math on raw features."""
+        if getattr(self, "_engine", None) is None:
+            self._engine = FeatureFlow(self.mods.model, self.mods.normalize)
+        return self._engine
+
+    @property
+    def factors(self):
+        """Names of the factors with their own subspace (empty for NF and the VAE)."""
+        return self.engine.factors
+
+    @property
+    def decoders(self):
+        """``{factor: ClassSequenceDecoder}`` of the model folder (frame-level factors; empty for a folder
+        without them, e.g. exported before 0.3): the matching gate decodes those factors with them."""
+        if getattr(self, "_decoders", None) is None:
+            folder = getattr(self.hparams, "pretrained_path", None)  # None: built from hparams in memory
+            found = {name: load_decoder(folder, name) for name in FRAME_LEVEL_LABELS
+                     if folder is not None and name in self.factors}
+            self._decoders = {name: decoder.to(self.device) for name, decoder in found.items() if decoder is not None}
+        return self._decoders
+
+    @decoders.setter
+    def decoders(self, decoders):
+        """Replaces the folder's decoders (e.g. fitted to a folder exported without them)."""
+        self._decoders = {name: decoder.to(self.device) for name, decoder in decoders.items()}
+
+    def labels(self, factor):
+        """The class names of a label set, in index order."""
+        encoder = self._encoder(factor)
+        return [encoder.ind2lab[i] for i in range(len(encoder))]
+
+    def class_index(self, factor, label):
+        """The index of class ``label`` (name or index) of ``factor``; unknown labels are an error."""
+        encoder = self._encoder(factor)
+        if isinstance(label, int) and not isinstance(label, bool):
+            if not 0 <= label < len(encoder):
+                raise ValueError(f"{factor} index {label} is out of range [0, {len(encoder)})")
+            return label
+        if label not in encoder.lab2ind:
+            known = self.labels(factor)
+            listed = ", ".join(map(str, known[:10])) + (", ..." if len(known) > 10 else "")
+            raise ValueError(f"unknown {factor} {label!r}: the model knows {len(known)} ({listed}); "
+                             "for a new speaker give enrolment audio instead")
+        return encoder.lab2ind[label]
+
+    @property
+    def centre_bands(self):
+        """The columns of :meth:`features` that hold the centre frame's bands (all of them without context splicing)."""
+        n_mels = self.hparams.compute_features.compute_fbanks.n_mels
+        return slice(self.hparams.context * n_mels, (self.hparams.context + 1) * n_mels)
+
+    # ------------------------------------------------------------------ inputs
+    def load_audio(self, path, savedir=None):
+        """A file as a mono waveform at the model's sample rate, through SpeechBrain's ``Pretrained.load_audio``:
+        any format soundfile reads (WAV, FLAC, OGG, NIST SPHERE), any sample rate (resampled), any
+        number of channels (averaged). A missing, empty, unreadable or truncated file is an
+        :class:`InferenceInputError` naming it."""
+        check_audio(path, error=InferenceInputError, mono=False)
+        return super().load_audio(str(path), savedir=savedir)
+
+    def read_wav(self, path):
+        """:meth:`load_audio` (its name before 0.5)."""
+        return self.load_audio(path)
+
+    def waveform(self, inputs, name=None):
+        """A path or waveform as the checked 1-D waveform at the model's rate that features are computed from.
+
+        Files go through :meth:`load_audio`; a waveform (tensor, numpy array; integer samples are
+        scaled to [-1, 1]) must be at the model's sample rate. Both then pass :attr:`audio_check`
+        (:class:`~speechbrain_fdnf.validation.AudioCheck`): refused with an :class:`InferenceInputError`
+        naming ``name`` (default: the path, or ``"waveform"``) where it is empty, shorter than one
+        analysis window, not finite, beyond full scale or without speech; an
+        :class:`~speechbrain_fdnf.validation.InputWarning` where it is clipped, off-centre or has
+        little speech.
+        """
+        return self._checked_waveform(inputs, name)[0]
+
+    def _checked_waveform(self, inputs, name=None):
+        """``(waveform, seconds of speech)``; a waveform this interface returned before is not checked again."""
+        for wav, version, speech in self._checked:
+            if inputs is wav and inputs._version == version:
+                return wav, speech
+        if isinstance(inputs, (str, Path)):
+            name, inputs = name or str(inputs), self.load_audio(inputs)
+        wav, speech = self.audio_check.utterance(inputs, name or "waveform")
+        wav = wav.to(self.device)
+        self._checked.append((wav, wav._version, speech))
+        return wav, speech
+
+    @staticmethod
+    def _is_audio(inputs):
+        """Whether ``inputs`` is a file or a waveform (anything else is taken for features)."""
+        if isinstance(inputs, (str, Path)):
+            return True
+        return np.ndim(inputs) <= 1 if isinstance(inputs, (np.ndarray, list, tuple)) or torch.is_tensor(inputs) else False
+
+    @torch.no_grad()
+    def features(self, inputs, name=None):
+        """Raw log-Mel features ``(frames, input_dim)`` of a path or waveform (checked by :meth:`waveform`,
+        which ``name`` is passed to), as the recipe computes them.
+
+        A feature tensor ``(..., frames, input_dim)`` is returned unchanged after a shape and finiteness check.
+        """
+        name = name or (str(inputs) if isinstance(inputs, (str, Path)) else None)
+        if self._is_audio(inputs):
+            wav = self.waveform(inputs, name)
+            return splice(self.hparams.compute_features(wav[None])[0], self.hparams.context)
+        try:
+            inputs = torch.as_tensor(inputs)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise InferenceInputError(f"{name or 'input'}: neither audio nor features ({err})") from None
+        if not inputs.dtype.is_floating_point or inputs.dtype.is_complex:
+            raise InferenceInputError(f"{name or 'features'}: values of type {str(inputs.dtype).replace('torch.', '')}, "
+                                      "expected float features (or pass a 1-D waveform)")
+        if inputs.shape[-1] != self.hparams.input_dim or inputs.dim() < 2 or inputs.shape[-2] == 0:
+            raise InferenceInputError(
+                f"{name or 'features'}: shape {tuple(inputs.shape)}, expected (..., frames, {self.hparams.input_dim}) "
+                "features (or a 1-D waveform; mix several channels down first)")
+        if not torch.isfinite(inputs).all():
+            bad = int((~torch.isfinite(inputs)).sum())
+            raise InferenceInputError(f"{name or 'features'}: {bad} of {inputs.numel()} values are NaN or Inf")
+        return inputs.to(self.device, torch.float32)
+
     def _reference_features(self, references):
         """Features of each item of an enrolment set (one input or a list), after :meth:`waveform`'s
         checks of every audio item and :meth:`AudioCheck.enrolment`'s of the set's total speech."""

@@ -207,9 +207,7 @@ def enrolment_problem(factorizer):
         try:
             with warnings.catch_warnings():  # a weak but usable set is not a reason to leave a speaker out
                 warnings.simplefilter("ignore", InputWarning)
-                factorizer.audio_check.enrolment([factorizer.audio_check.utterance(factorizer.load_audio(entry["wav"]),
-                                                                                   entry["wav"])[1]
-                                                  for entry in entries], [entry["wav"] for entry in entries])
+                factorizer.checked_references([entry["wav"] for entry in entries])
         except InputError as error:
             return str(error)
         return None
