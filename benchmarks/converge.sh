@@ -3,6 +3,7 @@
 # once thrash two cores), timed; each run also exports its model after epochs 6, 20 and 60 (the training
 # curve of hparams/experiments/evaluate_converged.yaml). Usage:
 #   bash benchmarks/converge.sh [output_root] [extra recipe arguments, e.g. --device=cuda:0]
+# MODELS="fdnf dnf_phone" picks and orders the models (default: all five); SEED=1 another seed (default 1234).
 # Writes <output_root>/converge_times.md: seconds, epochs trained, the best epoch and why each run stopped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,13 +11,14 @@ root=${1:-results_converged}; shift || true
 PY=${PY:-.venv/bin/python}
 mkdir -p "$root"
 out=$root/converge_times.md
-[ -f "$out" ] || printf '| model | seconds | epochs | stopped |\n|---|---|---|---|\n' > "$out"
-for model in nf vae fdnf dnf_phone dnf_speaker; do
+seed=${SEED:-1234}
+[ -f "$out" ] || printf '| model | seed | seconds | epochs | stopped |\n|---|---|---|---|---|\n' > "$out"
+for model in ${MODELS:-nf vae fdnf dnf_phone dnf_speaker}; do
     start=$(date +%s)
-    $PY recipes/TIMIT/train_fdnf.py hparams/$model.yaml --output_root="$root" --snapshot_epochs=[6,20,60] "$@" \
-        > "$root/$model.log" 2>&1 || { echo "$model failed: see $root/$model.log"; exit 1; }
-    log=$root/$model/1234/train_log.txt
+    $PY recipes/TIMIT/train_fdnf.py hparams/$model.yaml --output_root="$root" --snapshot_epochs=[6,20,60] --seed="$seed" "$@" \
+        > "$root/$model.$seed.log" 2>&1 || { echo "$model failed: see $root/$model.$seed.log"; exit 1; }
+    log=$root/$model/$seed/train_log.txt
     epochs=$(grep -c '^epoch:' "$log")
     stopped=$(grep '^stopped:' "$log" | tail -1 | cut -d' ' -f2-)
-    echo "| $model | $(( $(date +%s) - start )) | $epochs | $stopped |" | tee -a "$out"
+    echo "| $model | $seed | $(( $(date +%s) - start )) | $epochs | $stopped |" | tee -a "$out"
 done

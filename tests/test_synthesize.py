@@ -332,15 +332,19 @@ def test_voice_colour_puts_each_speakers_drawn_gains_into_its_spectrum_and_at_ze
 def test_timit_closures_label_the_silence_before_stops_and_change_nothing_else(corpus, tmp_path):
     from speechbrain_fdnf.corpus.synthesize import CLOSURE_FLOOR, CLOSURES, PRE_RINGING_SAMPLES
 
-    closed = tmp_path / "closed"
-    synthesize_corpus(closed, CorpusOptions.small(timit_closures=True), progress=False)
+    # closures are on by default; off, the corpus is the one built before the knob, manifest included
+    assert CorpusOptions.small().timit_closures
+    assert json.loads((corpus / "corpus.json").read_text())["options"]["timit_closures"] is True
+    unclosed = tmp_path / "unclosed"
+    synthesize_corpus(unclosed, CorpusOptions.small(timit_closures=False), progress=False)
+    assert "timit_closures" not in json.loads((unclosed / "corpus.json").read_text())["options"]
     voiceless, with_closure = 0, 0
     for phn in sorted(corpus.glob("*/DR*/*/*.PHN")):
         wav = phn.with_suffix(".WAV")
-        assert wav.read_bytes() == (closed / wav.relative_to(corpus)).read_bytes()  # the same audio
+        assert wav.read_bytes() == (unclosed / wav.relative_to(corpus)).read_bytes()  # the same audio
         audio, _ = soundfile.read(str(wav), dtype="int16")
-        before = [line.split() for line in phn.read_text().splitlines()]
-        after = [line.split() for line in (closed / phn.relative_to(corpus)).read_text().splitlines()]
+        before = [line.split() for line in (unclosed / phn.relative_to(corpus)).read_text().splitlines()]
+        after = [line.split() for line in phn.read_text().splitlines()]
         merged = []
         for index, (start, end, label) in enumerate(after):
             if label in CLOSURES.values():

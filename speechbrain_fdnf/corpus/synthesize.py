@@ -79,8 +79,9 @@ class CorpusOptions:
     of a per-speaker spectral colour that all of a speaker's phones share
     (:func:`~speechbrain_fdnf.corpus.speakers.draw_colour`; 0, the default: none,
     and the corpus is byte for byte the one built before the knob existed);
-    ``timit_closures`` labels the silent closures of stops and affricates as TIMIT
-    does, as segments of their own (:func:`split_closures`; the audio is the same).
+    ``timit_closures`` (on by default since issue 33; off: the labels of corpora
+    built before) labels the silent closures of stops and affricates as TIMIT does,
+    as segments of their own (:func:`split_closures`; the audio is the same).
     """
 
     train_speakers: int = 140
@@ -92,7 +93,7 @@ class CorpusOptions:
     voice_spread: float = 1.0
     token_variation: float = 1.0
     voice_colour: float = 0.0
-    timit_closures: bool = False
+    timit_closures: bool = True
     seed: int = 1234
 
     @classmethod

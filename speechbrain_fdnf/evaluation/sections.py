@@ -26,6 +26,7 @@ from speechbrain_fdnf.evaluation.config import GATES, EvaluationConfig
 from speechbrain_fdnf.evaluation.formatting import fmt
 from speechbrain_fdnf.evaluation.movers import (CellMeanOracle, InferredClasses, ModelMatching, NearestNeighbourMatching,
                                                 RealFrameCeiling, shift_by_class_means, standardised_features)
+from speechbrain_fdnf.evaluation.paper import paper_name, paper_row
 from speechbrain_fdnf.evaluation.parallel import conversion_distortion, matching_conversion
 from speechbrain_fdnf.evaluation.probes import leakage_probes, load_or_train_probe
 from speechbrain_fdnf.evaluation.structure import latent_structure
@@ -400,10 +401,6 @@ def structure_table(engine, subspaces, train, num_classes, max_frames, seed):
     return table
 
 
-#: The paper's manipulation rows of its f-DNF: (δ of the changed factor, δ of the kept one) per table.
-PAPER_FDNF = {"speaker": (0.700, -0.017), "phone": (0.623, -0.076)}
-
-
 class SpeakerSubset(Section):
     """The paper's implied setup and utterance-level speaker tables.
 
@@ -473,12 +470,13 @@ class SpeakerSubset(Section):
                       "probes and targets among a seeded subset)", ""]
             for target, other in pairs:
                 lines += [f"### {target.capitalize()} manipulation ({other} should stay)", "", *table_header(target, other)]
-                if target in PAPER_FDNF:
-                    paper = PAPER_FDNF[target]
-                    lines.append(f"| the paper's f-DNF (TIMIT) | | | {paper[0]:+.3f} | | | {paper[1]:+.3f} |")
+                # the paper's row once, after the last row it answers (a curve's points stay together)
+                last = {paper_name(name): name for name in chosen if paper_row(name, target)}
                 for name, tables in chosen.items():
-                    cell = tables[target]
-                    lines.append(table_row(name, cell))
+                    lines.append(table_row(name, tables[target]))
+                    if last.get(paper_name(name)) == name:
+                        paper = paper_row(name, target)
+                        lines.append(f"| {paper_name(name)} | | | {paper[0]:+.3f} | | | {paper[1]:+.3f} |")
                 lines.append("")
         for key, scope in (("utterance", "all training speakers"), ("utterance_subset", f"{config.table_speakers} training speakers")):
             chosen = {name: row[key] for name, row in rows.items() if key in row}
