@@ -33,9 +33,11 @@ setup(
     # encoder (Resemblyzer; its VAD, webrtcvad, imports pkg_resources, which setuptools 81 dropped) and
     # the phone recognizer (pocketsphinx with CMU's en-us model)
     extras_require={
-        "test": ["pytest", "hypothesis", "resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1", "pyworld"],
+        "test": ["pytest", "hypothesis", "resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1", "pyworld",
+                 "speechmos", "onnxruntime", "librosa"],
         "bench": ["zuko", "nflows"],
-        "judge": ["resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1"],
+        # DNSMOS's ONNX models ship inside speechmos; onnxruntime runs them, librosa computes their Mel input
+        "judge": ["resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1", "speechmos", "onnxruntime", "librosa"],
         # the converter's pitch-synchronous resynthesis (method "world": F0 into the target's register)
         "world": ["pyworld"],
     },

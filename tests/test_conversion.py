@@ -147,7 +147,7 @@ def test_a_missing_phone_recognizer_says_how_to_train_it(tmp_path):
 def test_the_judges_on_real_audio(trained):
     """Copy-synthesis verifies as its own speaker, a converter that returns the target's real reading scores
     exactly the real-target row, and pocketsphinx reads the corpus far better than chance."""
-    from speechbrain_fdnf.evaluation.judges import SpeakerEncoderJudge
+    from speechbrain_fdnf.evaluation.judges import QualityJudge, SpeakerEncoderJudge
     from speechbrain_fdnf.inference import SpeechFactorizer
 
     factorizer = SpeechFactorizer.from_hparams(source=trained[0])
@@ -156,7 +156,8 @@ def test_the_judges_on_real_audio(trained):
     assert len(blocks) == 1 and blocks[0].name == "test speakers" and len(blocks[0].trials) >= 2
     block = blocks[0]
     independent = PocketsphinxPhoneJudge()
-    judges = conversion.ConversionJudges(SpeakerEncoderJudge(), {"per_independent": independent.phones})
+    judges = conversion.ConversionJudges(SpeakerEncoderJudge(), {"per_independent": independent.phones},
+                                         quality=QualityJudge())
     converters = conversion.Converters(factorizer, block, EvaluationConfig.from_dict({"output_root": "r"}))
     rows = {conversion.COPY: converters.copy, conversion.REAL: converters.real,
             "returns the target's reading": converters.real}
@@ -173,6 +174,8 @@ def test_the_judges_on_real_audio(trained):
     assert cheat["per_independent"] >= real["per_independent"]  # ... the phone judges score it on the source's words
     assert real["closer_to_target"] == 1.0 and result["rows"][conversion.COPY]["closer_to_target"] == 0.0
     assert real["spoof_eer"] >= 25.0  # the real readings are among the real target trials
+    assert cheat["dnsmos_ovrl"] == pytest.approx(real["dnsmos_ovrl"])  # the quality judge hears the same audio
+    assert 0.5 < real["dnsmos_ovrl"] < 5.5 and np.isfinite(result["rows"][conversion.COPY]["dnsmos_ovrl"])
     # pocketsphinx hears the words: a reading's decoded phones are nearer its own phones than another sentence's
     entries = [block.material[speaker].readings[0] for speaker in sorted(block.material)]
     decoded = independent.phones(converters.audio(entries[0]).numpy(), converters.rate)
@@ -217,3 +220,24 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
     kept = convert(flow, wav, "speaker", target=flow.labels("speaker")[0], manipulation="shift", method="world")
     before, after = (analyse_f0(audio.numpy(), rate)[0] for audio in (wav, kept))
     assert abs(12 * np.log2(np.median(after[after > 0]) / np.median(before[before > 0]))) < 0.5
+
+
+@pytest.mark.slow
+def test_the_quality_judge_hears_noise_and_takes_any_sample_rate(corpus):
+    """DNSMOS rates a reading with white noise at 0 dB SNR noisier (background score) and worse overall than the
+    reading alone, whatever rate the audio comes at."""
+    pytest.importorskip("speechmos")
+    import soundfile
+    import torchaudio
+    from speechbrain_fdnf.evaluation.judges import QualityJudge
+
+    wav, rate = soundfile.read(str(next(iter(sorted(corpus.glob("TEST/DR*/*/*.WAV"))))), dtype="float32")
+    clean = torch.from_numpy(wav)
+    noisy = clean + torch.randn(len(clean), generator=torch.Generator().manual_seed(0)) * clean.pow(2).mean().sqrt()
+    judge = QualityJudge()
+    scores = judge.scores(clean, rate)
+    assert judge.scores(noisy, rate)["bak"] < scores["bak"] - 0.5
+    assert judge.scores(noisy, rate)["ovrl"] < scores["ovrl"]
+    resampled = torchaudio.functional.resample(clean, rate, 22050)
+    assert judge.scores(resampled, 22050)["ovrl"] == pytest.approx(scores["ovrl"], abs=0.3)
+

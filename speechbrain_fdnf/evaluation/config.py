@@ -69,6 +69,8 @@ class EvaluationConfig:
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
     conversion_f0: bool = True
+    # DNSMOS (speechmos) on every converted utterance: about 0.3 s each on one core
+    conversion_quality: bool = True
     conversion_examples: bool = True
     phone_recognizer: str = ""
     phone_recognizer_hparams: str = "hparams/phone_recognition.yaml"

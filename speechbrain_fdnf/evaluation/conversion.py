@@ -315,10 +315,11 @@ class Converters:
 
 
 class ConversionJudges:
-    """The judges, loaded once: the speaker encoder, the phone recognizers, the model's own embedding."""
+    """The judges, loaded once: the speaker encoder, the phone recognizers, the model's own embedding and
+    the quality judge (DNSMOS; ``None``: no quality column)."""
 
-    def __init__(self, speaker, recognizers, own=None):
-        self.speaker, self.recognizers, self.own = speaker, recognizers, own
+    def __init__(self, speaker, recognizers, own=None, quality=None):
+        self.speaker, self.recognizers, self.own, self.quality = speaker, recognizers, own, quality
 
 
 def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
@@ -392,6 +393,8 @@ def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
                            own_cos_source=float(own @ own_enrolled[source]))
             if f0:
                 row["f0_gap"] = abs(12 * np.log2(max(median_f0(wav, rate), 1.0) / f0_of[trial.target]))
+            if judges.quality is not None:
+                row["dnsmos"] = judges.quality.scores(wav, rate)["ovrl"]
             scores.append(row)
             phones = spoken_phones((converters.real_entry(trial) if name == REAL else trial.source)["phones39"])
             for judge_name, judge in judges.recognizers.items():
@@ -407,11 +410,12 @@ def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
                     target_reading=converters.real_entry(trial)["wav"], cos_target=row["cos_target"],
                     cos_source=row["cos_source"], verified=row["cos_target"] >= threshold,
                     same_gender=trial.same_gender, f0_gap=row.get("f0_gap")))
-        results["rows"][name] = summarise(scores, threshold, real_target, counters, own=judges.own is not None, f0=f0)
+        results["rows"][name] = summarise(scores, threshold, real_target, counters, own=judges.own is not None, f0=f0,
+                                          quality=judges.quality is not None)
     return results
 
 
-def summarise(scores, threshold, real_target, counters, own=True, f0=True):
+def summarise(scores, threshold, real_target, counters, own=True, f0=True, quality=False):
     """One row's numbers: means and shares over its trials, same- and cross-gender apart. Every row has the
     same keys, so that seeds aggregate; a row without outputs (no trial had a parallel reading) has
     ``trials`` 0 and ``nan`` elsewhere."""
@@ -436,6 +440,8 @@ def summarise(scores, threshold, real_target, counters, own=True, f0=True):
         row["own_closer_to_target"] = mean("own_closer", scores)
     if f0:
         row["f0_gap_semitones"] = mean("f0_gap", scores)
+    if quality:
+        row["dnsmos_ovrl"] = mean("dnsmos", scores)
     for judge_name, counter in counters.items():
         row[judge_name] = 100 * counter.rate()
     row["same_gender"] = shares([item for item in scores if item["same_gender"]])
@@ -445,8 +451,9 @@ def summarise(scores, threshold, real_target, counters, own=True, f0=True):
 
 def load_judges(config, factorizer):
     """The judges of :func:`evaluate_block`: Resemblyzer, the CTC recognizer of ``config.phone_recognizer``
-    (on ``factorizer``'s log-Mel frames), pocketsphinx, and ``factorizer``'s own speaker embedding."""
-    from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, PocketsphinxPhoneJudge, SpeakerEncoderJudge
+    (on ``factorizer``'s log-Mel frames), pocketsphinx, ``factorizer``'s own speaker embedding, and DNSMOS when
+    ``config.conversion_quality``."""
+    from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, PocketsphinxPhoneJudge, QualityJudge, SpeakerEncoderJudge
 
     centre = factorizer.centre_bands
     recognizer = CTCPhoneJudge(config.phone_recognizer, config.phone_recognizer_hparams,
@@ -455,7 +462,8 @@ def load_judges(config, factorizer):
     recognizers = {"per_recognizer": lambda wav, rate: recognizer.phones(wav),
                    "per_independent": independent.phones}
     own = lambda wav: factorizer.factor_embedding(torch.as_tensor(wav).float(), "speaker").cpu().numpy()  # noqa: E731
-    return ConversionJudges(SpeakerEncoderJudge(), recognizers, own)
+    quality = QualityJudge() if config.conversion_quality else None
+    return ConversionJudges(SpeakerEncoderJudge(), recognizers, own, quality)
 
 
 def manipulation_variants(config):
@@ -565,21 +573,24 @@ def conversion_report(summary, config):
              "equal-error threshold of real trials, and the EER between converted and real target trials (spoof EER; "
              "50 % = indistinguishable). Phone error rates (%) against the source's phones by the project's CTC "
              "recognizer (trained on real corpus audio) and by pocketsphinx's CMU en-us model (free phone decoding). "
-             "F0 gap: the output's median F0 to the target's, in semitones. Own: the model's speaker embedding.", ""]
+             "F0 gap: the output's median F0 to the target's, in semitones. Own: the model's speaker embedding. DNSMOS: "
+             "the overall quality (1-5) Microsoft's DNSMOS predicts from human ratings of real speech (read it against "
+             "the copy-synthesis and real-reading rows).", ""]
     for name, block in summary["blocks"].items():
         skipped = block.get("skipped_speakers", {}).get("mean", 0)
         left_out = f"; {skipped:.0f} speakers left out as targets, too little speech to enrol" if skipped else ""
         lines += [f"### {name.capitalize()}: {block['trials']['mean']:.0f} trials (real trials: EER "
                   f"{block['real_eer']['mean']:.1f} %, threshold {block['threshold']['mean']:.3f}{left_out})", "",
                   "| row | verified | closer | cos target | cos source | spoof EER | PER recognizer | PER pocketsphinx "
-                  "| F0 gap | own closer |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| F0 gap | own closer | DNSMOS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         block_rows = {row: values for row, values in block["rows"].items() if values["trials"]["mean"] > 0}
         for row, values in block_rows.items():
             def get(key, signed=False):
                 return fmt(values[key], signed) if key in values else "-"
             lines.append(f"| {row} | {get('verified_as_target')} | {get('closer_to_target')} | {get('cos_target')} | "
                          f"{get('cos_source')} | {get('spoof_eer')} | {get('per_recognizer')} | "
-                         f"{get('per_independent')} | {get('f0_gap_semitones')} | {get('own_closer_to_target')} |")
+                         f"{get('per_independent')} | {get('f0_gap_semitones')} | {get('own_closer_to_target')} | "
+                         f"{get('dnsmos_ovrl')} |")
         lines += ["", "| row | same-gender verified | same-gender closer | cross-gender verified | cross-gender closer |",
                   "|---|---|---|---|---|"]
         for row, values in block_rows.items():

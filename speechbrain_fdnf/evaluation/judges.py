@@ -8,9 +8,12 @@ The project's own probes are frame classifiers trained on the corpus they judge.
 * what is said: phone error rates, by CMU's en-us acoustic model in free phone decoding
   (:class:`PocketsphinxPhoneJudge`, model and phone language model inside pocketsphinx's wheel)
   and by the project's CTC phone recognizer trained on real corpus audio
-  (:class:`CTCPhoneJudge`, the ``fbank`` run of ``recipes/TIMIT/phone_recognition.py``).
+  (:class:`CTCPhoneJudge`, the ``fbank`` run of ``recipes/TIMIT/phone_recognition.py``);
+* how good it sounds: Microsoft's DNSMOS (:class:`QualityJudge`), a non-intrusive quality predictor trained
+  on human ratings (ITU-T P.808 listening tests) of real and processed speech, its ONNX models inside the
+  ``speechmos`` wheel.
 
-Resemblyzer and pocketsphinx come with the ``judge`` extra (``pip install speechbrain-fdnf[judge]``).
+Resemblyzer, pocketsphinx and speechmos come with the ``judge`` extra (``pip install speechbrain-fdnf[judge]``).
 
 Authors
  * speechbrain-fdnf developers
@@ -238,3 +241,34 @@ class CTCPhoneJudge:
         log_probs = torch.log_softmax(self.modules["output"](self.modules["encoder"](feats)), dim=-1)
         decoded = ctc_greedy_decode(log_probs, lens, blank_id=self.blank_index)[0]
         return spoken_phones(self.labels.decode_ndim(decoded))
+
+
+class QualityJudge:
+    """DNSMOS (Reddy et al., ICASSP 2022): the overall, signal and background quality a listener would rate a
+    waveform on P.835's 1-5 scale, predicted without a reference by models trained on human ratings of real
+    speech. The ONNX models ship inside the ``speechmos`` wheel (nothing is downloaded).
+
+    Example
+    -------
+    >>> judge = QualityJudge()  # doctest: +SKIP
+    >>> judge.scores(torch.zeros(16000), 16000)["ovrl"]  # doctest: +SKIP
+    """
+
+    sample_rate = 16000
+
+    def __init__(self):
+        try:
+            from speechmos import dnsmos
+        except ImportError as err:
+            raise ImportError(f"the quality judge needs speechmos, onnxruntime and librosa ({err}); {JUDGE_EXTRA}") from err
+        self.dnsmos = dnsmos
+
+    def scores(self, wav, sample_rate):
+        """``{"ovrl", "sig", "bak"}`` of one waveform (float, any rate; resampled to 16 kHz, peak-limited to 1)."""
+        wav = torch.as_tensor(np.asarray(wav), dtype=torch.float32).flatten()
+        if sample_rate != self.sample_rate:
+            wav = torchaudio.functional.resample(wav, sample_rate, self.sample_rate)
+        wav = (wav / max(1.0, float(wav.abs().max()))).double().numpy()
+        result = self.dnsmos.run(wav, self.sample_rate)
+        return {"ovrl": float(result["ovrl_mos"]), "sig": float(result["sig_mos"]), "bak": float(result["bak_mos"])}
+
