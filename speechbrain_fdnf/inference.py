@@ -45,6 +45,7 @@ from speechbrain_fdnf.export import (
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
 from speechbrain_fdnf.matching import FrameMatcher, continuous_selection, gated_distances
+from speechbrain_fdnf.tagging import load_tagger
 from speechbrain_fdnf.validation import AudioCheck, InputError
 
 
@@ -175,6 +176,29 @@ class SpeechFactorizer(Pretrained):
     def decoders(self, decoders):
         """Replaces the folder's decoders (e.g. fitted to a folder exported without them)."""
         self._decoders = {name: decoder.to(self.device) for name, decoder in decoders.items()}
+
+    @property
+    def tagger(self):
+        """The contextual phone tagger of the model folder (:mod:`speechbrain_fdnf.tagging`; ``None`` without
+        one, or for a model without a phone subspace): when present, the gates of :meth:`match` and
+        :meth:`select` take each frame's phone from it instead of the frame-wise posteriors decoded with
+        the bigram."""
+        if not hasattr(self, "_tagger"):
+            folder = getattr(self.hparams, "pretrained_path", None)
+            self._tagger = load_tagger(folder, self.device) if folder is not None and "phone" in self.factors else None
+        return self._tagger
+
+    @tagger.setter
+    def tagger(self, tagger):
+        """Replaces the folder's tagger (``None``: gate with the model's own decoded posteriors)."""
+        self._tagger = None if tagger is None else tagger.to(self.device).eval()
+
+    def tagged_phones(self, feats):
+        """The tagger's phone index for every frame of ``(..., frames, features)`` model features (one
+        utterance per sequence), flattened as the gate's codes are."""
+        centre = self.centre_bands
+        sequences = feats.reshape(-1, feats.shape[-2], feats.shape[-1])
+        return torch.cat([self.tagger.tag(sequence[:, centre]) for sequence in sequences])
 
     def labels(self, factor):
         """The class names of a label set, in index order."""
@@ -614,7 +638,12 @@ class SpeechFactorizer(Pretrained):
         if gate:  # one utterance per input sequence and per reference
             queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
             keys = torch.arange(len(references)).repeat_interleave(torch.tensor(lengths))
-            classes = {"query_classes": matcher.classes(codes, queries), "pool_classes": matcher.classes(pool_codes, keys)}
+            if self.tagger is not None and "phone" in kept:
+                tagged = {"phone": self.tagged_phones(feats)}, {"phone": torch.cat([self.tagged_phones(item) for item in references])}
+            else:
+                tagged = {}, {}
+            classes = {"query_classes": matcher.classes(codes, queries, tagged[0]),
+                       "pool_classes": matcher.classes(pool_codes, keys, tagged[1])}
         return {"feats": feats, "codes": codes, "pool": pool, "pool_codes": pool_codes, "matcher": matcher,
                 "classes": classes, "lengths": lengths}
 

@@ -146,15 +146,17 @@ class FrameMatcher:
         return codes[..., self.dimensions.to(codes.device)]
 
     @torch.no_grad()
-    def classes(self, codes, utterance):
+    def classes(self, codes, utterance, tagged=None):
         """One id per frame for the model's inferred classes of all kept factors together (the gate's classes).
 
         ``utterance``: ``(n,)`` utterance of each frame, each utterance's frames consecutive (see
         :meth:`FeatureFlow.inferred_classes <speechbrain_fdnf.engine.FeatureFlow.inferred_classes>`).
+        ``tagged``: ``{factor: (n,) classes}`` inferred elsewhere (a contextual tagger), used for those factors.
         """
         joint = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
         for name in self.kept:
-            inferred = self.engine.inferred_classes(codes, name, utterance, self.smooth, self.decoders.get(name))
+            inferred = tagged[name].to(codes.device) if tagged and name in tagged else \
+                self.engine.inferred_classes(codes, name, utterance, self.smooth, self.decoders.get(name))
             joint = joint * self.engine.prior.means(name).shape[0] + inferred
         return joint
 

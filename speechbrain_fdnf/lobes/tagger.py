@@ -1,0 +1,82 @@
+"""A contextual frame tagger: one class per frame from the whole utterance around it.
+
+The flows classify a frame from that frame alone (its class posterior under the prior), so the gate of
+the matching manipulations decodes the phone with a frame-rate bigram over those posteriors. A phone,
+though, is heard in its context (transitions into and out of it, its neighbours, its duration): a
+bidirectional recurrent network over the utterance's log-Mel frames, trained with per-frame
+cross-entropy on the training frames' labels, reads it there. Beyond the paper: the paper never infers
+a frame's phone.
+
+Authors
+ * speechbrain-fdnf developers
+"""
+
+import torch
+from speechbrain.nnet.linear import Linear
+from speechbrain.nnet.RNN import LSTM
+
+
+class FrameTagger(torch.nn.Module):
+    """Per-frame class logits of whole utterances: global feature normalisation, a bidirectional LSTM and a
+    linear output layer.
+
+    Arguments
+    ---------
+    input_size : int
+        Features per frame (the model's log-Mel bands).
+    num_classes : int
+        Classes of the tagged label set (the phone encoder's).
+    hidden_size : int
+        LSTM units per direction.
+    num_layers : int
+        LSTM layers.
+    dropout : float
+        Dropout between LSTM layers.
+
+    Example
+    -------
+    >>> tagger = FrameTagger(input_size=4, num_classes=3, hidden_size=8, num_layers=1)
+    >>> tagger(torch.randn(2, 5, 4)).shape
+    torch.Size([2, 5, 3])
+    >>> tagger.tag(torch.randn(7, 4)).shape  # one utterance, (frames, features) -> (frames,)
+    torch.Size([7])
+    """
+
+    def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15):
+        super().__init__()
+        self.config = dict(input_size=input_size, num_classes=num_classes, hidden_size=hidden_size,
+                           num_layers=num_layers, dropout=dropout)
+        # statistics of the training frames, set once by fit_normalization (saved with the weights)
+        self.register_buffer("mean", torch.zeros(input_size))
+        self.register_buffer("std", torch.ones(input_size))
+        self.rnn = LSTM(hidden_size, input_size=input_size, num_layers=num_layers, bidirectional=True,
+                        dropout=dropout if num_layers > 1 else 0.0)
+        self.output = Linear(n_neurons=num_classes, input_size=2 * hidden_size)
+
+    def fit_normalization(self, feats):
+        """The global mean and standard deviation of ``(frames, input_size)`` training features."""
+        self.mean.copy_(feats.mean(dim=0))
+        self.std.copy_(feats.std(dim=0).clamp_min(1e-5))
+
+    def forward(self, feats, lengths=None):
+        """``(batch, frames, input_size)`` features -> ``(batch, frames, num_classes)`` logits (``lengths``:
+        relative lengths of padded utterances, SpeechBrain's convention)."""
+        hidden, _ = self.rnn((feats - self.mean) / self.std, lengths=lengths)
+        return self.output(hidden)
+
+    @torch.no_grad()
+    def log_posteriors(self, feats):
+        """``(frames, input_size)`` frames of one utterance -> ``(frames, num_classes)`` log posteriors."""
+        return torch.log_softmax(self(feats[None].to(self.mean.device)), dim=-1)[0]
+
+    def tag(self, feats):
+        """The most likely class of each frame of one utterance, ``(frames,)``."""
+        return self.log_posteriors(feats).argmax(dim=-1)
+
+    def tag_utterances(self, feats, utterance):
+        """:meth:`tag` of every utterance of ``(n, input_size)`` frames whose utterance index is ``utterance``
+        (each utterance's frames consecutive), in the frames' order."""
+        starts = torch.cat([torch.tensor([0]), torch.nonzero(utterance[1:] != utterance[:-1]).flatten().cpu() + 1,
+                            torch.tensor([len(utterance)])])
+        return torch.cat([self.tag(feats[start:end]) for start, end in zip(starts[:-1].tolist(), starts[1:].tolist())]) \
+            if len(feats) else torch.zeros(0, dtype=torch.long)

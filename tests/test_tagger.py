@@ -1,0 +1,82 @@
+"""The contextual phone tagger: trained by its recipe, better than the model's own gate, used by the gates."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechbrain_fdnf.lobes.tagger import FrameTagger
+from speechbrain_fdnf.tagging import load_tagger, save_tagger
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path):
+    tagger = FrameTagger(input_size=6, num_classes=4, hidden_size=8, num_layers=2).eval()
+    tagger.fit_normalization(torch.randn(50, 6) * 3 + 1)
+    assert load_tagger(tmp_path) is None  # a folder without one
+    save_tagger(tmp_path, tagger)
+    loaded = load_tagger(tmp_path)
+    feats = torch.randn(2, 11, 6)
+    assert torch.allclose(loaded(feats), tagger(feats))
+    # tag_utterances: each utterance tagged on its own, in the frames' order
+    utterance = torch.tensor([0] * 11 + [1] * 11)
+    together = loaded.tag_utterances(feats.reshape(22, 6), utterance)
+    assert torch.equal(together, torch.cat([loaded.tag(feats[0]), loaded.tag(feats[1])]))
+
+
+def test_the_tagger_reads_context_a_frame_alone_cannot():
+    """Frames of two classes that look the same alone, told apart by what follows: a per-frame classifier is at
+    chance, the bidirectional tagger learns it."""
+    torch.manual_seed(0)
+    feats, labels = [], []
+    for _ in range(64):
+        label = torch.randint(2, (1,)).item()
+        cue = torch.full((3, 2), 2.0 * label - 1.0)  # the class shows only in the frames after the ambiguous one
+        feats.append(torch.cat([torch.zeros(5, 2), cue]) + 0.1 * torch.randn(8, 2))
+        labels.append(torch.tensor([label] * 5 + [2] * 3))
+    tagger = FrameTagger(input_size=2, num_classes=3, hidden_size=16, num_layers=1)
+    optimizer = torch.optim.Adam(tagger.parameters(), lr=0.02)
+    batch, target = torch.stack(feats), torch.stack(labels)
+    for _ in range(150):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(tagger(batch).transpose(1, 2), target).backward()
+        optimizer.step()
+    tagger.eval()
+    right = sum(int((tagger.tag(f)[:5] == l[:5]).all()) for f, l in zip(feats, labels))
+    assert right >= 60  # of 64 utterances, every ambiguous frame right
+
+
+@pytest.mark.slow
+def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use_it(trained, tmp_path):
+    from speechbrain_fdnf.inference import SpeechFactorizer
+
+    model = tmp_path / "inference"
+    shutil.copytree(trained[0], model)  # the tagger is saved into the model folder: not the shared one
+    command = [sys.executable, str(ROOT / "recipes/TIMIT/train_tagger.py"), str(ROOT / "hparams/phone_tagger.yaml"),
+               f"--model_folder={model}", f"--prep_folder={trained[1]}", f"--output_folder={tmp_path / 'tagger'}",
+               "--number_of_epochs=40", "--lr=0.005", "--hidden_size=64", "--num_layers=1"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = json.loads((tmp_path / "tagger" / "results.json").read_text())["accuracy"]
+    assert accuracy["heldout"]["tagger"] > accuracy["heldout"]["gate"]
+    assert "| test speakers" in (tmp_path / "tagger" / "results.md").read_text()
+
+    factorizer = SpeechFactorizer.from_hparams(source=model)
+    assert factorizer.tagger is not None
+    entries = json.loads((trained[1] / "train.json").read_text())
+    speakers = sorted({entry["speaker"] for entry in entries.values()})
+    source = next(e["wav"] for e in entries.values() if e["speaker"] == speakers[0])
+    references = [e["wav"] for e in entries.values() if e["speaker"] == speakers[1]][:3]
+    calls = []
+    original = factorizer.tagger.tag
+    factorizer.tagger.tag = lambda feats: calls.append(len(feats)) or original(feats)
+    converted = factorizer.select(source, "speaker", references)
+    assert torch.isfinite(converted).all()
+    assert len(calls) == 1 + len(references)  # the source and every reference tagged by it
+    factorizer.tagger = None  # back to the model's own gate
+    assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 4
