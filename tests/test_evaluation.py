@@ -388,11 +388,14 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
     assert len(summary["values"]) == 2 and summary["std"] >= 0
     markdown = (out / "results.md").read_text()
     assert "### Phone manipulation" in markdown and "### Speaker manipulation" in markdown and " ± " in markdown
-    # the paper's table leads; the matching rows (beyond the paper) and the ceiling (a reference) follow
+    # the paper's implied setup leads, each model beside the paper's row; then the paper's tables over all
+    # training speakers, the matching rows (beyond the paper) and the ceiling (a reference)
+    headline = markdown.index("## Frame tables over 3 training speakers")
     paper, beyond, reference = (markdown.index(f"## {heading}") for heading in
                                 ("The paper's tables", "Beyond the paper", "Reference rows"))
-    assert paper < beyond < reference < markdown.index("## Leakage probes")
-    assert paper < markdown.index("| f-DNF | ") < beyond < markdown.index("| f-DNF kNN matching (k=4) |") < reference
+    assert headline < paper < beyond < reference < markdown.index("## Leakage probes")
+    assert headline < markdown.index("| f-DNF | ") < markdown.index("| the paper's f-DNF (TIMIT) | | | +0.623 |") < paper
+    assert paper < markdown.index("| f-DNF | ", paper) < beyond < markdown.index("| f-DNF kNN matching (k=4) |") < reference
     assert reference < markdown.index("| real-frame ceiling |")
     assert report["row_kinds"]["f-DNF"] == "paper" and report["row_kinds"]["real-frame ceiling"] == "reference"
     assert "Scored on the valid split" in markdown

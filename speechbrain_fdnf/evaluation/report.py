@@ -27,8 +27,10 @@ def aggregate(per_seed):
 
 
 def markdown(summary, seeds, config, row_kinds=None):
-    """The report: the paper's tables first, then this project's rows beyond the paper and the reference
-    rows, then every other section of ``config`` (:data:`~speechbrain_fdnf.evaluation.sections.SECTIONS`).
+    """The report: the headline first, the paper's tables in its implied setup (over ``table_speakers``
+    speakers, each row beside the paper's), then the tables over all training speakers with this project's
+    rows beyond the paper and the reference rows, then every other section of ``config``
+    (:data:`~speechbrain_fdnf.evaluation.sections.SECTIONS`).
 
     Arguments
     ---------
@@ -45,6 +47,7 @@ def markdown(summary, seeds, config, row_kinds=None):
     if not isinstance(config, EvaluationConfig):
         config = EvaluationConfig.from_dict(dict(config))
     lines = [f"# f-DNF evaluation (seeds: {', '.join(map(str, seeds))})", ""]
-    for section in chosen_sections(config):
+    # the paper's implied setup is the headline: its section first, the others in their running order
+    for section in sorted(chosen_sections(config), key=lambda section: section.name != "subset"):
         lines += section.render(summary, row_kinds or {}, config)
     return "\n".join(lines)
