@@ -69,6 +69,9 @@ class EvaluationConfig:
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
     conversion_f0: bool = True
+    # ways of making audio beside the gain path: "world" adds WORLD's copy-synthesis and the default through
+    # WORLD (F0 moved to the target's register; the world extra, pyworld)
+    conversion_methods: List[str] = field(default_factory=lambda: ["gain"])
     # DNSMOS (speechmos) on every converted utterance: about 0.3 s each on one core
     conversion_quality: bool = True
     conversion_examples: bool = True
@@ -97,6 +100,9 @@ class EvaluationConfig:
         """Errors for values no evaluation can use."""
         if self.scored_split not in SCORED_SPLITS:
             raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
+        if set(self.conversion_methods) - {"gain", "world"}:
+            raise ValueError(f"conversion_methods: unknown method(s) {sorted(set(self.conversion_methods) - {'gain', 'world'})}; "
+                             "known: ['gain', 'world']")
         if set(self.conversion_blocks) - set(CONVERSION_BLOCKS):
             raise ValueError(f"conversion_blocks: unknown block(s) "
                              f"{sorted(set(self.conversion_blocks) - set(CONVERSION_BLOCKS))}; known: {list(CONVERSION_BLOCKS)}")

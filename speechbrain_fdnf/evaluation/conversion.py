@@ -68,6 +68,7 @@ REFERENCES, ENROLMENT = 3, 3
 COPY, COPY_SELECT, REAL = "copy-synthesis (gain path, no change)", "copy-synthesis (select from own audio)", "real target reading"
 PERFECT_GAIN, PERFECT_SELECT = "frame-perfect (target's aligned frames, gain)", "frame-perfect (target's aligned frames, select)"
 DEFAULT = "converter default"
+COPY_WORLD = "copy-synthesis (WORLD, no change)"
 
 
 @dataclass
@@ -267,10 +268,19 @@ class Converters:
         return lambda trial: convert(factorizer, self.audio(trial.source), "speaker", self.target(factorizer, trial),
                                      manipulation=manipulation)
 
-    def with_audio(self, manipulation):
-        """A manipulation from the target's references (as the command line's ``--enrol``)."""
-        return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker",
+    def with_audio(self, manipulation, method="gain"):
+        """A manipulation from the target's references (as the command line's ``--enrol``), made audio by
+        ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`)."""
+        return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
                                      references=self.references(trial.target), manipulation=manipulation)
+
+    def copy_world(self, trial):
+        """The source through WORLD's analysis and synthesis, nothing changed (its F0 and envelope kept)."""
+        from speechbrain_fdnf.pitch import world_resynthesis
+
+        wav = self.audio(trial.source)
+        frames = len(self.factorizer.features(wav))
+        return world_resynthesis(wav, self.rate, torch.zeros(frames, self.inverter.matrix.shape[1]), self.inverter.matrix)
 
     def copy(self, trial):
         feats = self.factorizer.features(self.audio(trial.source))[:, self.factorizer.centre_bands].cpu()
@@ -501,6 +511,9 @@ def conversion_rows(models, main, converters, config):
     rows = {COPY: converters.copy, COPY_SELECT: converters.copy_select, REAL: converters.real,
             PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
             DEFAULT: converters.with_audio(build(DEFAULT_WITH_AUDIO))}  # the converter's default given --enrol audio
+    if "world" in config.conversion_methods:  # WORLD's pitch-synchronous path: its copy-synthesis, the default through it
+        rows[COPY_WORLD] = converters.copy_world
+        rows[f"{DEFAULT} via WORLD (F0 to the target's register)"] = converters.with_audio(build(DEFAULT_WITH_AUDIO), "world")
     for name, other in models.items():
         if other is not factorizer:
             rows[row_name(name, build("shift"))] = converters.shift(other, build("shift"))
