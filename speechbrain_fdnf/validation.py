@@ -26,7 +26,7 @@ Authors
 """
 
 import functools
-import math
+import math  # noqa: F401  (the doctests' tone)
 import warnings
 from dataclasses import dataclass
 
