@@ -324,9 +324,23 @@ def test_voice_colour_puts_each_speakers_drawn_gains_into_its_spectrum_and_at_ze
         measured += [change[np.argmin(np.abs(freqs - hz))] for hz in COLOUR_POINTS_HZ]
     assert np.corrcoef(drawn, measured)[0, 1] > 0.9
     assert 0.5 < np.polyfit(drawn, measured, 1)[0] < 1.2  # about the drawn dB (eSpeak interpolates between points)
-    # the phone labels are the same: the colour changes the voice, not what it says
+    # the phone labels are the same: the colour changes the voice, not what it says (a closure is found in the
+    # audio's digital silence, which the colour may lengthen or shorten by a few samples: compared without them)
     for phn in corpus.glob("TRAIN/DR*/*/*.PHN"):
-        assert phn.read_bytes() == (coloured / phn.relative_to(corpus)).read_bytes()
+        assert _without_closures(phn) == _without_closures(coloured / phn.relative_to(corpus))
+
+
+def _without_closures(phn):
+    """The segments of a .PHN file with every closure folded back into the segment before it."""
+    from speechbrain_fdnf.corpus.synthesize import CLOSURES
+
+    merged = []
+    for start, end, label in (line.split() for line in phn.read_text().splitlines()):
+        if label in CLOSURES.values():
+            merged[-1][1] = end
+        else:
+            merged.append([start, end, label])
+    return merged
 
 
 def test_timit_closures_label_the_silence_before_stops_and_change_nothing_else(corpus, tmp_path):
@@ -345,16 +359,12 @@ def test_timit_closures_label_the_silence_before_stops_and_change_nothing_else(c
         audio, _ = soundfile.read(str(wav), dtype="int16")
         before = [line.split() for line in (unclosed / phn.relative_to(corpus)).read_text().splitlines()]
         after = [line.split() for line in phn.read_text().splitlines()]
-        merged = []
         for index, (start, end, label) in enumerate(after):
             if label in CLOSURES.values():
                 assert after[index + 1][2] in CLOSURES and CLOSURES[after[index + 1][2]] == label  # before its stop
                 silent = np.abs(audio[int(start):int(end) - PRE_RINGING_SAMPLES].astype(int))
                 assert silent.max(initial=0) <= CLOSURE_FLOOR  # a closure is silence
-                merged[-1][1] = end  # folded back into the phone before, it is the label without closures
-            else:
-                merged.append([start, end, label])
-        assert merged == before
+        assert _without_closures(phn) == before  # folded back into the phone before, the labels without closures
         for index, (_, _, label) in enumerate(after):
             if label in ("p", "t", "k", "ch"):
                 voiceless += 1
