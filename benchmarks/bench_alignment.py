@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from speechbrain_fdnf.corpus.synthesize import CLOSURES
 from speechbrain_fdnf.data.forced_alignment import AlignmentItem, align_corpus, boundary_errors, frame_agreement, merged
 from speechbrain_fdnf.data.lexicon import ESPEAK_USES, Lexicon, normalise_text
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39
@@ -32,7 +33,11 @@ RATE = 16000
 
 
 def reference_items(corpus, limit, seed=0):
-    """``(items, exact segments)`` of the corpus's utterances (all SA/SX/SI, train and test)."""
+    """``(items, exact segments)`` of the corpus's utterances (all SA/SX/SI, train and test).
+
+    A stop's closure (a corpus built with ``timit_closures``) joins the stop after it: the aligner's
+    pronunciations have no closure, and it starts a stop where its closure starts, as TIMIT's labellers
+    begin the closure. A corpus without closure labels counts the closure into the phone before."""
     wavs = sorted(Path(corpus).glob("*/*/*/*.WAV"))
     random.Random(seed).shuffle(wavs)
     wavs = wavs[:limit] if limit else wavs
@@ -41,9 +46,25 @@ def reference_items(corpus, limit, seed=0):
         key = f"{wav.parent.name}_{wav.stem}"
         text = wav.with_suffix(".TXT").read_text().split(maxsplit=2)[2]
         items.append(AlignmentItem(key, str(wav), normalise_text(text)))
-        exact[key] = [(start, end, FOLD_61_TO_39[phone]) for start, end, phone in
-                      read_phn(wav.with_suffix(".PHN"), soundfile.info(str(wav)).frames)]
+        segments = read_phn(wav.with_suffix(".PHN"), soundfile.info(str(wav)).frames)
+        exact[key] = [(start, end, FOLD_61_TO_39[phone]) for start, end, phone in closures_into_stops(segments)]
     return items, exact
+
+
+def closures_into_stops(segments):
+    """TIMIT-61 ``(start, end, phone)`` segments with every closure followed by its stop merged into that stop.
+
+    Example
+    -------
+    >>> closures_into_stops([(0, 10, "aa"), (10, 14, "tcl"), (14, 20, "t"), (20, 30, "pcl")])
+    [(0, 10, 'aa'), (10, 20, 't'), (20, 30, 'pcl')]
+    """
+    merged_segments = []
+    for start, end, phone in segments:
+        if merged_segments and merged_segments[-1][2] in CLOSURES.values() and CLOSURES.get(phone) == merged_segments[-1][2]:
+            start = merged_segments.pop()[0]
+        merged_segments.append((start, end, phone))
+    return merged_segments
 
 
 #: Onsets of stops and affricates: eSpeak NG's phoneme event comes at the release, so their closure counts
