@@ -160,3 +160,42 @@ def test_alignment_benchmark_scores_the_aligner_against_exact_boundaries(corpus,
                 "--out", str(out)])
     rows = [line for line in out.read_text().splitlines() if line.startswith("| CMUdict")]
     assert len(rows) == 2 and "/ 8 |" in rows[0] and rows[1].split("|")[2].strip() == "8 / 8"
+
+
+def _candidate_results(p_phone, p_speaker, ceiling, deltas):
+    """A results.json of benchmarks/choose_corpus.sh's evaluation: VAE and NF rows over the 40 speakers."""
+    def cell(target, other, p_other):
+        return {"delta_target": {"mean": target}, "delta_other": {"mean": other}, "p_other_x": {"mean": p_other}}
+
+    models = {model: {"speakers_subset": {"phone": cell(*deltas[model, "phone"], p_speaker),
+                                          "speaker": cell(*deltas[model, "speaker"], p_phone)}}
+              for model in ("VAE", "NF")}
+    reference = {"speakers_subset": {"phone": cell(0.6, -0.1, p_speaker), "speaker": cell(ceiling, 0.0, p_phone)}}
+    return {"summary": {"models": models, "reference": {"real-frame ceiling": reference}}}
+
+
+def test_the_corpus_choice_reads_the_runs_and_applies_the_rule(tmp_path):
+    """The choice table's numbers are the candidates' evaluation results, and the rule picks the eligible candidate
+    nearest the paper's label-free rows: not a nearer one whose probes are out of bounds."""
+    import json
+
+    choose = load_bench("choose_corpus")
+    paper = {(m, t): choose.paper_row(m, t) for m in ("VAE", "NF") for t in ("phone", "speaker")}
+    near = {key: (a - 0.02, b - 0.02) for key, (a, b) in paper.items()}
+    far = {key: (a - 0.2, b - 0.2) for key, (a, b) in paper.items()}
+    exact = dict(paper)
+    candidates = {"far": (0.60, 0.61, 0.62, far), "near": (0.58, 0.60, 0.60, near),
+                  "exact_but_easy_phones": (0.70, 0.61, 0.62, exact)}  # p(q|x) 0.18 from TIMIT's: out of bounds
+    (tmp_path / "times.md").write_text("| candidate | corpus options | seconds |\n|---|---|---|\n" + "".join(
+        f"| {name} | `{{voice_spread: {i}}}` | 1 |\n" for i, name in enumerate(candidates)))
+    for name, (p_phone, p_speaker, ceiling, deltas) in candidates.items():
+        folder = tmp_path / name / "evaluation_valid"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(_candidate_results(p_phone, p_speaker, ceiling, deltas)))
+    out = tmp_path / "choice.md"
+    choose.main([str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "**near (chosen)**" in text and "Chosen by the rule of hparams/experiments/choose_corpus.yaml: near" in text
+    row = next(line for line in text.splitlines() if line.startswith("| exact_but_easy_phones"))
+    assert "| 0.700 |" in row and row.endswith("| 0.000 | 8 / 8 | no |")  # nearest the paper, yet not eligible
+    assert "| 0.020 | 8 / 8 | yes |" in next(line for line in text.splitlines() if "near (chosen)" in line)
