@@ -396,7 +396,7 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
     assert headline < paper < beyond < reference < markdown.index("## Leakage probes")
     assert headline < markdown.index("| f-DNF | ") < markdown.index("| the paper's f-DNF (TIMIT) | | | +0.623 |") < paper
     assert paper < markdown.index("| f-DNF | ", paper) < beyond < markdown.index("| f-DNF kNN matching (k=4) |") < reference
-    assert reference < markdown.index("| real-frame ceiling |")
+    assert reference < markdown.index("| real-frame ceiling |", reference)
     assert report["row_kinds"]["f-DNF"] == "paper" and report["row_kinds"]["real-frame ceiling"] == "reference"
     assert "Scored on the valid split" in markdown
     assert "## Matching gates" in markdown and "| f-DNF kNN matching gated by the model, phones decoded (k=4) | phone |" in markdown
