@@ -73,7 +73,7 @@ class TaggerBrain(sb.Brain):
     def compute_objectives(self, log_probs, batch, stage):
         phones, _ = batch.phones
         # padding and unlabelled frames are both -1: one mask for the loss and the accuracy
-        phones = phones.to(self.device).masked_fill(padding_mask(batch), UNLABELLED)
+        phones = phones.to(self.device).masked_fill(padding_mask(batch).to(self.device), UNLABELLED)
         loss = torch.nn.functional.nll_loss(log_probs.transpose(1, 2), phones, ignore_index=UNLABELLED)
         if stage != sb.Stage.TRAIN:
             labelled = phones != UNLABELLED
@@ -100,8 +100,8 @@ class TaggerBrain(sb.Brain):
 def padding_mask(batch):
     """``(batch, frames)``: True on the frames added to pad each utterance to the longest."""
     phones, lens = batch.phones
-    steps = torch.arange(phones.shape[1])
-    return (steps[None, :] >= torch.round(lens * phones.shape[1])[:, None]).to(phones.device)
+    steps = torch.arange(phones.shape[1], device=lens.device)
+    return steps[None, :] >= torch.round(lens * phones.shape[1])[:, None]
 
 
 def train_tagger(frames, num_classes, folder, number_of_epochs=10, batch_size=8, lr=0.002, run_opts=None,
