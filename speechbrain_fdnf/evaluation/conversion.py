@@ -12,7 +12,9 @@ every converted utterance is judged by
 * two phone recognizers (:class:`~speechbrain_fdnf.evaluation.judges.CTCPhoneJudge`,
   :class:`~speechbrain_fdnf.evaluation.judges.PocketsphinxPhoneJudge`): phone error rate
   against the source's reference phones (the words must stay);
-* the output's median F0 against the target's, in semitones.
+* the output's median F0 against the target's, in semitones;
+* with ``conversion_quality``, DNSMOS's overall quality (:class:`~speechbrain_fdnf.evaluation.judges.QualityJudge`),
+  read against the copy-synthesis and real-reading rows.
 
 Two blocks of trials, each speaker's utterances split (seeded) into three disjoint lists:
 ``references`` (the converter's audio of the target), ``enrolment`` (the judge's) and
