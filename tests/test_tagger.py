@@ -23,10 +23,6 @@ def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path):
     loaded = load_tagger(tmp_path)
     feats = torch.randn(2, 11, 6)
     assert torch.allclose(loaded(feats), tagger(feats))
-    # tag_utterances: each utterance tagged on its own, in the frames' order
-    utterance = torch.tensor([0] * 11 + [1] * 11)
-    together = loaded.tag_utterances(feats.reshape(22, 6), utterance)
-    assert torch.equal(together, torch.cat([loaded.tag(feats[0]), loaded.tag(feats[1])]))
 
 
 def test_the_tagger_reads_context_a_frame_alone_cannot():

@@ -72,11 +72,3 @@ class FrameTagger(torch.nn.Module):
     def tag(self, feats):
         """The most likely class of each frame of one utterance, ``(frames,)``."""
         return self.log_posteriors(feats).argmax(dim=-1)
-
-    def tag_utterances(self, feats, utterance):
-        """:meth:`tag` of every utterance of ``(n, input_size)`` frames whose utterance index is ``utterance``
-        (each utterance's frames consecutive), in the frames' order."""
-        starts = torch.cat([torch.tensor([0]), torch.nonzero(utterance[1:] != utterance[:-1]).flatten().cpu() + 1,
-                            torch.tensor([len(utterance)])])
-        return torch.cat([self.tag(feats[start:end]) for start, end in zip(starts[:-1].tolist(), starts[1:].tolist())]) \
-            if len(feats) else torch.zeros(0, dtype=torch.long)
