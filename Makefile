@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Versions known to install and import together here (torch's CUDA wheel also runs on CPU).
 PINS := torch==2.14.1 torchaudio==2.11.0 speechbrain==1.1.2
 
-.PHONY: install test test-fast demo reuse bench clean
+.PHONY: install test test-fast demo reuse bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ demo: install
 	echo "training logs: results/<model>/1234/train_log.txt"; \
 	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure), results/evaluation/conversions/index.html (judged conversions, to listen)"; \
 	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav"
+
+# The CUDA path end to end in a few minutes (five models one epoch each on the small corpus, the tagger,
+# every evaluation section, the converter), timed per stage: run it first when a GPU is lent.
+gpu-check: install
+	DEVICE=$${DEVICE:-cuda:0} bash benchmarks/gpu_check.sh results_gpu_check
 
 # Reuse of the demo's models in two SpeechBrain recipes, on the test speakers (run after `make demo`):
 # CTC phone recognition on four feature sets, speaker verification with four embeddings.

@@ -24,6 +24,8 @@ from speechbrain_fdnf.evaluation.paper import PAPER_PROBES, paper_row  # noqa: E
 #: The rule's bounds: probe statistics within this of the paper's, the real-frame speaker ceiling at least this.
 PROBE_TOLERANCE, CEILING_FLOOR = 0.10, 0.55
 LABEL_FREE = ("VAE", "NF")
+#: Options of the embedded corpus that set its size, not its structure (left out of the table).
+SIZE_OPTIONS = ("train_speakers", "test_speakers", "sx_per_speaker", "si_per_speaker", "readers_per_sx", "seed")
 TABLES = ("phone", "speaker")
 
 
@@ -50,6 +52,14 @@ def candidate_row(results):
                        and abs(row["p_speaker"] - PAPER_PROBES["speaker"]) <= PROBE_TOLERANCE
                        and row["ceiling_speaker"] >= CEILING_FLOOR)
     return row
+
+
+def corpus_knobs(manifest):
+    """The structure knobs of a candidate's corpus, from its ``corpus.json`` (its size and seed left out)."""
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no corpus manifest, so the candidate's knobs are unknown")
+    options = json.loads(manifest.read_text())["options"]
+    return ", ".join(f"{key}: {value}" for key, value in options.items() if key not in SIZE_OPTIONS)
 
 
 def choice_table(rows, options):
@@ -79,16 +89,12 @@ def main(argv=None):
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     root = Path(args.root)
-    options = {}
-    times = root / "times.md"
-    if times.exists():  # | name | `options` | seconds |
-        for line in times.read_text().splitlines()[2:]:
-            cells = [cell.strip() for cell in line.strip("|").split("|")]
-            options[cells[0]] = cells[1].strip("`")
-    rows = {}
-    for path in sorted(root.glob("*/evaluation_valid/results.json"), key=lambda p: list(options).index(p.parts[-3])
-                       if p.parts[-3] in options else len(options)):
-        rows[path.parts[-3]] = candidate_row(json.loads(path.read_text()))
+    rows, options = {}, {}
+    # in the order they ran; each candidate's knobs from the manifest its corpus was synthesized with
+    for path in sorted(root.glob("*/evaluation_valid/results.json"), key=lambda path: path.stat().st_mtime):
+        name = path.parts[-3]
+        rows[name] = candidate_row(json.loads(path.read_text()))
+        options[name] = corpus_knobs(path.parents[1] / "embedded_corpus_demo" / "corpus.json")
     table, chosen = choice_table(rows, options)
     text = (f"{table}\n\nChosen by the rule of hparams/experiments/choose_corpus.yaml: {chosen or 'none eligible'} "
             "(VAE and NF, 6 epochs, valid split, seed 1234, 40 speakers).\n")

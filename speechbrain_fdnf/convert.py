@@ -271,13 +271,14 @@ def main(argv=None):
                         + f"; auto: {DEFAULT_WITH_AUDIO} with --enrol, else shift")
     parser.add_argument("--method", choices=METHODS, default="gain",
                         help="how changed frames become audio (manipulations that select real frames have their own)")
-    for key, (option, owners) in all_options().items():  # every manipulation's options, from the registry
-        used_by = f" (--manipulation {' / '.join(owners)})"
+    # every manipulation's options, from the registry; one not given keeps each manipulation's own default
+    for key, (option, owners) in all_options().items():
+        defaults = " / ".join(str(REGISTRY[owner].OPTIONS[key].default) for owner in owners)
+        used_by = f" (--manipulation {' / '.join(owners)}; default {defaults})"
         if option.type is bool:
-            parser.add_argument(f"--{key}", action=argparse.BooleanOptionalAction, default=option.default,
-                                help=option.help + used_by)
+            parser.add_argument(f"--{key}", action=argparse.BooleanOptionalAction, default=None, help=option.help + used_by)
         else:
-            parser.add_argument(f"--{key}", type=option.type, default=option.default, help=option.help + used_by)
+            parser.add_argument(f"--{key}", type=option.type, default=None, help=option.help + used_by)
     parser.add_argument("--ungated", dest="gate", action="store_false", help="the same as --no-gate (kNN-VC's matching)")
     parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")
@@ -312,7 +313,7 @@ def main(argv=None):
         if args.source is not None:
             factorizer.class_index(factor, args.source)
         wav = factorizer.waveform(args.wav)
-        options = {key: getattr(args, key) for key in all_options()}
+        options = {key: getattr(args, key) for key in all_options() if getattr(args, key) is not None}
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
                             references=args.enrol, manipulation=build(manipulation, **split_options(options)[manipulation]))
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)

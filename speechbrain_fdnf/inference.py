@@ -196,9 +196,18 @@ class SpeechFactorizer(Pretrained):
     def tagged_phones(self, feats):
         """The tagger's phone index for every frame of ``(..., frames, features)`` model features (one
         utterance per sequence), flattened as the gate's codes are."""
+        return self.tagged_posteriors(feats).argmax(dim=-1)
+
+    def tagged_posteriors(self, feats):
+        """The tagger's phone posteriors ``(n, phones)`` for every frame of ``(..., frames, features)`` model
+        features (one utterance per sequence), flattened as the gate's codes are."""
         centre = self.centre_bands
         sequences = feats.reshape(-1, feats.shape[-2], feats.shape[-1])
-        return torch.cat([self.tagger.tag(sequence[:, centre]) for sequence in sequences])
+        return torch.cat([self.tagger.log_posteriors(sequence[:, centre]).exp() for sequence in sequences])
+
+    def _uses_tagger(self, tagged, kept):
+        """Whether the phone of the kept factors comes from the folder's tagger (asked for, present, kept)."""
+        return tagged and "phone" in kept and self.tagger is not None
 
     def labels(self, factor):
         """The class names of a label set, in index order."""
@@ -497,7 +506,7 @@ class SpeechFactorizer(Pretrained):
                                       pooled=not is_frame_level(factor), deviation=deviation)
 
     @torch.no_grad()
-    def match(self, inputs, factor, references, k=4, gate=True, smooth=1, decode=True):
+    def match(self, inputs, factor, references, k=4, gate=True, smooth=1, decode=True, tagged=True):
         """Non-parametric manipulation (kNN-VC style): every frame becomes the mean of the ``k`` frames of
         ``references`` nearest to it in the subspaces of the *other* factors.
 
@@ -533,18 +542,22 @@ class SpeechFactorizer(Pretrained):
             Half-width of the window a frame-level factor is inferred over without decoding.
         decode : bool
             Decode a frame-level factor where the model folder has a decoder for it.
+        tagged : bool
+            Where the folder has a contextual phone tagger (:attr:`tagger`), the gate's phone comes from it
+            (``False``: from the model's own posteriors, as without one).
 
         Returns
         -------
         torch.Tensor
             Raw features, the shape of :meth:`features`.
         """
-        space = self._matching_space(inputs, factor, references, k, gate, smooth, decode)
+        space = self._matching_space(inputs, factor, references, k, gate, smooth, decode, tagged)
         return space["matcher"](space["codes"], space["pool_codes"], space["pool"], **space["classes"]).reshape(
             space["feats"].shape)
 
     @torch.no_grad()
-    def select(self, inputs, factor, references, candidates=8, continuity=1.0, gate=True, smooth=1, decode=True):
+    def select(self, inputs, factor, references, candidates=8, continuity=1.0, gate=True, smooth=1, decode=True,
+               tagged=True):
         """For every frame of ``inputs``, one real frame of ``references``: near it in the kept factors'
         subspaces (as :meth:`match`, gated the same way) and, through ``continuity``, in runs of consecutive
         reference frames (:func:`~speechbrain_fdnf.matching.continuous_selection`). Resynthesising the
@@ -555,7 +568,7 @@ class SpeechFactorizer(Pretrained):
         ---------
         inputs
             Path, waveform or ``(frames, dim)`` features of one utterance.
-        factor, references, gate, smooth, decode
+        factor, references, gate, smooth, decode, tagged
             As :meth:`match`.
         candidates : int
             Nearest reference frames considered per frame.
@@ -567,7 +580,7 @@ class SpeechFactorizer(Pretrained):
         torch.Tensor
             ``(frames,)`` indices into the reference frames, concatenated in the order of ``references``.
         """
-        space = self._matching_space(inputs, factor, references, candidates, gate, smooth, decode)
+        space = self._matching_space(inputs, factor, references, candidates, gate, smooth, decode, tagged)
         if space["feats"].dim() != 2:
             raise InferenceInputError(f"select takes one utterance, got features of shape {tuple(space['feats'].shape)}")
         matcher, classes = space["matcher"], space["classes"]
@@ -579,7 +592,7 @@ class SpeechFactorizer(Pretrained):
         return continuous_selection(distances, successors, candidates, continuity).cpu()
 
     @torch.no_grad()
-    def transfer(self, inputs, factor, references, shrink=5.0):
+    def transfer(self, inputs, factor, references, shrink=5.0, tagged=False):
         """Moves every frame by how the target's codes differ from the input's *for the frame's own kept class*.
 
         The paper's shift moves every frame by one vector, ``mu_target - mu_source``, in the factor's
@@ -601,6 +614,9 @@ class SpeechFactorizer(Pretrained):
             One input or a list of them: audio of the target.
         shrink : float
             Frames' worth of the overall mean in each class mean (large: the whole-latent mean difference).
+        tagged : bool
+            Where the folder has a contextual phone tagger (:attr:`tagger`) and the kept factor is the phone,
+            ``p(c | x)`` is the tagger's posterior (it reads the whole utterance) instead of the prior's.
 
         Returns
         -------
@@ -612,13 +628,19 @@ class SpeechFactorizer(Pretrained):
             raise ValueError(f"transfer conditions on a kept frame-level factor (the phone); this model has none besides {factor!r}")
         feats = self.features(inputs)
         codes = self.engine.encode(feats)
-        target = self.engine.encode_all(torch.cat(self._reference_features(references)))
-        posterior = self.engine.prior.class_posterior
-        source_means = shrunk_class_means(codes, posterior(codes, kept[0]), shrink)
-        target_means = shrunk_class_means(target, posterior(target, kept[0]), shrink)
-        return self.engine.decode(codes + posterior(codes, kept[0]) @ (target_means - source_means))
+        references = self._reference_features(references)
+        target = self.engine.encode_all(torch.cat(references))
+        if self._uses_tagger(tagged, kept[:1]):
+            source_posterior = self.tagged_posteriors(feats).reshape(*codes.shape[:-1], -1)
+            target_posterior = torch.cat([self.tagged_posteriors(item) for item in references])
+        else:
+            source_posterior = self.engine.prior.class_posterior(codes, kept[0])
+            target_posterior = self.engine.prior.class_posterior(target, kept[0])
+        source_means = shrunk_class_means(codes, source_posterior, shrink)
+        target_means = shrunk_class_means(target, target_posterior, shrink)
+        return self.engine.decode(codes + source_posterior.to(codes.device) @ (target_means - source_means))
 
-    def _matching_space(self, inputs, factor, references, k, gate, smooth, decode):
+    def _matching_space(self, inputs, factor, references, k, gate, smooth, decode, tagged=True):
         """What :meth:`match` and :meth:`select` share: the features and codes of the inputs and of the
         pool, the matcher of the kept factors and, with ``gate``, both sides' inferred classes."""
         kept = [name for name in self.factors if name != self._check_factor(factor)]
@@ -638,12 +660,12 @@ class SpeechFactorizer(Pretrained):
         if gate:  # one utterance per input sequence and per reference
             queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
             keys = torch.arange(len(references)).repeat_interleave(torch.tensor(lengths))
-            if self.tagger is not None and "phone" in kept:
-                tagged = {"phone": self.tagged_phones(feats)}, {"phone": torch.cat([self.tagged_phones(item) for item in references])}
+            if self._uses_tagger(tagged, kept):
+                phones = {"phone": self.tagged_phones(feats)}, {"phone": torch.cat([self.tagged_phones(item) for item in references])}
             else:
-                tagged = {}, {}
-            classes = {"query_classes": matcher.classes(codes, queries, tagged[0]),
-                       "pool_classes": matcher.classes(pool_codes, keys, tagged[1])}
+                phones = {}, {}
+            classes = {"query_classes": matcher.classes(codes, queries, phones[0]),
+                       "pool_classes": matcher.classes(pool_codes, keys, phones[1])}
         return {"feats": feats, "codes": codes, "pool": pool, "pool_codes": pool_codes, "matcher": matcher,
                 "classes": classes, "lengths": lengths}
 

@@ -14,11 +14,11 @@ Example
 >>> sorted(REGISTRY)
 ['cells', 'knn', 'select', 'shift']
 >>> build("knn", k=8)
-Knn(k=8, gate=True)
+Knn(k=8, gate=True, tagger=True)
 >>> build("knn", shrink=3.0)
 Traceback (most recent call last):
 ...
-ValueError: manipulation 'knn' takes no option 'shrink' (its options: k, gate)
+ValueError: manipulation 'knn' takes no option 'shrink' (its options: k, gate, tagger)
 
 Authors
  * speechbrain-fdnf developers
@@ -33,6 +33,11 @@ REGISTRY = {}
 #: What ``manipulation="auto"`` is with audio of the target (chosen on the valid split, docs/RESULTS.md 0i);
 #: without it, ``shift``.
 DEFAULT_WITH_AUDIO = "cells"
+
+
+#: What the ``tagger`` option of the manipulations that read each frame's phone does.
+TAGGER_HELP = ("each frame's phone from the model folder's contextual tagger where it has one, else from the model's own "
+               "posteriors (knn, select: the gate's phone; cells: the phone weights of the per-phone differences)")
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,11 @@ class Cells(Manipulation):
 
     name = "cells"
     needs_references = True
-    OPTIONS = {"shrink": Option(float, 5.0, "frames' worth of the overall mean in each phone's mean")}
+    OPTIONS = {"shrink": Option(float, 5.0, "frames' worth of the overall mean in each phone's mean"),
+               "tagger": Option(bool, False, TAGGER_HELP)}
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        return factorizer.transfer(feats, factor, references, shrink=self.shrink)
+        return factorizer.transfer(feats, factor, references, shrink=self.shrink, tagged=self.tagger)
 
 
 @register
@@ -127,10 +133,11 @@ class Knn(Manipulation):
     name = "knn"
     needs_references = True
     OPTIONS = {"k": Option(int, 4, "neighbours averaged"),
-               "gate": Option(bool, True, "match among the reference frames of the frame's own decoded phone only")}
+               "gate": Option(bool, True, "match among the reference frames of the frame's own decoded phone only"),
+               "tagger": Option(bool, True, TAGGER_HELP)}
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        return factorizer.match(feats, factor, references, k=self.k, gate=self.gate)
+        return factorizer.match(feats, factor, references, k=self.k, gate=self.gate, tagged=self.tagger)
 
 
 @register
@@ -143,7 +150,8 @@ class Select(Manipulation):
     resynthesis = "frames"
     OPTIONS = {"candidates": Option(int, 8, "reference frames considered per frame"),
                "continuity": Option(float, 1.0, "cost of a jump between reference frames (0: the nearest frame)"),
-               "gate": Option(bool, True, "select among the reference frames of the frame's own decoded phone only")}
+               "gate": Option(bool, True, "select among the reference frames of the frame's own decoded phone only"),
+               "tagger": Option(bool, True, TAGGER_HELP)}
 
     def check(self, factor, target, references):
         if references is None or is_frame_level(factor):
@@ -152,7 +160,7 @@ class Select(Manipulation):
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select(wav, factor, references, candidates=self.candidates, continuity=self.continuity,
-                                 gate=self.gate)
+                                 gate=self.gate, tagged=self.tagger)
 
 
 def build(name, **options):

@@ -186,9 +186,10 @@ def test_the_corpus_choice_reads_the_runs_and_applies_the_rule(tmp_path):
     exact = dict(paper)
     candidates = {"far": (0.60, 0.61, 0.62, far), "near": (0.58, 0.60, 0.60, near),
                   "exact_but_easy_phones": (0.70, 0.61, 0.62, exact)}  # p(q|x) 0.18 from TIMIT's: out of bounds
-    (tmp_path / "times.md").write_text("| candidate | corpus options | seconds |\n|---|---|---|\n" + "".join(
-        f"| {name} | `{{voice_spread: {i}}}` | 1 |\n" for i, name in enumerate(candidates)))
-    for name, (p_phone, p_speaker, ceiling, deltas) in candidates.items():
+    for spread, (name, (p_phone, p_speaker, ceiling, deltas)) in enumerate(candidates.items()):
+        corpus = tmp_path / name / "embedded_corpus_demo"
+        corpus.mkdir(parents=True)
+        (corpus / "corpus.json").write_text(json.dumps({"options": {"train_speakers": 140, "voice_spread": spread}}))
         folder = tmp_path / name / "evaluation_valid"
         folder.mkdir(parents=True)
         (folder / "results.json").write_text(json.dumps(_candidate_results(p_phone, p_speaker, ceiling, deltas)))
@@ -199,3 +200,4 @@ def test_the_corpus_choice_reads_the_runs_and_applies_the_rule(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| exact_but_easy_phones"))
     assert "| 0.700 |" in row and row.endswith("| 0.000 | 8 / 8 | no |")  # nearest the paper, yet not eligible
     assert "| 0.020 | 8 / 8 | yes |" in next(line for line in text.splitlines() if "near (chosen)" in line)
+    assert "| `voice_spread: 1` |" in text and "train_speakers" not in text  # the knobs, read from each manifest

@@ -83,6 +83,12 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     assert "f-DNF cells (shrink 2)" in names and "f-DNF cells (shrink 5)" in names
     assert "f-DNF knn (k 4, gated)" in names and "f-DNF knn (k 4, ungated)" in names
     assert "f-DNF shift (deviation 0)" in names
+    # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source
+    tagged = [conversion.row_name("f-DNF", manipulations.build(name, **options), tagger=True)
+              for name, rows in conversion.manipulation_variants(config, tagger=True).items() for options in rows]
+    assert len(tagged) == len(names) + 3 and len(tagged) == len(set(tagged))
+    assert {"f-DNF cells (shrink 2, model's phones)", "f-DNF cells (shrink 2, tagger)", "f-DNF knn (k 4, gated, tagger)",
+            "f-DNF knn (k 4, gated, model's phones)", "f-DNF knn (k 4, ungated)"} <= set(tagged)
 
     @manipulations.register
     class Louder(manipulations.Manipulation):  # a new manipulation is one class: it gets its row

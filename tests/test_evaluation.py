@@ -415,6 +415,20 @@ def test_evaluation_recipe_refuses_to_score_the_test_split(tmp_path):
     assert not list(tmp_path.iterdir())  # refused before training or preparing anything
 
 
+def test_evaluation_takes_the_device_as_every_recipe_does(tmp_path):
+    from speechbrain.utils.distributed import infer_device
+
+    from speechbrain_fdnf.evaluation import EvaluationConfig
+
+    assert EvaluationConfig.from_dict({"output_root": "r"}).device == infer_device()  # CUDA when present
+    assert EvaluationConfig.from_dict({"output_root": "r", "device": "cpu"}).device == "cpu"
+    command = [sys.executable, str(ROOT / "recipes/TIMIT/evaluate.py"), str(ROOT / "hparams/evaluate.yaml"),
+               f"--output_root={tmp_path}", "--device=gpu7"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "device: 'gpu7' is not a torch device" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "hparams").glob("evaluate*.yaml"))
                          + sorted((ROOT / "hparams/experiments").glob("*.yaml")), ids=lambda path: path.name)
 def test_every_evaluation_yaml_is_a_valid_config_whose_models_exist(path, tmp_path):

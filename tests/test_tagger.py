@@ -69,10 +69,17 @@ def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use
     source = next(e["wav"] for e in entries.values() if e["speaker"] == speakers[0])
     references = [e["wav"] for e in entries.values() if e["speaker"] == speakers[1]][:3]
     calls = []
-    original = factorizer.tagger.tag
-    factorizer.tagger.tag = lambda feats: calls.append(len(feats)) or original(feats)
+    original = factorizer.tagger.log_posteriors
+    factorizer.tagger.log_posteriors = lambda feats: calls.append(len(feats)) or original(feats)
     converted = factorizer.select(source, "speaker", references)
     assert torch.isfinite(converted).all()
     assert len(calls) == 1 + len(references)  # the source and every reference tagged by it
+    assert torch.isfinite(factorizer.select(source, "speaker", references, tagged=False)).all() and len(calls) == 4
+    # cells: the per-phone differences weighted by the tagger's posteriors only when asked
+    untagged = factorizer.transfer(source, "speaker", references)
+    assert len(calls) == 4
+    tagged = factorizer.transfer(source, "speaker", references, tagged=True)
+    assert len(calls) == 8 and tagged.shape == untagged.shape and not torch.allclose(tagged, untagged)
     factorizer.tagger = None  # back to the model's own gate
-    assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 4
+    assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 8
+    assert torch.equal(factorizer.transfer(source, "speaker", references, tagged=True), untagged)

@@ -5,6 +5,7 @@ Usage::
 
     python recipes/TIMIT/evaluate.py hparams/evaluate.yaml [--seeds=[1,2,3]] [--output_root=results]
     python recipes/TIMIT/evaluate.py hparams/experiments/tune_pairs.yaml   # scores the valid split
+    python recipes/TIMIT/evaluate.py hparams/evaluate.yaml --device=cuda:0  # default: CUDA when present
 
 A (model, seed) whose training run has not finished (no test NLL in its
 ``nll.json``, or no exported inference folder) is trained first through
@@ -128,8 +129,11 @@ def evaluate_seed(config, seed):
 
 def main(argv):
     """Evaluates every seed, writes ``results.json``, ``results.md`` and the t-SNE PNG; returns the markdown."""
-    hparams_file, _, overrides = sb.parse_arguments(argv)
-    config = EvaluationConfig.from_dict(load_config(hparams_file, overrides))
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    values = load_config(hparams_file, overrides)
+    if run_opts.device:  # --device=cuda:0, as every SpeechBrain recipe takes it
+        values["device"] = run_opts.device
+    config = EvaluationConfig.from_dict(values)
     scored = config.scored_split
     out = Path(config.eval_folder)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,16 @@ Authors
 from dataclasses import dataclass, field, fields
 from typing import Dict, List
 
+import torch
+
 from speechbrain_fdnf.factors import PAPER_FACTORS
 
 #: The conversion section's blocks of trials, in the report's order (:mod:`~speechbrain_fdnf.evaluation.conversion`).
 CONVERSION_BLOCKS = ("test speakers", "training speakers")
 
+#: The converter's ways of making audio (:data:`speechbrain_fdnf.convert.METHODS`) that the conversion
+#: section can score (it has no Griffin-Lim rows).
+CONVERSION_METHODS = ("gain", "world")
 #: Gates of the matching rows (``knn_gates``) -> what their row names add: the phone inferred over a
 #: window of frames, or decoded along the utterance (``ClassSequenceDecoder``); the speaker over the utterance.
 GATES = {"window": "", "decoded": ", phones decoded"}
@@ -76,6 +81,9 @@ class EvaluationConfig:
     conversion_quality: bool = True
     conversion_examples: bool = True
     phone_recognizer: str = ""
+    # where the models and the judges run ("cpu", "cuda:0"); empty: CUDA when present (SpeechBrain's
+    # infer_device, as a Brain chooses), else CPU. The probes and the frame caches stay on the CPU.
+    device: str = ""
     phone_recognizer_hparams: str = "hparams/phone_recognition.yaml"
     phone_recognizer_overrides: Dict[str, object] = field(default_factory=dict)
 
@@ -95,14 +103,22 @@ class EvaluationConfig:
             self.eval_folder = f"{self.output_root}/evaluation"
         if not self.phone_recognizer:
             self.phone_recognizer = f"{self.output_root}/phone_recognition"
+        if not self.device:
+            from speechbrain.utils.distributed import infer_device
+
+            self.device = infer_device()
 
     def check(self):
         """Errors for values no evaluation can use."""
         if self.scored_split not in SCORED_SPLITS:
             raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
-        if set(self.conversion_methods) - {"gain", "world"}:
-            raise ValueError(f"conversion_methods: unknown method(s) {sorted(set(self.conversion_methods) - {'gain', 'world'})}; "
-                             "known: ['gain', 'world']")
+        unknown = set(self.conversion_methods) - set(CONVERSION_METHODS)
+        if unknown:
+            raise ValueError(f"conversion_methods: unknown method(s) {sorted(unknown)}; known: {list(CONVERSION_METHODS)}")
+        try:
+            torch.device(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device: {self.device!r} is not a torch device ({error})") from None
         if set(self.conversion_blocks) - set(CONVERSION_BLOCKS):
             raise ValueError(f"conversion_blocks: unknown block(s) "
                              f"{sorted(set(self.conversion_blocks) - set(CONVERSION_BLOCKS))}; known: {list(CONVERSION_BLOCKS)}")

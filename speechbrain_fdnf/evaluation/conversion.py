@@ -469,20 +469,22 @@ def load_judges(config, factorizer):
 
     centre = factorizer.centre_bands
     recognizer = CTCPhoneJudge(config.phone_recognizer, config.phone_recognizer_hparams,
-                               features=lambda wav: factorizer.features(wav)[:, centre])
+                               features=lambda wav: factorizer.features(wav)[:, centre], device=config.device)
     independent = PocketsphinxPhoneJudge()
     recognizers = {"per_recognizer": lambda wav, rate: recognizer.phones(wav),
                    "per_independent": independent.phones}
     own = lambda wav: factorizer.factor_embedding(torch.as_tensor(wav).float(), "speaker").cpu().numpy()  # noqa: E731
     quality = QualityJudge() if config.conversion_quality else None
-    return ConversionJudges(SpeakerEncoderJudge(), recognizers, own, quality)
+    return ConversionJudges(SpeakerEncoderJudge(config.device), recognizers, own, quality)
 
 
-def manipulation_variants(config):
+def manipulation_variants(config, tagger=False):
     """``{manipulation name: [options, ...]}``: the rows each registered manipulation gets, from its defaults and
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
     ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
-    ``deviation`` the target class mean itself (deviation 0)."""
+    ``deviation`` the target class mean itself (deviation 0); with ``tagger`` (the model folder has a
+    contextual phone tagger), one with a ``tagger`` option its first variant with the other source of
+    phones too, so that the tagger's share is measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
               "candidates": [config.conversion_candidates], "k": [config.knn_k or 4]}
     variants = {}
@@ -491,6 +493,8 @@ def manipulation_variants(config):
         for key in cls.OPTIONS:
             if key in sweeps:
                 rows = [dict(row, **{key: value}) for row in rows for value in sweeps[key]]
+        if tagger and "tagger" in cls.OPTIONS:
+            rows.append(dict(rows[0], tagger=not cls.OPTIONS["tagger"].default))
         if "gate" in cls.OPTIONS:
             rows.append(dict(rows[0], gate=False))
         if "deviation" in cls.OPTIONS:
@@ -499,10 +503,19 @@ def manipulation_variants(config):
     return variants
 
 
-def row_name(model, manipulation):
-    """A report row's name: the model, the manipulation and its options (``f-DNF knn (k 4, gated)``)."""
+def row_name(model, manipulation, tagger=False):
+    """A report row's name: the model, the manipulation and its options (``f-DNF knn (k 4, gated)``); the source of
+    the phones (``tagger`` or ``model's phones``) only where the model folder has a tagger and the phone is read."""
     params = manipulation.get_params()
-    words = [(("gated" if value else "ungated") if key == "gate" else f"{key} {value:g}") for key, value in params.items()]
+    words = []
+    for key, value in params.items():
+        if key == "gate":
+            words.append("gated" if value else "ungated")
+        elif key == "tagger":
+            if tagger and params.get("gate", True):
+                words.append("tagger" if value else "model's phones")
+        else:
+            words.append(f"{key} {value:g}")
     return f"{model} {manipulation.name}" + (f" ({', '.join(words)})" if words else "")
 
 
@@ -519,10 +532,11 @@ def conversion_rows(models, main, converters, config):
     for name, other in models.items():
         if other is not factorizer:
             rows[row_name(name, build("shift"))] = converters.shift(other, build("shift"))
-    for name, variants in manipulation_variants(config).items():
+    tagger = factorizer.tagger is not None
+    for name, variants in manipulation_variants(config, tagger).items():
         for options in variants:
             manipulation = build(name, **options)
-            row = row_name(main, manipulation)
+            row = row_name(main, manipulation, tagger)
             rows[row] = converters.shift(factorizer, manipulation) if not manipulation.needs_references \
                 else converters.with_audio(manipulation)
     return rows

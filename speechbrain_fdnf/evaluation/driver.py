@@ -83,7 +83,7 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None, bey
     for section in sections:
         section.start(run)
     for display, (folder, nll_file) in models.items():
-        factorizer = SpeechFactorizer.from_hparams(source=folder)
+        factorizer = SpeechFactorizer.from_hparams(source=folder, run_opts={"device": config.device})
         engine = factorizer.engine
         model = Model(display, factorizer, nll_file, run.train.feats)  # its training codes: once, shared by all
         for name in config.label_sets():
