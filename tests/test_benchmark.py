@@ -201,3 +201,33 @@ def test_the_corpus_choice_reads_the_runs_and_applies_the_rule(tmp_path):
     assert "| 0.700 |" in row and row.endswith("| 0.000 | 8 / 8 | no |")  # nearest the paper, yet not eligible
     assert "| 0.020 | 8 / 8 | yes |" in next(line for line in text.splitlines() if "near (chosen)" in line)
     assert "| `voice_spread: 1` |" in text and "train_speakers" not in text  # the knobs, read from each manifest
+
+
+def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
+    """The rule of hparams/experiments/choose_conversion.yaml on a results.json: a row that loses the words is never
+    chosen however often it is verified, a tie within one trial goes to the lower PER, and the test speakers'
+    block is refused."""
+    import json
+
+    choose = load_bench("choose_conversion")
+
+    def row(verified, per):
+        return {"trials": 40, "verified_as_target": verified, "closer_to_target": 1.0, "per_recognizer": per,
+                "f0_gap_semitones": 3.0, "cross_gender": {"trials": 20, "verified_as_target": verified / 2}}
+
+    rows = {choose.COPY: row(0.0, 5.0), "f-DNF shift (deviation 1)": row(0.95, 6.0),  # no audio of the target: not a candidate
+            "f-DNF select (gated, tagger)": row(0.90, 30.0),  # 25 points over copy-synthesis: loses the words
+            "f-DNF knn (k 4, gated, tagger)": row(0.60, 18.0), "f-DNF cells (shrink 5, tagger)": row(0.58, 12.0),
+            "f-DNF cells (shrink 5, model's phones)": row(0.40, 11.0)}
+    results = {"conversion": {"block": "training speakers", "rows": rows}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    out = tmp_path / "choice.md"
+    choose.main([str(path), "--out", str(out)])
+    text = out.read_text()
+    assert "| **f-DNF cells (shrink 5, tagger) (chosen)** |" in text  # 0.58 ties 0.60 within a trial, at lower PER
+    assert "| f-DNF select (gated, tagger) | 0.900 |" in text and text.count("| no |") == 1
+    assert "shift" not in text
+    path.write_text(json.dumps({"conversion": {"block": "test speakers", "rows": rows}}))
+    with pytest.raises(SystemExit, match="never choose on the test speakers"):
+        choose.main([str(path)])
