@@ -341,6 +341,7 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
         "--knn_gates=[window, decoded]",
         "--table_speakers=3", "--utterance_tables=4",  # the paper's implied subset, utterance-level tables
         "--conversion_utterances=2", "--conversion_examples=False",  # conversion judged by the judges,
+        "--conversion_reference_counts=[1]",  # with rows given one reference utterance of the target,
         "--conversion_blocks=[test speakers, training speakers]",  # on valid data: the training speakers
         "--phone_recognizer_overrides={number_of_epochs: 1}",
     ]
@@ -380,6 +381,9 @@ def test_evaluation_recipe_writes_a_report_that_parses(tmp_path):
 
     for name in REGISTRY:  # every registered manipulation is a row of the model the converter serves
         assert any(row.startswith(f"f-DNF {name}") for row in rows), (name, list(rows))
+    for name in ("cells", "knn", "select"):  # the first variant of each, given one of the three reference utterances
+        assert sum(row.startswith(f"f-DNF {name}") and row.endswith(", 1 of the 3 reference utterances")
+                   for row in rows) == 1, list(rows)
     for values in rows.values():
         assert 0 <= values["verified_as_target"] <= 1 and 0 <= values["closer_to_target"] <= 1
         assert 0 <= values["spoof_eer"] <= 100 and values["per_recognizer"] >= 0 and values["per_independent"] >= 0
@@ -413,6 +417,15 @@ def test_evaluation_recipe_refuses_to_score_the_test_split(tmp_path):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "scored_split must be heldout or valid, got 'test'" in result.stderr
     assert not list(tmp_path.iterdir())  # refused before training or preparing anything
+
+
+def test_reference_counts_must_be_fewer_than_the_blocks_give():
+    from speechbrain_fdnf.evaluation import EvaluationConfig
+
+    assert EvaluationConfig.from_dict({"output_root": "r", "conversion_reference_counts": [1, 2]})
+    for counts in ([3], [0]):
+        with pytest.raises(ValueError, match="conversion_reference_counts: each at least 1 and below the blocks' 3"):
+            EvaluationConfig.from_dict({"output_root": "r", "conversion_reference_counts": counts})
 
 
 def test_evaluation_takes_the_device_as_every_recipe_does(tmp_path):

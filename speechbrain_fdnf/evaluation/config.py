@@ -14,6 +14,8 @@ from speechbrain_fdnf.factors import PAPER_FACTORS
 #: The conversion section's blocks of trials, in the report's order (:mod:`~speechbrain_fdnf.evaluation.conversion`).
 CONVERSION_BLOCKS = ("test speakers", "training speakers")
 
+#: Reference utterances of each target the converter gets in every block of trials.
+CONVERSION_REFERENCES = 3
 #: The converter's ways of making audio (:data:`speechbrain_fdnf.convert.METHODS`) that the conversion
 #: section can score (it has no Griffin-Lim rows).
 CONVERSION_METHODS = ("gain", "world")
@@ -74,6 +76,9 @@ class EvaluationConfig:
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
     conversion_f0: bool = True
+    # rows of each manipulation with audio of the target given only this many of its reference utterances
+    # (fewer than the blocks' CONVERSION_REFERENCES: how much audio of the target each needs)
+    conversion_reference_counts: List[int] = field(default_factory=list)
     # ways of making audio beside the gain path: "world" adds WORLD's copy-synthesis and the default through
     # WORLD (F0 moved to the target's register; the world extra, pyworld)
     conversion_methods: List[str] = field(default_factory=lambda: ["gain"])
@@ -122,6 +127,9 @@ class EvaluationConfig:
         if set(self.conversion_blocks) - set(CONVERSION_BLOCKS):
             raise ValueError(f"conversion_blocks: unknown block(s) "
                              f"{sorted(set(self.conversion_blocks) - set(CONVERSION_BLOCKS))}; known: {list(CONVERSION_BLOCKS)}")
+        if any(not 1 <= count < CONVERSION_REFERENCES for count in self.conversion_reference_counts):
+            raise ValueError(f"conversion_reference_counts: each at least 1 and below the blocks' {CONVERSION_REFERENCES} "
+                             f"reference utterances, got {self.conversion_reference_counts}")
         unknown = set(self.knn_gates) - set(GATES)
         if unknown:
             raise ValueError(f"knn_gates: unknown gate(s) {sorted(unknown)}; known: {list(GATES)}")

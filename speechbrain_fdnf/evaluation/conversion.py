@@ -50,7 +50,7 @@ import torch
 import torchaudio
 
 from speechbrain_fdnf.convert import FeatureInverter, convert
-from speechbrain_fdnf.evaluation.config import CONVERSION_BLOCKS
+from speechbrain_fdnf.evaluation.config import CONVERSION_BLOCKS, CONVERSION_REFERENCES
 from speechbrain_fdnf.evaluation.formatting import fmt
 from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 BLOCKS = CONVERSION_BLOCKS
 #: Utterances per speaker given to the converter and to the judge's enrolment (test speakers; training
 #: speakers: 3 training utterances to the converter, the other training utterances to the judge).
-REFERENCES, ENROLMENT = 3, 3
+REFERENCES, ENROLMENT = CONVERSION_REFERENCES, 3
 #: Row names every report has (the contract of ``results.json``'s ``conversion.rows``).
 COPY, COPY_SELECT, REAL = "copy-synthesis (gain path, no change)", "copy-synthesis (select from own audio)", "real target reading"
 PERFECT_GAIN, PERFECT_SELECT = "frame-perfect (target's aligned frames, gain)", "frame-perfect (target's aligned frames, select)"
@@ -270,11 +270,11 @@ class Converters:
         return lambda trial: convert(factorizer, self.audio(trial.source), "speaker", self.target(factorizer, trial),
                                      manipulation=manipulation)
 
-    def with_audio(self, manipulation, method="gain"):
-        """A manipulation from the target's references (as the command line's ``--enrol``), made audio by
-        ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`)."""
+    def with_audio(self, manipulation, method="gain", references=None):
+        """A manipulation from the target's references (as the command line's ``--enrol``; ``references``: only
+        the first that many of them), made audio by ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`)."""
         return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
-                                     references=self.references(trial.target), manipulation=manipulation)
+                                     references=self.references(trial.target)[:references], manipulation=manipulation)
 
     def copy_world(self, trial):
         """The source through WORLD's analysis and synthesis, nothing changed (its F0 and envelope kept)."""
@@ -539,6 +539,10 @@ def conversion_rows(models, main, converters, config):
             row = row_name(main, manipulation, tagger)
             rows[row] = converters.shift(factorizer, manipulation) if not manipulation.needs_references \
                 else converters.with_audio(manipulation)
+            if options is variants[0] and manipulation.needs_references:  # how much audio of the target it needs
+                for count in config.conversion_reference_counts:
+                    rows[f"{row}, {count} of the {REFERENCES} reference utterances"] = \
+                        converters.with_audio(manipulation, references=count)
     return rows
 
 
