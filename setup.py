@@ -34,10 +34,12 @@ setup(
     # the phone recognizer (pocketsphinx with CMU's en-us model)
     extras_require={
         "test": ["pytest", "hypothesis", "resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1", "pyworld",
-                 "speechmos", "onnxruntime", "librosa"],
+                 "speechmos", "onnxruntime", "librosa", "praat-parselmouth"],
         "bench": ["zuko", "nflows"],
         # DNSMOS's ONNX models ship inside speechmos; onnxruntime runs them, librosa computes their Mel input
-        "judge": ["resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1", "speechmos", "onnxruntime", "librosa"],
+        # Praat (praat-parselmouth) measures the outputs' F0
+        "judge": ["resemblyzer==0.1.4", "setuptools<81", "pocketsphinx==5.1.1", "speechmos", "onnxruntime", "librosa",
+                  "praat-parselmouth"],
         # the converter's pitch-synchronous resynthesis (method "world": F0 into the target's register)
         "world": ["pyworld"],
     },

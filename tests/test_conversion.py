@@ -211,7 +211,7 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
     by_speaker = {}
     for entry in sorted(json.loads((trained[1] / "train.json").read_text()).values(), key=lambda e: e["wav"]):
         by_speaker.setdefault(entry["speaker"], []).append(entry["wav"])
-    # the evaluation's own F0 judge (torchaudio), not WORLD's tracker; eSpeak's rough voices make every
+    # the evaluation's own F0 judge (Praat), not WORLD's tracker; eSpeak's rough voices make every
     # tracker unsure within a gender, so the test takes the clearest cross-gender pair: the highest
     # female voice to the lowest male one
     register = {speaker: float(np.median([conversion.median_f0(flow.load_audio(path), rate) for path in paths[:3]]))
