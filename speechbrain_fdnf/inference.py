@@ -44,7 +44,7 @@ from speechbrain_fdnf.export import (
 )
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
-from speechbrain_fdnf.matching import FrameMatcher, continuous_selection, gated_distances
+from speechbrain_fdnf.matching import FrameMatcher, context_mismatch, continuous_selection, gated_distances
 from speechbrain_fdnf.tagging import load_tagger
 from speechbrain_fdnf.validation import AudioCheck, InputError
 
@@ -557,7 +557,7 @@ class SpeechFactorizer(Pretrained):
 
     @torch.no_grad()
     def select(self, inputs, factor, references, candidates=8, continuity=1.0, gate=True, smooth=1, decode=True,
-               tagged=True):
+               tagged=True, context=0.0):
         """For every frame of ``inputs``, one real frame of ``references``: near it in the kept factors'
         subspaces (as :meth:`match`, gated the same way) and, through ``continuity``, in runs of consecutive
         reference frames (:func:`~speechbrain_fdnf.matching.continuous_selection`). Resynthesising the
@@ -574,6 +574,9 @@ class SpeechFactorizer(Pretrained):
             Nearest reference frames considered per frame.
         continuity : float
             Cost of a jump between reference frames, in units of the median nearest distance (0: the nearest).
+        context : float
+            With ``gate``: the cost of a reference frame whose neighbouring phones (the segments before and after
+            its own) both differ from the frame's, in the same unit (half of it for one); 0: context unseen.
 
         Returns
         -------
@@ -588,7 +591,19 @@ class SpeechFactorizer(Pretrained):
         distances = gated_distances(matcher.embed(space["codes"]), matcher.embed(space["pool_codes"]), 1,
                                     classes.get("query_classes"), classes.get("pool_classes"))
         successors = torch.ones(len(space["pool"]), dtype=torch.bool)
-        successors[torch.cumsum(torch.tensor(space["lengths"]), 0) - 1] = False  # an utterance's last frame
+        ends = torch.cumsum(torch.tensor(space["lengths"]), 0) - 1
+        successors[ends] = False  # an utterance's last frame
+        if context and classes:  # a phone is heard in its neighbours' context: prefer references heard in the same
+            nearest = distances.min(dim=1).values
+            unit = nearest[torch.isfinite(nearest)].median() if torch.isfinite(nearest).any() else 1.0
+            query_starts = torch.zeros(len(distances), dtype=torch.bool)
+            query_starts[0] = True
+            pool_starts = torch.zeros(len(space["pool"]), dtype=torch.bool)
+            pool_starts[ends[:-1] + 1] = True
+            pool_starts[0] = True
+            mismatch = context_mismatch(classes["query_classes"].cpu(), query_starts, classes["pool_classes"].cpu(),
+                                        pool_starts)
+            distances = distances + context * unit * mismatch.to(distances.device)
         return continuous_selection(distances, successors, candidates, continuity).cpu()
 
     @torch.no_grad()

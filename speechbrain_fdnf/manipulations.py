@@ -151,7 +151,9 @@ class Select(Manipulation):
     OPTIONS = {"candidates": Option(int, 8, "reference frames considered per frame"),
                "continuity": Option(float, 1.0, "cost of a jump between reference frames (0: the nearest frame)"),
                "gate": Option(bool, True, "select among the reference frames of the frame's own decoded phone only"),
-               "tagger": Option(bool, True, TAGGER_HELP)}
+               "tagger": Option(bool, True, TAGGER_HELP),
+               "context": Option(float, 0.0, "with the gate, the cost of a reference frame whose neighbouring phones "
+                                             "differ from the frame's (the continuity's unit; 0: context unseen)")}
 
     def check(self, factor, target, references):
         if references is None or is_frame_level(factor):
@@ -160,7 +162,7 @@ class Select(Manipulation):
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select(wav, factor, references, candidates=self.candidates, continuity=self.continuity,
-                                 gate=self.gate, tagged=self.tagger)
+                                 gate=self.gate, tagged=self.tagger, context=self.context)
 
 
 def build(name, **options):

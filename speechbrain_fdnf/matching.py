@@ -49,6 +49,47 @@ def gated_distances(queries, keys, k, query_classes=None, key_classes=None):
     return distances
 
 
+def neighbouring_classes(classes, starts):
+    """For every frame, the class of the segment before its own and of the segment after it (``-1`` at an
+    utterance's edge): a segment is a run of one class within one utterance.
+
+    ``starts``: ``(n,)`` bool, True at each utterance's first frame (frames of an utterance consecutive).
+
+    Example
+    -------
+    >>> previous, following = neighbouring_classes(torch.tensor([4, 4, 7, 7, 2, 5, 5]),
+    ...                                            torch.tensor([True, False, False, False, False, True, False]))
+    >>> previous.tolist(), following.tolist()
+    ([-1, -1, 4, 4, 7, -1, -1], [7, 7, 2, 2, -1, -1, -1])
+    """
+    classes = classes.long()
+    ends = torch.roll(starts, -1)
+    ends[-1] = True
+    # a new segment where the class changes or an utterance starts; its id counts segments
+    boundary = starts.clone()
+    boundary[1:] |= classes[1:] != classes[:-1]
+    segment = torch.cumsum(boundary.long(), 0) - 1
+    first = torch.nonzero(boundary).flatten()  # each segment's first frame
+    segment_class = classes[first]
+    segment_starts_utterance = starts[first]
+    segment_ends_utterance = ends[torch.cat([first[1:] - 1, torch.tensor([len(classes) - 1], device=first.device)])]
+    before = torch.cat([torch.tensor([-1], device=classes.device), segment_class[:-1]])
+    before[segment_starts_utterance] = -1
+    after = torch.cat([segment_class[1:], torch.tensor([-1], device=classes.device)])
+    after[segment_ends_utterance] = -1
+    return before[segment], after[segment]
+
+
+def context_mismatch(query_classes, query_starts, key_classes, key_starts):
+    """``(queries, keys)`` in {0, 0.5, 1}: the share of a query's two neighbouring segments' classes (before, after;
+    :func:`neighbouring_classes`) that a key's do not share: a key heard in another context costs more."""
+    query_before, query_after = neighbouring_classes(query_classes, query_starts)
+    key_before, key_after = neighbouring_classes(key_classes, key_starts)
+    key_before, key_after = key_before.to(query_before.device), key_after.to(query_before.device)
+    return ((query_before[:, None] != key_before[None, :]).float()
+            + (query_after[:, None] != key_after[None, :]).float()) / 2
+
+
 def continuous_selection(distances, successors, candidates=8, continuity=1.0):
     """One pool frame per query frame, favouring runs of consecutive pool frames (unit selection).
 

@@ -337,6 +337,24 @@ def test_select_picks_only_reference_frames_and_prefers_runs(flow, trained, utte
     assert jumps[3.0] < jumps[0.0]  # a cost on jumps gives longer runs of real audio
 
 
+def test_select_with_a_context_cost_prefers_reference_frames_heard_between_the_same_phones(flow, trained, utterance):
+    from speechbrain_fdnf.matching import context_mismatch
+
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    space = flow._matching_space(utterance[0], "speaker", other, 8, True, 1, True)  # the gate's phones, both sides
+    starts = torch.zeros(len(space["pool"]), dtype=torch.bool)
+    starts[torch.cumsum(torch.tensor([0] + space["lengths"][:-1]), 0)] = True
+    query_starts = torch.zeros(len(space["codes"]), dtype=torch.bool)
+    query_starts[0] = True
+    mismatch = context_mismatch(space["classes"]["query_classes"], query_starts, space["classes"]["pool_classes"], starts)
+    share = {}
+    for context in (0.0, 5.0):
+        chosen = flow.select(utterance[0], "speaker", other, context=context)
+        share[context] = float(mismatch[torch.arange(len(chosen)), chosen].mean())
+    assert share[5.0] < share[0.0]  # more of the chosen frames were heard between the frame's own neighbours
+
+
 def test_cells_with_the_input_as_its_own_reference_change_nothing(flow, trained, utterance):
     from speechbrain_fdnf.convert import convert
 

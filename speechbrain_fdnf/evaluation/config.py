@@ -75,6 +75,7 @@ class EvaluationConfig:
     conversion_candidates: int = 8
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
+    conversion_context: List[float] = field(default_factory=lambda: [0.0])
     conversion_f0: bool = True
     # rows of each manipulation with audio of the target given only this many of its reference utterances
     # (fewer than the blocks' CONVERSION_REFERENCES: how much audio of the target each needs)

@@ -491,12 +491,13 @@ def load_judges(config, factorizer):
 def manipulation_variants(config, tagger=False):
     """``{manipulation name: [options, ...]}``: the rows each registered manipulation gets, from its defaults and
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
-    ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
+    ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
     ``deviation`` the target class mean itself (deviation 0); with ``tagger`` (the model folder has a
     contextual phone tagger), one with a ``tagger`` option its first variant with the other source of
     phones too, so that the tagger's share is measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
-              "candidates": [config.conversion_candidates], "k": [config.knn_k or 4]}
+              "candidates": [config.conversion_candidates], "k": [config.knn_k or 4],
+              "context": list(config.conversion_context)}
     variants = {}
     for name, cls in REGISTRY.items():
         rows = [{}]
