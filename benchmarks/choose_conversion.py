@@ -11,7 +11,7 @@ those that keep the words; rows within :data:`TIE` of it go to the lower PER.
 Usage::
 
     python benchmarks/choose_conversion.py results_faithful/evaluation_conversion_valid/results.json \
-        [--out benchmarks/latest_conversion_choice.md]
+        [more runs on the same trials ...] [--out benchmarks/latest_conversion_choice.md]
 """
 
 import argparse
@@ -75,14 +75,24 @@ def choice_table(results, model="f-DNF"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", help="results.json of the valid-split conversion run")
+    parser.add_argument("results", nargs="+", help="results.json of the valid-split conversion run(s): runs on the "
+                        "same trials (same seed and split) whose rows are chosen among together")
     parser.add_argument("--model", default="f-DNF", help="the display name of the converter's model")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
-    results = json.loads(Path(args.results).read_text())
-    if results["conversion"]["block"] != "training speakers":
-        sys.exit(f"{args.results}: the choice reads the valid split's training-speaker block, got "
-                 f"{results['conversion']['block']!r} (never choose on the test speakers)")
+    results = None
+    for path in args.results:
+        run = json.loads(Path(path).read_text())
+        if run["conversion"]["block"] != "training speakers":
+            sys.exit(f"{path}: the choice reads the valid split's training-speaker block, got "
+                     f"{run['conversion']['block']!r} (never choose on the test speakers)")
+        if results is None:
+            results = run
+            continue
+        if run["seeds"] != results["seeds"] or run["conversion"]["rows"][COPY]["trials"] != results["conversion"]["rows"][COPY]["trials"]:
+            sys.exit(f"{path}: not the trials of {args.results[0]} (its seeds or number of trials differ)")
+        for row, values in run["conversion"]["rows"].items():
+            results["conversion"]["rows"].setdefault(row, values)  # the framing rows: the first run's
     text, _ = choice_table(results, args.model)
     print(text)
     if args.out:

@@ -219,7 +219,7 @@ def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
             "f-DNF select (gated, tagger)": row(0.90, 30.0),  # 25 points over copy-synthesis: loses the words
             "f-DNF knn (k 4, gated, tagger)": row(0.60, 18.0), "f-DNF cells (shrink 5, tagger)": row(0.58, 12.0),
             "f-DNF cells (shrink 5, model's phones)": row(0.40, 11.0)}
-    results = {"conversion": {"block": "training speakers", "rows": rows}}
+    results = {"seeds": [1234], "conversion": {"block": "training speakers", "rows": rows}}
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
     out = tmp_path / "choice.md"
@@ -228,6 +228,15 @@ def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
     assert "| **f-DNF cells (shrink 5, tagger) (chosen)** |" in text  # 0.58 ties 0.60 within a trial, at lower PER
     assert "| f-DNF select (gated, tagger) | 0.900 |" in text and text.count("| no |") == 1
     assert "shift" not in text
-    path.write_text(json.dumps({"conversion": {"block": "test speakers", "rows": rows}}))
+    # a second run on the same trials: its rows join the choice
+    more = tmp_path / "more.json"
+    more.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "training speakers", "rows": {
+        choose.COPY: row(0.0, 5.0), "f-DNF select (context 1, gated, tagger)": row(0.70, 19.0)}}}))
+    choose.main([str(path), str(more), "--out", str(out)])
+    assert "| **f-DNF select (context 1, gated, tagger) (chosen)** | 0.700 |" in out.read_text()
+    more.write_text(json.dumps({"seeds": [1], "conversion": {"block": "training speakers", "rows": rows}}))
+    with pytest.raises(SystemExit, match="not the trials of"):
+        choose.main([str(path), str(more)])
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "test speakers", "rows": rows}}))
     with pytest.raises(SystemExit, match="never choose on the test speakers"):
         choose.main([str(path)])

@@ -83,6 +83,11 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     assert "f-DNF cells (shrink 2)" in names and "f-DNF cells (shrink 5)" in names
     assert "f-DNF knn (k 4, gated)" in names and "f-DNF knn (k 4, ungated)" in names
     assert "f-DNF shift (deviation 0)" in names
+    only = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["select"], "conversion_context": [0, 2]})
+    assert list(conversion.manipulation_variants(only)) == ["select"]
+    assert [row.get("context") for row in conversion.manipulation_variants(only)["select"]] == [0, 2, 0]  # + ungated
+    with pytest.raises(ValueError, match="unknown manipulation"):
+        EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["selct"]})
     # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source
     tagged = [conversion.row_name("f-DNF", manipulations.build(name, **options), tagger=True)
               for name, rows in conversion.manipulation_variants(config, tagger=True).items() for options in rows]

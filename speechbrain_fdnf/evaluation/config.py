@@ -72,6 +72,8 @@ class EvaluationConfig:
     conversion_utterances: int = 0
     conversion_model: str = "f-DNF"
     conversion_blocks: List[str] = field(default_factory=lambda: ["test speakers", "training speakers"])
+    # the registered manipulations that get rows (empty: all of them)
+    conversion_manipulations: List[str] = field(default_factory=list)
     conversion_candidates: int = 8
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
@@ -118,6 +120,11 @@ class EvaluationConfig:
         """Errors for values no evaluation can use."""
         if self.scored_split not in SCORED_SPLITS:
             raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
+        from speechbrain_fdnf.manipulations import REGISTRY
+
+        unknown = set(self.conversion_manipulations) - set(REGISTRY)
+        if unknown:
+            raise ValueError(f"conversion_manipulations: unknown manipulation(s) {sorted(unknown)}; known: {list(REGISTRY)}")
         unknown = set(self.conversion_methods) - set(CONVERSION_METHODS)
         if unknown:
             raise ValueError(f"conversion_methods: unknown method(s) {sorted(unknown)}; known: {list(CONVERSION_METHODS)}")

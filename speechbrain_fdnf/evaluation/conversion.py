@@ -500,6 +500,8 @@ def manipulation_variants(config, tagger=False):
               "context": list(config.conversion_context)}
     variants = {}
     for name, cls in REGISTRY.items():
+        if config.conversion_manipulations and name not in config.conversion_manipulations:
+            continue
         rows = [{}]
         for key in cls.OPTIONS:
             if key in sweeps:
