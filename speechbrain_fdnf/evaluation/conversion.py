@@ -281,10 +281,21 @@ class Converters:
                                      manipulation=manipulation)
 
     def with_audio(self, manipulation, method="gain", references=None):
-        """A manipulation from the target's references (as the command line's ``--enrol``; ``references``: only
-        the first that many of them), made audio by ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`)."""
-        return lambda trial: convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
-                                     references=self.references(trial.target)[:references], manipulation=manipulation)
+        """A manipulation from the target's references (as the command line's ``--enrol``), made audio by
+        ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`). ``references``: only the first that many of them;
+        a trial whose first ones hold too little speech to enrol (the converter refuses them) has no output."""
+
+        def run(trial):
+            try:
+                return convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
+                               references=self.references(trial.target)[:references], manipulation=manipulation)
+            except InputError as error:
+                if references is None:  # the blocks enrol only speakers with enough speech in all 3
+                    raise
+                logger.info("Conversion: no output with %d reference(s) of %s: %s", references, trial.target, error)
+                return None
+
+        return run
 
     def copy_world(self, trial):
         """The source through WORLD's analysis and synthesis, nothing changed (its F0 and envelope kept)."""
