@@ -419,6 +419,19 @@ def test_evaluation_recipe_refuses_to_score_the_test_split(tmp_path):
     assert not list(tmp_path.iterdir())  # refused before training or preparing anything
 
 
+def test_the_evaluation_yaml_lists_every_setting_so_any_can_be_overridden():
+    """hyperpyyaml refuses an override of a key the yaml lacks: hparams/evaluate.yaml holds every setting."""
+    from dataclasses import fields
+
+    from hyperpyyaml import load_hyperpyyaml
+
+    from speechbrain_fdnf.evaluation import EvaluationConfig
+
+    with open(ROOT / "hparams/evaluate.yaml") as handle:
+        listed = set(load_hyperpyyaml(handle))
+    assert {item.name for item in fields(EvaluationConfig)} - listed == set()
+
+
 def test_reference_counts_must_be_fewer_than_the_blocks_give():
     from speechbrain_fdnf.evaluation import EvaluationConfig
 
