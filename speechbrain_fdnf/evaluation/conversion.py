@@ -425,7 +425,7 @@ def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
                 row.update(own_cos_target=float(own @ own_enrolled[trial.target]),
                            own_cos_source=float(own @ own_enrolled[source]))
             if f0:
-                row["f0_gap"] = abs(12 * np.log2(max(median_f0(wav, rate), 1.0) / f0_of[trial.target]))
+                row["f0_gap"] = abs(12 * np.log2(max(median_f0(wav, rate), 1.0) / max(f0_of[trial.target], 1.0)))  # 0: unvoiced
             if judges.quality is not None:
                 row["dnsmos"] = judges.quality.scores(wav, rate)["ovrl"]
             scores.append(row)
