@@ -196,14 +196,16 @@ class SpeechFactorizer(Pretrained):
     def tagged_phones(self, feats):
         """The tagger's phone index for every frame of ``(..., frames, features)`` model features (one
         utterance per sequence), flattened as the gate's codes are."""
-        return self.tagged_posteriors(feats).argmax(dim=-1)
+        return torch.cat([self.tagger.tag(sequence) for sequence in self._tagger_sequences(feats)])
 
     def tagged_posteriors(self, feats):
         """The tagger's phone posteriors ``(n, phones)`` for every frame of ``(..., frames, features)`` model
         features (one utterance per sequence), flattened as the gate's codes are."""
-        centre = self.centre_bands
-        sequences = feats.reshape(-1, feats.shape[-2], feats.shape[-1])
-        return torch.cat([self.tagger.log_posteriors(sequence[:, centre]).exp() for sequence in sequences])
+        return torch.cat([self.tagger.log_posteriors(sequence).exp() for sequence in self._tagger_sequences(feats)])
+
+    def _tagger_sequences(self, feats):
+        """``(..., frames, features)`` model features as the tagger's utterances: its bands, one per sequence."""
+        return feats.reshape(-1, feats.shape[-2], feats.shape[-1])[..., self.centre_bands]
 
     def _uses_tagger(self, tagged, kept):
         """Whether the phone of the kept factors comes from the folder's tagger (asked for, present, kept)."""

@@ -232,7 +232,7 @@ def median_f0(wav, sample_rate):
         import parselmouth
     except ImportError as err:
         raise ImportError(f"the F0 judge needs Praat ({err}); {JUDGE_EXTRA}") from err
-    wav = np.asarray(torch.as_tensor(np.asarray(wav)).flatten().cpu().numpy(), dtype=np.float64)
+    wav = torch.as_tensor(np.asarray(wav)).flatten().double().numpy()
     track = parselmouth.Sound(wav, sampling_frequency=sample_rate).to_pitch(pitch_floor=60.0, pitch_ceiling=400.0)
     voiced = track.selected_array["frequency"]
     voiced = voiced[voiced > 0]
