@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Real-time factor of the converter on one CPU thread, and the share of it the input checks take.
+"""Real-time factor of the converter on one CPU thread, per manipulation and resynthesis, and the share of it
+the input checks take.
 
 Converts ``--utterances`` test utterances of a prepared corpus to another speaker, from ``--references``
-of that speaker's utterances (the issue's 9 s of reference: three sentences), with each manipulation,
-through :func:`speechbrain_fdnf.convert.convert` as the command line does; reports the real-time factor
-(seconds of computation per second of converted audio, the median over ``--rounds``) and, where the
-installed package has it, the time of :class:`~speechbrain_fdnf.validation.AudioCheck` on the same
-audio. Run it against two checkouts (``--label``) to compare them::
+of that speaker's utterances (the issue's 9 s of reference: three sentences), through
+:func:`speechbrain_fdnf.convert.convert` as the command line does, once per ``--rows`` entry; reports the
+real-time factor (seconds of computation per second of converted audio, the median over ``--rounds``), its
+ratio to the paper's ``shift`` in the same run, and, where the installed package has it, the time of
+:class:`~speechbrain_fdnf.validation.AudioCheck` on the same audio. A row is a registered manipulation with
+options and a resynthesis method, ``name[:option=value,...][@method]`` (``select:context=3``,
+``cells@world``); the tagger's rows need a model folder with a tagger (``recipes/TIMIT/train_tagger.py``).
+Run it against two checkouts (``--label``, ``PYTHONPATH``) to compare them::
 
     python benchmarks/bench_conversion.py --model results/fdnf/1234/inference --prepared results/prepared \\
         --label after --out benchmarks/latest_conversion.md
 
-Writes (or appends a row to) ``--out``.
+Writes (or appends rows to) ``--out``.
 """
 
 import argparse
@@ -25,8 +29,33 @@ import torch
 
 from speechbrain_fdnf.convert import convert
 from speechbrain_fdnf.inference import SpeechFactorizer
+from speechbrain_fdnf.manipulations import REGISTRY, build
 
-MANIPULATIONS = ("shift", "cells", "knn", "select")
+ROWS = ("shift", "cells", "cells:tagger=true", "cells@world", "knn", "knn:tagger=false", "select",
+        "select:context=3")
+
+
+def parse_row(spec):
+    """``(manipulation, method)`` of a row ``name[:option=value,...][@method]``, each option cast to its type.
+
+    Example
+    -------
+    >>> manipulation, method = parse_row("select:context=3,tagger=false@gain")
+    >>> manipulation.context, manipulation.tagger, method
+    (3.0, False, 'gain')
+    """
+    spec, _, method = spec.partition("@")
+    name, _, options = spec.partition(":")
+    if name not in REGISTRY:
+        raise SystemExit(f"row {spec!r}: no manipulation {name!r} (registered: {', '.join(REGISTRY)})")
+    parsed = {}
+    for item in filter(None, options.split(",")):
+        key, _, value = item.partition("=")
+        option = REGISTRY[name].OPTIONS.get(key)
+        if option is None:
+            raise SystemExit(f"row {spec!r}: {name} has no option {key!r} (its options: {', '.join(REGISTRY[name].OPTIONS)})")
+        parsed[key] = value.lower() in ("1", "true", "yes") if option.type is bool else option.type(value)
+    return build(name, **parsed), method or "gain"
 
 
 def pick_material(prepared, utterances, references):
@@ -40,16 +69,28 @@ def pick_material(prepared, utterances, references):
     return by_speaker[speakers[0]][:utterances], by_speaker[speakers[1]][:references], speakers[1]
 
 
+def median_seconds(rounds, work):
+    """The median wall time of ``rounds`` calls of ``work``."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="an exported f-DNF (<output_folder>/inference)")
     parser.add_argument("--prepared", required=True, help="the prepared folder (its test.json)")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), help="name[:option=value,...][@method] (default: %(default)s)")
     parser.add_argument("--utterances", type=int, default=5)
     parser.add_argument("--references", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", default="this checkout")
-    parser.add_argument("--out", help="markdown file to write, or to append a row to")
+    parser.add_argument("--out", help="markdown file to write, or to append rows to")
     args = parser.parse_args()
+    rows = {spec: parse_row(spec) for spec in args.rows}  # a bad row fails before anything is timed
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     factorizer = SpeechFactorizer.from_hparams(source=args.model)
@@ -59,39 +100,40 @@ def main():
     reference_audio = [factorizer.load_audio(path) for path in references]
     seconds = sum(len(wav) for wav in source_audio) / rate
     reference_seconds = sum(len(wav) for wav in reference_audio) / rate
-    row = {}
-    for manipulation in MANIPULATIONS:
-        options = {"target": factorizer.enrol(reference_audio)} if manipulation == "shift" else \
+    rtf = {}
+    for spec, (manipulation, method) in rows.items():
+        options = {"target": factorizer.enrol(reference_audio)} if not manipulation.needs_references else \
             {"references": reference_audio}
-        times = []
-        for _ in range(args.rounds):
-            start = time.perf_counter()
+        if method == "world" and "target" in options:
+            options["references"] = reference_audio  # WORLD's F0 register comes from the target's audio
+
+        def work():
             for wav in source_audio:
-                convert(factorizer, wav.clone(), "speaker", manipulation=manipulation, **options)
-            times.append(time.perf_counter() - start)
-        row[manipulation] = statistics.median(times) / seconds
+                convert(factorizer, wav.clone(), "speaker", manipulation=manipulation, method=method, **options)
+
+        rtf[spec] = median_seconds(args.rounds, work) / seconds
     check = getattr(factorizer, "audio_check", None)
+    check_rate = None
     if check is not None:
-        times = []
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            for wav in source_audio + reference_audio:
-                check.utterance(wav.clone(), "bench")
-            times.append(time.perf_counter() - start)
-        row["check"] = statistics.median(times) / (seconds + reference_seconds)
-    header = ("| checkout | " + " | ".join(f"RTF {m}" for m in MANIPULATIONS) + " | input checks, s per s of audio |\n"
-              "|---|" + "---|" * (len(MANIPULATIONS) + 1) + "\n")
-    line = (f"| {args.label} | " + " | ".join(f"{row[m]:.4f}" for m in MANIPULATIONS) + " | "
-            + (f"{row['check']:.5f}" if "check" in row else "-") + " |\n")
-    print(header + line)
+        check_rate = median_seconds(args.rounds, lambda: [check.utterance(wav.clone(), "bench")
+                                                          for wav in source_audio + reference_audio])
+        check_rate /= seconds + reference_seconds
+    peer = rtf.get("shift")
+    header = "| checkout | row | RTF | × shift |\n|---|---|---|---|\n"
+    lines = "".join(f"| {args.label} | {spec} | {value:.4f} | " + (f"{value / peer:.2f}" if peer else "-") + " |\n"
+                    for spec, value in rtf.items())
+    lines += f"| {args.label} | input checks (s per s of audio) | " + (f"{check_rate:.5f}" if check_rate else "-") + " | - |\n"
+    tagger = "with" if getattr(factorizer, "tagger", None) is not None else "without"
+    print(header + lines)
     if args.out:
         out = Path(args.out)
         if not out.exists():
             out.write_text(f"# Converter real-time factor, one CPU thread\n\n{len(sources)} source utterances "
                            f"({seconds:.1f} s) to speaker {target} from {len(references)} references "
-                           f"({reference_seconds:.1f} s); median of {args.rounds} rounds.\n\n" + header)
+                           f"({reference_seconds:.1f} s), a model folder {tagger} a tagger; median of {args.rounds} "
+                           "rounds. Rows: `manipulation[:options][@resynthesis]` (gain unless named).\n\n" + header)
         with open(out, "a") as handle:
-            handle.write(line)
+            handle.write(lines)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,13 @@ from speechbrain_fdnf.export import (
 )
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
-from speechbrain_fdnf.matching import FrameMatcher, context_mismatch, continuous_selection, gated_distances
+from speechbrain_fdnf.matching import (
+    FrameMatcher,
+    context_mismatch,
+    continuous_selection,
+    gated_distances,
+    utterance_starts,
+)
 from speechbrain_fdnf.tagging import load_tagger
 from speechbrain_fdnf.validation import AudioCheck, InputError
 
@@ -592,19 +598,12 @@ class SpeechFactorizer(Pretrained):
         # gated wherever one reference frame shares the frame's classes (a replacement is one real frame)
         distances = gated_distances(matcher.embed(space["codes"]), matcher.embed(space["pool_codes"]), 1,
                                     classes.get("query_classes"), classes.get("pool_classes"))
-        successors = torch.ones(len(space["pool"]), dtype=torch.bool)
-        ends = torch.cumsum(torch.tensor(space["lengths"]), 0) - 1
-        successors[ends] = False  # an utterance's last frame
+        successors = ~torch.roll(utterance_starts(space["lengths"]), -1)  # frame j + 1 follows j in its utterance
         if context and classes:  # a phone is heard in its neighbours' context: prefer references heard in the same
             nearest = distances.min(dim=1).values
             unit = nearest[torch.isfinite(nearest)].median() if torch.isfinite(nearest).any() else 1.0
-            query_starts = torch.zeros(len(distances), dtype=torch.bool)
-            query_starts[0] = True
-            pool_starts = torch.zeros(len(space["pool"]), dtype=torch.bool)
-            pool_starts[ends[:-1] + 1] = True
-            pool_starts[0] = True
-            mismatch = context_mismatch(classes["query_classes"].cpu(), query_starts, classes["pool_classes"].cpu(),
-                                        pool_starts)
+            mismatch = context_mismatch(classes["query_classes"].cpu(), [len(distances)], classes["pool_classes"].cpu(),
+                                        space["lengths"])
             distances = distances + context * unit * mismatch.to(distances.device)
         return continuous_selection(distances, successors, candidates, continuity).cpu()
 

@@ -80,11 +80,34 @@ def neighbouring_classes(classes, starts):
     return before[segment], after[segment]
 
 
-def context_mismatch(query_classes, query_starts, key_classes, key_starts):
+def utterance_starts(lengths):
+    """``(sum(lengths),)`` bool, True at each utterance's first frame, for the frames of utterances of ``lengths``
+    concatenated in order.
+
+    Example
+    -------
+    >>> utterance_starts([2, 0, 3]).tolist()
+    [True, False, True, False, False]
+    """
+    lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+    starts = torch.zeros(int(lengths.sum()), dtype=torch.bool)
+    starts[(torch.cumsum(lengths, 0) - lengths)[lengths > 0]] = True
+    return starts
+
+
+def context_mismatch(query_classes, query_lengths, key_classes, key_lengths):
     """``(queries, keys)`` in {0, 0.5, 1}: the share of a query's two neighbouring segments' classes (before, after;
-    :func:`neighbouring_classes`) that a key's do not share: a key heard in another context costs more."""
-    query_before, query_after = neighbouring_classes(query_classes, query_starts)
-    key_before, key_after = neighbouring_classes(key_classes, key_starts)
+    :func:`neighbouring_classes`) that a key's do not share: a key heard in another context costs more. Queries and
+    keys are frames of utterances of ``query_lengths`` and ``key_lengths``, concatenated.
+
+    Example
+    -------
+    >>> # the query's middle frame (a 2 between 1 and 3) against the keys: its twin 0, a 2 after a 4 one half
+    >>> context_mismatch(torch.tensor([1, 2, 3]), [3], torch.tensor([1, 2, 3, 4, 2, 3]), [3, 3])[1].tolist()
+    [1.0, 0.0, 1.0, 1.0, 0.5, 1.0]
+    """
+    query_before, query_after = neighbouring_classes(query_classes, utterance_starts(query_lengths).to(query_classes.device))
+    key_before, key_after = neighbouring_classes(key_classes, utterance_starts(key_lengths).to(key_classes.device))
     key_before, key_after = key_before.to(query_before.device), key_after.to(query_before.device)
     return ((query_before[:, None] != key_before[None, :]).float()
             + (query_after[:, None] != key_after[None, :]).float()) / 2

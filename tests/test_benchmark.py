@@ -240,3 +240,20 @@ def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
     path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "test speakers", "rows": rows}}))
     with pytest.raises(SystemExit, match="never choose on the test speakers"):
         choose.main([str(path)])
+
+
+def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monkeypatch):
+    bench = load_bench("bench_conversion")
+    manipulation, method = bench.parse_row("select:context=3,tagger=false@gain")
+    assert (manipulation.name, manipulation.context, manipulation.tagger, method) == ("select", 3.0, False, "gain")
+    with pytest.raises(SystemExit, match="no option 'shrink'"):
+        bench.parse_row("knn:shrink=2")
+    model, prepared = trained
+    out = tmp_path / "rtf.md"
+    monkeypatch.setattr("sys.argv", ["bench", "--model", str(model), "--prepared", str(prepared), "--utterances", "1",
+                                     "--references", "2", "--rounds", "1", "--rows", "shift", "cells@world",
+                                     "--out", str(out)])
+    bench.main()
+    table = out.read_text()
+    assert "| this checkout | shift | " in table and "| 1.00 |" in table  # the peer row's ratio to itself
+    assert "| this checkout | cells@world | " in table and "input checks" in table

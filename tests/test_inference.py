@@ -343,11 +343,8 @@ def test_select_with_a_context_cost_prefers_reference_frames_heard_between_the_s
     entries = json.loads((trained[1] / "train.json").read_text()).values()
     other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
     space = flow._matching_space(utterance[0], "speaker", other, 8, True, 1, True)  # the gate's phones, both sides
-    starts = torch.zeros(len(space["pool"]), dtype=torch.bool)
-    starts[torch.cumsum(torch.tensor([0] + space["lengths"][:-1]), 0)] = True
-    query_starts = torch.zeros(len(space["codes"]), dtype=torch.bool)
-    query_starts[0] = True
-    mismatch = context_mismatch(space["classes"]["query_classes"], query_starts, space["classes"]["pool_classes"], starts)
+    mismatch = context_mismatch(space["classes"]["query_classes"], [len(space["codes"])],
+                                space["classes"]["pool_classes"], space["lengths"])
     share = {}
     for context in (0.0, 5.0):
         chosen = flow.select(utterance[0], "speaker", other, context=context)
