@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Versions known to install and import together here (torch's CUDA wheel also runs on CPU).
 PINS := torch==2.14.1 torchaudio==2.11.0 speechbrain==1.1.2
 
-.PHONY: install test test-fast demo reuse bench gpu-check clean
+.PHONY: install test test-fast demo demo-phone-judge reuse bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -25,10 +25,10 @@ test-fast: install
 	$(PY) -m pytest -m "not slow"
 
 # The five models of the paper on the embedded corpus (synthesized on first use), with demo-sized
-# training, then the evaluation (its phone judge is trained on first use) and two reuses; DEMO_ARGS
-# takes any yaml override. The VAE trains first (it synthesizes and prepares the corpus), then the four
-# flows DEMO_LANES at a time, each lane with its share of the cores: these small matrix products gain little
-# from a second thread, so two one-thread trainings side by side take about half the time of two in a row.
+# training, then the evaluation and two reuses; DEMO_ARGS takes any yaml override. The VAE trains first
+# (it synthesizes and prepares the corpus), then the four flows and the conversion section's phone judge
+# DEMO_LANES at a time, each with its share of the cores: these small matrix products gain little from a
+# second thread, so two one-thread trainings side by side take about half the time of two in a row.
 # (The f-DNF with paired frames is in docs/RESULTS.md: its training would push the demo past 10 minutes.)
 FLOWS := fdnf dnf_speaker nf dnf_phone
 # the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
@@ -36,16 +36,13 @@ export DEMO_PAIR := import json; h = json.load(open("results/prepared/heldout.js
 	print(e["wav"], sorted({v["speaker"] for v in h.values() if v["gender"] != e["gender"]})[0])
 DEMO_ARGS ?= --number_of_epochs=6
 DEMO_LANES ?= 2
+LANE_THREADS = $(shell n=$$(( $$(nproc) / $(DEMO_LANES) )); echo $$(( n > 0 ? n : 1 )))
 demo: install
 	@start=$$(date +%s); \
 	echo "== training vae (and building the embedded corpus on first use)"; \
 	$(PY) recipes/TIMIT/train_fdnf.py hparams/vae.yaml $(DEMO_ARGS) || exit 1; \
-	threads=$$(( $$(nproc) / $(DEMO_LANES) )); [ $$threads -ge 1 ] || threads=1; \
-	echo "== training $(FLOWS), $(DEMO_LANES) at a time ($$threads thread(s) each; logs: results/<model>.demo.log)"; \
-	printf '%s\n' $(FLOWS) | xargs -P $(DEMO_LANES) -I{} sh -c 'OMP_NUM_THREADS='$$threads' $(PY) \
-		recipes/TIMIT/train_fdnf.py hparams/{}.yaml $(DEMO_ARGS) > results/{}.demo.log 2>&1 \
-		&& echo "trained {}: $$(tail -n 3 results/{}/1234/train_log.txt | head -n 1)" \
-		|| { echo "training {} failed: see results/{}.demo.log"; exit 255; }' || exit 1; \
+	echo "== training $(FLOWS) and the phone judge, $(DEMO_LANES) at a time ($(LANE_THREADS) thread(s) each)"; \
+	$(MAKE) --no-print-directory -j$(DEMO_LANES) $(addprefix demo-train-,$(FLOWS)) demo-phone-judge || exit 1; \
 	echo "== evaluating"; \
 	$(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml || exit 1; \
 	echo "== reusing the f-DNF: speaker identification and a conversion"; \
@@ -58,6 +55,17 @@ demo: install
 	echo "training logs: results/<model>/1234/train_log.txt"; \
 	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure), results/evaluation/conversions/index.html (judged conversions, to listen)"; \
 	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav"
+
+# one lane's job of the demo (the console output of each goes to results/<job>.demo.log)
+demo-train-%:
+	@OMP_NUM_THREADS=$(LANE_THREADS) $(PY) recipes/TIMIT/train_fdnf.py hparams/$*.yaml $(DEMO_ARGS) \
+		> results/$*.demo.log 2>&1 || { echo "training $* failed: see results/$*.demo.log"; exit 1; }
+	@echo "trained $*: $$(grep '^stopped:' results/$*/1234/train_log.txt | tail -n 1)"
+demo-phone-judge:
+	@OMP_NUM_THREADS=$(LANE_THREADS) $(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml --train_only=True \
+		--train_missing=False > results/phone_judge.demo.log 2>&1 \
+		|| { echo "training the phone judge failed: see results/phone_judge.demo.log"; exit 1; }
+	@echo "trained the phone judge (results/phone_recognition)"
 
 # The CUDA path end to end in a few minutes (five models one epoch each on the small corpus, the tagger,
 # every evaluation section, the converter), timed per stage: run it first when a GPU is lent.

@@ -486,3 +486,19 @@ def test_a_table_is_one_section_in_the_list_the_driver_the_report_and_the_yaml_s
     assert text.splitlines()[2:4] == ["## Frames scored", ""] and "2000" in text
     with pytest.raises(ValueError, match="unknown section"):
         markdown(summary, [1], EvaluationConfig.from_dict({"output_root": "r", "sections": ["framez"]}))
+
+
+def test_train_only_trains_what_is_missing_and_evaluates_nothing(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_recipe", ROOT / "recipes/TIMIT/evaluate.py")
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    trained = []
+    monkeypatch.setattr(evaluate, "train_if_missing", lambda hparams, *args, **kwargs: trained.append(hparams["output_folder"]))
+    monkeypatch.setattr(evaluate, "train_recognizer_if_missing", lambda config, hparams: trained.append(config.phone_recognizer))
+    monkeypatch.setattr(evaluate, "prepare_data", lambda *args: pytest.fail("train_only must evaluate nothing"))
+    evaluate.main([str(ROOT / "hparams/evaluate.yaml"), f"--output_root={tmp_path}", "--train_only=True", "--seeds=[1, 2]"])
+    assert sorted(trained) == sorted([f"{tmp_path}/{model}/{seed}" for model in ("vae", "nf", "dnf_phone", "dnf_speaker", "fdnf")
+                                      for seed in (1, 2)] + [f"{tmp_path}/phone_recognition"] * 2)
+    assert not (tmp_path / "evaluation" / "results.json").exists()

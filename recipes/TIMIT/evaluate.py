@@ -103,7 +103,8 @@ def train_recognizer_if_missing(config, hparams):
 
 
 def evaluate_seed(config, seed):
-    """Trains what is missing, then evaluates every model of ``config["models"]`` for ``seed``."""
+    """Trains what is missing, then evaluates every model of ``config["models"]`` for ``seed`` (``None`` with
+    ``config.train_only``: nothing evaluated)."""
     runs = {}
     for display, (hparams_file, overrides) in model_entries(config, seed).items():
         hparams = load_hparams(hparams_file, overrides)
@@ -112,11 +113,13 @@ def evaluate_seed(config, seed):
                              snapshot_epoch(config, display))
         runs[display] = hparams
     first = next(iter(runs.values()))
+    if "conversion" in [section.name for section in chosen_sections(config)] and config.conversion_utterances:
+        train_recognizer_if_missing(config, first)
+    if config.train_only:
+        return None
     encoders, frames = prepare_data(first)
     models = {display: inference_of(hparams, snapshot_epoch(config, display)) for display, hparams in runs.items()}
     prepared = {split: read_prepared_split(first["prep_folder"], split) for split in ("train", "valid", "heldout")}
-    if "conversion" in [section.name for section in chosen_sections(config)] and config.conversion_utterances:
-        train_recognizer_if_missing(config, first)
     scored = config.scored_split
     # valid: for choosing settings, so that the held-out tables stay untouched by the choice
     frames = dict(frames, heldout=frames[scored])
@@ -128,7 +131,8 @@ def evaluate_seed(config, seed):
 
 
 def main(argv):
-    """Evaluates every seed, writes ``results.json``, ``results.md`` and the t-SNE PNG; returns the markdown."""
+    """Evaluates every seed, writes ``results.json``, ``results.md`` and the t-SNE PNG, and prints the report (with
+    ``train_only``: trains what is missing, and stops)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     values = load_config(hparams_file, overrides)
     if run_opts.device:  # --device=cuda:0, as every SpeechBrain recipe takes it
@@ -138,6 +142,11 @@ def main(argv):
     out = Path(config.eval_folder)
     out.mkdir(parents=True, exist_ok=True)
     per_seed, seeds = [], list(config.seeds)
+    if config.train_only:
+        for seed in seeds:
+            evaluate_seed(config, seed)
+        print("Trained what was missing; nothing evaluated (train_only)")
+        return None
     for index, seed in enumerate(seeds):
         result, figure_data, row_kinds = evaluate_seed(config, seed)
         per_seed.append(result)

@@ -48,6 +48,9 @@ class EvaluationConfig:
     seeds: List[int] = field(default_factory=lambda: [1234])
     scored_split: str = "heldout"
     train_missing: bool = True
+    # train what is missing (the models when train_missing; the conversion section's phone judge) and stop without
+    # evaluating: make demo trains the judge beside the flows this way
+    train_only: bool = False
     train_overrides: Dict[str, object] = field(default_factory=dict)
     data_overrides: Dict[str, object] = field(default_factory=dict)
     # the posterior tables: (factor changed, factor that should stay)
