@@ -314,15 +314,16 @@ def main(argv=None):
             factorizer.class_index(factor, args.source)
         wav = factorizer.waveform(args.wav)
         options = {key: getattr(args, key) for key in all_options() if getattr(args, key) is not None}
+        chosen = build(manipulation, **split_options(options)[manipulation])
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
-                            references=args.enrol, manipulation=build(manipulation, **split_options(options)[manipulation]))
+                            references=args.enrol, manipulation=chosen)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping
             converted = converted / peak
         soundfile.write(str(out), converted.cpu().numpy(), factorizer.hparams.sample_rate)
         print(f"{out} ({len(converted) / factorizer.hparams.sample_rate:.2f} s, {factorizer.hparams.sample_rate} Hz, "
-              f"{factor} -> {name}, {manipulation}" + ("" if REGISTRY[manipulation].resynthesis == "frames" else f", {args.method}") + ")")
+              f"{factor} -> {name}, {manipulation}" + ("" if chosen.resynthesis == "frames" else f", {args.method}") + ")")
         return 0
     except (FileNotFoundError, InferenceInputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -565,7 +565,7 @@ class SpeechFactorizer(Pretrained):
 
     @torch.no_grad()
     def select(self, inputs, factor, references, candidates=8, continuity=1.0, gate=True, smooth=1, decode=True,
-               tagged=True, context=0.0):
+               tagged=True, context=0.0, features=False):
         """For every frame of ``inputs``, one real frame of ``references``: near it in the kept factors'
         subspaces (as :meth:`match`, gated the same way) and, through ``continuity``, in runs of consecutive
         reference frames (:func:`~speechbrain_fdnf.matching.continuous_selection`). Resynthesising the
@@ -585,11 +585,14 @@ class SpeechFactorizer(Pretrained):
         context : float
             With ``gate``: the cost of a reference frame whose neighbouring phones (the segments before and after
             its own) both differ from the frame's, in the same unit (half of it for one); 0: context unseen.
+        features : bool
+            Return the chosen reference frames' raw features instead of their indices.
 
         Returns
         -------
         torch.Tensor
-            ``(frames,)`` indices into the reference frames, concatenated in the order of ``references``.
+            ``(frames,)`` indices into the reference frames, concatenated in the order of ``references``; with
+            ``features``, ``(frames, dim)``: those frames' raw features.
         """
         space = self._matching_space(inputs, factor, references, candidates, gate, smooth, decode, tagged)
         if space["feats"].dim() != 2:
@@ -605,7 +608,8 @@ class SpeechFactorizer(Pretrained):
             mismatch = context_mismatch(classes["query_classes"].cpu(), [len(distances)], classes["pool_classes"].cpu(),
                                         space["lengths"])
             distances = distances + context * unit * mismatch.to(distances.device)
-        return continuous_selection(distances, successors, candidates, continuity).cpu()
+        chosen = continuous_selection(distances, successors, candidates, continuity).cpu()
+        return space["pool"][chosen.to(space["pool"].device)] if features else chosen
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False):

@@ -143,17 +143,24 @@ class Knn(Manipulation):
 @register
 class Select(Manipulation):
     """Real frames of the target's audio, chosen as ``knn`` matches but favouring runs of consecutive frames
-    (:meth:`SpeechFactorizer.select`); their own STFT is overlap-added."""
+    (:meth:`SpeechFactorizer.select`); their own STFT is overlap-added (or, with ``own_audio`` off, their
+    log-Mel frames are heard through the converter's method)."""
 
     name = "select"
     needs_references = True
-    resynthesis = "frames"
     OPTIONS = {"candidates": Option(int, 8, "reference frames considered per frame"),
                "continuity": Option(float, 1.0, "cost of a jump between reference frames (0: the nearest frame)"),
                "gate": Option(bool, True, "select among the reference frames of the frame's own decoded phone only"),
                "tagger": Option(bool, True, TAGGER_HELP),
                "context": Option(float, 0.0, "with the gate, the cost of a reference frame whose neighbouring phones "
-                                             "differ from the frame's (the continuity's unit; 0: context unseen)")}
+                                             "differ from the frame's (the continuity's unit; 0: context unseen)"),
+               "own_audio": Option(bool, True, "overlap-add the chosen frames' own audio; off: their log-Mel frames "
+                                               "become the new features, heard through --method (gain keeps the "
+                                               "source's excitation; world moves its F0 to the target's register)")}
+
+    @property
+    def resynthesis(self):
+        return "frames" if self.own_audio else "features"
 
     def check(self, factor, target, references):
         if references is None or is_frame_level(factor):
@@ -161,8 +168,9 @@ class Select(Manipulation):
                              "audio of the target (--enrol) and an utterance-level factor such as the speaker")
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        return factorizer.select(wav, factor, references, candidates=self.candidates, continuity=self.continuity,
-                                 gate=self.gate, tagged=self.tagger, context=self.context)
+        return factorizer.select(wav if self.own_audio else feats, factor, references, candidates=self.candidates,
+                                 continuity=self.continuity, gate=self.gate, tagged=self.tagger, context=self.context,
+                                 features=not self.own_audio)
 
 
 def build(name, **options):

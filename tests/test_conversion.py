@@ -85,7 +85,10 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     assert "f-DNF shift (deviation 0)" in names
     only = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["select"], "conversion_context": [0, 2]})
     assert list(conversion.manipulation_variants(only)) == ["select"]
-    assert [row.get("context") for row in conversion.manipulation_variants(only)["select"]] == [0, 2, 0]  # + ungated
+    select_rows = conversion.manipulation_variants(only)["select"]
+    assert [row.get("context") for row in select_rows] == [0, 2, 0, 0]  # + ungated, + its frames as features
+    assert [row.get("own_audio") for row in select_rows] == [None, None, None, False]
+    assert "f-DNF select (candidates 8, continuity 1, gated, context 0, as features)" in names
     with pytest.raises(ValueError, match="unknown manipulation"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["selct"]})
     # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source

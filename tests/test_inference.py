@@ -352,6 +352,27 @@ def test_select_with_a_context_cost_prefers_reference_frames_heard_between_the_s
     assert share[5.0] < share[0.0]  # more of the chosen frames were heard between the frame's own neighbours
 
 
+def test_select_as_features_hears_the_chosen_frames_through_the_gain_path(flow, trained, utterance):
+    from speechbrain_fdnf.convert import convert
+    from speechbrain_fdnf.manipulations import build
+
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:2]
+    wav = flow.load_audio(utterance[0])
+    feats = flow.features(wav)
+    chosen = flow.select(wav, "speaker", other)
+    selected = flow.select(feats, "speaker", other, features=True)
+    torch.testing.assert_close(selected, torch.cat([flow.features(item) for item in other])[chosen])
+    manipulation = build("select", own_audio=False)
+    assert manipulation.resynthesis == "features" and build("select").resynthesis == "frames"
+    converted = convert(flow, wav, "speaker", references=other, manipulation=manipulation)
+    assert converted.shape == wav.shape
+    centre = flow.centre_bands
+    heard = flow.features(converted)[:, centre]
+    frames = min(len(heard), len(selected))  # the output's log-Mel frames follow the chosen frames, not the source's
+    assert (heard[:frames] - selected[:frames, centre]).abs().mean() < 0.5 * (feats[:frames, centre] - selected[:frames, centre]).abs().mean()
+
+
 def test_cells_with_the_input_as_its_own_reference_change_nothing(flow, trained, utterance):
     from speechbrain_fdnf.convert import convert
 

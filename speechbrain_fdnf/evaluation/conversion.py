@@ -503,7 +503,8 @@ def manipulation_variants(config, tagger=False):
     """``{manipulation name: [options, ...]}``: the rows each registered manipulation gets, from its defaults and
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
     ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
-    ``deviation`` the target class mean itself (deviation 0); with ``tagger`` (the model folder has a
+    ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its chosen frames heard as
+    features through the gain path; with ``tagger`` (the model folder has a
     contextual phone tagger), one with a ``tagger`` option its first variant with the other source of
     phones too, so that the tagger's share is measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
@@ -523,6 +524,8 @@ def manipulation_variants(config, tagger=False):
             rows.append(dict(rows[0], gate=False))
         if "deviation" in cls.OPTIONS:
             rows.append(dict(rows[0], deviation=0.0))
+        if "own_audio" in cls.OPTIONS:  # the chosen frames' log-Mel through the gain path instead of their audio
+            rows.append(dict(rows[0], own_audio=not cls.OPTIONS["own_audio"].default))
         variants[name] = rows
     return variants
 
@@ -538,6 +541,9 @@ def row_name(model, manipulation, tagger=False):
         elif key == "tagger":
             if tagger and params.get("gate", True):
                 words.append("tagger" if value else "model's phones")
+        elif key == "own_audio":
+            if not value:  # the chosen frames as features: named only where it is not the default
+                words.append("as features")
         else:
             words.append(f"{key} {value:g}")
     return f"{model} {manipulation.name}" + (f" ({', '.join(words)})" if words else "")
