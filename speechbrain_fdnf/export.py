@@ -15,6 +15,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import logging
 import os
 import shutil
 import string
@@ -28,6 +29,9 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain_fdnf.decoding import ClassSequenceDecoder
 from speechbrain_fdnf.engine import unwrap
 from speechbrain_fdnf.files import read_json, write_json_atomic
+from speechbrain_fdnf.tagging import TAGGER_CONFIG, TAGGER_WEIGHTS
+
+logger = logging.getLogger(__name__)
 
 #: Entries copied from the training run's configuration.
 RUN_ENTRIES = ("sample_rate", "context", "input_dim", "compute_features")
@@ -103,12 +107,34 @@ def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=
             torch.save(_cpu_state(decoder), staging / f"{name}_decoder.ckpt")
         (staging / "hyperparams.yaml").write_text(text)
         if folder.exists():
+            keep_added_files(folder, staging)
             shutil.rmtree(folder)
         os.replace(staging, folder)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return folder
+
+
+#: Files another recipe adds to an inference folder (the contextual phone tagger of
+#: ``recipes/TIMIT/train_tagger.py``): a resumed run's new export keeps them while the phone classes they index stay.
+ADDED_FILES = (TAGGER_WEIGHTS, TAGGER_CONFIG)
+
+
+def keep_added_files(folder, staging):
+    """Copies :data:`ADDED_FILES` of the export in ``folder`` into the new one in ``staging`` (a tagger trained
+    beside a model survives the model's further training), unless the phone classes changed (then it is dropped,
+    with a warning: its outputs would index other classes)."""
+    if not all((folder / name).is_file() for name in ADDED_FILES):
+        return
+    old, new = folder / "phone_encoder.txt", staging / "phone_encoder.txt"
+    if not (old.is_file() and new.is_file() and old.read_text() == new.read_text()):
+        logger.warning("%s: the phone classes changed, so its phone tagger is dropped (train it again: "
+                       "recipes/TIMIT/train_tagger.py)", folder)
+        return
+    for name in ADDED_FILES:
+        shutil.copy2(folder / name, staging / name)
+    logger.info("%s: its phone tagger is kept in the new export", folder)
 
 
 def _cpu_state(module):

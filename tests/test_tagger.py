@@ -83,3 +83,42 @@ def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use
     factorizer.tagger = None  # back to the model's own gate
     assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 8
     assert torch.equal(factorizer.transfer(source, "speaker", references, tagged=True), untagged)
+
+
+def test_a_new_export_keeps_the_tagger_while_the_phone_classes_stay(tmp_path):
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.dataio.encoder import CategoricalEncoder
+    from speechbrain.processing.features import InputNormalization
+
+    from speechbrain_fdnf.export import export_model
+    from speechbrain_fdnf.lobes import with_class_counts
+
+    (tmp_path / "train.yaml").write_text("""
+sample_rate: 16000
+context: 0
+input_dim: 40
+compute_features: !new:speechbrain.lobes.features.Fbank {n_mels: 40}
+model: !new:speechbrain_fdnf.lobes.DiscriminativeFlow
+    flow: !new:speechbrain_fdnf.lobes.RealNVP {input_dim: 40, num_blocks: 2, hidden_size: 16}
+    prior: !new:speechbrain_fdnf.lobes.FactorialGaussianPrior
+        factors: [{name: phone, dim: 4}]
+        residual_dim: 36
+        mean_init: random
+""")
+    model = with_class_counts(load_hyperpyyaml((tmp_path / "train.yaml").read_text())["model"], {"phone": 3})
+    normalize = InputNormalization(norm_type="global")
+    normalize(torch.randn(100, 1, 40), torch.ones(100), epoch=0)
+
+    def export(phones):
+        encoder = CategoricalEncoder()
+        encoder.update_from_iterable(phones)
+        return export_model(tmp_path / "inference", model, normalize, {"phone": encoder}, tmp_path / "train.yaml")
+
+    folder = export(["aa", "iy", "sil"])
+    tagger = FrameTagger(input_size=40, num_classes=3, hidden_size=8, num_layers=1).eval()
+    save_tagger(folder, tagger)
+    export(["aa", "iy", "sil"])  # the run trained on: same classes, the tagger stays
+    feats = torch.randn(1, 7, 40)
+    assert torch.allclose(load_tagger(folder)(feats), tagger(feats))
+    export(["aa", "iy", "uw"])  # other classes: the tagger would index them wrongly, so it goes
+    assert load_tagger(folder) is None
