@@ -28,7 +28,8 @@ test-fast: install
 # training, then the evaluation and two reuses; DEMO_ARGS takes any yaml override. The VAE trains first
 # (it synthesizes and prepares the corpus), then the four flows and the conversion section's phone judge
 # DEMO_LANES at a time, each with its share of the cores: these small matrix products gain little from a
-# second thread, so two one-thread trainings side by side take about half the time of two in a row.
+# second thread, so two one-thread trainings side by side take 0.7-0.8 of the time of two in a row with
+# both threads (benchmarks/latest_lanes.md; the demo's flows: 2.6 min a pair against 3.7).
 # (The f-DNF with paired frames is in docs/RESULTS.md: its training would push the demo past 10 minutes.)
 FLOWS := fdnf dnf_speaker nf dnf_phone
 # the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
