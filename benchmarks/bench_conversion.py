@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_fdnf.convert import convert
+from speechbrain_fdnf.convert import METHODS, convert
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.manipulations import REGISTRY, build
 
@@ -55,7 +55,10 @@ def parse_row(spec):
         if option is None:
             raise SystemExit(f"row {spec!r}: {name} has no option {key!r} (its options: {', '.join(REGISTRY[name].OPTIONS)})")
         parsed[key] = value.lower() in ("1", "true", "yes") if option.type is bool else option.type(value)
-    return build(name, **parsed), method or "gain"
+    method = method or "gain"
+    if method not in METHODS:
+        raise SystemExit(f"row {spec!r}: no resynthesis {method!r} (the converter's: {', '.join(METHODS)})")
+    return build(name, **parsed), method
 
 
 def pick_material(prepared, utterances, references):

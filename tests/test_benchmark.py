@@ -248,6 +248,8 @@ def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monk
     assert (manipulation.name, manipulation.context, manipulation.tagger, method) == ("select", 3.0, False, "gain")
     with pytest.raises(SystemExit, match="no option 'shrink'"):
         bench.parse_row("knn:shrink=2")
+    with pytest.raises(SystemExit, match="no resynthesis 'vocoder'"):
+        bench.parse_row("cells@vocoder")
     model, prepared = trained
     out = tmp_path / "rtf.md"
     monkeypatch.setattr("sys.argv", ["bench", "--model", str(model), "--prepared", str(prepared), "--utterances", "1",
