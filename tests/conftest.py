@@ -1,6 +1,7 @@
 """Shared fixtures and helpers for the test suite."""
 
 import builtins
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -22,6 +23,14 @@ TINY = ["--embedded_corpus_size=small", "--num_blocks=2", "--hidden_size=32", "-
 #: The recipes' features (40 log-Mel bands, 10 ms hop at 16 kHz) and their hop in samples.
 FBANK = Fbank(n_mels=40)
 HOP = 160
+
+
+def recipe(name):
+    """A recipe script of recipes/TIMIT imported as a module (recipes are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / "TIMIT" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import perturb
+from conftest import perturb, recipe
 from speechbrain.processing.features import InputNormalization
 
 from speechbrain_fdnf.data.frames import FrameBatch, FrameSet
@@ -489,11 +489,7 @@ def test_a_table_is_one_section_in_the_list_the_driver_the_report_and_the_yaml_s
 
 
 def test_train_only_trains_what_is_missing_and_evaluates_nothing(tmp_path, monkeypatch):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("evaluate_recipe", ROOT / "recipes/TIMIT/evaluate.py")
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
+    evaluate = recipe("evaluate")
     trained = []
     monkeypatch.setattr(evaluate, "train_if_missing", lambda hparams, *args, **kwargs: trained.append(hparams["output_folder"]))
     monkeypatch.setattr(evaluate, "train_recognizer_if_missing", lambda config, hparams: trained.append(config.phone_recognizer))

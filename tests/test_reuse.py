@@ -1,6 +1,5 @@
 """The reuse recipes: CTC phone recognition and speaker verification on f-DNF features (tiny settings)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,19 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import recipe
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--embedded_corpus_size=small", "--num_blocks=2", "--hidden_size=32", "--lr=0.003", "--batch_size=256",
         "--number_of_epochs=1"]
-
-
-def recipe(name):
-    """A recipe script imported as a module (recipes are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / "TIMIT" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(script, yaml, *args):
