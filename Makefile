@@ -30,6 +30,7 @@ test-fast: install
 # DEMO_LANES at a time, each with its share of the cores: these small matrix products gain little from a
 # second thread, so two one-thread trainings side by side take 0.7-0.8 of the time of two in a row with
 # both threads (benchmarks/latest_lanes.md; the demo's flows: 2.6 min a pair against 3.7).
+# The judge, the longest job, starts first: last, it would train alone beside an idle core.
 # (The f-DNF with paired frames is in docs/RESULTS.md: its training would push the demo past 10 minutes.)
 FLOWS := fdnf dnf_speaker nf dnf_phone
 # the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
@@ -43,7 +44,7 @@ demo: install
 	echo "== training vae (and building the embedded corpus on first use)"; \
 	$(PY) recipes/TIMIT/train_fdnf.py hparams/vae.yaml $(DEMO_ARGS) || exit 1; \
 	echo "== training $(FLOWS) and the phone judge, $(DEMO_LANES) at a time ($(LANE_THREADS) thread(s) each)"; \
-	$(MAKE) --no-print-directory -j$(DEMO_LANES) $(addprefix demo-train-,$(FLOWS)) demo-phone-judge || exit 1; \
+	$(MAKE) --no-print-directory -j$(DEMO_LANES) demo-phone-judge $(addprefix demo-train-,$(FLOWS)) || exit 1; \
 	echo "== evaluating"; \
 	$(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml || exit 1; \
 	echo "== reusing the f-DNF: speaker identification and a conversion"; \

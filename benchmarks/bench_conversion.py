@@ -8,8 +8,10 @@ of that speaker's utterances (the issue's 9 s of reference: three sentences), th
 real-time factor (seconds of computation per second of converted audio, the median over ``--rounds``), its
 ratio to the paper's ``shift`` in the same run, and, where the installed package has it, the time of
 :class:`~speechbrain_fdnf.validation.AudioCheck` on the same audio. A row is a registered manipulation with
-options and a resynthesis method, ``name[:option=value,...][@method]`` (``select:context=3``,
-``cells@world``); the tagger's rows need a model folder with a tagger (``recipes/TIMIT/train_tagger.py``).
+options and a resynthesis method, ``name[:option=value,...][@method[/f0 tracker]]`` (``select:context=3``,
+``cells@world``, ``cells@world/harvest``); the tagger's rows need a model folder with a tagger
+(``recipes/TIMIT/train_tagger.py``). The WORLD rows measure the target's F0 register from the references
+on every call, as the command line does.
 Run it against two checkouts (``--label``, ``PYTHONPATH``) to compare them::
 
     python benchmarks/bench_conversion.py --model results/fdnf/1234/inference --prepared results/prepared \\
@@ -30,21 +32,26 @@ import torch
 from speechbrain_fdnf.convert import METHODS, convert
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.manipulations import REGISTRY, build
+from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS
 
-ROWS = ("shift", "cells", "cells:tagger=true", "cells@world", "knn", "knn:tagger=false", "select",
+ROWS = ("shift", "cells", "cells:tagger=true", "cells@world", "cells@world/harvest", "knn", "knn:tagger=false", "select",
         "select:context=3")
 
 
 def parse_row(spec):
-    """``(manipulation, method)`` of a row ``name[:option=value,...][@method]``, each option cast to its type.
+    """``(manipulation, method, f0 tracker)`` of a row ``name[:option=value,...][@method[/f0 tracker]]``, each
+    option cast to its type.
 
     Example
     -------
-    >>> manipulation, method = parse_row("select:context=3,tagger=false@gain")
+    >>> manipulation, method, tracker = parse_row("select:context=3,tagger=false@gain")
     >>> manipulation.context, manipulation.tagger, method
     (3.0, False, 'gain')
+    >>> parse_row("cells@world/harvest")[1:]
+    ('world', 'harvest')
     """
     spec, _, method = spec.partition("@")
+    method, _, tracker = method.partition("/")
     name, _, options = spec.partition(":")
     if name not in REGISTRY:
         raise SystemExit(f"row {spec!r}: no manipulation {name!r} (registered: {', '.join(REGISTRY)})")
@@ -58,7 +65,10 @@ def parse_row(spec):
     method = method or "gain"
     if method not in METHODS:
         raise SystemExit(f"row {spec!r}: no resynthesis {method!r} (the converter's: {', '.join(METHODS)})")
-    return build(name, **parsed), method
+    tracker = tracker or DEFAULT_F0_TRACKER
+    if tracker not in F0_TRACKERS or (tracker != DEFAULT_F0_TRACKER and method != "world"):
+        raise SystemExit(f"row {spec!r}: no F0 tracker {tracker!r} for {method} (WORLD's: {', '.join(F0_TRACKERS)})")
+    return build(name, **parsed), method, tracker
 
 
 def pick_material(prepared, utterances, references):
@@ -86,7 +96,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="an exported f-DNF (<output_folder>/inference)")
     parser.add_argument("--prepared", required=True, help="the prepared folder (its test.json)")
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), help="name[:option=value,...][@method] (default: %(default)s)")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS),
+                        help="name[:option=value,...][@method[/f0 tracker]] (default: %(default)s)")
     parser.add_argument("--utterances", type=int, default=5)
     parser.add_argument("--references", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
@@ -104,7 +115,7 @@ def main():
     seconds = sum(len(wav) for wav in source_audio) / rate
     reference_seconds = sum(len(wav) for wav in reference_audio) / rate
     rtf = {}
-    for spec, (manipulation, method) in rows.items():
+    for spec, (manipulation, method, tracker) in rows.items():
         options = {"target": factorizer.enrol(reference_audio)} if not manipulation.needs_references else \
             {"references": reference_audio}
         if method == "world" and "target" in options:
@@ -112,7 +123,8 @@ def main():
 
         def work():
             for wav in source_audio:
-                convert(factorizer, wav.clone(), "speaker", manipulation=manipulation, method=method, **options)
+                convert(factorizer, wav.clone(), "speaker", manipulation=manipulation, method=method,
+                        f0_tracker=tracker, **options)
 
         rtf[spec] = median_seconds(args.rounds, work) / seconds
     check = getattr(factorizer, "audio_check", None)

@@ -8,10 +8,14 @@ writes and prints, for every row of a manipulation that works from audio of the 
 :data:`PER_MARGIN` points of copy-synthesis) and which row the rule chooses: the highest verified share among
 those that keep the words; rows within :data:`TIE` of it go to the lower PER.
 
+With ``--resynthesis``, the rule of ``hparams/experiments/choose_world.yaml`` instead: whether WORLD (with
+each F0 tracker the run has rows for) becomes the default resynthesis in place of the gain path.
+
 Usage::
 
     python benchmarks/choose_conversion.py results_faithful/evaluation_conversion_valid/results.json \
         [more runs on the same trials ...] [--out benchmarks/latest_conversion_choice.md]
+    python benchmarks/choose_conversion.py results/evaluation_world_valid/results.json --resynthesis
 """
 
 import argparse
@@ -21,11 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechbrain_fdnf.evaluation.conversion import COPY  # noqa: E402
+from speechbrain_fdnf.evaluation.conversion import COPY, DEFAULT, world_row_names  # noqa: E402
+from speechbrain_fdnf.pitch import F0_TRACKERS  # noqa: E402
 from speechbrain_fdnf.manipulations import REGISTRY  # noqa: E402
 
 #: The rule's bounds: PER points over copy-synthesis that still keep the words, and a tie (one trial in 40).
 PER_MARGIN, TIE = 15.0, 0.025
+#: choose_world.yaml's bounds: PER points WORLD's copy-synthesis and its default may add over the gain path's.
+WORLD_COPY_MARGIN, WORLD_DEFAULT_MARGIN = 2.0, 5.0
 
 
 def candidates(rows, model):
@@ -73,12 +80,67 @@ def choice_table(results, model="f-DNF"):
     return "\n".join(lines) + "\n", chosen
 
 
+def cross_verified(values):
+    cross = values.get("cross_gender", {})
+    return cross["verified_as_target"] if cross.get("trials") else float("nan")
+
+
+def world_passes(rows, tracker):
+    """``(passes, reasons it fails)``: choose_world.yaml's rule for WORLD with F0 by ``tracker``."""
+    copy_row, default_row = world_row_names(tracker)
+    copy, world_copy, default, world = rows[COPY], rows[copy_row], rows[DEFAULT], rows[default_row]
+    failures = []
+    if world_copy["per_recognizer"] > copy["per_recognizer"] + WORLD_COPY_MARGIN:
+        failures.append(f"its copy-synthesis loses words ({world_copy['per_recognizer']:.1f} % PER against "
+                        f"{copy['per_recognizer']:.1f} %)")
+    if world_copy["verified_as_target"] > copy["verified_as_target"]:
+        failures.append("its copy-synthesis changes the voice")
+    if world["verified_as_target"] < default["verified_as_target"] - TIE:
+        failures.append(f"verified less often ({world['verified_as_target']:.3f} against {default['verified_as_target']:.3f})")
+    if not cross_verified(world) > cross_verified(default):
+        failures.append(f"not verified more often across genders ({cross_verified(world):.2f} against "
+                        f"{cross_verified(default):.2f})")
+    if world["per_recognizer"] > default["per_recognizer"] + WORLD_DEFAULT_MARGIN:
+        failures.append(f"loses words ({world['per_recognizer']:.1f} % PER against {default['per_recognizer']:.1f} %)")
+    return not failures, failures
+
+
+def resynthesis_table(results):
+    """Markdown: the gain rows, then each tracker's WORLD rows, and the verdict of choose_world.yaml's rule."""
+    rows = results["conversion"]["rows"]
+    trackers = [tracker for tracker in F0_TRACKERS if world_row_names(tracker)[0] in rows]
+    if not trackers:
+        sys.exit("no WORLD rows in this run: conversion_methods must include world")
+
+    def line(row):
+        values = rows[row]
+        dnsmos = f"{values['dnsmos_ovrl']:.2f}" if "dnsmos_ovrl" in values else "-"
+        return (f"| {row} | {values['verified_as_target']:.3f} | {values['closer_to_target']:.2f} | "
+                f"{cross_verified(values):.2f} | {values['per_recognizer']:.1f} | "
+                f"{values.get('f0_gap_semitones', float('nan')):.1f} | {dnsmos} |")
+
+    lines = ["| row | verified | closer | cross-gender verified | PER recognizer % | F0 gap (st) | DNSMOS |",
+             "|---|---|---|---|---|---|---|", line(COPY), line(DEFAULT)]
+    verdicts = []
+    for tracker in trackers:
+        lines += [line(row) for row in world_row_names(tracker)]
+        passes, failures = world_passes(rows, tracker)
+        verdicts.append(f"* WORLD, F0 by {tracker}: " + ("passes: it becomes the default" if passes
+                                                         else "does not pass: " + "; ".join(failures)))
+    trials = rows[COPY]["trials"]
+    lines += ["", f"Block: {results['conversion']['block']}, {trials:.0f} trials. The rule of "
+              "hparams/experiments/choose_world.yaml:", *verdicts]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="results.json of the valid-split conversion run(s): runs on the "
                         "same trials (same seed and split) whose rows are chosen among together")
     parser.add_argument("--model", default="f-DNF", help="the display name of the converter's model")
     parser.add_argument("--out", help="also write the table to this file")
+    parser.add_argument("--resynthesis", action="store_true",
+                        help="WORLD against the gain path (hparams/experiments/choose_world.yaml's rule)")
     args = parser.parse_args(argv)
     results = None
     for path in args.results:
@@ -93,7 +155,7 @@ def main(argv=None):
             sys.exit(f"{path}: not the trials of {args.results[0]} (its seeds or number of trials differ)")
         for row, values in run["conversion"]["rows"].items():
             results["conversion"]["rows"].setdefault(row, values)  # the framing rows: the first run's
-    text, _ = choice_table(results, args.model)
+    text = resynthesis_table(results) if args.resynthesis else choice_table(results, args.model)[0]
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -51,7 +51,7 @@ from speechbrain.processing.features import ISTFT, Filterbank
 
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
-from speechbrain_fdnf.pitch import LogF0Statistics, world_resynthesis
+from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS, LogF0Statistics, world_resynthesis
 from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO: named here before 0.6)
     DEFAULT_WITH_AUDIO,
     REGISTRY,
@@ -153,7 +153,7 @@ class FeatureInverter:
 
 @torch.no_grad()
 def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_iter=32, references=None,
-            manipulation="auto", target_f0=None, **options):
+            manipulation="auto", target_f0=None, f0_tracker=DEFAULT_F0_TRACKER, **options):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -182,7 +182,11 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         :class:`~speechbrain_fdnf.manipulations.Manipulation` object with its options.
     target_f0 : speechbrain_fdnf.pitch.LogF0Statistics, optional
         ``method="world"``: the target's register (default: measured on ``references``; without either, the
-        source's F0 is kept).
+        source's F0 is kept). A caller converting many utterances to one target measures it once
+        (:meth:`~speechbrain_fdnf.pitch.LogF0Statistics.of_audio`, with the same ``f0_tracker``).
+    f0_tracker : str
+        ``method="world"``: WORLD's F0 tracker (:data:`~speechbrain_fdnf.pitch.F0_TRACKERS`): ``dio``
+        (default) or ``harvest``, thirty times slower.
     **options
         Options of the manipulation by name (``deviation``; ``shrink``; ``k``, ``gate``; ``candidates``,
         ``continuity``, ``gate``: :mod:`speechbrain_fdnf.manipulations`); those of other manipulations are
@@ -204,6 +208,8 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         chosen = build(name, **split_options(options).get(name, {}))
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if f0_tracker not in F0_TRACKERS:
+        raise ValueError(f"f0_tracker must be one of {F0_TRACKERS}, got {f0_tracker!r}")
     chosen.check(factor, target, references)
     wav = factorizer.waveform(wav)  # checked once: the features below reuse it unchecked
     if chosen.resynthesis == "frames":
@@ -223,8 +229,8 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         rate = factorizer.hparams.sample_rate
         if target_f0 is None and references is not None:
             target_f0 = LogF0Statistics.of_audio([item.cpu() for item in factorizer.checked_references(references)
-                                                  if torch.is_tensor(item) and item.dim() == 1], rate)
-        return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0)
+                                                  if torch.is_tensor(item) and item.dim() == 1], rate, f0_tracker)
+        return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0, f0_tracker)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
 
 
@@ -271,6 +277,9 @@ def main(argv=None):
                         + f"; auto: {DEFAULT_WITH_AUDIO} with --enrol, else shift")
     parser.add_argument("--method", choices=METHODS, default="gain",
                         help="how changed frames become audio (manipulations that select real frames have their own)")
+    parser.add_argument("--f0_tracker", choices=F0_TRACKERS, default=DEFAULT_F0_TRACKER,
+                        help=f"--method world: WORLD's F0 tracker (default {DEFAULT_F0_TRACKER}; harvest: about 30 "
+                             "times slower)")
     # every manipulation's options, from the registry; one not given keeps each manipulation's own default
     for key, (option, owners) in all_options().items():
         defaults = " / ".join(str(REGISTRY[owner].OPTIONS[key].default) for owner in owners)
@@ -316,7 +325,7 @@ def main(argv=None):
         options = {key: getattr(args, key) for key in all_options() if getattr(args, key) is not None}
         chosen = build(manipulation, **split_options(options)[manipulation])
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
-                            references=args.enrol, manipulation=chosen)
+                            references=args.enrol, manipulation=chosen, f0_tracker=args.f0_tracker)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         peak = converted.abs().max()
         if peak > 1.0:  # keep the WAV from clipping

@@ -1,7 +1,8 @@
 """Pitch-synchronous resynthesis (WORLD, through ``pyworld``): the converter's ``method="world"``.
 
 The model changes 40 log-Mel bands; the other resyntheses keep the source's pitch. Here the source is
-analysed by WORLD into F0 (Harvest), a spectral envelope (CheapTrick) and aperiodicity (D4C). The envelope takes the model's change of each frame as a gain (the Mel bands' dB change spread
+analysed by WORLD into F0 (DIO refined by StoneMask, or Harvest: :data:`F0_TRACKERS`), a spectral
+envelope (CheapTrick) and aperiodicity (D4C). The envelope takes the model's change of each frame as a gain (the Mel bands' dB change spread
 onto frequency through the filterbank's own weights, as the ``gain`` path does), the aperiodicity is
 kept, and F0 moves to the target's register: each voiced frame's log F0 is standardised by the source's
 log-F0 mean and spread and given the target's (:class:`LogF0Statistics`, measured on the target's
@@ -35,12 +36,40 @@ def _pyworld():
     return pyworld
 
 
-def analyse_f0(wav, sample_rate, frame_period=10.0):
-    """F0 in Hz per frame (0 where unvoiced) and the frames' times, by Harvest (DIO, WORLD's faster tracker,
-    finds almost no voiced frames in breathy voices)."""
+#: WORLD's F0 trackers: ``harvest`` (robust voicing, 0.2-0.3 of real time on one thread: it made
+#: ``method="world"`` slow) and ``dio`` (DIO refined by StoneMask, under 0.01 of real time), with DIO's
+#: ``allowed_range`` (how far F0 may move between frames and still count as voiced) raised from its 0.1,
+#: which leaves most frames of breathy voices unvoiced. ``benchmarks/choose_f0_tracker.py`` measures both
+#: on training speakers.
+F0_TRACKERS = ("harvest", "dio")
+#: Chosen by ``benchmarks/choose_f0_tracker.py``'s rule on training speakers (``latest_f0_tracker.md``):
+#: DIO at range 0.3 agrees with the labels' voicing nearly as often as Harvest (0.89 against 0.91), with no
+#: more octave jumps and a steadier register per speaker, at a thirtieth of the time.
+DEFAULT_F0_TRACKER = "dio"
+DIO_ALLOWED_RANGE = 0.3
+
+
+def analyse_f0(wav, sample_rate, frame_period=10.0, tracker=DEFAULT_F0_TRACKER, dio_allowed_range=None):
+    """F0 in Hz per frame (0 where unvoiced) and the frames' times, by one of :data:`F0_TRACKERS`.
+
+    Example
+    -------
+    >>> rate = 16000
+    >>> time = np.arange(rate) / rate  # one second of a voice-like tone at 150 Hz: ten harmonics
+    >>> tone = sum(np.sin(2 * np.pi * 150.0 * k * time) / k for k in range(1, 11))
+    >>> [round(float(np.median(analyse_f0(tone, rate, tracker=name)[0][20:-20]))) for name in F0_TRACKERS]
+    [150, 150]
+    """
+    if tracker not in F0_TRACKERS:
+        raise ValueError(f"F0 tracker must be one of {F0_TRACKERS}, got {tracker!r}")
     world = _pyworld()
     samples = np.ascontiguousarray(np.asarray(wav, dtype=np.float64))
-    return world.harvest(samples, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period)
+    if tracker == "harvest":
+        return world.harvest(samples, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period)
+    allowed_range = DIO_ALLOWED_RANGE if dio_allowed_range is None else dio_allowed_range
+    f0, times = world.dio(samples, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period,
+                          allowed_range=allowed_range)
+    return world.stonemask(samples, f0, times, sample_rate), times
 
 
 @dataclass(frozen=True)
@@ -67,9 +96,10 @@ class LogF0Statistics:
         return cls(float(voiced.mean()), float(max(voiced.std(), 1e-3)), len(voiced))
 
     @classmethod
-    def of_audio(cls, wavs, sample_rate):
-        """The statistics of the voiced frames of several waveforms (e.g. a target's enrolment audio)."""
-        return cls.of([analyse_f0(wav, sample_rate)[0] for wav in wavs])
+    def of_audio(cls, wavs, sample_rate, tracker=DEFAULT_F0_TRACKER):
+        """The statistics of the voiced frames of several waveforms (e.g. a target's enrolment audio), F0 by
+        ``tracker`` (:data:`F0_TRACKERS`)."""
+        return cls.of([analyse_f0(wav, sample_rate, tracker=tracker)[0] for wav in wavs])
 
     def convert(self, f0, target):
         """``f0`` (0: unvoiced) with its log standardised by these statistics and given ``target``'s."""
@@ -80,7 +110,7 @@ class LogF0Statistics:
         return out
 
 
-def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None):
+def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
     ``target_f0`` (:class:`LogF0Statistics`), F0 moved to that register.
 
@@ -96,6 +126,8 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None)
         covers frequency, over ``[0, sample_rate / 2]``.
     target_f0 : LogF0Statistics, optional
         The target's register; ``None`` keeps the source's F0.
+    f0_tracker : str
+        How the source's F0 is analysed (:data:`F0_TRACKERS`); measure ``target_f0`` with the same one.
 
     Returns
     -------
@@ -104,7 +136,7 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None)
     """
     world = _pyworld()
     samples = np.ascontiguousarray(wav.detach().cpu().double().numpy())
-    f0, times = analyse_f0(samples, sample_rate)
+    f0, times = analyse_f0(samples, sample_rate, tracker=f0_tracker)
     envelope = world.cheaptrick(samples, f0, times, sample_rate, f0_floor=F0_FLOOR)
     aperiodicity = world.d4c(samples, f0, times, sample_rate)
     # the bands' gains on the STFT bins (each bin: the weighted mean of the bands covering it), then on WORLD's
@@ -123,4 +155,4 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None)
     return torch.from_numpy(out).float()
 
 
-__all__ = ["LogF0Statistics", "analyse_f0", "world_resynthesis"]
+__all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "LogF0Statistics", "analyse_f0", "world_resynthesis"]

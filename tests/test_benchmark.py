@@ -242,10 +242,83 @@ def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
         choose.main([str(path)])
 
 
+def test_world_choice_rule_needs_words_voice_and_more_cross_gender_verification(tmp_path):
+    """choose_world.yaml's rule: WORLD passes only if its copy keeps the words and the voice and its default is
+    verified as often as gain's, more often across genders, without losing more than 5 PER points."""
+    import json
+
+    choose = load_bench("choose_conversion")
+    copy_world, default_world = choose.world_row_names("dio")
+    copy_harvest, default_harvest = choose.world_row_names("harvest")
+
+    def row(verified, per, cross):
+        return {"trials": 40, "verified_as_target": verified, "closer_to_target": 1.0, "per_recognizer": per,
+                "f0_gap_semitones": 2.0, "cross_gender": {"trials": 20, "verified_as_target": cross}}
+
+    rows = {choose.COPY: row(0.0, 10.0, 0.0), choose.DEFAULT: row(0.50, 20.0, 0.20),
+            copy_world: row(0.0, 11.5, 0.0), default_world: row(0.49, 24.0, 0.40),  # ties, more across: passes
+            copy_harvest: row(0.0, 13.0, 0.0), default_harvest: row(0.70, 21.0, 0.60)}  # copy loses words
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "training speakers", "rows": rows}}))
+    out = tmp_path / "world.md"
+    choose.main([str(path), "--resynthesis", "--out", str(out)])
+    text = out.read_text()
+    assert "* WORLD, F0 by dio: passes" in text
+    assert "* WORLD, F0 by harvest: does not pass: its copy-synthesis loses words (13.0 % PER" in text
+    rows[default_world] = row(0.60, 26.0, 0.10)  # more verified overall, but fewer across genders and 6 PER points
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "training speakers", "rows": rows}}))
+    choose.main([str(path), "--resynthesis", "--out", str(out)])
+    verdict = next(line for line in out.read_text().splitlines() if line.startswith("* WORLD, F0 by dio"))
+    assert "not verified more often across genders" in verdict and "loses words (26.0 % PER" in verdict
+
+
+def test_f0_tracker_rule_takes_the_fastest_that_voices_and_holds_the_register_as_well():
+    choose = load_bench("choose_f0_tracker")
+
+    def numbers(voicing, jumps, spread, rtf):
+        return {"voicing": voicing, "octave jumps": jumps, "register spread": spread, "rtf": rtf}
+
+    results = {"harvest": numbers(0.91, 0.003, 1.2, 0.2), "fast but unvoiced": numbers(0.80, 0.001, 1.0, 0.005),
+               "fast, octave errors": numbers(0.90, 0.010, 1.0, 0.004), "good": numbers(0.88, 0.002, 1.1, 0.006)}
+    assert choose.choose(results) == "good"
+    results["good"]["register spread"] = 1.3  # a less steady register than Harvest's: Harvest stays
+    assert choose.choose(results) == "harvest"
+
+
+def test_f0_tracker_choice_reads_training_speakers_voicing_from_the_labels(tmp_path):
+    """On a tiny TIMIT-layout corpus of voice-like tones whose .PHN says which part is voiced, both trackers
+    agree with the labels on most frames, a speaker's two readings share a register, and a choice is written."""
+    pytest.importorskip("pyworld")
+    import soundfile
+
+    choose = load_bench("choose_f0_tracker")
+    rate = 16000
+    for speaker, f0 in (("MAAA0", 110.0), ("FBBB0", 220.0)):
+        folder = tmp_path / "TRAIN" / "DR1" / speaker
+        folder.mkdir(parents=True)
+        for utterance in ("SI1", "SX2"):
+            time = np.arange(rate) / rate
+            wav = sum(np.sin(2 * np.pi * f0 * k * time) / k for k in range(1, 11)) * 0.1
+            wav[rate // 2:] = np.random.default_rng(0).normal(0, 0.01, rate // 2)  # then a voiceless hiss
+            soundfile.write(folder / f"{utterance}.WAV", wav, rate, subtype="PCM_16", format="WAV")
+            (folder / f"{utterance}.PHN").write_text(f"0 {rate // 2} aa\n{rate // 2} {rate} s\n")
+    out = tmp_path / "trackers.md"
+    assert choose.main([str(tmp_path), "--speakers", "2", "--out", str(out)]) == 0
+    table = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in out.read_text().splitlines()
+             if line.startswith("| harvest") or line.startswith("| dio (range 0.3)")}
+    assert set(table) == {"harvest", "dio (range 0.3)"}
+    for cells in table.values():
+        assert float(cells[1]) > 0.75  # voicing agreement with the labels (DIO's wide range voices some hiss)
+        assert float(cells[3]) < 0.5   # the two readings of a speaker: the same register
+    assert "Chosen by the rule" in out.read_text()
+
 def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monkeypatch):
     bench = load_bench("bench_conversion")
-    manipulation, method = bench.parse_row("select:context=3,tagger=false@gain")
+    manipulation, method, tracker = bench.parse_row("select:context=3,tagger=false@gain")
     assert (manipulation.name, manipulation.context, manipulation.tagger, method) == ("select", 3.0, False, "gain")
+    assert bench.parse_row("cells@world/harvest")[1:] == ("world", "harvest")
+    with pytest.raises(SystemExit, match="no F0 tracker 'harvest' for gain"):
+        bench.parse_row("cells@gain/harvest")
     with pytest.raises(SystemExit, match="no option 'shrink'"):
         bench.parse_row("knn:shrink=2")
     with pytest.raises(SystemExit, match="no resynthesis 'vocoder'"):

@@ -10,6 +10,7 @@ from typing import Dict, List
 import torch
 
 from speechbrain_fdnf.factors import PAPER_FACTORS
+from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS
 
 #: The conversion section's blocks of trials, in the report's order (:mod:`~speechbrain_fdnf.evaluation.conversion`).
 CONVERSION_BLOCKS = ("test speakers", "training speakers")
@@ -88,6 +89,9 @@ class EvaluationConfig:
     # ways of making audio beside the gain path: "world" adds WORLD's copy-synthesis and the default through
     # WORLD (F0 moved to the target's register; the world extra, pyworld)
     conversion_methods: List[str] = field(default_factory=lambda: ["gain"])
+    # WORLD's F0 trackers that get the WORLD rows (speechbrain_fdnf.pitch.F0_TRACKERS; the converter's
+    # default, dio, gives the rows their plain names, another adds ", F0 by <tracker>")
+    conversion_f0_trackers: List[str] = field(default_factory=lambda: [DEFAULT_F0_TRACKER])
     # DNSMOS (speechmos) on every converted utterance: about 0.3 s each on one core
     conversion_quality: bool = True
     conversion_examples: bool = True
@@ -128,6 +132,9 @@ class EvaluationConfig:
         unknown = set(self.conversion_manipulations) - set(REGISTRY)
         if unknown:
             raise ValueError(f"conversion_manipulations: unknown manipulation(s) {sorted(unknown)}; known: {list(REGISTRY)}")
+        unknown_trackers = set(self.conversion_f0_trackers) - set(F0_TRACKERS)
+        if unknown_trackers or not self.conversion_f0_trackers:
+            raise ValueError(f"conversion_f0_trackers: {self.conversion_f0_trackers}; known: {list(F0_TRACKERS)}")
         unknown = set(self.conversion_methods) - set(CONVERSION_METHODS)
         if unknown:
             raise ValueError(f"conversion_methods: unknown method(s) {sorted(unknown)}; known: {list(CONVERSION_METHODS)}")

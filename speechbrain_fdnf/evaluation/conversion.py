@@ -56,6 +56,7 @@ from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
 from speechbrain_fdnf.evaluation.judges import JUDGE_EXTRA, PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.evaluation.listening import record_example, write_page
 from speechbrain_fdnf.files import hop_samples
+from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, LogF0Statistics, world_resynthesis
 from speechbrain_fdnf.validation import InputError, InputWarning
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,19 @@ COPY, COPY_SELECT, REAL = "copy-synthesis (gain path, no change)", "copy-synthes
 PERFECT_GAIN, PERFECT_SELECT = "frame-perfect (target's aligned frames, gain)", "frame-perfect (target's aligned frames, select)"
 DEFAULT = "converter default"
 COPY_WORLD = "copy-synthesis (WORLD, no change)"
+
+
+def world_row_names(tracker=DEFAULT_F0_TRACKER):
+    """``(copy-synthesis row, default row)`` of the WORLD path with F0 by ``tracker``: the converter's
+    default tracker keeps the plain names, another adds ``, F0 by <tracker>``.
+
+    Example
+    -------
+    >>> world_row_names("harvest")[0]
+    'copy-synthesis (WORLD, no change), F0 by harvest'
+    """
+    by = "" if tracker == DEFAULT_F0_TRACKER else f", F0 by {tracker}"
+    return COPY_WORLD + by, f"{DEFAULT} via WORLD (F0 to the target's register{by})"
 
 
 @dataclass
@@ -256,7 +270,7 @@ class Converters:
         self.factorizer, self.block, self.config = factorizer, block, config
         self.inverter = FeatureInverter(factorizer.hparams.compute_features)
         self.rate = factorizer.hparams.sample_rate
-        self._audio, self._means = {}, {}
+        self._audio, self._means, self._registers = {}, {}, {}
 
     def audio(self, entry):
         if entry["wav"] not in self._audio:
@@ -280,15 +294,27 @@ class Converters:
         return lambda trial: convert(factorizer, self.audio(trial.source), "speaker", self.target(factorizer, trial),
                                      manipulation=manipulation)
 
-    def with_audio(self, manipulation, method="gain", references=None):
+    def register(self, speaker, tracker):
+        """The log-F0 statistics of a target's references by ``tracker``: measured once per target (as a caller
+        converting many utterances to one voice would), not on every trial."""
+        if (speaker, tracker) not in self._registers:
+            self._registers[speaker, tracker] = LogF0Statistics.of_audio(self.references(speaker), self.rate, tracker)
+        return self._registers[speaker, tracker]
+
+    def with_audio(self, manipulation, method="gain", references=None, f0_tracker=DEFAULT_F0_TRACKER):
         """A manipulation from the target's references (as the command line's ``--enrol``), made audio by
-        ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`). ``references``: only the first that many of them;
-        a trial whose first ones hold too little speech to enrol (the converter refuses them) has no output."""
+        ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`; ``world`` with ``f0_tracker``). ``references``:
+        only the first that many of them; a trial whose first ones hold too little speech to enrol (the
+        converter refuses them) has no output."""
 
         def run(trial):
+            world = {}
+            if method == "world" and references is None:
+                world = {"target_f0": self.register(trial.target, f0_tracker), "f0_tracker": f0_tracker}
             try:
                 return convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
-                               references=self.references(trial.target)[:references], manipulation=manipulation)
+                               references=self.references(trial.target)[:references], manipulation=manipulation,
+                               **world)
             except InputError as error:
                 if references is None:  # the blocks enrol only speakers with enough speech in all 3
                     raise
@@ -297,13 +323,16 @@ class Converters:
 
         return run
 
-    def copy_world(self, trial):
-        """The source through WORLD's analysis and synthesis, nothing changed (its F0 and envelope kept)."""
-        from speechbrain_fdnf.pitch import world_resynthesis
+    def copy_world(self, f0_tracker=DEFAULT_F0_TRACKER):
+        """The source through WORLD's analysis (F0 by ``f0_tracker``) and synthesis, nothing changed (its F0
+        and envelope kept)."""
 
-        wav = self.audio(trial.source)
-        frames = len(self.factorizer.features(wav))
-        return world_resynthesis(wav, self.rate, torch.zeros(frames, self.inverter.matrix.shape[1]), self.inverter.matrix)
+        def run(trial):
+            wav = self.audio(trial.source)
+            unchanged = torch.zeros(len(self.factorizer.features(wav)), self.inverter.matrix.shape[1])
+            return world_resynthesis(wav, self.rate, unchanged, self.inverter.matrix, f0_tracker=f0_tracker)
+
+        return run
 
     def copy(self, trial):
         feats = self.factorizer.features(self.audio(trial.source))[:, self.factorizer.centre_bands].cpu()
@@ -557,8 +586,10 @@ def conversion_rows(models, main, converters, config):
             PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
             DEFAULT: converters.with_audio(build(DEFAULT_WITH_AUDIO))}  # the converter's default given --enrol audio
     if "world" in config.conversion_methods:  # WORLD's pitch-synchronous path: its copy-synthesis, the default through it
-        rows[COPY_WORLD] = converters.copy_world
-        rows[f"{DEFAULT} via WORLD (F0 to the target's register)"] = converters.with_audio(build(DEFAULT_WITH_AUDIO), "world")
+        for tracker in config.conversion_f0_trackers:
+            copy_row, default_row = world_row_names(tracker)
+            rows[copy_row] = converters.copy_world(tracker)
+            rows[default_row] = converters.with_audio(build(DEFAULT_WITH_AUDIO), "world", f0_tracker=tracker)
     for name, other in models.items():
         if other is not factorizer:
             rows[row_name(name, build("shift"))] = converters.shift(other, build("shift"))

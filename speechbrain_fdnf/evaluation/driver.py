@@ -9,6 +9,9 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import logging
+import time
+from collections import defaultdict
 from pathlib import Path
 
 from speechbrain_fdnf.evaluation.config import GATES, EvaluationConfig  # noqa: F401  (GATES: named here before 0.5)
@@ -16,6 +19,8 @@ from speechbrain_fdnf.evaluation.probes import load_or_train_probe
 from speechbrain_fdnf.evaluation.sections import CEILING, Model, Run, chosen_sections, structure_table  # noqa: F401
 from speechbrain_fdnf.factors import PAPER_FACTORS
 from speechbrain_fdnf.inference import SpeechFactorizer
+
+logger = logging.getLogger(__name__)
 
 #: Default posterior tables: (factor changed, factor that should stay).
 TABLES = (tuple(PAPER_FACTORS), tuple(reversed(PAPER_FACTORS)))
@@ -80,8 +85,15 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None, bey
             epochs=config.probe_epochs, hidden_size=config.probe_hidden, seed=seed,
         )
     sections = chosen_sections(config)
+    seconds = defaultdict(float)  # wall time of each section, logged at the end: where an evaluation's time goes
+
+    def timed(section, step, *args):
+        start = time.perf_counter()
+        step(*args)
+        seconds[section.name] += time.perf_counter() - start
+
     for section in sections:
-        section.start(run)
+        timed(section, section.start, run)
     for display, (folder, nll_file) in models.items():
         factorizer = SpeechFactorizer.from_hparams(source=folder, run_opts={"device": config.device})
         engine = factorizer.engine
@@ -93,9 +105,11 @@ def evaluate_models(models, encoders, frames, config, seed, utterances=None, bey
         run.results[display] = {}
         run.row_kinds[display] = "beyond" if display in beyond_paper else "paper"
         for section in sections:
-            section.model(run, model)
+            timed(section, section.model, run, model)
     for section in sections:
-        section.finish(run)
+        timed(section, section.finish, run)
+    logger.info("Evaluation of seed %d, seconds per section: %s", seed,
+                ", ".join(f"{name} {value:.0f}" for name, value in seconds.items()))
     result = {"probe_accuracy": run.probe_accuracy, "models": run.results, "reference": run.reference}
     if run.conversion:
         result["conversion"] = run.conversion
