@@ -157,9 +157,13 @@ def test_alignment_benchmark_scores_the_aligner_against_exact_boundaries(corpus,
     bench = load_bench("bench_alignment")
     out = tmp_path / "alignment.md"
     bench.main([str(corpus), "--limit", "8", "--rounds", "0", "1", "--espeak", "missing", "--workers", "1",
-                "--out", str(out)])
+                "--min_frames", "1", "2", "--splits", "all", "train", "--out", str(out)])
     rows = [line for line in out.read_text().splitlines() if line.startswith("| CMUdict")]
-    assert len(rows) == 2 and "/ 8 |" in rows[0] and rows[1].split("|")[2].strip() == "8 / 8"
+    # pocketsphinx alone, then the refinement with each shortest phone; every utterance, then the training ones
+    assert len(rows) == 6 and "/ 8 |" in rows[0] and rows[2].split("|")[2].strip() == "8 / 8"
+    assert "phones of 2+ frames (train speakers)" in rows[5]
+    trained_utterances = int(rows[1].split("|")[2].split("/")[1])
+    assert 0 < trained_utterances <= 8
 
 
 def _candidate_results(p_phone, p_speaker, ceiling, deltas):

@@ -1,5 +1,6 @@
 """Transcribed corpora: layouts, MFA TextGrids, forced alignment and preparation into the prepared-split contract."""
 
+import itertools
 import json
 import shutil
 
@@ -79,6 +80,23 @@ def test_viterbi_recovers_a_segmentation_and_chooses_the_pronunciation_the_frame
     # every phone needs a frame
     assert viterbi_path(_scores([index["dh"]] * 3), graph) is None
 
+
+def test_a_minimum_phone_duration_holds_against_frames_that_favour_a_shorter_phone():
+    index = {p: i for i, p in enumerate(TIMIT39)}
+    # the frames favour "ae" for one frame only, then "t"
+    frames = ["sil"] * 2 + ["k"] * 4 + ["ae"] + ["t"] * 5 + ["sil"] * 2
+    scores = _scores([index[p] for p in frames])
+    for min_frames in (1, 2, 3):
+        graph = AlignmentGraph.of_words([[["k", "ae", "t"]]], min_frames=min_frames)
+        labels = [TIMIT39[graph.phones[s]] for s in viterbi_path(scores, graph)]
+        runs = [len(list(group)) for _, group in itertools.groupby(labels)]
+        assert min(runs) >= min_frames and labels.count("ae") == max(1, min_frames)
+        if min_frames == 1:
+            assert labels == frames
+    # too few frames for three phones of three frames each
+    assert viterbi_path(scores[:8], AlignmentGraph.of_words([[["k", "ae", "t"]]], min_frames=3)) is None
+    with pytest.raises(ValueError, match="at least 1"):
+        AlignmentGraph.of_words([[["k"]]], min_frames=0)
 
 def test_boundary_errors_and_frame_agreement_measure_what_they_say():
     exact = [(0, 1600, "sil"), (1600, 4800, "aa"), (4800, 8000, "s"), (8000, 9600, "sil")]

@@ -51,6 +51,8 @@ _HOP, _WINDOW = 160, 410
 #: Decoder settings tried in turn until the word pass reaches the end of the transcript: the
 #: defaults; a silence insertion probability low enough that silence cannot swallow the words left;
 #: that with wider beams.
+#: The refinement's shortest phone in 10 ms frames (``benchmarks/bench_alignment.py --min_frames``).
+MIN_PHONE_FRAMES = 1
 POCKETSPHINX_RUNGS = ({}, {"silprob": 1e-8}, {"silprob": 1e-8, "beam": 1e-60, "pbeam": 1e-60, "wbeam": 1e-40})
 
 
@@ -228,9 +230,10 @@ class AlignmentGraph:
     final: list
 
     @classmethod
-    def of_words(cls, pronunciations):
+    def of_words(cls, pronunciations, min_frames=1):
         """The graph of a transcript from its words' pronunciations (``[[[folded phone, ...], ...], ...]``:
-        per word, its alternatives).
+        per word, its alternatives). Each phone (and each silence) is a chain of ``min_frames`` states, the
+        last of them repeatable: it lasts at least that many frames, as in an HMM's left-to-right topology.
 
         Example
         -------
@@ -239,26 +242,39 @@ class AlignmentGraph:
         ['sil', 'hh', 'ay', 'sil', 'dh', 'eh', 'r', 'dh', 'ah', 'r', 'sil']
         >>> graph.predecessors[4], graph.predecessors[7], graph.initial, graph.final
         ([4, 2, 3], [7, 2, 3], [0, 1], [6, 9, 10])
+        >>> longer = AlignmentGraph.of_words([[["hh", "ay"]]], min_frames=2)
+        >>> [TIMIT39[p] for p in longer.phones], longer.predecessors[1:5], longer.initial
+        (['sil', 'sil', 'hh', 'hh', 'ay', 'ay', 'sil', 'sil'], [[1, 0], [1], [3, 2], [3]], [0, 2])
         """
+        if min_frames < 1:
+            raise ValueError(f"min_frames must be at least 1, got {min_frames}")
         index = {phone: i for i, phone in enumerate(TIMIT39)}
-        phones, predecessors = [index[SILENCE]], [[0]]
-        entries, initial = [0], [0]  # states the next word may follow; the start's are the initial states
+        phones, predecessors = [], []
+
+        def chain(phone, entered_from):
+            """Appends ``phone``'s chain of states; returns (its first state, its last state)."""
+            first = len(phones)
+            for step in range(min_frames):
+                state = len(phones)
+                phones.append(index[phone])
+                predecessors.append(list(entered_from) if step == 0 else [state - 1])
+            predecessors[-1].insert(0, len(phones) - 1)  # the last state repeats
+            return first, len(phones) - 1
+
+        start_silence, end = chain(SILENCE, [])
+        entries, initial = [end], [start_silence]  # states the next word may follow; the start's are the initial states
         first_word = True
         for alternatives in pronunciations:
             ends = []
             for pronunciation in dict.fromkeys(tuple(p) for p in alternatives):  # folding can make two alike
                 previous = None
                 for phone in pronunciation:
-                    state = len(phones)
-                    phones.append(index[phone])
-                    predecessors.append([state] + ([previous] if previous is not None else list(entries)))
+                    first, last = chain(phone, [previous] if previous is not None else entries)
                     if previous is None and first_word:
-                        initial.append(state)
-                    previous = state
+                        initial.append(first)
+                    previous = last
                 ends.append(previous)
-            silence = len(phones)
-            phones.append(index[SILENCE])
-            predecessors.append([silence] + ends)
+            _, silence = chain(SILENCE, ends)
             entries = ends + [silence]
             first_word = False
         return cls(phones, predecessors, initial, entries)
@@ -372,7 +388,8 @@ class CorpusAligner:
         return phone_segments_of_frames(labels, num_samples, self.hop, offset=-self.hop // 2)
 
 
-def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=True, seed=0, max_fit_frames=600_000):
+def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=True, seed=0, max_fit_frames=600_000,
+                 min_frames=MIN_PHONE_FRAMES):
     """Phone alignments of ``items`` (:class:`AlignmentItem`), cached in ``folder``.
 
     Arguments
@@ -390,6 +407,8 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
     max_fit_frames : int
         Frames the refinement's classifier trains on per round (a seeded sample of utterances; about
         100 min of speech by default, 1 GB of features).
+    min_frames : int
+        The refinement's shortest phone, in 10 ms frames (:meth:`AlignmentGraph.of_words`).
 
     Returns
     -------
@@ -447,7 +466,7 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
             refined = {}
             for item in tqdm(alignable, desc=f"realigning (round {number + 1}/{rounds})", disable=not progress):
                 features = training_features.get(item.key)
-                graph = AlignmentGraph.of_words([lexicon_phones[word] for word in item.words])
+                graph = AlignmentGraph.of_words([lexicon_phones[word] for word in item.words], min_frames)
                 segments = aligner.align(aligner.features(item.wav) if features is None else features, graph,
                                          soundfile.info(item.wav).frames)
                 if segments:
