@@ -34,8 +34,11 @@ test-fast: install
 # (The f-DNF with paired frames is in docs/RESULTS.md: its training would push the demo past 10 minutes.)
 FLOWS := fdnf dnf_speaker nf dnf_phone
 # the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
+# (then three of that speaker's training utterances: the same conversion from audio, pitch moved by WORLD)
 export DEMO_PAIR := import json; h = json.load(open("results/prepared/heldout.json")); e = h[sorted(h)[0]]; \
-	print(e["wav"], sorted({v["speaker"] for v in h.values() if v["gender"] != e["gender"]})[0])
+	s = sorted({v["speaker"] for v in h.values() if v["gender"] != e["gender"]})[0]; \
+	t = json.load(open("results/prepared/train.json")); \
+	print(e["wav"], s, *sorted(v["wav"] for v in t.values() if v["speaker"] == s)[:3])
 DEMO_ARGS ?= --number_of_epochs=6
 DEMO_LANES ?= 2
 LANE_THREADS = $(shell n=$$(( $$(nproc) / $(DEMO_LANES) )); echo $$(( n > 0 ? n : 1 )))
@@ -52,11 +55,14 @@ demo: install
 	set -- $$($(PY) -c "$$DEMO_PAIR"); \
 	$(PY) -m speechbrain_fdnf.convert --model results/fdnf/1234/inference --speaker $$2 --wav $$1 \
 		--out results/demo_conversion.wav || exit 1; \
-	echo "converted $$1 to speaker $$2: results/demo_conversion.wav"; \
+	echo "converted $$1 to speaker $$2 (the paper's shift; the source's pitch kept): results/demo_conversion.wav"; \
+	$(PY) -m speechbrain_fdnf.convert --model results/fdnf/1234/inference --wav $$1 --enrol $$3 $$4 $$5 \
+		--method world --out results/demo_conversion_world.wav || exit 1; \
+	echo "converted it from three utterances of $$2 (cells, F0 moved to the voice's register by WORLD): results/demo_conversion_world.wav"; \
 	echo "== demo finished in $$(( $$(date +%s) - start )) s"; \
 	echo "training logs: results/<model>/1234/train_log.txt"; \
 	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure), results/evaluation/conversions/index.html (judged conversions, to listen)"; \
-	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav"
+	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav, results/demo_conversion_world.wav"
 
 # one lane's job of the demo (the console output of each goes to results/<job>.demo.log)
 demo-train-%:

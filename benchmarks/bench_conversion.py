@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_fdnf.convert import METHODS, convert
+from speechbrain_fdnf.convert import METHODS, PITCH_METHODS, convert
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.manipulations import REGISTRY, build
 from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS
@@ -66,7 +66,7 @@ def parse_row(spec):
     if method not in METHODS:
         raise SystemExit(f"row {spec!r}: no resynthesis {method!r} (the converter's: {', '.join(METHODS)})")
     tracker = tracker or DEFAULT_F0_TRACKER
-    if tracker not in F0_TRACKERS or (tracker != DEFAULT_F0_TRACKER and method != "world"):
+    if tracker not in F0_TRACKERS or (tracker != DEFAULT_F0_TRACKER and method not in PITCH_METHODS):
         raise SystemExit(f"row {spec!r}: no F0 tracker {tracker!r} for {method} (WORLD's: {', '.join(F0_TRACKERS)})")
     return build(name, **parsed), method, tracker
 
@@ -118,7 +118,7 @@ def main():
     for spec, (manipulation, method, tracker) in rows.items():
         options = {"target": factorizer.enrol(reference_audio)} if not manipulation.needs_references else \
             {"references": reference_audio}
-        if method == "world" and "target" in options:
+        if method in PITCH_METHODS and "target" in options:
             options["references"] = reference_audio  # WORLD's F0 register comes from the target's audio
 
         def work():

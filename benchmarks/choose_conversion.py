@@ -8,8 +8,9 @@ writes and prints, for every row of a manipulation that works from audio of the 
 :data:`PER_MARGIN` points of copy-synthesis) and which row the rule chooses: the highest verified share among
 those that keep the words; rows within :data:`TIE` of it go to the lower PER.
 
-With ``--resynthesis``, the rule of ``hparams/experiments/choose_world.yaml`` instead: whether WORLD (with
-each F0 tracker the run has rows for) becomes the default resynthesis in place of the gain path.
+With ``--resynthesis``, the rule of ``hparams/experiments/choose_world.yaml`` instead: whether a path
+through WORLD (``world``, ``world_voiced``; with each F0 tracker the run has rows for) becomes the default
+resynthesis in place of the gain path.
 
 Usage::
 
@@ -26,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechbrain_fdnf.evaluation.conversion import COPY, DEFAULT, world_row_names  # noqa: E402
+from speechbrain_fdnf.convert import PITCH_METHODS  # noqa: E402
 from speechbrain_fdnf.pitch import F0_TRACKERS  # noqa: E402
 from speechbrain_fdnf.manipulations import REGISTRY  # noqa: E402
 
@@ -85,9 +87,10 @@ def cross_verified(values):
     return cross["verified_as_target"] if cross.get("trials") else float("nan")
 
 
-def world_passes(rows, tracker):
-    """``(passes, reasons it fails)``: choose_world.yaml's rule for WORLD with F0 by ``tracker``."""
-    copy_row, default_row = world_row_names(tracker)
+def world_passes(rows, tracker, method="world"):
+    """``(passes, reasons it fails)``: choose_world.yaml's rule for ``method`` (a path through WORLD) with F0
+    by ``tracker``."""
+    copy_row, default_row = world_row_names(tracker, method)
     copy, world_copy, default, world = rows[COPY], rows[copy_row], rows[DEFAULT], rows[default_row]
     failures = []
     if world_copy["per_recognizer"] > copy["per_recognizer"] + WORLD_COPY_MARGIN:
@@ -108,9 +111,10 @@ def world_passes(rows, tracker):
 def resynthesis_table(results):
     """Markdown: the gain rows, then each tracker's WORLD rows, and the verdict of choose_world.yaml's rule."""
     rows = results["conversion"]["rows"]
-    trackers = [tracker for tracker in F0_TRACKERS if world_row_names(tracker)[0] in rows]
-    if not trackers:
-        sys.exit("no WORLD rows in this run: conversion_methods must include world")
+    candidates = [(method, tracker) for method in PITCH_METHODS for tracker in F0_TRACKERS
+                  if world_row_names(tracker, method)[0] in rows]
+    if not candidates:
+        sys.exit("no WORLD rows in this run: conversion_methods must include world or world_voiced")
 
     def line(row):
         values = rows[row]
@@ -122,11 +126,11 @@ def resynthesis_table(results):
     lines = ["| row | verified | closer | cross-gender verified | PER recognizer % | F0 gap (st) | DNSMOS |",
              "|---|---|---|---|---|---|---|", line(COPY), line(DEFAULT)]
     verdicts = []
-    for tracker in trackers:
-        lines += [line(row) for row in world_row_names(tracker)]
-        passes, failures = world_passes(rows, tracker)
-        verdicts.append(f"* WORLD, F0 by {tracker}: " + ("passes: it becomes the default" if passes
-                                                         else "does not pass: " + "; ".join(failures)))
+    for method, tracker in candidates:
+        lines += [line(row) for row in world_row_names(tracker, method)]
+        passes, failures = world_passes(rows, tracker, method)
+        verdicts.append(f"* {method}, F0 by {tracker}: " + ("passes: it becomes the default" if passes
+                                                           else "does not pass: " + "; ".join(failures)))
     trials = rows[COPY]["trials"]
     lines += ["", f"Block: {results['conversion']['block']}, {trials:.0f} trials. The rule of "
               "hparams/experiments/choose_world.yaml:", *verdicts]

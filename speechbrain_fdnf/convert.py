@@ -9,7 +9,7 @@ pitch, harmonics and fine envelope that 40 Mel bands lose); each one's options c
 With ``auto`` (the default), :data:`DEFAULT_WITH_AUDIO` when audio of the target is given,
 else ``shift``. ``docs/RESULTS.md`` judges each of them with a speaker encoder and two phone
 recognizers. The model works on log-Mel frames, so the changed frames (all but ``select``'s)
-become audio in one of three ways (``method``), none needing a download:
+become audio in one of four ways (``method``), none needing a download:
 
 * ``gain`` (default): the difference between the manipulated and the original
   log-Mel frames is a per-band gain; it is spread onto the STFT bins through
@@ -19,6 +19,9 @@ become audio in one of three ways (``method``), none needing a download:
   source's spectral envelope takes the same per-band gain, its aperiodicity is kept, and F0 moves to
   the target's register (log-F0 mean and spread of the ``--enrol`` audio), which the other two
   cannot do: the way to convert across genders;
+* ``world_voiced``: WORLD where its F0 tracker hears voicing, the ``gain`` path's output elsewhere
+  (cross-faded over a frame): fricatives, stop bursts and frames the tracker leaves unvoiced keep the
+  original excitation instead of WORLD's shaped noise;
 * ``griffinlim``: the manipulated Mel power spectrum is mapped back to a
   linear spectrum (least squares through the filterbank, clamped at zero) and
   torchaudio's ``GriffinLim`` estimates a phase. It hears only the features,
@@ -63,7 +66,9 @@ from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO:
 )
 
 logger = logging.getLogger(__name__)
-METHODS = ("gain", "griffinlim", "world")
+METHODS = ("gain", "griffinlim", "world", "world_voiced")
+#: The methods that move F0 to the target's register (WORLD's analysis; the ``world`` extra, pyworld).
+PITCH_METHODS = ("world", "world_voiced")
 #: ``--manipulation`` choices: ``auto`` and every registered manipulation (:mod:`speechbrain_fdnf.manipulations`).
 MANIPULATIONS = ("auto", *REGISTRY)
 MAX_GAIN_DB = 40.0
@@ -172,7 +177,7 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         the model assigns to ``source`` are changed; for an utterance-level
         factor it replaces the model's guess of the utterance's class.
     method : str
-        How changed frames become audio: ``"gain"``, ``"griffinlim"`` or ``"world"`` (see the module docstring).
+        How changed frames become audio: one of :data:`METHODS` (see the module docstring).
     n_iter : int
         Griffin-Lim iterations.
     references : list, optional
@@ -181,11 +186,11 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         A name of :data:`MANIPULATIONS` (``"auto"``: ``cells`` with ``references``, else ``shift``) or a
         :class:`~speechbrain_fdnf.manipulations.Manipulation` object with its options.
     target_f0 : speechbrain_fdnf.pitch.LogF0Statistics, optional
-        ``method="world"``: the target's register (default: measured on ``references``; without either, the
+        :data:`PITCH_METHODS`: the target's register (default: measured on ``references``; without either, the
         source's F0 is kept). A caller converting many utterances to one target measures it once
         (:meth:`~speechbrain_fdnf.pitch.LogF0Statistics.of_audio`, with the same ``f0_tracker``).
     f0_tracker : str
-        ``method="world"``: WORLD's F0 tracker (:data:`~speechbrain_fdnf.pitch.F0_TRACKERS`): ``dio``
+        :data:`PITCH_METHODS`: WORLD's F0 tracker (:data:`~speechbrain_fdnf.pitch.F0_TRACKERS`): ``dio``
         (default) or ``harvest``, thirty times slower.
     **options
         Options of the manipulation by name (``deviation``; ``shrink``; ``k``, ``gate``; ``candidates``,
@@ -225,12 +230,14 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     inverter = FeatureInverter(factorizer.hparams.compute_features, n_iter=n_iter)
     if method == "gain":
         return inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu())
-    if method == "world":
+    if method in PITCH_METHODS:
         rate = factorizer.hparams.sample_rate
         if target_f0 is None and references is not None:
             target_f0 = LogF0Statistics.of_audio([item.cpu() for item in factorizer.checked_references(references)
                                                   if torch.is_tensor(item) and item.dim() == 1], rate, f0_tracker)
-        return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0, f0_tracker)
+        unvoiced = inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu()) if method == "world_voiced" else None
+        return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0, f0_tracker,
+                                 unvoiced=unvoiced)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
 
 
@@ -278,7 +285,7 @@ def main(argv=None):
     parser.add_argument("--method", choices=METHODS, default="gain",
                         help="how changed frames become audio (manipulations that select real frames have their own)")
     parser.add_argument("--f0_tracker", choices=F0_TRACKERS, default=DEFAULT_F0_TRACKER,
-                        help=f"--method world: WORLD's F0 tracker (default {DEFAULT_F0_TRACKER}; harvest: about 30 "
+                        help=f"--method world / world_voiced: WORLD's F0 tracker (default {DEFAULT_F0_TRACKER}; harvest: about 30 "
                              "times slower)")
     # every manipulation's options, from the registry; one not given keeps each manipulation's own default
     for key, (option, owners) in all_options().items():

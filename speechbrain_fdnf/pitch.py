@@ -110,7 +110,8 @@ class LogF0Statistics:
         return out
 
 
-def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER):
+def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
+                      unvoiced=None):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
     ``target_f0`` (:class:`LogF0Statistics`), F0 moved to that register.
 
@@ -128,6 +129,9 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
         The target's register; ``None`` keeps the source's F0.
     f0_tracker : str
         How the source's F0 is analysed (:data:`F0_TRACKERS`); measure ``target_f0`` with the same one.
+    unvoiced : torch.Tensor, optional
+        Audio as long as ``wav`` heard wherever the tracker finds no voicing (cross-faded over one frame),
+        e.g. the gain path's output of the same change; ``None``: WORLD's noise excitation there too.
 
     Returns
     -------
@@ -152,7 +156,26 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
         f0 = LogF0Statistics.of([f0]).convert(f0, target_f0)
     out = world.synthesize(f0, np.ascontiguousarray(envelope), aperiodicity, sample_rate, frame_period=10.0)
     out = np.pad(out, (0, max(0, len(samples) - len(out))))[: len(samples)]
+    if unvoiced is not None:
+        voiced = voiced_weight(f0, times, len(samples), sample_rate)
+        out = voiced * out + (1.0 - voiced) * unvoiced.detach().cpu().double().numpy()
     return torch.from_numpy(out).float()
 
 
-__all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "LogF0Statistics", "analyse_f0", "world_resynthesis"]
+def voiced_weight(f0, times, num_samples, sample_rate, fade=0.01):
+    """Per sample: 1 inside the frames ``f0`` voices, 0 outside, ramped over ``fade`` seconds at each edge.
+
+    Example
+    -------
+    >>> weight = voiced_weight(np.array([0.0, 100.0, 100.0, 0.0]), np.array([0.0, 0.01, 0.02, 0.03]), 400, 10000)
+    >>> float(weight[0]), float(weight[200]), float(weight[399])
+    (0.0, 1.0, 0.0)
+    """
+    frame_of_sample = np.clip(np.searchsorted(times, np.arange(num_samples) / sample_rate - (times[1] - times[0]) / 2),
+                              0, len(f0) - 1)
+    hard = (np.asarray(f0)[frame_of_sample] > 0).astype(np.float64)
+    ramp = np.hanning(max(3, int(fade * sample_rate)) + 2)[1:-1]
+    return np.clip(np.convolve(hard, ramp / ramp.sum(), mode="same"), 0.0, 1.0)
+
+
+__all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "LogF0Statistics", "analyse_f0", "voiced_weight", "world_resynthesis"]

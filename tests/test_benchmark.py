@@ -267,12 +267,12 @@ def test_world_choice_rule_needs_words_voice_and_more_cross_gender_verification(
     out = tmp_path / "world.md"
     choose.main([str(path), "--resynthesis", "--out", str(out)])
     text = out.read_text()
-    assert "* WORLD, F0 by dio: passes" in text
-    assert "* WORLD, F0 by harvest: does not pass: its copy-synthesis loses words (13.0 % PER" in text
+    assert "* world, F0 by dio: passes" in text
+    assert "* world, F0 by harvest: does not pass: its copy-synthesis loses words (13.0 % PER" in text
     rows[default_world] = row(0.60, 26.0, 0.10)  # more verified overall, but fewer across genders and 6 PER points
     path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "training speakers", "rows": rows}}))
     choose.main([str(path), "--resynthesis", "--out", str(out)])
-    verdict = next(line for line in out.read_text().splitlines() if line.startswith("* WORLD, F0 by dio"))
+    verdict = next(line for line in out.read_text().splitlines() if line.startswith("* world, F0 by dio"))
     assert "not verified more often across genders" in verdict and "loses words (26.0 % PER" in verdict
 
 

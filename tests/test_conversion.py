@@ -1,5 +1,6 @@
 """Conversion judged by independent judges: the trials, the judges' arithmetic, and the judges on real audio."""
 
+import itertools
 import json
 
 import numpy as np
@@ -61,16 +62,17 @@ def test_world_rows_come_once_per_f0_tracker_and_unknown_trackers_are_refused():
     from unittest import mock
 
     config = EvaluationConfig.from_dict({"output_root": "", "models": {}, "conversion_manipulations": ["cells"],
-                                         "conversion_methods": ["gain", "world"],
+                                         "conversion_methods": ["gain", "world", "world_voiced"],
                                          "conversion_f0_trackers": ["dio", "harvest"]})
     converters = mock.MagicMock()
     rows = conversion.conversion_rows({"f-DNF": mock.MagicMock(tagger=None)}, "f-DNF", converters, config)
-    for tracker in ("dio", "harvest"):
-        copy_row, default_row = conversion.world_row_names(tracker)
+    for method, tracker in itertools.product(("world", "world_voiced"), ("dio", "harvest")):
+        copy_row, default_row = conversion.world_row_names(tracker, method)
         assert copy_row in rows and default_row in rows
-        converters.copy_world.assert_any_call(tracker)
-        assert any(call.kwargs.get("f0_tracker") == tracker and call.args[1:] == ("world",)
+        converters.copy_world.assert_any_call(tracker, method)
+        assert any(call.kwargs.get("f0_tracker") == tracker and call.args[1:] == (method,)
                    for call in converters.with_audio.call_args_list)
+    assert sum("WORLD" in row for row in rows) == 8  # a copy and a default per method and tracker
     assert conversion.world_row_names("dio")[0] == conversion.COPY_WORLD  # the default tracker: the plain names
     gain_only = conversion.conversion_rows({"f-DNF": mock.MagicMock(tagger=None)}, "f-DNF", mock.MagicMock(),
                                            EvaluationConfig.from_dict({"output_root": "", "models": {}}))
@@ -234,6 +236,7 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
     pytest.importorskip("pyworld")
     from speechbrain_fdnf.convert import convert
     from speechbrain_fdnf.inference import SpeechFactorizer
+    from speechbrain_fdnf.convert import PITCH_METHODS
     from speechbrain_fdnf.pitch import F0_TRACKERS
 
     flow = SpeechFactorizer.from_hparams(source=trained[0])
@@ -255,10 +258,12 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
 
     gain = convert(flow, wav, "speaker", references=references)
     assert gap(gain) > 4.0  # the gain path keeps the source's pitch, far from the target's
-    for tracker in F0_TRACKERS:  # whichever tracker analyses the source's and the target's F0
-        world = convert(flow, wav, "speaker", references=references, method="world", f0_tracker=tracker)
+    for method, tracker in itertools.product(PITCH_METHODS, F0_TRACKERS):  # whichever tracker analyses the F0
+        world = convert(flow, wav, "speaker", references=references, method=method, f0_tracker=tracker)
         assert world.shape == wav.shape and torch.isfinite(world).all()
-        assert gap(world) < 2.0 and gap(world) < gap(gain) - 3.0, tracker  # WORLD moves it into the target's register
+        # WORLD moves it into the target's register (world_voiced: where the tracker hears voicing, which is
+        # where a judge's pitch is)
+        assert gap(world) < 2.0 and gap(world) < gap(gain) - 3.0, (method, tracker)
     with pytest.raises(ValueError, match="f0_tracker must be one of"):
         convert(flow, wav, "speaker", references=references, method="world", f0_tracker="yin")
     # without audio of the target there is no register to move to: WORLD keeps the F0 it analysed

@@ -48,7 +48,7 @@ import numpy as np
 import soundfile
 import torch
 
-from speechbrain_fdnf.convert import FeatureInverter, convert
+from speechbrain_fdnf.convert import PITCH_METHODS, FeatureInverter, convert
 from speechbrain_fdnf.evaluation.config import CONVERSION_BLOCKS, CONVERSION_REFERENCES
 from speechbrain_fdnf.evaluation.formatting import fmt
 from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build
@@ -73,17 +73,23 @@ DEFAULT = "converter default"
 COPY_WORLD = "copy-synthesis (WORLD, no change)"
 
 
-def world_row_names(tracker=DEFAULT_F0_TRACKER):
-    """``(copy-synthesis row, default row)`` of the WORLD path with F0 by ``tracker``: the converter's
-    default tracker keeps the plain names, another adds ``, F0 by <tracker>``.
+def world_row_names(tracker=DEFAULT_F0_TRACKER, method="world"):
+    """``(copy-synthesis row, default row)`` of a path through WORLD (``method``: ``world``, or
+    ``world_voiced``, WORLD in the voiced frames only) with F0 by ``tracker``: the converter's default
+    tracker keeps the plain names, another adds ``, F0 by <tracker>``.
 
     Example
     -------
     >>> world_row_names("harvest")[0]
     'copy-synthesis (WORLD, no change), F0 by harvest'
+    >>> world_row_names(method="world_voiced")[1]
+    "converter default via WORLD in voiced frames, gain elsewhere (F0 to the target's register)"
     """
     by = "" if tracker == DEFAULT_F0_TRACKER else f", F0 by {tracker}"
-    return COPY_WORLD + by, f"{DEFAULT} via WORLD (F0 to the target's register{by})"
+    if method == "world":
+        return COPY_WORLD + by, f"{DEFAULT} via WORLD (F0 to the target's register{by})"
+    return (f"copy-synthesis (WORLD in voiced frames, gain elsewhere, no change){by}",
+            f"{DEFAULT} via WORLD in voiced frames, gain elsewhere (F0 to the target's register{by})")
 
 
 @dataclass
@@ -309,7 +315,7 @@ class Converters:
 
         def run(trial):
             world = {}
-            if method == "world" and references is None:
+            if method in PITCH_METHODS and references is None:
                 world = {"target_f0": self.register(trial.target, f0_tracker), "f0_tracker": f0_tracker}
             try:
                 return convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
@@ -323,14 +329,15 @@ class Converters:
 
         return run
 
-    def copy_world(self, f0_tracker=DEFAULT_F0_TRACKER):
+    def copy_world(self, f0_tracker=DEFAULT_F0_TRACKER, method="world"):
         """The source through WORLD's analysis (F0 by ``f0_tracker``) and synthesis, nothing changed (its F0
-        and envelope kept)."""
+        and envelope kept); ``method="world_voiced"``: in its voiced frames only, the source itself elsewhere."""
 
         def run(trial):
             wav = self.audio(trial.source)
             unchanged = torch.zeros(len(self.factorizer.features(wav)), self.inverter.matrix.shape[1])
-            return world_resynthesis(wav, self.rate, unchanged, self.inverter.matrix, f0_tracker=f0_tracker)
+            return world_resynthesis(wav, self.rate, unchanged, self.inverter.matrix, f0_tracker=f0_tracker,
+                                     unvoiced=wav if method == "world_voiced" else None)
 
         return run
 
@@ -585,11 +592,13 @@ def conversion_rows(models, main, converters, config):
     rows = {COPY: converters.copy, COPY_SELECT: converters.copy_select, REAL: converters.real,
             PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
             DEFAULT: converters.with_audio(build(DEFAULT_WITH_AUDIO))}  # the converter's default given --enrol audio
-    if "world" in config.conversion_methods:  # WORLD's pitch-synchronous path: its copy-synthesis, the default through it
+    for method in PITCH_METHODS:  # through WORLD, F0 moved: its copy-synthesis, the default through it
+        if method not in config.conversion_methods:
+            continue
         for tracker in config.conversion_f0_trackers:
-            copy_row, default_row = world_row_names(tracker)
-            rows[copy_row] = converters.copy_world(tracker)
-            rows[default_row] = converters.with_audio(build(DEFAULT_WITH_AUDIO), "world", f0_tracker=tracker)
+            copy_row, default_row = world_row_names(tracker, method)
+            rows[copy_row] = converters.copy_world(tracker, method)
+            rows[default_row] = converters.with_audio(build(DEFAULT_WITH_AUDIO), method, f0_tracker=tracker)
     for name, other in models.items():
         if other is not factorizer:
             rows[row_name(name, build("shift"))] = converters.shift(other, build("shift"))
