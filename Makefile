@@ -57,7 +57,7 @@ demo: install
 		--out results/demo_conversion.wav || exit 1; \
 	echo "converted $$1 to speaker $$2 (the paper's shift; the source's pitch kept): results/demo_conversion.wav"; \
 	$(PY) -m speechbrain_fdnf.convert --model results/fdnf/1234/inference --wav $$1 --enrol $$3 $$4 $$5 \
-		--method world --out results/demo_conversion_world.wav || exit 1; \
+		--method world_voiced --out results/demo_conversion_world.wav || exit 1; \
 	echo "converted it from three utterances of $$2 (cells, F0 moved to the voice's register by WORLD): results/demo_conversion_world.wav"; \
 	echo "== demo finished in $$(( $$(date +%s) - start )) s"; \
 	echo "training logs: results/<model>/1234/train_log.txt"; \
