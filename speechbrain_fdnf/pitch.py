@@ -1,4 +1,5 @@
-"""Pitch-synchronous resynthesis (WORLD, through ``pyworld``): the converter's ``method="world"``.
+"""Pitch-synchronous resynthesis (WORLD, through ``pyworld``): the converter's ``method="world"`` and
+``"world_voiced"`` (WORLD in the frames its tracker voices, other audio elsewhere: ``unvoiced``).
 
 The model changes 40 log-Mel bands; the other resyntheses keep the source's pitch. Here the source is
 analysed by WORLD into F0 (DIO refined by StoneMask, or Harvest: :data:`F0_TRACKERS`), a spectral
@@ -157,23 +158,23 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     out = world.synthesize(f0, np.ascontiguousarray(envelope), aperiodicity, sample_rate, frame_period=10.0)
     out = np.pad(out, (0, max(0, len(samples) - len(out))))[: len(samples)]
     if unvoiced is not None:
-        voiced = voiced_weight(f0, times, len(samples), sample_rate)
+        voiced = voiced_weight(f0, len(samples), sample_rate)
         out = voiced * out + (1.0 - voiced) * unvoiced.detach().cpu().double().numpy()
     return torch.from_numpy(out).float()
 
 
-def voiced_weight(f0, times, num_samples, sample_rate, fade=0.01):
-    """Per sample: 1 inside the frames ``f0`` voices, 0 outside, ramped over ``fade`` seconds at each edge.
+def voiced_weight(f0, num_samples, sample_rate, frame_period=0.01, fade=0.01):
+    """Per sample: 1 inside the frames ``f0`` voices (frame ``i`` centred at ``i * frame_period`` seconds, as
+    WORLD's), 0 outside, ramped over ``fade`` seconds at each edge.
 
     Example
     -------
-    >>> weight = voiced_weight(np.array([0.0, 100.0, 100.0, 0.0]), np.array([0.0, 0.01, 0.02, 0.03]), 400, 10000)
+    >>> weight = voiced_weight(np.array([0.0, 100.0, 100.0, 0.0]), 400, 10000)
     >>> float(weight[0]), float(weight[200]), float(weight[399])
     (0.0, 1.0, 0.0)
     """
-    frame_of_sample = np.clip(np.searchsorted(times, np.arange(num_samples) / sample_rate - (times[1] - times[0]) / 2),
-                              0, len(f0) - 1)
-    hard = (np.asarray(f0)[frame_of_sample] > 0).astype(np.float64)
+    nearest_frame = np.clip(np.round(np.arange(num_samples) / sample_rate / frame_period).astype(int), 0, len(f0) - 1)
+    hard = (np.asarray(f0)[nearest_frame] > 0).astype(np.float64)
     ramp = np.hanning(max(3, int(fade * sample_rate)) + 2)[1:-1]
     return np.clip(np.convolve(hard, ramp / ramp.sum(), mode="same"), 0.0, 1.0)
 

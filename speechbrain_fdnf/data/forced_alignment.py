@@ -51,9 +51,10 @@ _HOP, _WINDOW = 160, 410
 #: Decoder settings tried in turn until the word pass reaches the end of the transcript: the
 #: defaults; a silence insertion probability low enough that silence cannot swallow the words left;
 #: that with wider beams.
-#: The refinement's shortest phone in 10 ms frames (``benchmarks/bench_alignment.py --min_frames``).
-MIN_PHONE_FRAMES = 1
 POCKETSPHINX_RUNGS = ({}, {"silprob": 1e-8}, {"silprob": 1e-8, "beam": 1e-60, "pbeam": 1e-60, "wbeam": 1e-40})
+#: The refinement's shortest phone in 10 ms frames: 2 or 3 changed no boundary score by half a point
+#: (``benchmarks/bench_alignment.py --min_frames``; docs/RESULTS.md section 3).
+MIN_PHONE_FRAMES = 1
 
 
 @dataclass

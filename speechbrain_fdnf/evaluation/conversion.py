@@ -309,14 +309,14 @@ class Converters:
 
     def with_audio(self, manipulation, method="gain", references=None, f0_tracker=DEFAULT_F0_TRACKER):
         """A manipulation from the target's references (as the command line's ``--enrol``), made audio by
-        ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`; ``world`` with ``f0_tracker``). ``references``:
+        ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`; through WORLD with ``f0_tracker``). ``references``:
         only the first that many of them; a trial whose first ones hold too little speech to enrol (the
         converter refuses them) has no output."""
 
         def run(trial):
-            world = {}
-            if method in PITCH_METHODS and references is None:
-                world = {"target_f0": self.register(trial.target, f0_tracker), "f0_tracker": f0_tracker}
+            world = {"f0_tracker": f0_tracker}
+            if method in PITCH_METHODS and references is None:  # all of them: the register measured once
+                world["target_f0"] = self.register(trial.target, f0_tracker)
             try:
                 return convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
                                references=self.references(trial.target)[:references], manipulation=manipulation,
