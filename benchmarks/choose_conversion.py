@@ -109,11 +109,12 @@ def world_passes(rows, tracker, method="world"):
 
 
 def resynthesis_table(results):
-    """Markdown: the gain rows, then each tracker's WORLD rows, and the verdict of choose_world.yaml's rule."""
+    """Markdown: the gain rows, then the rows of each path through WORLD (method and F0 tracker) the run has, and
+    the verdict of choose_world.yaml's rule on each."""
     rows = results["conversion"]["rows"]
-    candidates = [(method, tracker) for method in PITCH_METHODS for tracker in F0_TRACKERS
-                  if world_row_names(tracker, method)[0] in rows]
-    if not candidates:
+    paths = [(method, tracker) for method in PITCH_METHODS for tracker in F0_TRACKERS
+             if world_row_names(tracker, method)[0] in rows]
+    if not paths:
         sys.exit("no WORLD rows in this run: conversion_methods must include world or world_voiced")
 
     def line(row):
@@ -126,7 +127,7 @@ def resynthesis_table(results):
     lines = ["| row | verified | closer | cross-gender verified | PER recognizer % | F0 gap (st) | DNSMOS |",
              "|---|---|---|---|---|---|---|", line(COPY), line(DEFAULT)]
     verdicts = []
-    for method, tracker in candidates:
+    for method, tracker in paths:
         lines += [line(row) for row in world_row_names(tracker, method)]
         passes, failures = world_passes(rows, tracker, method)
         verdicts.append(f"* {method}, F0 by {tracker}: " + ("passes: it becomes the default" if passes

@@ -80,6 +80,31 @@ def test_world_rows_come_once_per_f0_tracker_and_unknown_trackers_are_refused():
     with pytest.raises(ValueError, match="conversion_f0_trackers"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_f0_trackers": ["yin"]})
 
+def test_world_in_voiced_frames_only_takes_the_other_audio_where_the_tracker_hears_no_voice():
+    pytest.importorskip("pyworld")
+    from speechbrain.lobes.features import Fbank
+    from speechbrain_fdnf.convert import FeatureInverter
+    from speechbrain_fdnf.pitch import analyse_f0, world_resynthesis
+
+    rate = 16000
+    time = np.arange(rate) / rate
+    wav = sum(np.sin(2 * np.pi * 140.0 * k * time) / k for k in range(1, 11)) * 0.1  # a voiced half second,
+    wav[rate // 2:] = np.random.default_rng(0).normal(0, 0.02, rate // 2)  # then a voiceless hiss
+    wav = torch.from_numpy(wav).float()
+    matrix = FeatureInverter(Fbank(sample_rate=rate, n_mels=40)).matrix
+    unchanged = torch.zeros(101, 40)
+    other = torch.full_like(wav, 0.5)  # stands for the gain path's output
+    plain = world_resynthesis(wav, rate, unchanged, matrix)
+    mixed = world_resynthesis(wav, rate, unchanged, matrix, unvoiced=other)
+    voiced = analyse_f0(wav.numpy(), rate)[0] > 0  # 10 ms frames; the tone voiced, most of the hiss not
+    assert voiced[10:45].all() and (~voiced[55:95]).sum() > 20
+    hop = rate // 100
+    for frame in range(2, len(voiced) - 2):
+        if voiced[frame - 2:frame + 3].all() or not voiced[frame - 2:frame + 3].any():  # a frame away from an edge
+            expected = plain if voiced[frame] else other
+            span = slice(frame * hop - hop // 2, frame * hop + hop // 2)
+            assert torch.allclose(mixed[span], expected[span], atol=1e-5), frame
+
 def test_targets_whose_references_the_converter_would_refuse_are_left_out_and_counted():
     refused = {"MS0", "FS3"}
 
