@@ -57,34 +57,38 @@ def choose(rows, model):
     return min(tied, key=lambda row: pool[row]["per_recognizer"]), keeps
 
 
+#: The columns of both tables' rows (:func:`row_cells`).
+COLUMNS = "| row | verified | closer | cross-gender verified | PER recognizer % | F0 gap (st) | DNSMOS |"
+
+
+def cross_verified(values):
+    """A row's share verified as the target across genders (``nan`` without cross-gender trials)."""
+    cross = values.get("cross_gender", {})
+    return cross["verified_as_target"] if cross.get("trials") else float("nan")
+
+
+def row_cells(values):
+    """A row's judges' numbers in the order of :data:`COLUMNS` (``-`` where a judge has none)."""
+    cross = f"{cross_verified(values):.2f}" if values.get("cross_gender", {}).get("trials") else "-"
+    dnsmos = f"{values['dnsmos_ovrl']:.2f}" if "dnsmos_ovrl" in values else "-"
+    return (f"{values['verified_as_target']:.3f} | {values['closer_to_target']:.2f} | {cross} | "
+            f"{values['per_recognizer']:.1f} | {values.get('f0_gap_semitones', float('nan')):.1f} | {dnsmos}")
+
+
 def choice_table(results, model="f-DNF"):
     """Markdown: copy-synthesis, then every candidate row; the chosen one in bold."""
     conversion = results["conversion"]
     rows = conversion["rows"]
     chosen, keeps = choose(rows, model)
-
-    def cells(values):
-        cross = values.get("cross_gender", {})
-        cross_verified = f"{cross['verified_as_target']:.2f}" if cross.get("trials") else "-"
-        dnsmos = f"{values['dnsmos_ovrl']:.2f}" if "dnsmos_ovrl" in values else "-"
-        return (f"{values['verified_as_target']:.3f} | {values['closer_to_target']:.2f} | {cross_verified} | "
-                f"{values['per_recognizer']:.1f} | {values.get('f0_gap_semitones', float('nan')):.1f} | {dnsmos}")
-
-    lines = ["| row | verified | closer | cross-gender verified | PER recognizer % | F0 gap (st) | DNSMOS | keeps the words |",
-             "|---|---|---|---|---|---|---|---|", f"| {COPY} | {cells(rows[COPY])} | |"]
+    lines = [f"{COLUMNS} keeps the words |", "|---|---|---|---|---|---|---|---|", f"| {COPY} | {row_cells(rows[COPY])} | |"]
     for row in candidates(rows, model):
         label = f"**{row} (chosen)**" if row == chosen else row
-        lines.append(f"| {label} | {cells(rows[row])} | {'yes' if keeps[row] else 'no'} |")
+        lines.append(f"| {label} | {row_cells(rows[row])} | {'yes' if keeps[row] else 'no'} |")
     trials = rows[COPY]["trials"]
     lines += ["", f"Block: {conversion['block']}, {trials:.0f} trials. Chosen by the rule of "
               f"hparams/experiments/choose_conversion.yaml (PER within {PER_MARGIN:g} points of copy-synthesis, then "
               f"the highest verified share, ties within {TIE} to the lower PER): {chosen or 'none keeps the words'}."]
     return "\n".join(lines) + "\n", chosen
-
-
-def cross_verified(values):
-    cross = values.get("cross_gender", {})
-    return cross["verified_as_target"] if cross.get("trials") else float("nan")
 
 
 def world_passes(rows, tracker, method="world"):
@@ -118,14 +122,9 @@ def resynthesis_table(results):
         sys.exit("no WORLD rows in this run: conversion_methods must include world or world_voiced")
 
     def line(row):
-        values = rows[row]
-        dnsmos = f"{values['dnsmos_ovrl']:.2f}" if "dnsmos_ovrl" in values else "-"
-        return (f"| {row} | {values['verified_as_target']:.3f} | {values['closer_to_target']:.2f} | "
-                f"{cross_verified(values):.2f} | {values['per_recognizer']:.1f} | "
-                f"{values.get('f0_gap_semitones', float('nan')):.1f} | {dnsmos} |")
+        return f"| {row} | {row_cells(rows[row])} |"
 
-    lines = ["| row | verified | closer | cross-gender verified | PER recognizer % | F0 gap (st) | DNSMOS |",
-             "|---|---|---|---|---|---|---|", line(COPY), line(DEFAULT)]
+    lines = [COLUMNS, "|---|---|---|---|---|---|---|", line(COPY), line(DEFAULT)]
     verdicts = []
     for method, tracker in paths:
         lines += [line(row) for row in world_row_names(tracker, method)]

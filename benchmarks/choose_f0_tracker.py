@@ -37,6 +37,7 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from speechbrain_fdnf.data.timit import read_phn  # noqa: E402
 from speechbrain_fdnf.pitch import analyse_f0  # noqa: E402
 
 #: TIMIT-61 phones produced with the vocal folds vibrating.
@@ -50,13 +51,13 @@ CANDIDATES = (("harvest", "harvest", None), ("dio (range 0.1)", "dio", 0.1),
 HOP = 0.01
 
 
-def voiced_labels(phn_path, frames, sample_rate):
-    """Per 10 ms frame: inside a voiced phone's segment of the ``.PHN`` file."""
+def voiced_labels(phn_path, num_samples, frames, sample_rate):
+    """Per 10 ms frame: inside a voiced phone's segment of the ``.PHN`` file (read and checked by
+    :func:`~speechbrain_fdnf.data.timit.read_phn` against the audio's ``num_samples``)."""
     labels = np.zeros(frames, dtype=bool)
-    for line in phn_path.read_text().splitlines():
-        start, end, phone = line.split()
+    for start, end, phone in read_phn(phn_path, num_samples):
         if phone in VOICED_PHONES:
-            labels[round(int(start) / sample_rate / HOP): round(int(end) / sample_rate / HOP)] = True
+            labels[round(start / sample_rate / HOP): round(end / sample_rate / HOP)] = True
     return labels
 
 
@@ -72,7 +73,7 @@ def measure(readings, tracker, allowed_range):
             f0, _ = analyse_f0(wav, rate, tracker=tracker, **options)
             seconds += time.perf_counter() - start
             audio += len(wav) / rate
-            labels = voiced_labels(path.with_suffix(".PHN"), len(f0), rate)
+            labels = voiced_labels(path.with_suffix(".PHN"), len(wav), len(f0), rate)
             agree.append(float(((f0 > 0) == labels).mean()))
             pairs = (f0[1:] > 0) & (f0[:-1] > 0)
             steps = np.abs(12 * np.log2(f0[1:][pairs] / f0[:-1][pairs]))
