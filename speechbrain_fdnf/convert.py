@@ -17,7 +17,8 @@ become audio in one of four ways (``method``), none needing a download:
   the original phase and the harmonic detail the 40 Mel bands cannot hold;
 * ``world``: WORLD's pitch-synchronous analysis and synthesis (:mod:`speechbrain_fdnf.pitch`): the
   source's spectral envelope takes the same per-band gain, its aperiodicity is kept, and F0 moves to
-  the target's register (log-F0 mean and spread of the ``--enrol`` audio), which the other two
+  the target's register (log-F0 mean and spread of the ``--enrol`` audio; for a training speaker
+  named with ``--speaker``, the register its training run measured and exported), which the other two
   cannot do: the way to convert across genders;
 * ``world_voiced``: WORLD where its F0 tracker hears voicing, the ``gain`` path's output elsewhere
   (cross-faded over a frame): fricatives, stop bursts and frames the tracker leaves unvoiced keep the
@@ -186,8 +187,8 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         A name of :data:`MANIPULATIONS` (``"auto"``: ``cells`` with ``references``, else ``shift``) or a
         :class:`~speechbrain_fdnf.manipulations.Manipulation` object with its options.
     target_f0 : speechbrain_fdnf.pitch.LogF0Statistics, optional
-        :data:`PITCH_METHODS`: the target's register (default: measured on ``references``; without either, the
-        source's F0 is kept). A caller converting many utterances to one target measures it once
+        :data:`PITCH_METHODS`: the target's register (default: measured on ``references``, else for a training
+        speaker named by ``target`` the register the model folder holds; without any, the source's F0 is kept). A caller converting many utterances to one target measures it once
         (:meth:`~speechbrain_fdnf.pitch.LogF0Statistics.of_audio`, with the same ``f0_tracker``).
     f0_tracker : str
         :data:`PITCH_METHODS`: WORLD's F0 tracker (:data:`~speechbrain_fdnf.pitch.F0_TRACKERS`): ``dio``
@@ -232,13 +233,27 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         return inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu())
     if method in PITCH_METHODS:
         rate = factorizer.hparams.sample_rate
-        if target_f0 is None and references is not None:
-            target_f0 = LogF0Statistics.of_audio([item.cpu() for item in factorizer.checked_references(references)
-                                                  if torch.is_tensor(item) and item.dim() == 1], rate, f0_tracker)
+        if target_f0 is None:
+            target_f0 = target_register(factorizer, factor, target, references, f0_tracker)
         unvoiced = inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu()) if method == "world_voiced" else None
         return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0, f0_tracker,
                                  unvoiced=unvoiced)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
+
+
+def target_register(factorizer, factor, target, references, f0_tracker=DEFAULT_F0_TRACKER):
+    """The register F0 moves to (:class:`~speechbrain_fdnf.pitch.LogF0Statistics`): measured on ``references``
+    when audio of the target is given, else, for a speaker named by its label, the one the model folder holds
+    (:attr:`SpeechFactorizer.f0_registers`); ``None`` (the source's pitch is kept) without either."""
+    if references is not None:
+        return LogF0Statistics.of_audio([item.cpu() for item in factorizer.checked_references(references)
+                                         if torch.is_tensor(item) and item.dim() == 1],
+                                        factorizer.hparams.sample_rate, f0_tracker)
+    registers = factorizer.f0_registers
+    register = registers.of(target, f0_tracker) if factor == "speaker" and isinstance(target, str) and registers else None
+    if register is None:
+        logger.info("no F0 register of the target %s: the source's pitch is kept (give audio of the target)", target)
+    return register
 
 
 def resynthesise_selected(factorizer, wav, factor, references, manipulation):

@@ -4,7 +4,9 @@ The folder holds ``hyperparams.yaml``, ``model.ckpt``, ``normalize.ckpt`` and
 one ``<label>_encoder.txt`` per label set, and for a frame-level factor of
 the prior a ``<factor>_decoder.ckpt``
 (:class:`~speechbrain_fdnf.decoding.ClassSequenceDecoder`, optional: the
-matching gate decodes that factor with it). The yaml is :data:`TEMPLATE` filled
+matching gate decodes that factor with it), and optionally the training speakers'
+F0 registers (``f0_registers.json``, :class:`~speechbrain_fdnf.pitch.F0Registers`:
+a conversion to a speaker named by its label moves F0 with them). The yaml is :data:`TEMPLATE` filled
 with the training run's own entries (its saved ``hyperparams.yaml``: the
 feature extractor ``compute_features``, ``sample_rate``, ``context``,
 ``input_dim`` and the ``model``), so the model is rebuilt exactly as it was
@@ -29,6 +31,7 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain_fdnf.decoding import ClassSequenceDecoder
 from speechbrain_fdnf.engine import unwrap
 from speechbrain_fdnf.files import read_json, write_json_atomic
+from speechbrain_fdnf.pitch import REGISTERS_FILE
 from speechbrain_fdnf.tagging import TAGGER_CONFIG, TAGGER_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -69,7 +72,7 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 """)
 
 
-def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=None):
+def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=None, registers=None):
     """Writes an inference folder (atomically: a half-written folder never replaces a good one).
 
     Arguments
@@ -88,6 +91,8 @@ def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=
     decoders : dict, optional
         Factor -> ``ClassSequenceDecoder`` (:meth:`FeatureFlow.fit_sequence_decoders
         <speechbrain_fdnf.engine.FeatureFlow.fit_sequence_decoders>`).
+    registers : F0Registers, optional
+        The training speakers' F0 registers (:func:`speechbrain_fdnf.recipe_utils.speaker_registers`).
 
     Returns
     -------
@@ -105,6 +110,8 @@ def export_model(folder, model, normalize, encoders, run_hparams_file, decoders=
             encoder.save(str(staging / f"{name}_encoder.txt"))
         for name, decoder in (decoders or {}).items():
             torch.save(_cpu_state(decoder), staging / f"{name}_decoder.ckpt")
+        if registers is not None:
+            registers.save(staging / REGISTERS_FILE)
         (staging / "hyperparams.yaml").write_text(text)
         if folder.exists():
             keep_added_files(folder, staging)

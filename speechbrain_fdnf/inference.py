@@ -51,6 +51,7 @@ from speechbrain_fdnf.matching import (
     gated_distances,
     utterance_starts,
 )
+from speechbrain_fdnf.pitch import REGISTERS_FILE, F0Registers
 from speechbrain_fdnf.tagging import load_tagger
 from speechbrain_fdnf.validation import AudioCheck, InputError
 
@@ -198,6 +199,22 @@ class SpeechFactorizer(Pretrained):
     def tagger(self, tagger):
         """Replaces the folder's tagger (``None``: gate with the model's own decoded posteriors)."""
         self._tagger = None if tagger is None else tagger.to(self.device).eval()
+
+    @property
+    def f0_registers(self):
+        """The training speakers' F0 registers of the model folder (:class:`~speechbrain_fdnf.pitch.F0Registers`;
+        ``None`` for a folder without them): a conversion through WORLD to a training speaker named by its
+        label moves F0 to that speaker's register."""
+        if not hasattr(self, "_f0_registers"):
+            folder = getattr(self.hparams, "pretrained_path", None)
+            path = None if folder is None else Path(folder) / REGISTERS_FILE
+            self._f0_registers = F0Registers.load(path) if path is not None and path.is_file() else None
+        return self._f0_registers
+
+    @f0_registers.setter
+    def f0_registers(self, registers):
+        """Replaces the folder's registers (``None``: a speaker named by its label keeps the source's pitch)."""
+        self._f0_registers = registers
 
     def tagged_phones(self, feats):
         """The tagger's phone index for every frame of ``(..., frames, features)`` model features (one

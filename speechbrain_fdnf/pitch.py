@@ -7,7 +7,8 @@ envelope (CheapTrick) and aperiodicity (D4C). The envelope takes the model's cha
 onto frequency through the filterbank's own weights, as the ``gain`` path does), the aperiodicity is
 kept, and F0 moves to the target's register: each voiced frame's log F0 is standardised by the source's
 log-F0 mean and spread and given the target's (:class:`LogF0Statistics`, measured on the target's
-enrolment audio). Cross-gender conversion needs this: no change of 40 bands moves a voice an octave.
+enrolment audio, or for a training speaker named by its label, the register a training run measured on its
+training utterances and exported beside the model: :class:`F0Registers`). Cross-gender conversion needs this: no change of 40 bands moves a voice an octave.
 
 ``pyworld`` (or ``pyworld-prebuilt``) ships as a wheel; without it, ``method="world"`` is an error that
 says what to install.
@@ -16,10 +17,17 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from speechbrain_fdnf.files import write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 #: The lowest and highest F0 (Hz) the analysis looks for: below every adult voice, above every speaking one.
 F0_FLOOR, F0_CEIL = 60.0, 500.0
@@ -111,6 +119,79 @@ class LogF0Statistics:
         return out
 
 
+#: The file of an inference folder (and, as a cache, of a preparation folder) holding the training speakers'
+#: registers (:class:`F0Registers`).
+REGISTERS_FILE = "f0_registers.json"
+
+
+@dataclass(frozen=True)
+class F0Registers:
+    """Each training speaker's register (:class:`LogF0Statistics`) and the tracker that measured it: what a
+    conversion to a speaker named by its label needs to move F0 when no audio of that speaker is given.
+
+    Example
+    -------
+    >>> rate = 16000
+    >>> time = np.arange(rate // 2) / rate
+    >>> tone = lambda hz: sum(np.sin(2 * np.pi * hz * k * time) / k for k in range(1, 11))
+    >>> registers = F0Registers.measure({"MABC0": [tone(110.0)], "FXYZ0": [tone(220.0)]}, rate)
+    >>> round(float(np.exp(registers.speakers["FXYZ0"].mean - registers.speakers["MABC0"].mean)), 2)
+    2.0
+    """
+
+    tracker: str
+    speakers: dict
+
+    @classmethod
+    def measure(cls, audio_by_speaker, sample_rate, tracker=DEFAULT_F0_TRACKER, load=None):
+        """The registers of ``{speaker: [waveform or path, ...]}`` (paths read by ``load``, default
+        SpeechBrain's ``read_audio``); a speaker whose audio has fewer than two voiced frames is left out,
+        with a warning."""
+        if load is None:
+            from speechbrain.dataio.dataio import read_audio as load
+        speakers = {}
+        for speaker, items in sorted(audio_by_speaker.items()):
+            waveforms = [load(item) if isinstance(item, (str, Path)) else item for item in items]
+            tracks = [analyse_f0(torch.as_tensor(wav).double().numpy(), sample_rate, tracker=tracker)[0]
+                      for wav in waveforms]
+            try:
+                speakers[speaker] = LogF0Statistics.of(tracks)
+            except ValueError as error:
+                logger.warning("speaker %s has no F0 register: %s", speaker, error)
+        return cls(tracker, speakers)
+
+    def save(self, path):
+        """Writes the registers as JSON (atomically)."""
+        write_json_atomic(path, {"tracker": self.tracker, "speakers": {
+            name: {"mean": s.mean, "std": s.std, "frames": s.frames} for name, s in self.speakers.items()}})
+
+    @classmethod
+    def load(cls, path):
+        """The registers :meth:`save` wrote; an error naming the file when it is not such a file."""
+        try:
+            data = json.loads(Path(path).read_text())
+            if data["tracker"] not in F0_TRACKERS:
+                raise ValueError(f"unknown tracker {data['tracker']!r}")
+            speakers = {name: LogF0Statistics(float(s["mean"]), float(s["std"]), int(s["frames"]))
+                        for name, s in data["speakers"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path} is not a file of F0 registers ({error})") from None
+        return cls(data["tracker"], speakers)
+
+    def of(self, speaker, tracker):
+        """``speaker``'s register, or ``None`` when it has none here or was measured by another tracker
+        than ``tracker`` (trackers disagree by up to an octave on some voices: a register is only comparable
+        with F0 measured the same way)."""
+        if speaker not in self.speakers:
+            return None
+        if tracker != self.tracker:
+            logger.warning("the registers were measured by %s, the conversion tracks F0 with %s: the source's "
+                           "pitch is kept (give audio of the target, or use f0_tracker=%r)", self.tracker, tracker,
+                           self.tracker)
+            return None
+        return self.speakers[speaker]
+
+
 def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
                       unvoiced=None):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
@@ -179,4 +260,5 @@ def voiced_weight(f0, num_samples, sample_rate, frame_period=0.01, fade=0.01):
     return np.clip(np.convolve(hard, ramp / ramp.sum(), mode="same"), 0.0, 1.0)
 
 
-__all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "LogF0Statistics", "analyse_f0", "voiced_weight", "world_resynthesis"]
+__all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "F0Registers", "LogF0Statistics", "REGISTERS_FILE", "analyse_f0",
+           "voiced_weight", "world_resynthesis"]

@@ -7,12 +7,14 @@
 * :func:`prepare_data`: the yaml's corpus (:mod:`speechbrain_fdnf.corpora`), label encoders
   and frame caches, each done once on the main process.
 * :func:`configure_model`: gives the prior its class counts from the encoders.
+* :func:`speaker_registers`: the training speakers' F0 registers the export keeps beside the model.
 * :func:`run_cleanly`: a data or argument error is one line and exit code 2.
 
 Authors
  * speechbrain-fdnf developers
 """
 
+import hashlib
 import logging
 import re
 import sys
@@ -128,6 +130,41 @@ def prepare_data(hparams):
     counts = {split: len(frames) for split, frames in frame_sets.items()}
     logger.info("Frames per split: %s (dimension %d)", counts, frame_sets["train"].dim)
     return encoders, frame_sets
+
+
+def speaker_registers(hparams):
+    """Each training speaker's F0 register (:class:`~speechbrain_fdnf.pitch.F0Registers`, WORLD's default
+    tracker over its training utterances), which the export keeps beside the model so that a conversion to a
+    training speaker named by its label moves F0 (``method="world"``) without audio of that speaker.
+
+    Measured once per prepared training split (cached in ``prep_folder`` under the split's digest: another
+    preparation measures again) by the main process. ``None`` when the yaml sets ``f0_registers: False`` or
+    pyworld (the ``world`` extra) is not installed.
+    """
+    if not hparams.get("f0_registers", True):
+        return None
+    from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0Registers, _pyworld
+
+    try:
+        _pyworld()
+    except ImportError:
+        logger.info("pyworld is not installed: the model is exported without its speakers' F0 registers")
+        return None
+    train_json = prepared_split_path(hparams["prep_folder"], "train")
+    digest = hashlib.sha1(Path(train_json).read_bytes()).hexdigest()[:12]
+    cache = Path(hparams["prep_folder"]) / f"f0_registers_{DEFAULT_F0_TRACKER}_{digest}.json"
+
+    def measure():
+        if cache.is_file():
+            return
+        audio = {}
+        for entry in read_prepared_split(hparams["prep_folder"], "train").values():
+            audio.setdefault(entry["speaker"], []).append(entry["wav"])
+        logger.info("Measuring the F0 register of %d training speakers (%s)", len(audio), DEFAULT_F0_TRACKER)
+        F0Registers.measure(audio, hparams["sample_rate"], DEFAULT_F0_TRACKER).save(cache)
+
+    run_on_main(measure)
+    return F0Registers.load(cache)
 
 
 def training_pairs(hparams, frames):

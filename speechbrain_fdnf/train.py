@@ -21,6 +21,7 @@ from speechbrain_fdnf.recipe_utils import (
     load_hparams,
     prepare_data,
     route_overrides,
+    speaker_registers,
     training_pairs,
 )
 
@@ -84,9 +85,10 @@ def train(argv):
         brain.modules.eval()
         run_on_main(lambda: export_model(folder, model, hparams["normalize"], encoders,
                                          Path(hparams["output_folder"]) / "hyperparams.yaml",
-                                         brain.engine.fit_sequence_decoders(frames["train"])))
+                                         brain.engine.fit_sequence_decoders(frames["train"]), registers))
         brain.modules.train(training)
 
+    registers = speaker_registers(hparams)
     snapshot_epochs = {int(epoch) for epoch in hparams.get("snapshot_epochs") or []}
 
     def export_snapshot(epoch):

@@ -291,13 +291,34 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
         assert gap(world) < 2.0 and gap(world) < gap(gain) - 3.0, (method, tracker)
     with pytest.raises(ValueError, match="f0_tracker must be one of"):
         convert(flow, wav, "speaker", references=references, method="world", f0_tracker="yin")
-    # without audio of the target there is no register to move to: WORLD keeps the F0 it analysed
-    from speechbrain_fdnf.pitch import analyse_f0
+    # a training speaker named by its label: the register its training run measured and exported moves F0
+    from speechbrain_fdnf.pitch import REGISTERS_FILE, analyse_f0
 
-    kept = convert(flow, wav, "speaker", target=flow.labels("speaker")[0], manipulation="shift", method="world")
-    before, after = (analyse_f0(audio.numpy(), rate)[0] for audio in (wav, kept))
-    # (read again by the same tracker, the converted envelope moves its reading by up to half a semitone)
-    assert abs(12 * np.log2(np.median(after[after > 0]) / np.median(before[before > 0]))) < 1.0
+    assert (trained[0] / REGISTERS_FILE).is_file() and set(flow.f0_registers.speakers) == set(by_speaker)
+    named = convert(flow, wav, "speaker", target=target, manipulation="shift", method="world")
+    assert gap(named) < 2.0 and gap(named) < gap(gain) - 3.0
+    # without a register to move to (none in the folder, or one measured by another tracker than the
+    # conversion's) WORLD keeps the F0 it analysed
+    for tracker, registers in (("harvest", flow.f0_registers), ("dio", None)):
+        flow.f0_registers = registers
+        kept = convert(flow, wav, "speaker", target=target, manipulation="shift", method="world", f0_tracker=tracker)
+        before, after = (analyse_f0(audio.numpy(), rate, tracker=tracker)[0] for audio in (wav, kept))
+        # (read again by the same tracker, the converted envelope moves its reading by up to half a semitone)
+        assert abs(12 * np.log2(np.median(after[after > 0]) / np.median(before[before > 0]))) < 1.0, tracker
+
+
+def test_a_file_of_f0_registers_round_trips_and_a_broken_one_is_an_error_naming_it(tmp_path):
+    from speechbrain_fdnf.pitch import F0Registers, LogF0Statistics
+
+    registers = F0Registers("dio", {"MABC0": LogF0Statistics(4.7, 0.2, 300)})
+    registers.save(tmp_path / "registers.json")
+    assert F0Registers.load(tmp_path / "registers.json") == registers
+    assert registers.of("MABC0", "dio") == registers.speakers["MABC0"]
+    assert registers.of("FXYZ0", "dio") is None and registers.of("MABC0", "harvest") is None
+    for text in ("{", '{"tracker": "yin", "speakers": {}}', '{"tracker": "dio", "speakers": {"M": {"mean": 1}}}'):
+        (tmp_path / "broken.json").write_text(text)
+        with pytest.raises(ValueError, match="broken.json is not a file of F0 registers"):
+            F0Registers.load(tmp_path / "broken.json")
 
 
 @pytest.mark.slow
