@@ -12,6 +12,7 @@ from conftest import first_utterance
 
 from speechbrain_fdnf.corpus import synthesize
 from speechbrain_fdnf.corpus.espeak import ESpeak
+from speechbrain_fdnf.corpus.noise_shape import OBSTRUENTS
 from speechbrain_fdnf.corpus.speakers import TIMIT_DIALECT_COUNTS, FormantShape, SpeakerProfile, read_speaker_table
 from speechbrain_fdnf.corpus.synthesize import (
     CorpusOptions,
@@ -370,3 +371,61 @@ def test_timit_closures_label_the_silence_before_stops_and_change_nothing_else(c
                 voiceless += 1
                 with_closure += after[index - 1][2] in CLOSURES.values()
     assert with_closure > 0.8 * voiceless  # eSpeak renders voiceless closures silent
+
+
+def test_noise_shape_moves_each_speakers_consonant_noise_by_its_draw_and_leaves_the_rest_and_at_zero_nothing(
+        corpus, tmp_path):
+    from speechbrain_fdnf.corpus.noise_shape import TILT_PIVOT_HZ
+
+    # at 0 (the default) no speaker has a shaping and the manifest does not name the knob: the corpus as before
+    profiles = read_speaker_table(corpus / "SPKRINFO.TXT")
+    assert all(profile.noise == () for profile in profiles.values())
+    assert "noise_shape" not in json.loads((corpus / "corpus.json").read_text())["options"]
+    shaped = tmp_path / "shaped"
+    synthesize_corpus(shaped, CorpusOptions.small(noise_shape=1.0), progress=False)
+    for speaker, profile in read_speaker_table(shaped / "SPKRINFO.TXT").items():
+        # the voice is the same voice: only the consonant noise's shaping is new
+        assert len(profile.noise) == 2 and profile.shape == profiles[speaker].shape
+        assert profile.vocal_tract == profiles[speaker].vocal_tract
+        spectra = {"before": [], "after": []}
+        for wav in sorted(corpus.glob(f"*/DR*/{speaker}/*.WAV")):
+            twin = shaped / wav.relative_to(corpus)
+            assert wav.with_suffix(".PHN").read_text() == twin.with_suffix(".PHN").read_text()
+            audio = {"before": soundfile.read(str(wav), dtype="int16")[0],
+                     "after": soundfile.read(str(twin), dtype="int16")[0]}
+            for line in wav.with_suffix(".PHN").read_text().splitlines():
+                start, end, label = int(line.split()[0]), int(line.split()[1]), line.split()[2]
+                if label not in OBSTRUENTS:  # every sample outside the consonants is the original's
+                    assert (audio["before"][start:end] == audio["after"][start:end]).all(), (wav, label)
+                elif end - start >= 512 + 160:  # inside (away from the cross-faded edges): the noise's spectrum
+                    for name in spectra:
+                        spectra[name].append(_power_spectrum(audio[name][start + 80:end - 80]))
+        # the drawn frequency factor and slope are what best maps the spectrum before onto the one after
+        warp, tilt = _fitted_warp_and_tilt(*(np.mean(spectra[name], axis=0) for name in ("before", "after")),
+                                           TILT_PIVOT_HZ)
+        assert abs(warp / profile.noise[0] - 1) < 0.03, (speaker, warp, profile.noise)
+        assert abs(tilt - profile.noise[1]) < 1.0, (speaker, tilt, profile.noise)
+
+
+def _power_spectrum(samples):
+    """Mean power over 512-point Hann frames (half overlap) of one segment."""
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float64), 512)[::256]
+    return (np.abs(np.fft.rfft(frames * np.hanning(512), axis=1)) ** 2).mean(axis=0)
+
+
+def _fitted_warp_and_tilt(before, after, pivot_hz, rate=16000):
+    """The frequency factor (grid of 0.5 %) and dB-per-octave slope that best turn ``before`` into ``after``
+    (log spectra over 500-6000 Hz, a free level)."""
+    freqs = np.linspace(0, rate / 2, len(before))
+    band = (freqs >= 500) & (freqs <= 6000)
+    octaves = np.log2(freqs[band] / pivot_hz)
+    design = np.stack([np.ones_like(octaves), octaves], axis=1)
+    best = None
+    for warp in np.arange(0.75, 1.35, 0.005):
+        moved = 10 * np.log10(np.interp(freqs[band] / warp, freqs, before) + 1e-9)
+        residual = 10 * np.log10(after[band] + 1e-9) - moved
+        coefficients, *_ = np.linalg.lstsq(design, residual, rcond=None)
+        error = np.sum((residual - design @ coefficients) ** 2)
+        if best is None or error < best[0]:
+            best = (error, warp, coefficients[1])
+    return best[1], best[2]

@@ -59,6 +59,32 @@ TOKEN_VARIANTS = 8
 COLOUR_POINTS_HZ = (400, 1200, 2500, 4000)
 
 
+#: At ``noise_shape`` 1: the SD of a speaker's own log factor of its consonant noise's frequencies around its
+#: vocal tract's (the front cavity varies beyond the tract's length), and of its slope in dB per octave.
+NOISE_WARP_SD, NOISE_TILT_SD = 0.08, 2.0
+
+
+def draw_noise_shape(seed, speaker, vocal_tract, noise_shape):
+    """One speaker's shaping of its consonant noise (:mod:`speechbrain_fdnf.corpus.noise_shape`): a frequency
+    factor, its vocal tract's scale times its own (log SD :data:`NOISE_WARP_SD`), and a slope in dB per octave
+    (SD :data:`NOISE_TILT_SD`), the logarithm of the factor and the slope scaled by ``noise_shape`` (0: none,
+    ``()``); from the speaker's own random source, so that turning it on leaves every other draw as it was.
+
+    Example
+    -------
+    >>> draw_noise_shape(1234, "MABC0", 1.0, 0.0)
+    ()
+    >>> warp, tilt = draw_noise_shape(1234, "FABC0", 1.15, 1.0)
+    >>> 0.9 < warp / 1.15 < 1.1
+    True
+    """
+    if noise_shape == 0:
+        return ()
+    rng = voice_rng(seed, speaker + "/noise")
+    log_warp = noise_shape * (math.log(vocal_tract) + rng.gauss(0, NOISE_WARP_SD))
+    return round(math.exp(log_warp), 3), round(noise_shape * rng.gauss(0, NOISE_TILT_SD), 2)
+
+
 def draw_colour(seed, speaker, voice_colour):
     """One speaker's spectral colour: an independent gain in dB at each of :data:`COLOUR_POINTS_HZ`, with SD
     ``voice_colour`` (0: none, ``()``), from the speaker's own random source, so that turning it on leaves
@@ -163,6 +189,9 @@ class SpeakerProfile:
     colour : tuple of float
         A spectral colour shared by all the speaker's phones: gains in dB at :data:`COLOUR_POINTS_HZ`
         applied through eSpeak's ``tone`` equaliser on top of the tilt (empty: none).
+    noise : tuple of float
+        The shaping of its consonant noise, ``(frequency factor, dB per octave)``
+        (:func:`draw_noise_shape`; empty: none).
     """
 
     speaker: str
@@ -178,6 +207,7 @@ class SpeakerProfile:
     flutter: int
     shape: FormantShape = FormantShape()
     colour: tuple = ()
+    noise: tuple = ()
 
     @property
     def gender(self):
@@ -278,7 +308,8 @@ def dialect_counts(split, num_speakers):
     return tuple(counts)
 
 
-def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=None, voice_colour=0.0):
+def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=None, voice_colour=0.0,
+                  noise_shape=0.0):
     """Draws ``num_speakers`` distinct speakers of one split.
 
     Arguments
@@ -296,6 +327,8 @@ def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=N
         Corpus seed of the shapes' own random source (:func:`voice_rng`).
     voice_colour : float
         SD in dB of each speaker's spectral colour (:func:`draw_colour`; 0: none).
+    noise_shape : float
+        Scale of each speaker's shaping of its consonant noise (:func:`draw_noise_shape`; 0: none).
 
     Returns
     -------
@@ -315,12 +348,13 @@ def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=N
         speaker = f"{gender}{initials}{digit}"
         taken.add(speaker)
         breath = rng.random() ** (0.8 if gender == "F" else 1.5)
+        vocal_tract = round(_truncated_normal(rng, *_VOCAL_TRACT[gender]), 3)
         profiles.append(
             SpeakerProfile(
                 speaker=speaker,
                 split=split,
                 dialect=dialect,
-                vocal_tract=round(_truncated_normal(rng, *_VOCAL_TRACT[gender]), 3),
+                vocal_tract=vocal_tract,
                 pitch_hz=round(_truncated_normal(rng, *_PITCH_HZ[gender]), 1),
                 pitch_span=round(rng.uniform(1.25, 1.8), 3),
                 rate=round(_truncated_normal(rng, 170, 18, 135, 215)),
@@ -330,6 +364,7 @@ def draw_speakers(rng, split, num_speakers, taken=None, voice_spread=0.0, seed=N
                 flutter=rng.randint(20, 90),
                 shape=FormantShape.draw(voice_rng(seed, speaker), gender, voice_spread),
                 colour=draw_colour(seed, speaker, voice_colour),
+                noise=draw_noise_shape(seed, speaker, vocal_tract, noise_shape),
             )
         )
     return profiles
@@ -348,12 +383,16 @@ def write_speaker_table(path, profiles):
     if any(p.colour for p in profiles):  # (a table without colours is as before the colours existed)
         lines[-1] += " Colour"
         lines.insert(-1, "; Colour: the spectral colour's gains (dB) at " + "/".join(map(str, COLOUR_POINTS_HZ)) + " Hz.")
+    if any(p.noise for p in profiles):
+        lines[-1] += " Noise"
+        lines.insert(-1, "; Noise: noise=<frequency factor>/<dB per octave> of the consonant noise's shaping.")
     for p in sorted(profiles, key=lambda p: (p.split, p.dialect, p.speaker)):
         use = "TRN" if p.split == "TRAIN" else "TST"
         lines.append(
             f"{p.speaker[1:]:<5}{p.gender:<4}{p.dialect[2:]:<3}{use:<5}{p.vocal_tract:<7.3f}{p.pitch_hz:<7.1f}"
             f"{p.pitch_span:<7.3f}{p.rate:<5d}{p.breath:<7.3f}{p.tilt:<7.3f}{p.roughness:<6d}{p.flutter:<8d}{p.shape}"
             + (" " + "/".join(f"{gain:.2f}" for gain in p.colour) if p.colour else "")
+            + (f" noise={p.noise[0]:.3f}/{p.noise[1]:.2f}" if p.noise else "")
         )
     Path(path).write_text("\n".join(lines) + "\n")
 
@@ -365,12 +404,15 @@ def read_speaker_table(path):
         if not line.strip() or line.startswith(";"):
             continue
         ident, sex, region, use, *voice = line.split()
-        if len(voice) not in (8, 9, 10):  # 8: tables written before voices had a formant shape; 10: with a colour
+        noise = [field for field in voice if field.startswith("noise=")]
+        voice = [field for field in voice if not field.startswith("noise=")]
+        if len(voice) not in (8, 9, 10) or len(noise) > 1:  # 8: tables before formant shapes; 10: with a colour
             raise ValueError(f"{path}: malformed speaker line {line!r}")
         casts = [float, float, float, int, float, float, int, int, FormantShape.parse,
                  lambda text: tuple(float(gain) for gain in text.split("/"))]
         profile = SpeakerProfile(
-            sex + ident, "TRAIN" if use == "TRN" else "TEST", f"DR{region}", *(cast(v) for cast, v in zip(casts, voice))
+            sex + ident, "TRAIN" if use == "TRN" else "TEST", f"DR{region}", *(cast(v) for cast, v in zip(casts, voice)),
+            **({"noise": tuple(float(v) for v in noise[0][len("noise="):].split("/"))} if noise else {}),
         )
         profiles[profile.speaker] = profile
     return profiles

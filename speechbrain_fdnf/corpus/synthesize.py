@@ -52,6 +52,7 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from speechbrain_fdnf.corpus.espeak import ESpeak
+from speechbrain_fdnf.corpus.noise_shape import shape_obstruents
 from speechbrain_fdnf.corpus.layouts import EXACT_ALIGNMENTS, LAYOUTS, export_layout
 from speechbrain_fdnf.corpus.sentences import sentence_pool
 from speechbrain_fdnf.corpus.speakers import SPEAKER_TABLE, TOKEN_VARIANTS, draw_speakers, voice_rng, write_speaker_table
@@ -79,7 +80,9 @@ class CorpusOptions:
     of a per-speaker spectral colour that all of a speaker's phones share
     (:func:`~speechbrain_fdnf.corpus.speakers.draw_colour`; 0, the default: none,
     and the corpus is byte for byte the one built before the knob existed);
-    ``timit_closures`` (on by default since issue 33; off: the labels of corpora
+    ``noise_shape`` scales each speaker's own shaping of the consonant noise eSpeak plays
+    from the same recordings for every voice (:mod:`speechbrain_fdnf.corpus.noise_shape`; 0, the default:
+    none, the corpus as before); ``timit_closures`` (on by default since issue 33; off: the labels of corpora
     built before) labels the silent closures of stops and affricates as TIMIT does,
     as segments of their own (:func:`split_closures`; the audio is the same).
     """
@@ -93,6 +96,7 @@ class CorpusOptions:
     voice_spread: float = 1.0
     token_variation: float = 1.0
     voice_colour: float = 0.0
+    noise_shape: float = 0.0
     timit_closures: bool = True
     seed: int = 1234
 
@@ -121,7 +125,7 @@ class CorpusOptions:
 
 
 #: Knobs added after corpora were built, with the value that leaves a corpus as it was before them.
-NEUTRAL_KNOBS = {"voice_colour": 0.0, "timit_closures": False}
+NEUTRAL_KNOBS = {"voice_colour": 0.0, "noise_shape": 0.0, "timit_closures": False}
 
 
 def options_record(options):
@@ -226,12 +230,13 @@ def plan_corpus(options):
         raise ValueError("a corpus needs at least one training speaker")
     if options.readers_per_sx < 1 or options.sx_per_speaker < 0 or options.si_per_speaker < 0:
         raise ValueError("readers_per_sx must be positive; sentence counts must not be negative")
-    for knob in ("variation", "voice_spread", "token_variation", "voice_colour"):
+    for knob in ("variation", "voice_spread", "token_variation", "voice_colour", "noise_shape"):
         if getattr(options, knob) < 0:
             raise ValueError(f"{knob} must be >= 0, got {getattr(options, knob)}")
     rng = random.Random(options.seed)
     taken = set()
-    shapes = dict(voice_spread=options.voice_spread, seed=options.seed, voice_colour=options.voice_colour)
+    shapes = dict(voice_spread=options.voice_spread, seed=options.seed, voice_colour=options.voice_colour,
+                  noise_shape=options.noise_shape)
     profiles = draw_speakers(rng, "TRAIN", options.train_speakers, taken, **shapes)
     profiles += draw_speakers(rng, "TEST", options.test_speakers, taken, **shapes)
     groups = []
@@ -341,9 +346,10 @@ def read_entry(espeak, entry):
                              pitch_range=entry["pitch_range"], ssml=markup is not None)
 
 
-def synthesize_utterance(espeak, entry, folder, closures=False):
+def synthesize_utterance(espeak, entry, folder, closures=False, noise=()):
     """Synthesizes one planned utterance into ``folder`` (WAV, PHN, TXT); returns its length. ``closures``:
-    label stops' silent closures as TIMIT does (:func:`split_closures`)."""
+    label stops' silent closures as TIMIT does (:func:`split_closures`); ``noise``: the speaker's shaping of
+    its consonant noise, ``(frequency factor, dB per octave)`` (:func:`shape_obstruents`; empty: none)."""
     out = read_entry(espeak, entry)
     common = gcd(SAMPLE_RATE, out.sample_rate)
     wave = resample_poly(out.audio.astype(np.float64), SAMPLE_RATE // common, out.sample_rate // common)
@@ -354,6 +360,8 @@ def synthesize_utterance(espeak, entry, folder, closures=False):
             segments = split_closures(segments, audio)
     except KeyError as err:
         raise ValueError(f"{err.args[0]} (voice {entry['voice']}, text {entry['text']!r})") from None
+    if noise:
+        audio = shape_obstruents(audio, segments, *noise, sample_rate=SAMPLE_RATE)
     stem = folder / entry["utt"]
     soundfile.write(f"{stem}.WAV", audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     Path(f"{stem}.PHN").write_text("".join(f"{s} {e} {label}\n" for s, e, label in segments))
@@ -377,7 +385,7 @@ def _synthesize_speaker(job):
     with ESpeak.isolated(voices) as espeak:
         espeak.seed(seed)
         for entry in entries:
-            synthesize_utterance(espeak, entry, work, closures)
+            synthesize_utterance(espeak, entry, work, closures, profile.noise)
     os.replace(work, final)
     return profile.speaker
 
@@ -501,6 +509,8 @@ def main(argv=None):
                         help="label stops' silent closures as segments of their own (bcl, dcl, ..., pcl), as TIMIT")
     parser.add_argument("--voice-colour", type=float,
                         help="SD in dB of a per-speaker spectral colour all its phones share (default 0: none)")
+    parser.add_argument("--noise-shape", type=float,
+                        help="scale of each speaker's own shaping of its consonant noise (default 0: none)")
     parser.add_argument("--workers", type=int, help="synthesis processes (default: one per core)")
     parser.add_argument("--layout", choices=LAYOUTS, default="timit",
                         help="timit (with exact .PHN), or librispeech / vctk: transcripts only (default: timit)")
@@ -510,7 +520,7 @@ def main(argv=None):
     overrides = {
         name: getattr(args, name)
         for name in ("train_speakers", "test_speakers", "sx_per_speaker", "si_per_speaker", "readers_per_sx", "variation",
-                     "voice_spread", "token_variation", "voice_colour", "timit_closures")
+                     "voice_spread", "token_variation", "voice_colour", "noise_shape", "timit_closures")
         if getattr(args, name) is not None
     }
     options = CorpusOptions.of_size("small" if args.small else args.size, args.seed, **overrides)
