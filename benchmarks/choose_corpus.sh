@@ -18,6 +18,9 @@ declare -A CANDIDATES=(
     # (added after the first two: less spread made phones easier, p(q|x) 0.636; more per-word variation
     # within each speaker makes them harder again without a per-speaker, per-phone difference)
     [spread07_colour6_token15]="{timit_closures: true, voice_spread: 0.7, voice_colour: 6.0, token_variation: 1.5}"
+    # (added in a later session, the rule unchanged: eSpeak plays every voice's fricatives and bursts from the
+    # same recordings, so those frames carried no speaker evidence; each speaker now shapes its own)
+    [noise1]="{timit_closures: true, noise_shape: 1.0}"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(current spread07_colour6 spread07_colour6_token15)
