@@ -14,6 +14,9 @@ recipes train on (``hparams/fdnf.yaml``: 40 log-Mel bands, silence dropped):
 * the real-frame ceilings of both manipulations among that subset (each frame replaced by a real
   frame of its target cell, as the evaluation's ceiling row): the most any manipulation can move
   the target factor under these probes, and what it costs the other;
+* with ``--by-phone``, the speaker posterior among the subset for each phone class: where a corpus's speaker
+  evidence lies (eSpeak NG plays every voice's fricatives and bursts from the same recordings, so without
+  ``noise_shape`` those frames carry none);
 * the equal error rate of an independent speaker encoder trained on real speech (Resemblyzer,
   the ``judge`` extra) over every pair of the test speakers' utterances: how distinct the voices
   are to a judge that never saw the corpus.
@@ -29,6 +32,8 @@ Usage::
 
     python benchmarks/calibrate_corpus.py --sizes demo --out benchmarks/latest_calibration.md
     python benchmarks/calibrate_corpus.py --sizes demo --split valid --corpus-options "{voice_spread: 0.5}"
+    python benchmarks/calibrate_corpus.py --split valid --no-judge --by-phone --corpus-options "{}" "{noise_shape: 1.0}" \
+        --output-root results results_noise/noise1
 """
 
 import argparse
@@ -90,6 +95,16 @@ def true_class_posterior(probe, frames, name):
     return posteriors[rows, labels].mean().item(), (posteriors.argmax(-1) == labels).float().mean().item()
 
 
+def speaker_posterior_by_phone(probe, frames, phone_encoder):
+    """``{phone: (frames, mean posterior of the true speaker)}`` over ``frames``, by the phone's label."""
+    with torch.no_grad():
+        posteriors = probe.posteriors(frames.feats)
+    true = posteriors[torch.arange(len(posteriors)), frames.labels["speaker"]]
+    phones = frames.labels["phone"]
+    return {phone_encoder.ind2lab[int(index)]: (int((phones == index).sum()), true[phones == index].mean().item())
+            for index in torch.unique(phones)}
+
+
 def judge_eer(prep_folder, max_speakers=None):
     """The independent speaker encoder's EER over every pair of the test speakers' utterances
     (``None`` when the corpus has fewer than two test speakers)."""
@@ -139,6 +154,7 @@ def calibrate(hparams, subset=40, probe_epochs=8, probe_hidden=512, num_frames=2
     result["subset"] = len(chosen)
     result["p_speaker_subset"], result["speaker_accuracy_subset"] = true_class_posterior(
         subset_probe, heldout_subset, "speaker")
+    result["p_speaker_by_phone"] = speaker_posterior_by_phone(subset_probe, heldout_subset, encoders["phone"])
 
     probes = {"phone": phone_probe, "speaker": subset_probe}
     num_classes = {"phone": len(encoders["phone"]), "speaker": len(chosen)}
@@ -178,31 +194,56 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+def markdown_by_phone(rows):
+    """One row per phone class (by the first corpus's posterior, lowest first), one column per corpus."""
+    names = list(rows)
+    first = rows[names[0]]["p_speaker_by_phone"]
+    lines = ["| phone | " + " | ".join(f"{name}: frames, p(s\\|x) among N" for name in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for phone in sorted(first, key=lambda p: first[p][1]):
+        cells = []
+        for name in names:
+            count, value = rows[name]["p_speaker_by_phone"].get(phone, (0, float("nan")))
+            cells.append(f"{count}, {value:.3f}")
+        lines.append(f"| {phone} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["demo"], help="embedded corpus sizes (small, demo, full)")
     parser.add_argument("--data-folder", help="a TIMIT-layout corpus instead of the embedded one")
-    parser.add_argument("--output-root", default="results_calibration", help="corpora, preparation and probe caches")
+    parser.add_argument("--output-root", nargs="+", default=["results_calibration"],
+                        help="corpora, preparation and probe caches (one per --corpus-options, or one for all sizes)")
     parser.add_argument("--subset", type=int, default=40, help="training speakers of the subset probe")
     parser.add_argument("--probe-epochs", type=int, default=8, help="as hparams/evaluate.yaml")
     parser.add_argument("--num-frames", type=int, default=2000, help="frames of the ceiling tables")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--split", choices=("heldout", "valid"), default="heldout",
                         help="utterances the probes are scored on: heldout (report) or valid (choosing knobs)")
-    parser.add_argument("--corpus-options", default="{}",
-                        help="yaml mapping of CorpusOptions overrides of the embedded corpus, e.g. '{voice_spread: 0.5}'")
+    parser.add_argument("--corpus-options", nargs="+", default=["{}"],
+                        help="yaml mappings of CorpusOptions overrides of the embedded corpus, e.g. '{voice_spread: 0.5}' "
+                             "(several: one corpus each, side by side)")
     parser.add_argument("--no-judge", action="store_true", help="skip the independent speaker encoder's EER")
+    parser.add_argument("--by-phone", action="store_true",
+                        help="also the speaker posterior among the subset for each phone class")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     args = parser.parse_args(argv)
-    corpora = {"TIMIT-layout corpus": {"data_folder": args.data_folder}} if args.data_folder else {
-        f"embedded {size}": {"embedded_corpus_size": size, "embedded_corpus_options": yaml.safe_load(args.corpus_options)}
-        for size in args.sizes}
+    if len(args.output_root) not in (1, len(args.corpus_options)):
+        parser.error("give one --output-root, or one per --corpus-options")
+    roots = args.output_root * len(args.corpus_options) if len(args.output_root) == 1 else args.output_root
+    if len(args.corpus_options) > 1 and len(set(roots)) < len(roots):
+        parser.error("corpora with other options need their own --output-root each")
+    corpora = {"TIMIT-layout corpus": (roots[0], {"data_folder": args.data_folder})} if args.data_folder else {
+        f"embedded {size}" + (f" {options}" if len(args.corpus_options) > 1 else ""): (
+            root, {"embedded_corpus_size": size, "embedded_corpus_options": yaml.safe_load(options)})
+        for size in args.sizes for root, options in zip(roots, args.corpus_options)}
     rows = {}
-    for name, overrides in corpora.items():
-        hparams = load_hparams(ROOT / "hparams/fdnf.yaml", {"output_root": args.output_root, **overrides})
+    for name, (root, overrides) in corpora.items():
+        hparams = load_hparams(ROOT / "hparams/fdnf.yaml", {"output_root": root, **overrides})
         rows[name] = calibrate(hparams, args.subset, args.probe_epochs, num_frames=args.num_frames, seed=args.seed,
                                split=args.split, judge=not args.no_judge)
-    table = markdown(rows)
+    table = markdown(rows) + ("\n" + markdown_by_phone(rows) if args.by_phone else "")
     print(table)
     if args.out:
         args.out.write_text(table)

@@ -133,6 +133,11 @@ def test_corpus_calibration_reports_what_the_probes_read(corpus, tmp_path, monke
     assert -1 < report["mean_shift_speaker_phone_cost"] < 1 and -1 < report["mean_shift_phone_speaker_cost"] < 1
     # the independent speaker encoder tells the two test speakers apart better than chance
     assert 0.0 <= report["eer_test"] < 0.5
+    # per phone: the same posterior split by the frames' phone, its frame-weighted mean the whole subset's
+    by_phone = report["p_speaker_by_phone"]
+    assert sum(count * value for count, value in by_phone.values()) / sum(c for c, _ in by_phone.values()) == \
+        pytest.approx(report["p_speaker_subset"], abs=1e-5)
+    assert "sil" not in by_phone and f"{by_phone['iy'][1]:.3f}" in bench.markdown_by_phone({"small": report})
     table = bench.markdown({"small": report})
     assert "| TIMIT (the paper) |" in table and f"{report['p_phone']:.3f}" in table
     assert f"{report['eer_test']:.3f} |" in table
