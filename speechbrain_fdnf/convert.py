@@ -9,7 +9,7 @@ pitch, harmonics and fine envelope that 40 Mel bands lose); each one's options c
 With ``auto`` (the default), :data:`DEFAULT_WITH_AUDIO` when audio of the target is given,
 else ``shift``. ``docs/RESULTS.md`` judges each of them with a speaker encoder and two phone
 recognizers. The model works on log-Mel frames, so the changed frames (all but ``select``'s)
-become audio in one of four ways (``method``), none needing a download:
+become audio in one of five ways (``method``), none needing a download:
 
 * ``gain`` (default): the difference between the manipulated and the original
   log-Mel frames is a per-band gain; it is spread onto the STFT bins through
@@ -23,6 +23,10 @@ become audio in one of four ways (``method``), none needing a download:
 * ``world_voiced``: WORLD where its F0 tracker hears voicing, the ``gain`` path's output elsewhere
   (cross-faded over a frame): fricatives, stop bursts and frames the tracker leaves unvoiced keep the
   original excitation instead of WORLD's shaped noise;
+* ``world_voiced_far``: ``world_voiced`` when the target's register lies more than
+  :data:`~speechbrain_fdnf.pitch.FAR_REGISTER_SEMITONES` from the source's (in practice: across genders),
+  else the ``gain`` path: within a gender the source's pitch is already near the target's, and WORLD's
+  vocoding costs words;
 * ``griffinlim``: the manipulated Mel power spectrum is mapped back to a
   linear spectrum (least squares through the filterbank, clamped at zero) and
   torchaudio's ``GriffinLim`` estimates a phase. It hears only the features,
@@ -55,7 +59,13 @@ from speechbrain.processing.features import ISTFT, Filterbank
 
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
-from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS, LogF0Statistics, world_resynthesis
+from speechbrain_fdnf.pitch import (
+    DEFAULT_F0_TRACKER,
+    F0_TRACKERS,
+    LogF0Statistics,
+    registers_far_apart,
+    world_resynthesis,
+)
 from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO: named here before 0.6)
     DEFAULT_WITH_AUDIO,
     REGISTRY,
@@ -67,9 +77,9 @@ from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO:
 )
 
 logger = logging.getLogger(__name__)
-METHODS = ("gain", "griffinlim", "world", "world_voiced")
+METHODS = ("gain", "griffinlim", "world", "world_voiced", "world_voiced_far")
 #: The methods that move F0 to the target's register (WORLD's analysis; the ``world`` extra, pyworld).
-PITCH_METHODS = ("world", "world_voiced")
+PITCH_METHODS = ("world", "world_voiced", "world_voiced_far")
 #: ``--manipulation`` choices: ``auto`` and every registered manipulation (:mod:`speechbrain_fdnf.manipulations`).
 MANIPULATIONS = ("auto", *REGISTRY)
 MAX_GAIN_DB = 40.0
@@ -235,7 +245,9 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         rate = factorizer.hparams.sample_rate
         if target_f0 is None:
             target_f0 = target_register(factorizer, factor, target, references, f0_tracker)
-        unvoiced = inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu()) if method == "world_voiced" else None
+        unvoiced = inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu()) if method != "world" else None
+        if method == "world_voiced_far" and not registers_far_apart(wav.cpu(), rate, target_f0, f0_tracker):
+            return unvoiced
         return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0, f0_tracker,
                                  unvoiced=unvoiced)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
@@ -300,7 +312,7 @@ def main(argv=None):
     parser.add_argument("--method", choices=METHODS, default="gain",
                         help="how changed frames become audio (manipulations that select real frames have their own)")
     parser.add_argument("--f0_tracker", choices=F0_TRACKERS, default=DEFAULT_F0_TRACKER,
-                        help=f"--method world / world_voiced: WORLD's F0 tracker (default {DEFAULT_F0_TRACKER}; harvest: about 30 "
+                        help=f"--method world*: WORLD's F0 tracker (default {DEFAULT_F0_TRACKER}; harvest: about 30 "
                              "times slower)")
     # every manipulation's options, from the registry; one not given keeps each manipulation's own default
     for key, (option, owners) in all_options().items():

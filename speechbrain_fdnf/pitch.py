@@ -192,6 +192,36 @@ class F0Registers:
         return self.speakers[speaker]
 
 
+#: How far (semitones) a target's mean log F0 must lie from the source's before ``world_voiced_far`` moves
+#: pitch: adult speaking registers spread about 2 semitones (one SD) around their gender's mean and the two
+#: genders' means lie about 10 apart, so 4 separates within-gender pairs (kept by the gain path, whose words
+#: WORLD's vocoding would cost) from cross-gender ones. Fixed from those figures, before any run.
+FAR_REGISTER_SEMITONES = 4.0
+
+
+def registers_far_apart(wav, sample_rate, target_f0, f0_tracker=DEFAULT_F0_TRACKER,
+                        semitones=FAR_REGISTER_SEMITONES):
+    """Whether ``target_f0`` (:class:`LogF0Statistics`; ``None``: no register to move to, so no) lies more
+    than ``semitones`` from the register of ``wav`` by ``f0_tracker`` (a source with too few voiced frames: no).
+
+    Example
+    -------
+    >>> rate = 16000
+    >>> time = np.arange(rate) / rate
+    >>> tone = sum(np.sin(2 * np.pi * 120.0 * k * time) / k for k in range(1, 11))
+    >>> [registers_far_apart(tone, rate, LogF0Statistics(float(np.log(hz)), 0.1, 100)) for hz in (130.0, 240.0)]
+    [False, True]
+    """
+    if target_f0 is None:
+        return False
+    samples = wav.detach().cpu().double().numpy() if torch.is_tensor(wav) else np.asarray(wav, dtype=np.float64)
+    try:
+        source = LogF0Statistics.of([analyse_f0(samples, sample_rate, tracker=f0_tracker)[0]])
+    except ValueError:
+        return False
+    return bool(abs(12 * (target_f0.mean - source.mean) / np.log(2)) > semitones)
+
+
 def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
                       unvoiced=None):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
@@ -260,5 +290,5 @@ def voiced_weight(f0, num_samples, sample_rate, frame_period=0.01, fade=0.01):
     return np.clip(np.convolve(hard, ramp / ramp.sum(), mode="same"), 0.0, 1.0)
 
 
-__all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "F0Registers", "LogF0Statistics", "REGISTERS_FILE", "analyse_f0",
-           "voiced_weight", "world_resynthesis"]
+__all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "F0Registers", "FAR_REGISTER_SEMITONES", "LogF0Statistics",
+           "REGISTERS_FILE", "analyse_f0", "registers_far_apart", "voiced_weight", "world_resynthesis"]

@@ -307,6 +307,32 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
         assert abs(12 * np.log2(np.median(after[after > 0]) / np.median(before[before > 0]))) < 1.0, tracker
 
 
+@pytest.mark.slow
+def test_world_only_for_far_registers_takes_the_gain_path_within_a_register_and_moves_pitch_across(trained):
+    pytest.importorskip("pyworld")
+    from speechbrain_fdnf.convert import convert
+    from speechbrain_fdnf.inference import SpeechFactorizer
+    from speechbrain_fdnf.pitch import FAR_REGISTER_SEMITONES, LogF0Statistics, analyse_f0
+
+    flow = SpeechFactorizer.from_hparams(source=trained[0])
+    rate = flow.hparams.sample_rate
+    entry = min(json.loads((trained[1] / "train.json").read_text()).values(), key=lambda e: e["wav"])
+    wav = flow.load_audio(entry["wav"])
+    own = LogF0Statistics.of([analyse_f0(wav.numpy(), rate)[0]])
+    target = flow.labels("speaker")[0]
+    options = dict(manipulation="shift", method="world_voiced_far")
+    near = LogF0Statistics(own.mean + 0.5 * FAR_REGISTER_SEMITONES / 12 * np.log(2), own.std, 100)
+    far = LogF0Statistics(own.mean - 12 / 12 * np.log(2), own.std, 100)  # an octave down
+    gain = convert(flow, wav, "speaker", target=target, manipulation="shift")
+    assert torch.equal(convert(flow, wav, "speaker", target=target, target_f0=near, **options), gain)
+    moved = convert(flow, wav, "speaker", target=target, target_f0=far, **options)
+    voiced = convert(flow, wav, "speaker", target=target, target_f0=far, manipulation="shift", method="world_voiced")
+    assert torch.equal(moved, voiced)
+    median = {name: np.median(f0[f0 > 0]) for name, f0 in
+              (("before", analyse_f0(wav.numpy(), rate)[0]), ("after", analyse_f0(moved.numpy(), rate)[0]))}
+    assert 12 * np.log2(median["after"] / median["before"]) < -8  # about an octave down
+
+
 def test_a_file_of_f0_registers_round_trips_and_a_broken_one_is_an_error_naming_it(tmp_path):
     from speechbrain_fdnf.pitch import F0Registers, LogF0Statistics
 

@@ -19,7 +19,7 @@ CONVERSION_BLOCKS = ("test speakers", "training speakers")
 CONVERSION_REFERENCES = 3
 #: The converter's ways of making audio (:data:`speechbrain_fdnf.convert.METHODS`) that the conversion
 #: section can score (it has no Griffin-Lim rows).
-CONVERSION_METHODS = ("gain", "world", "world_voiced")
+CONVERSION_METHODS = ("gain", "world", "world_voiced", "world_voiced_far")
 #: Gates of the matching rows (``knn_gates``) -> what their row names add: the phone inferred over a
 #: window of frames, or decoded along the utterance (``ClassSequenceDecoder``); the speaker over the utterance.
 GATES = {"window": "", "decoded": ", phones decoded"}
@@ -88,7 +88,7 @@ class EvaluationConfig:
     conversion_reference_counts: List[int] = field(default_factory=list)
     # ways of making audio beside the gain path: "world" adds WORLD's copy-synthesis and the default through
     # WORLD (F0 moved to the target's register; the world extra, pyworld); "world_voiced" the same with WORLD
-    # in the voiced frames only
+    # in the voiced frames only; "world_voiced_far" that only where the registers lie far apart, else gain
     conversion_methods: List[str] = field(default_factory=lambda: ["gain"])
     # WORLD's F0 trackers that get the WORLD rows (speechbrain_fdnf.pitch.F0_TRACKERS; the converter's
     # default, dio, gives the rows their plain names, another adds ", F0 by <tracker>")

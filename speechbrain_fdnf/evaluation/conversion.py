@@ -56,7 +56,7 @@ from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
 from speechbrain_fdnf.evaluation.judges import JUDGE_EXTRA, PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.evaluation.listening import record_example, write_page
 from speechbrain_fdnf.files import hop_samples
-from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, LogF0Statistics, world_resynthesis
+from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, FAR_REGISTER_SEMITONES, LogF0Statistics, world_resynthesis
 from speechbrain_fdnf.validation import InputError, InputWarning
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,11 @@ def world_row_names(tracker=DEFAULT_F0_TRACKER, method="world"):
     by = "" if tracker == DEFAULT_F0_TRACKER else f", F0 by {tracker}"
     if method == "world":
         return COPY_WORLD + by, f"{DEFAULT} via WORLD (F0 to the target's register{by})"
+    if method == "world_voiced_far":
+        far = f"registers over {FAR_REGISTER_SEMITONES:g} semitones apart"
+        return (f"copy-synthesis (WORLD in voiced frames where the {far}, no change: the gain path){by}",
+                f"{DEFAULT} via WORLD in voiced frames where the {far}, gain otherwise (F0 to the target's "
+                f"register{by})")
     return (f"copy-synthesis (WORLD in voiced frames, gain elsewhere, no change){by}",
             f"{DEFAULT} via WORLD in voiced frames, gain elsewhere (F0 to the target's register{by})")
 
@@ -331,7 +336,10 @@ class Converters:
 
     def copy_world(self, f0_tracker=DEFAULT_F0_TRACKER, method="world"):
         """The source through WORLD's analysis (F0 by ``f0_tracker``) and synthesis, nothing changed (its F0
-        and envelope kept); ``method="world_voiced"``: in its voiced frames only, the source itself elsewhere."""
+        and envelope kept); ``method="world_voiced"``: in its voiced frames only, the source itself elsewhere;
+        ``"world_voiced_far"``: the gain path's copy (a source's register is its own)."""
+        if method == "world_voiced_far":
+            return self.copy
 
         def run(trial):
             wav = self.audio(trial.source)
