@@ -198,7 +198,8 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         :class:`~speechbrain_fdnf.manipulations.Manipulation` object with its options.
     target_f0 : speechbrain_fdnf.pitch.LogF0Statistics, optional
         :data:`PITCH_METHODS`: the target's register (default: measured on ``references``, else for a training
-        speaker named by ``target`` the register the model folder holds; without any, the source's F0 is kept). A caller converting many utterances to one target measures it once
+        speaker named by ``target`` the register the model folder holds; without any, the source's F0 is
+        kept). A caller converting many utterances to one target measures it once
         (:meth:`~speechbrain_fdnf.pitch.LogF0Statistics.of_audio`, with the same ``f0_tracker``).
     f0_tracker : str
         :data:`PITCH_METHODS`: WORLD's F0 tracker (:data:`~speechbrain_fdnf.pitch.F0_TRACKERS`): ``dio``

@@ -8,7 +8,8 @@ onto frequency through the filterbank's own weights, as the ``gain`` path does),
 kept, and F0 moves to the target's register: each voiced frame's log F0 is standardised by the source's
 log-F0 mean and spread and given the target's (:class:`LogF0Statistics`, measured on the target's
 enrolment audio, or for a training speaker named by its label, the register a training run measured on its
-training utterances and exported beside the model: :class:`F0Registers`). Cross-gender conversion needs this: no change of 40 bands moves a voice an octave.
+training utterances and exported beside the model: :class:`F0Registers`). Cross-gender conversion needs
+this: no change of 40 bands moves a voice an octave.
 
 ``pyworld`` (or ``pyworld-prebuilt``) ships as a wheel; without it, ``method="world"`` is an error that
 says what to install.

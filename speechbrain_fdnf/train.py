@@ -77,6 +77,8 @@ def train(argv):
     for pairs in training_pairs(hparams, frames["train"]):
         brain.use_pairs(**pairs)
 
+    registers = speaker_registers(hparams)  # each training speaker's F0 register, exported with every model
+
     def export(folder):
         """The folder other recipes load with ``SpeechFactorizer.from_hparams(source=...)``, with the phone
         decoder the matching gate uses, fitted to the model as it is now on the training frames (by the one
@@ -88,7 +90,6 @@ def train(argv):
                                          brain.engine.fit_sequence_decoders(frames["train"]), registers))
         brain.modules.train(training)
 
-    registers = speaker_registers(hparams)
     snapshot_epochs = {int(epoch) for epoch in hparams.get("snapshot_epochs") or []}
 
     def export_snapshot(epoch):

@@ -52,8 +52,8 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from speechbrain_fdnf.corpus.espeak import ESpeak
-from speechbrain_fdnf.corpus.noise_shape import shape_obstruents
 from speechbrain_fdnf.corpus.layouts import EXACT_ALIGNMENTS, LAYOUTS, export_layout
+from speechbrain_fdnf.corpus.noise_shape import shape_obstruents
 from speechbrain_fdnf.corpus.sentences import sentence_pool
 from speechbrain_fdnf.corpus.speakers import SPEAKER_TABLE, TOKEN_VARIANTS, draw_speakers, voice_rng, write_speaker_table
 from speechbrain_fdnf.data.phones import espeak_to_timit
