@@ -333,6 +333,31 @@ def test_world_only_for_far_registers_takes_the_gain_path_within_a_register_and_
     assert 12 * np.log2(median["after"] / median["before"]) < -8  # about an octave down
 
 
+@pytest.mark.slow
+def test_the_registers_are_measured_once_per_training_split_and_are_the_exported_ones(trained, tmp_path):
+    pytest.importorskip("pyworld")
+    import shutil
+
+    from speechbrain_fdnf.pitch import REGISTERS_FILE, F0Registers
+    from speechbrain_fdnf.recipe_utils import speaker_registers
+
+    exported = F0Registers.load(trained[0] / REGISTERS_FILE)
+    prepared = tmp_path / "prepared"
+    shutil.copytree(trained[1], prepared)
+    hparams = {"prep_folder": str(prepared), "sample_rate": 16000}
+    assert speaker_registers(hparams) == exported  # the training run's cache, not measured again
+    assert speaker_registers(dict(hparams, f0_registers=False)) is None
+    # another training split (one speaker's utterances gone) is measured again, into a cache of its own
+    entries = json.loads((prepared / "train.json").read_text())
+    gone = sorted(exported.speakers)[0]
+    (prepared / "train.json").write_text(json.dumps({k: e for k, e in entries.items() if e["speaker"] != gone}))
+    caches = set(prepared.glob("f0_registers_*.json"))
+    again = speaker_registers(hparams)
+    assert set(again.speakers) == set(exported.speakers) - {gone} and len(set(prepared.glob("f0_registers_*.json"))) \
+        == len(caches) + 1
+    assert all(again.speakers[name] == exported.speakers[name] for name in again.speakers)
+
+
 def test_a_file_of_f0_registers_round_trips_and_a_broken_one_is_an_error_naming_it(tmp_path):
     from speechbrain_fdnf.pitch import F0Registers, LogF0Statistics
 
