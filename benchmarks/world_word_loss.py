@@ -30,7 +30,7 @@ from speechbrain_fdnf.evaluation.config import EvaluationConfig  # noqa: E402
 from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, PhoneErrorCounter, spoken_phones  # noqa: E402
 from speechbrain_fdnf.files import read_prepared_split  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
-from speechbrain_fdnf.pitch import F0_FLOOR, LogF0Statistics, _pyworld, analyse_f0, voiced_weight  # noqa: E402
+from speechbrain_fdnf.pitch import F0_FLOOR, LogF0Statistics, analyse_f0, pyworld_module, voiced_weight  # noqa: E402
 from speechbrain_fdnf.recipe_utils import load_config  # noqa: E402
 
 #: ``(frame period in ms, D4C threshold)``: the converter's setting first.
@@ -40,7 +40,7 @@ SETTINGS = ((10.0, 0.85), (5.0, 0.85), (10.0, 0.0), (5.0, 0.0))
 def world_copy(wav, rate, period, threshold, voiced_only, target_f0=None):
     """WORLD's analysis and synthesis of ``wav`` (F0 by the converter's tracker), F0 optionally moved to
     ``target_f0``; ``voiced_only``: the source itself outside the voiced frames (as ``world_voiced``)."""
-    world = _pyworld()
+    world = pyworld_module()
     samples = wav.double().numpy()
     f0, times = analyse_f0(samples, rate, frame_period=period)
     envelope = world.cheaptrick(samples, f0, times, rate, f0_floor=F0_FLOOR)

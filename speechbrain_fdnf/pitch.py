@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 F0_FLOOR, F0_CEIL = 60.0, 500.0
 
 
-def _pyworld():
+def pyworld_module():
+    """The ``pyworld`` module; without it, an ``ImportError`` that says what to install."""
     try:
         import warnings
 
@@ -72,7 +73,7 @@ def analyse_f0(wav, sample_rate, frame_period=10.0, tracker=DEFAULT_F0_TRACKER, 
     """
     if tracker not in F0_TRACKERS:
         raise ValueError(f"F0 tracker must be one of {F0_TRACKERS}, got {tracker!r}")
-    world = _pyworld()
+    world = pyworld_module()
     samples = np.ascontiguousarray(np.asarray(wav, dtype=np.float64))
     if tracker == "harvest":
         return world.harvest(samples, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period)
@@ -251,7 +252,7 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     torch.Tensor
         The converted waveform, as long as the input.
     """
-    world = _pyworld()
+    world = pyworld_module()
     samples = np.ascontiguousarray(wav.detach().cpu().double().numpy())
     f0, times = analyse_f0(samples, sample_rate, tracker=f0_tracker)
     envelope = world.cheaptrick(samples, f0, times, sample_rate, f0_floor=F0_FLOOR)
@@ -292,4 +293,4 @@ def voiced_weight(f0, num_samples, sample_rate, frame_period=0.01, fade=0.01):
 
 
 __all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "F0Registers", "FAR_REGISTER_SEMITONES", "LogF0Statistics",
-           "REGISTERS_FILE", "analyse_f0", "registers_far_apart", "voiced_weight", "world_resynthesis"]
+           "REGISTERS_FILE", "analyse_f0", "pyworld_module", "registers_far_apart", "voiced_weight", "world_resynthesis"]

@@ -143,10 +143,10 @@ def speaker_registers(hparams):
     """
     if not hparams.get("f0_registers", True):
         return None
-    from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0Registers, _pyworld
+    from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0Registers, pyworld_module
 
     try:
-        _pyworld()
+        pyworld_module()
     except ImportError:
         logger.info("pyworld is not installed: the model is exported without its speakers' F0 registers")
         return None
