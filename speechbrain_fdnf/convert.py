@@ -63,6 +63,7 @@ from speechbrain_fdnf.pitch import (
     DEFAULT_F0_TRACKER,
     F0_TRACKERS,
     LogF0Statistics,
+    analyse_f0,
     registers_far_apart,
     world_resynthesis,
 )
@@ -247,10 +248,13 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         if target_f0 is None:
             target_f0 = target_register(factorizer, factor, target, references, f0_tracker)
         unvoiced = inverter.apply_gain(wav.cpu(), feats.cpu(), new_feats.cpu()) if method != "world" else None
-        if method == "world_voiced_far" and not registers_far_apart(wav.cpu(), rate, target_f0, f0_tracker):
-            return unvoiced
+        analysed = None
+        if method == "world_voiced_far":
+            analysed = analyse_f0(wav.cpu().double().numpy(), rate, tracker=f0_tracker)
+            if not registers_far_apart(analysed[0], target_f0):
+                return unvoiced
         return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0, f0_tracker,
-                                 unvoiced=unvoiced)
+                                 unvoiced=unvoiced, analysed=analysed)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
 
 

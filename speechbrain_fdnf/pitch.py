@@ -201,31 +201,28 @@ class F0Registers:
 FAR_REGISTER_SEMITONES = 4.0
 
 
-def registers_far_apart(wav, sample_rate, target_f0, f0_tracker=DEFAULT_F0_TRACKER,
-                        semitones=FAR_REGISTER_SEMITONES):
+def registers_far_apart(source_f0, target_f0, semitones=FAR_REGISTER_SEMITONES):
     """Whether ``target_f0`` (:class:`LogF0Statistics`; ``None``: no register to move to, so no) lies more
-    than ``semitones`` from the register of ``wav`` by ``f0_tracker`` (a source with too few voiced frames: no).
+    than ``semitones`` from the register of the source's F0 track ``source_f0`` (Hz per frame, 0 unvoiced;
+    too few voiced frames: no).
 
     Example
     -------
-    >>> rate = 16000
-    >>> time = np.arange(rate) / rate
-    >>> tone = sum(np.sin(2 * np.pi * 120.0 * k * time) / k for k in range(1, 11))
-    >>> [registers_far_apart(tone, rate, LogF0Statistics(float(np.log(hz)), 0.1, 100)) for hz in (130.0, 240.0)]
+    >>> source = np.array([0.0, 118.0, 120.0, 122.0, 0.0])
+    >>> [registers_far_apart(source, LogF0Statistics(float(np.log(hz)), 0.1, 100)) for hz in (130.0, 240.0)]
     [False, True]
     """
     if target_f0 is None:
         return False
-    samples = wav.detach().cpu().double().numpy() if torch.is_tensor(wav) else np.asarray(wav, dtype=np.float64)
     try:
-        source = LogF0Statistics.of([analyse_f0(samples, sample_rate, tracker=f0_tracker)[0]])
+        source = LogF0Statistics.of([source_f0])
     except ValueError:
         return False
     return bool(abs(12 * (target_f0.mean - source.mean) / np.log(2)) > semitones)
 
 
 def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
-                      unvoiced=None):
+                      unvoiced=None, analysed=None):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
     ``target_f0`` (:class:`LogF0Statistics`), F0 moved to that register.
 
@@ -246,6 +243,9 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     unvoiced : torch.Tensor, optional
         Audio as long as ``wav`` heard wherever the tracker finds no voicing (cross-faded over one frame),
         e.g. the gain path's output of the same change; ``None``: WORLD's noise excitation there too.
+    analysed : tuple, optional
+        ``analyse_f0(wav, sample_rate, tracker=f0_tracker)`` when the caller has it already (not analysed
+        twice).
 
     Returns
     -------
@@ -254,7 +254,7 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     """
     world = pyworld_module()
     samples = np.ascontiguousarray(wav.detach().cpu().double().numpy())
-    f0, times = analyse_f0(samples, sample_rate, tracker=f0_tracker)
+    f0, times = analyse_f0(samples, sample_rate, tracker=f0_tracker) if analysed is None else analysed
     envelope = world.cheaptrick(samples, f0, times, sample_rate, f0_floor=F0_FLOOR)
     aperiodicity = world.d4c(samples, f0, times, sample_rate)
     # the bands' gains on the STFT bins (each bin: the weighted mean of the bands covering it), then on WORLD's
