@@ -20,7 +20,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,29 +29,19 @@ from speechbrain_fdnf.evaluation.config import EvaluationConfig  # noqa: E402
 from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, PhoneErrorCounter, spoken_phones  # noqa: E402
 from speechbrain_fdnf.files import read_prepared_split  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
-from speechbrain_fdnf.pitch import F0_FLOOR, LogF0Statistics, analyse_f0, pyworld_module, voiced_weight  # noqa: E402
+from speechbrain_fdnf.pitch import world_resynthesis  # noqa: E402
 from speechbrain_fdnf.recipe_utils import load_config  # noqa: E402
 
 #: ``(frame period in ms, D4C threshold)``: the converter's setting first.
 SETTINGS = ((10.0, 0.85), (5.0, 0.85), (10.0, 0.0), (5.0, 0.0))
 
 
-def world_copy(wav, rate, period, threshold, voiced_only, target_f0=None):
-    """WORLD's analysis and synthesis of ``wav`` (F0 by the converter's tracker), F0 optionally moved to
-    ``target_f0``; ``voiced_only``: the source itself outside the voiced frames (as ``world_voiced``)."""
-    world = pyworld_module()
-    samples = wav.double().numpy()
-    f0, times = analyse_f0(samples, rate, frame_period=period)
-    envelope = world.cheaptrick(samples, f0, times, rate, f0_floor=F0_FLOOR)
-    aperiodicity = world.d4c(samples, f0, times, rate, threshold=threshold)
-    if target_f0 is not None and (f0 > 0).sum() >= 2:
-        f0 = LogF0Statistics.of([f0]).convert(f0, target_f0)
-    out = world.synthesize(f0, envelope, aperiodicity, rate, frame_period=period)
-    out = np.pad(out, (0, max(0, len(samples) - len(out))))[: len(samples)]
-    if voiced_only:
-        weight = voiced_weight(f0, len(samples), rate, frame_period=period / 1000)
-        out = weight * out + (1 - weight) * samples
-    return torch.from_numpy(out).float()
+def world_copy(wav, inverter, frames, period, threshold, voiced_only, target_f0=None):
+    """The converter's WORLD resynthesis of ``wav`` (``frames`` model frames) with nothing changed but, given
+    ``target_f0``, the F0; ``voiced_only``: the source itself outside the voiced frames (as ``world_voiced``)."""
+    unchanged = torch.zeros(frames, inverter.matrix.shape[1])
+    return world_resynthesis(wav, inverter.sample_rate, unchanged, inverter.matrix, target_f0,
+                             unvoiced=wav if voiced_only else None, frame_period=period, d4c_threshold=threshold)
 
 
 def main(argv=None):
@@ -63,7 +52,6 @@ def main(argv=None):
     config = EvaluationConfig.from_dict(load_config(args.config))
     root = Path(config.output_root)
     factorizer = SpeechFactorizer.from_hparams(root / "fdnf" / str(config.seeds[0]) / "inference")
-    rate = factorizer.hparams.sample_rate
     utterances = {"train": read_prepared_split(root / "prepared", "train"),
                   "heldout": read_prepared_split(root / "prepared", config.scored_split)}
     block = conversion.build_blocks(utterances, config.conversion_utterances, config.seeds[0], ["training speakers"],
@@ -75,11 +63,12 @@ def main(argv=None):
     for period, threshold in SETTINGS:
         for voiced_only in (False, True):
             name = f"{'world_voiced' if voiced_only else 'world'} copy, {period:g} ms frames, D4C threshold {threshold:g}"
-            rows[name] = lambda trial, wav, p=period, t=threshold, v=voiced_only: world_copy(wav, rate, p, t, v)
+            rows[name] = lambda trial, wav, p=period, t=threshold, v=voiced_only: world_copy(
+                wav, converters.inverter, len(factorizer.features(wav)), p, t, v)
     for voiced_only in (False, True):
         rows[f"{'world_voiced' if voiced_only else 'world'}, F0 alone to the target's register (10 ms, 0.85)"] = \
-            lambda trial, wav, v=voiced_only: world_copy(wav, rate, 10.0, 0.85, v,
-                                                         converters.register(trial.target, "dio"))
+            lambda trial, wav, v=voiced_only: world_copy(wav, converters.inverter, len(factorizer.features(wav)),
+                                                         10.0, 0.85, v, converters.register(trial.target, "dio"))
     lines = ["| resynthesis (nothing converted) | PER %, same-gender trials | PER %, cross-gender trials | PER %, all |",
              "|---|---|---|---|"]
     for name, make in rows.items():

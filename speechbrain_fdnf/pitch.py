@@ -154,10 +154,8 @@ class F0Registers:
         speakers = {}
         for speaker, items in sorted(audio_by_speaker.items()):
             waveforms = [load(item) if isinstance(item, (str, Path)) else item for item in items]
-            tracks = [analyse_f0(torch.as_tensor(wav).double().numpy(), sample_rate, tracker=tracker)[0]
-                      for wav in waveforms]
             try:
-                speakers[speaker] = LogF0Statistics.of(tracks)
+                speakers[speaker] = LogF0Statistics.of_audio(waveforms, sample_rate, tracker)
             except ValueError as error:
                 logger.warning("speaker %s has no F0 register: %s", speaker, error)
         return cls(tracker, speakers)
@@ -222,7 +220,7 @@ def registers_far_apart(source_f0, target_f0, semitones=FAR_REGISTER_SEMITONES):
 
 
 def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
-                      unvoiced=None, analysed=None):
+                      unvoiced=None, analysed=None, frame_period=10.0, d4c_threshold=0.85):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
     ``target_f0`` (:class:`LogF0Statistics`), F0 moved to that register.
 
@@ -246,6 +244,10 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     analysed : tuple, optional
         ``analyse_f0(wav, sample_rate, tracker=f0_tracker)`` when the caller has it already (not analysed
         twice).
+    frame_period : float
+        WORLD's frame period in ms (the model's hop, 10, by default).
+    d4c_threshold : float
+        D4C's threshold above which a voiced frame it finds aperiodic is synthesised as noise (0.85, WORLD's).
 
     Returns
     -------
@@ -254,9 +256,11 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     """
     world = pyworld_module()
     samples = np.ascontiguousarray(wav.detach().cpu().double().numpy())
-    f0, times = analyse_f0(samples, sample_rate, tracker=f0_tracker) if analysed is None else analysed
+    if analysed is None:
+        analysed = analyse_f0(samples, sample_rate, frame_period=frame_period, tracker=f0_tracker)
+    f0, times = analysed
     envelope = world.cheaptrick(samples, f0, times, sample_rate, f0_floor=F0_FLOOR)
-    aperiodicity = world.d4c(samples, f0, times, sample_rate)
+    aperiodicity = world.d4c(samples, f0, times, sample_rate, threshold=d4c_threshold)
     # the bands' gains on the STFT bins (each bin: the weighted mean of the bands covering it), then on WORLD's
     weights = filterbank.double()
     bin_gain = (mel_gain_db.double() @ weights.T) / weights.sum(dim=1).clamp_min(1e-8)  # (frames, stft bins)
@@ -268,10 +272,10 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     envelope = envelope * np.power(10.0, gain_db / 10.0)  # the envelope is a power spectrum
     if target_f0 is not None and (f0 > 0).sum() >= 2:
         f0 = LogF0Statistics.of([f0]).convert(f0, target_f0)
-    out = world.synthesize(f0, np.ascontiguousarray(envelope), aperiodicity, sample_rate, frame_period=10.0)
+    out = world.synthesize(f0, np.ascontiguousarray(envelope), aperiodicity, sample_rate, frame_period=frame_period)
     out = np.pad(out, (0, max(0, len(samples) - len(out))))[: len(samples)]
     if unvoiced is not None:
-        voiced = voiced_weight(f0, len(samples), sample_rate)
+        voiced = voiced_weight(f0, len(samples), sample_rate, frame_period=frame_period / 1000)
         out = voiced * out + (1.0 - voiced) * unvoiced.detach().cpu().double().numpy()
     return torch.from_numpy(out).float()
 
