@@ -25,6 +25,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +81,26 @@ def closures_into_stops(segments):
 STOPS = {"p", "t", "k", "b", "d", "g", "ch", "jh"}
 
 
+def sequence_edits(reference, hypothesis):
+    """The edits that turn the reference's folded phone sequence into the aligner's, as
+    ``"<reference phones> -> <aligner's phones>"`` strings (``-`` for none): where the two disagree on *which*
+    phones were said, so a boundary there has no counterpart to be timed.
+
+    Example
+    -------
+    >>> sequence_edits([(0, 5, "sil"), (5, 9, "eh"), (9, 12, "z")], [(0, 7, "eh"), (7, 10, "l"), (10, 12, "z")])
+    ['sil -> -', '- -> l']
+    """
+    from difflib import SequenceMatcher
+
+    reference, hypothesis = [s[2] for s in merged(reference)], [s[2] for s in merged(hypothesis)]
+    matcher = SequenceMatcher(None, reference, hypothesis, autojunk=False)
+    return [f"{' '.join(reference[i1:i2]) or '-'} -> {' '.join(hypothesis[j1:j2]) or '-'}"
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+
+
 def score(alignments, exact, keys):
-    errors, into_stop, agree, total = [], [], 0, 0
+    errors, into_stop, agree, total, edits = [], [], 0, 0, Counter()
     for key in keys:
         reference = merged(exact[key])
         into_stop.append(np.array([phone in STOPS for _, _, phone in reference[1:]], dtype=bool))
@@ -90,10 +109,15 @@ def score(alignments, exact, keys):
             agree, total = agree, total + frame_agreement(exact[key], exact[key], RATE // 100)[1]
             continue
         errors.append(boundary_errors(exact[key], alignments[key]))
+        edits.update(sequence_edits(exact[key], alignments[key]))
         a, t = frame_agreement(exact[key], alignments[key], RATE // 100)
         agree, total = agree + a, total + t
     errors, into_stop = np.concatenate(errors) / RATE * 1000, np.concatenate(into_stop)
+    timed = np.isfinite(errors)
     return {f"within_{ms}ms": round(float((errors <= ms).mean()), 3) for ms in (10, 20, 40)} | {
+        "boundaries": len(errors), "timed": round(float(timed.mean()), 3),
+        "within_20ms_of_timed": round(float((errors[timed] <= 20).mean()), 3),
+        "edits": dict(edits.most_common(8)),
         "within_20ms_not_stop_onsets": round(float((errors[~into_stop] <= 20).mean()), 3),
         "within_20ms_stop_onsets": round(float((errors[into_stop] <= 20).mean()), 3),
         "frames_right": round(agree / total, 3), "aligned": sum(key in alignments for key in keys), "utterances": len(keys)}
@@ -140,14 +164,17 @@ def main(argv=None):
                                  "rungs": report["pocketsphinx_rungs"]})
                     print(json.dumps(rows[-1]), flush=True)
     header = ("| setting | utterances aligned | boundaries within 10 / 20 / 40 ms | within 20 ms: other / stop onsets "
-              "| speech frames right | seconds |")
+              "| boundaries the aligner has too / of those within 20 ms | speech frames right | seconds |")
     note = ("\nseconds: each row's own work; a row after another of the same lexicon reuses its pocketsphinx pass "
             "(parallel over the cores), so it times the refinement alone. A stop's onset: eSpeak NG's event comes at the release, aligners "
             "start the stop at its closure (docs/DESIGN.md, 'Corpora without phone files').\n")
-    lines = [header, "|---|---|---|---|---|---|"] + [
+    lines = [header, "|---|---|---|---|---|---|---|"] + [
         f"| {r['setting']} | {r['aligned']} / {r['utterances']} | {r['within_10ms']:.1%} / {r['within_20ms']:.1%} / "
         f"{r['within_40ms']:.1%} | {r['within_20ms_not_stop_onsets']:.1%} / {r['within_20ms_stop_onsets']:.1%} "
-        f"| {r['frames_right']:.1%} | {r['seconds']} |" for r in rows]
+        f"| {r['timed']:.1%} / {r['within_20ms_of_timed']:.1%} | {r['frames_right']:.1%} | {r['seconds']} |" for r in rows]
+    lines += ["", "Where the phone sequences disagree (a reference boundary there has no counterpart to time; "
+              "the most frequent edits from the reference's phones to the aligner's, per setting):", ""]
+    lines += [f"* {r['setting']}: " + "; ".join(f"`{edit}` {count}" for edit, count in r["edits"].items()) for r in rows]
     print("\n".join(lines) + "\n" + note)
     if args.out:
         Path(args.out).write_text(f"`{' '.join(sys.argv)}`\n\n" + "\n".join(lines) + "\n" + note)

@@ -143,7 +143,7 @@ def speaker_registers(hparams):
     """
     if not hparams.get("f0_registers", True):
         return None
-    from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0Registers, pyworld_module
+    from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0Registers, pyworld_module, tracker_settings
 
     try:
         pyworld_module()
@@ -152,7 +152,8 @@ def speaker_registers(hparams):
         return None
     train_json = prepared_split_path(hparams["prep_folder"], "train")
     digest = hashlib.sha1(Path(train_json).read_bytes()).hexdigest()[:12]
-    cache = Path(hparams["prep_folder"]) / f"f0_registers_{DEFAULT_F0_TRACKER}_{digest}.json"
+    # named by the tracker's settings too: registers measured before a setting changed are measured again
+    cache = Path(hparams["prep_folder"]) / f"f0_registers_{tracker_settings()}_{digest}.json"
 
     def measure():
         if cache.is_file():

@@ -169,6 +169,11 @@ def test_alignment_benchmark_scores_the_aligner_against_exact_boundaries(corpus,
     assert "phones of 2+ frames (train speakers)" in rows[5]
     trained_utterances = int(rows[1].split("|")[2].split("/")[1])
     assert 0 < trained_utterances <= 8
+    for row in rows:  # the boundaries within 20 ms are those the aligner has too, times the share of those within 20 ms
+        within_20 = float(row.split("|")[3].split("/")[1].strip(" %")) / 100
+        timed, of_timed = (float(cell.strip(" %")) / 100 for cell in row.split("|")[5].split("/"))
+        assert within_20 == pytest.approx(timed * of_timed, abs=0.002)
+    assert "Where the phone sequences disagree" in out.read_text()
 
 
 def _candidate_results(p_phone, p_speaker, ceiling, deltas):

@@ -96,14 +96,19 @@ def test_world_in_voiced_frames_only_takes_the_other_audio_where_the_tracker_hea
     other = torch.full_like(wav, 0.5)  # stands for the gain path's output
     plain = world_resynthesis(wav, rate, unchanged, matrix)
     mixed = world_resynthesis(wav, rate, unchanged, matrix, unvoiced=other)
-    voiced = analyse_f0(wav.numpy(), rate)[0] > 0  # 10 ms frames; the tone voiced, most of the hiss not
-    assert voiced[10:45].all() and (~voiced[55:95]).sum() > 20
+    # 10 ms frames; the tone voiced, much of the hiss not (DIO at its chosen speed, 4, hears a voice in 26 of
+    # these 40 frames of white hiss, but voices fewer of the corpus's voiceless consonants than at speed 1)
+    voiced = analyse_f0(wav.numpy(), rate)[0] > 0
+    assert voiced[10:45].all() and (~voiced[55:95]).sum() > 10
     hop = rate // 100
+    checked = {True: 0, False: 0}
     for frame in range(2, len(voiced) - 2):
         if voiced[frame - 2:frame + 3].all() or not voiced[frame - 2:frame + 3].any():  # a frame away from an edge
             expected = plain if voiced[frame] else other
             span = slice(frame * hop - hop // 2, frame * hop + hop // 2)
             assert torch.allclose(mixed[span], expected[span], atol=1e-5), frame
+            checked[bool(voiced[frame])] += 1
+    assert checked[True] > 20 and checked[False] > 3
 
 def test_targets_whose_references_the_converter_would_refuse_are_left_out_and_counted():
     refused = {"MS0", "FS3"}
