@@ -20,9 +20,9 @@ become audio in one of five ways (``method``), none needing a download:
   the target's register (log-F0 mean and spread of the ``--enrol`` audio; for a training speaker
   named with ``--speaker``, the register its training run measured and exported), which the other two
   cannot do: the way to convert across genders;
-* ``world_voiced``: WORLD where its F0 tracker hears voicing, the ``gain`` path's output elsewhere
-  (cross-faded over a frame): fricatives, stop bursts and frames the tracker leaves unvoiced keep the
-  original excitation instead of WORLD's shaped noise;
+* ``world_voiced``: WORLD where its F0 tracker hears voicing (and D4C finds the frame periodic), the
+  ``gain`` path's output elsewhere (cross-faded over a frame): fricatives, stop bursts and frames the
+  tracker leaves unvoiced keep the original excitation instead of WORLD's shaped noise;
 * ``world_voiced_far``: ``world_voiced`` when the target's register lies more than
   :data:`~speechbrain_fdnf.pitch.FAR_REGISTER_SEMITONES` from the source's (in practice: across genders),
   else the ``gain`` path: within a gender the source's pitch is already near the target's, and WORLD's

@@ -237,6 +237,11 @@ def registers_far_apart(source_f0, target_f0, semitones=FAR_REGISTER_SEMITONES):
     return bool(abs(12 * (target_f0.mean - source.mean) / np.log(2)) > semitones)
 
 
+#: D4C marks a voiced frame it finds aperiodic by an aperiodicity of 1 in every band (WORLD then synthesises
+#: it as noise); a frame whose least aperiodic band reaches this is such a frame.
+APERIODIC = 0.999
+
+
 def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
                       unvoiced=None, analysed=None, frame_period=10.0, d4c_threshold=0.85):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
@@ -257,8 +262,9 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     f0_tracker : str
         How the source's F0 is analysed (:data:`F0_TRACKERS`); measure ``target_f0`` with the same one.
     unvoiced : torch.Tensor, optional
-        Audio as long as ``wav`` heard wherever the tracker finds no voicing (cross-faded over one frame),
-        e.g. the gain path's output of the same change; ``None``: WORLD's noise excitation there too.
+        Audio as long as ``wav`` heard wherever the tracker finds no voicing, or D4C finds the frame aperiodic
+        (cross-faded over one frame), e.g. the gain path's output of the same change; ``None``: WORLD's noise
+        excitation there too.
     analysed : tuple, optional
         ``analyse_f0(wav, sample_rate, tracker=f0_tracker)`` when the caller has it already (not analysed
         twice).
@@ -293,7 +299,11 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     out = world.synthesize(f0, np.ascontiguousarray(envelope), aperiodicity, sample_rate, frame_period=frame_period)
     out = np.pad(out, (0, max(0, len(samples) - len(out))))[: len(samples)]
     if unvoiced is not None:
-        voiced = voiced_weight(f0, len(samples), sample_rate, frame_period=frame_period / 1000)
+        # WORLD's own pulses only where it synthesises any: a frame the tracker voices but D4C finds aperiodic
+        # (above its threshold) is all noise in WORLD's output, with no pitch to move, so the other audio
+        # keeps the original excitation there too
+        periodic = np.where(aperiodicity.min(axis=1) < APERIODIC, f0, 0.0)
+        voiced = voiced_weight(periodic, len(samples), sample_rate, frame_period=frame_period / 1000)
         out = voiced * out + (1.0 - voiced) * unvoiced.detach().cpu().double().numpy()
     return torch.from_numpy(out).float()
 

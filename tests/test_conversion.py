@@ -80,11 +80,11 @@ def test_world_rows_come_once_per_f0_tracker_and_unknown_trackers_are_refused():
     with pytest.raises(ValueError, match="conversion_f0_trackers"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_f0_trackers": ["yin"]})
 
-def test_world_in_voiced_frames_only_takes_the_other_audio_where_the_tracker_hears_no_voice():
+def test_world_in_voiced_frames_only_takes_the_other_audio_where_the_tracker_hears_no_voice_or_d4c_no_period():
     pytest.importorskip("pyworld")
     from speechbrain.lobes.features import Fbank
     from speechbrain_fdnf.convert import FeatureInverter
-    from speechbrain_fdnf.pitch import analyse_f0, world_resynthesis
+    from speechbrain_fdnf.pitch import APERIODIC, analyse_f0, pyworld_module, world_resynthesis
 
     rate = 16000
     time = np.arange(rate) / rate
@@ -98,8 +98,13 @@ def test_world_in_voiced_frames_only_takes_the_other_audio_where_the_tracker_hea
     mixed = world_resynthesis(wav, rate, unchanged, matrix, unvoiced=other)
     # 10 ms frames; the tone voiced, much of the hiss not (DIO at its chosen speed, 4, hears a voice in 26 of
     # these 40 frames of white hiss, but voices fewer of the corpus's voiceless consonants than at speed 1)
-    voiced = analyse_f0(wav.numpy(), rate)[0] > 0
-    assert voiced[10:45].all() and (~voiced[55:95]).sum() > 10
+    f0, times = analyse_f0(wav.numpy(), rate)
+    assert (f0[10:45] > 0).all() and (f0[55:95] == 0).sum() > 10
+    # WORLD's pulses where the tracker voices and D4C finds the frame periodic (D4C sends a voiced frame it
+    # finds aperiodic to noise: aperiodicity 1 in every band)
+    aperiodicity = pyworld_module().d4c(wav.double().numpy(), f0, times, rate)
+    voiced = (f0 > 0) & (aperiodicity.min(axis=1) < APERIODIC)
+    assert voiced[10:45].all() and ((f0 > 0) & ~voiced)[55:95].any()  # the hiss has frames of both kinds
     hop = rate // 100
     checked = {True: 0, False: 0}
     for frame in range(2, len(voiced) - 2):
