@@ -33,7 +33,7 @@ import soundfile
 
 from speechbrain_fdnf.corpus.synthesize import CLOSURES
 from speechbrain_fdnf.data.forced_alignment import (MIN_PHONE_FRAMES, AlignmentItem, align_corpus, boundary_errors,
-                                                     frame_agreement, merged)
+                                                     comparable, frame_agreement, merged)
 from speechbrain_fdnf.data.lexicon import ESPEAK_USES, Lexicon, normalise_text
 from speechbrain_fdnf.data.phones import FOLD_61_TO_39
 from speechbrain_fdnf.data.timit import read_phn
@@ -89,11 +89,11 @@ def sequence_edits(reference, hypothesis):
     Example
     -------
     >>> sequence_edits([(0, 5, "sil"), (5, 9, "eh"), (9, 12, "z")], [(0, 7, "eh"), (7, 10, "l"), (10, 12, "z")])
-    ['sil -> -', '- -> l']
+    ['- -> l']
     """
     from difflib import SequenceMatcher
 
-    reference, hypothesis = [s[2] for s in merged(reference)], [s[2] for s in merged(hypothesis)]
+    reference, hypothesis = ([s[2] for s in segments] for segments in comparable(reference, hypothesis))
     matcher = SequenceMatcher(None, reference, hypothesis, autojunk=False)
     return [f"{' '.join(reference[i1:i2]) or '-'} -> {' '.join(hypothesis[j1:j2]) or '-'}"
             for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]

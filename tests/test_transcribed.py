@@ -105,6 +105,8 @@ def test_boundary_errors_and_frame_agreement_measure_what_they_say():
     assert boundary_errors(exact, shifted).tolist() == [320, 0, 0]
     wrong = [(0, 1600, "sil"), (1600, 8000, "aa"), (8000, 9600, "sil")]  # "s" missed
     assert np.isinf(boundary_errors(exact, wrong)[1:]).all()
+    # no silence at the edges: the edges are where the hypothesis puts speech's start and end
+    assert boundary_errors(exact, [(0, 4800, "aa"), (4800, 9600, "s")]).tolist() == [1600, 0, 1600]
     assert frame_agreement(exact, exact, 160) == (40, 40)
     assert frame_agreement(exact, wrong, 160) == (20, 40)
 

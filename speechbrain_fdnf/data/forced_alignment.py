@@ -482,11 +482,32 @@ def align_corpus(items, folder, lexicon=None, rounds=2, workers=None, progress=T
     return alignments, report
 
 
+def comparable(reference, hypothesis):
+    """``reference`` and ``hypothesis`` segments merged (one segment per run of a phone), the hypothesis given
+    an empty silence at each edge of the utterance where the reference has silence and it has none (see
+    :func:`boundary_errors`).
+
+    Example
+    -------
+    >>> comparable([(0, 5, "sil"), (5, 9, "aa")], [(0, 4, "aa"), (4, 9, "aa")])[1]
+    [(0, 0, 'sil'), (0, 9, 'aa')]
+    """
+    reference, hypothesis = merged(reference), merged(hypothesis)
+    if hypothesis and reference[0][2] == SILENCE != hypothesis[0][2]:
+        hypothesis = [(hypothesis[0][0], hypothesis[0][0], SILENCE)] + hypothesis
+    if hypothesis and reference[-1][2] == SILENCE != hypothesis[-1][2]:
+        hypothesis = hypothesis + [(hypothesis[-1][1], hypothesis[-1][1], SILENCE)]
+    return reference, hypothesis
+
+
 def boundary_errors(reference, hypothesis):
     """Per reference phone boundary, its distance in samples to the same boundary of ``hypothesis``
     (``inf`` where the hypothesis lacks it). Both are folded ``(start, end, phone)`` segments; the
     phone sequences are matched by :class:`difflib.SequenceMatcher`, and a boundary is the start of a
-    matched phone whose predecessor is matched too.
+    matched phone whose predecessor is matched too. Where the reference has silence at an edge of the
+    utterance and the hypothesis does not, the hypothesis's boundary there is that edge (a speech
+    segment from the first sample says speech starts there): eSpeak NG leaves about 11 ms of silence
+    before the first phone, shorter than the aligner's frames.
 
     Example
     -------
@@ -494,10 +515,12 @@ def boundary_errors(reference, hypothesis):
     >>> hyp = [(0, 12, "sil"), (12, 35, "aa"), (35, 60, "sil")]
     >>> boundary_errors(ref, hyp).tolist()
     [2.0, inf, inf]
+    >>> boundary_errors(ref, [(0, 30, "aa"), (30, 60, "b")]).tolist()  # no silence at either edge
+    [10.0, 0.0, 10.0]
     """
     from difflib import SequenceMatcher
 
-    reference, hypothesis = merged(reference), merged(hypothesis)
+    reference, hypothesis = comparable(reference, hypothesis)
     matcher = SequenceMatcher(None, [s[2] for s in reference], [s[2] for s in hypothesis], autojunk=False)
     partner = {}
     for i, j, size in matcher.get_matching_blocks():
