@@ -629,7 +629,7 @@ class SpeechFactorizer(Pretrained):
         return space["pool"][chosen.to(space["pool"].device)] if features else chosen
 
     @torch.no_grad()
-    def transfer(self, inputs, factor, references, shrink=5.0, tagged=False):
+    def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False):
         """Moves every frame by how the target's codes differ from the input's *for the frame's own kept class*.
 
         The paper's shift moves every frame by one vector, ``mu_target - mu_source``, in the factor's
@@ -654,6 +654,10 @@ class SpeechFactorizer(Pretrained):
         tagged : bool
             Where the folder has a contextual phone tagger (:attr:`tagger`) and the kept factor is the phone,
             ``p(c | x)`` is the tagger's posterior (it reads the whole utterance) instead of the prior's.
+        keep_phone : bool
+            Leave the kept frame-level factors' subspaces (the phone's) as they are: the difference moves the
+            other subspaces only, as the paper's shift does. A few seconds of the target estimate each
+            phone's mean roughly, and the noise of that estimate in the phone's own subspace moves the words.
 
         Returns
         -------
@@ -673,9 +677,11 @@ class SpeechFactorizer(Pretrained):
         else:
             source_posterior = self.engine.prior.class_posterior(codes, kept[0])
             target_posterior = self.engine.prior.class_posterior(target, kept[0])
-        source_means = shrunk_class_means(codes, source_posterior, shrink)
-        target_means = shrunk_class_means(target, target_posterior, shrink)
-        return self.engine.decode(codes + source_posterior.to(codes.device) @ (target_means - source_means))
+        difference = shrunk_class_means(target, target_posterior, shrink) - shrunk_class_means(codes, source_posterior, shrink)
+        if keep_phone:
+            for name in kept:
+                difference[:, self.engine.prior.slices[name]] = 0.0
+        return self.engine.decode(codes + source_posterior.to(codes.device) @ difference)
 
     def _matching_space(self, inputs, factor, references, k, gate, smooth, decode, tagged=True):
         """What :meth:`match` and :meth:`select` share: the features and codes of the inputs and of the

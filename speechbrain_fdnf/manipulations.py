@@ -120,10 +120,13 @@ class Cells(Manipulation):
     name = "cells"
     needs_references = True
     OPTIONS = {"shrink": Option(float, 5.0, "frames' worth of the overall mean in each phone's mean"),
-               "tagger": Option(bool, False, TAGGER_HELP)}
+               "tagger": Option(bool, False, TAGGER_HELP),
+               "keep_phone": Option(bool, False, "leave the phone's subspace as it is: the per-phone difference moves "
+                                                 "the speaker's subspace (and the residual) only, as the paper's shift")}
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        return factorizer.transfer(feats, factor, references, shrink=self.shrink, tagged=self.tagger)
+        return factorizer.transfer(feats, factor, references, shrink=self.shrink, tagged=self.tagger,
+                                   keep_phone=self.keep_phone)
 
 
 @register

@@ -548,7 +548,7 @@ def manipulation_variants(config, tagger=False):
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
     ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
     ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its chosen frames heard as
-    features through the gain path; with ``tagger`` (the model folder has a
+    features through the gain path, one with ``keep_phone`` its first variant with the other setting; with ``tagger`` (the model folder has a
     contextual phone tagger), one with a ``tagger`` option its first variant with the other source of
     phones too, so that the tagger's share is measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
@@ -570,6 +570,8 @@ def manipulation_variants(config, tagger=False):
             rows.append(dict(rows[0], deviation=0.0))
         if "own_audio" in cls.OPTIONS:  # the chosen frames' log-Mel through the gain path instead of their audio
             rows.append(dict(rows[0], own_audio=not cls.OPTIONS["own_audio"].default))
+        if "keep_phone" in cls.OPTIONS:  # the difference in the phone's subspace too, or not
+            rows.append(dict(rows[0], keep_phone=not cls.OPTIONS["keep_phone"].default))
         variants[name] = rows
     return variants
 
@@ -588,6 +590,9 @@ def row_name(model, manipulation, tagger=False):
         elif key == "own_audio":
             if not value:  # the chosen frames as features: named only where it is not the default
                 words.append("as features")
+        elif key == "keep_phone":
+            if value:  # named only where it is on
+                words.append("phone subspace kept")
         else:
             words.append(f"{key} {value:g}")
     return f"{model} {manipulation.name}" + (f" ({', '.join(words)})" if words else "")
