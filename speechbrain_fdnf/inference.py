@@ -629,7 +629,7 @@ class SpeechFactorizer(Pretrained):
         return space["pool"][chosen.to(space["pool"].device)] if features else chosen
 
     @torch.no_grad()
-    def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False):
+    def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=True):
         """Moves every frame by how the target's codes differ from the input's *for the frame's own kept class*.
 
         The paper's shift moves every frame by one vector, ``mu_target - mu_source``, in the factor's
@@ -656,8 +656,9 @@ class SpeechFactorizer(Pretrained):
             ``p(c | x)`` is the tagger's posterior (it reads the whole utterance) instead of the prior's.
         keep_phone : bool
             Leave the kept frame-level factors' subspaces (the phone's) as they are: the difference moves the
-            other subspaces only, as the paper's shift does. A few seconds of the target estimate each
-            phone's mean roughly, and the noise of that estimate in the phone's own subspace moves the words.
+            other subspaces only, as the paper's shift does (``False``: the whole latent moves). A few seconds
+            of the target estimate each phone's mean roughly, and the noise of that estimate in the phone's
+            own subspace moves the words; chosen on the valid split (``docs/RESULTS.md`` 6b).
 
         Returns
         -------

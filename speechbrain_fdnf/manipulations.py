@@ -115,14 +115,16 @@ class Shift(Manipulation):
 
 @register
 class Cells(Manipulation):
-    """Per-phone differences from audio of the target (:meth:`SpeechFactorizer.transfer`)."""
+    """Per-phone differences from audio of the target, in the speaker's subspace (:meth:`SpeechFactorizer.transfer`)."""
 
     name = "cells"
     needs_references = True
     OPTIONS = {"shrink": Option(float, 5.0, "frames' worth of the overall mean in each phone's mean"),
                "tagger": Option(bool, False, TAGGER_HELP),
-               "keep_phone": Option(bool, False, "leave the phone's subspace as it is: the per-phone difference moves "
-                                                 "the speaker's subspace (and the residual) only, as the paper's shift")}
+               "keep_phone": Option(bool, True, "leave the phone's subspace as it is: the per-phone difference moves "
+                                                "the speaker's subspace (and the residual) only, as the paper's shift "
+                                                "(off: the whole latent moves; chosen on the valid split, "
+                                                "docs/RESULTS.md 6b)")}
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.transfer(feats, factor, references, shrink=self.shrink, tagged=self.tagger,

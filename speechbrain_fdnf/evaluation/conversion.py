@@ -548,8 +548,8 @@ def manipulation_variants(config, tagger=False):
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
     ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
     ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its chosen frames heard as
-    features through the gain path, one with ``keep_phone`` its first variant with the other setting; with ``tagger`` (the model folder has a
-    contextual phone tagger), one with a ``tagger`` option its first variant with the other source of
+    features through the gain path, one with ``keep_phone`` its first variant with the other setting; with
+    ``tagger`` (the model folder has a contextual phone tagger), one with a ``tagger`` option its first variant with the other source of
     phones too, so that the tagger's share is measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
               "candidates": [config.conversion_candidates], "k": [config.knn_k or 4],
@@ -591,8 +591,7 @@ def row_name(model, manipulation, tagger=False):
             if not value:  # the chosen frames as features: named only where it is not the default
                 words.append("as features")
         elif key == "keep_phone":
-            if value:  # named only where it is on
-                words.append("phone subspace kept")
+            words.append("phone subspace kept" if value else "whole latent")
         else:
             words.append(f"{key} {value:g}")
     return f"{model} {manipulation.name}" + (f" ({', '.join(words)})" if words else "")
