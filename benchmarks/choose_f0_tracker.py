@@ -49,8 +49,11 @@ VOICED_PHONES = set(
 #: (label, tracker, DIO options): DIO's ``allowed_range`` and ``speed`` (it analyses the signal decimated by
 #: that factor: the speed rows were added in a later session, under the same rule, to bring the WORLD
 #: path's real-time factor down).
-CANDIDATES = (("harvest", "harvest", {}), ("dio (range 0.1)", "dio", {"dio_allowed_range": 0.1}),
-              ("dio (range 0.2)", "dio", {"dio_allowed_range": 0.2}), ("dio (range 0.3)", "dio", {"dio_allowed_range": 0.3}),
+#: Every DIO row names its speed: the rows without one in their label analyse at the full rate (speed 1), as
+#: they did when the range was chosen, whatever ``DIO_SPEED`` is now.
+CANDIDATES = (("harvest", "harvest", {}),
+              *((f"dio (range {allowed:g})", "dio", {"dio_allowed_range": allowed, "dio_speed": 1})
+                for allowed in (0.1, 0.2, 0.3)),
               *((f"dio (range 0.3, speed {speed})", "dio", {"dio_allowed_range": 0.3, "dio_speed": speed})
                 for speed in (2, 3, 4)))
 HOP = 0.01
