@@ -678,7 +678,8 @@ class SpeechFactorizer(Pretrained):
         else:
             source_posterior = self.engine.prior.class_posterior(codes, kept[0])
             target_posterior = self.engine.prior.class_posterior(target, kept[0])
-        difference = shrunk_class_means(target, target_posterior, shrink) - shrunk_class_means(codes, source_posterior, shrink)
+        difference = (shrunk_class_means(target, target_posterior, shrink)
+                      - shrunk_class_means(codes, source_posterior, shrink))
         if keep_phone:
             for name in kept:
                 difference[:, self.engine.prior.slices[name]] = 0.0
