@@ -11,6 +11,7 @@ from conftest import without_package
 from speechbrain_fdnf.evaluation import conversion
 from speechbrain_fdnf.evaluation.config import EvaluationConfig
 from speechbrain_fdnf.evaluation.judges import PhoneErrorCounter, PocketsphinxPhoneJudge, eer_threshold, spoken_phones
+from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, build
 
 
 def fake_entries(speakers=6, utterances=8, texts=4):
@@ -74,9 +75,15 @@ def test_world_rows_come_once_per_f0_tracker_and_unknown_trackers_are_refused():
                    for call in converters.with_audio.call_args_list)
     assert sum("WORLD" in row for row in rows) == 8  # a copy and a default per method and tracker
     assert conversion.world_row_names("dio")[0] == conversion.COPY_WORLD  # the default tracker: the plain names
-    gain_only = conversion.conversion_rows({"f-DNF": mock.MagicMock(tagger=None)}, "f-DNF", mock.MagicMock(),
+    separate = mock.MagicMock()
+    separate.with_audio.side_effect = lambda *args, **kwargs: mock.MagicMock()  # a new conversion per row
+    gain_only = conversion.conversion_rows({"f-DNF": mock.MagicMock(tagger=None)}, "f-DNF", separate,
                                            EvaluationConfig.from_dict({"output_root": "", "models": {}}))
     assert not any("WORLD" in row for row in gain_only)
+    # the registered manipulation with the default's options is the default's conversions, scored once
+    default_twin = conversion.row_name("f-DNF", build(DEFAULT_WITH_AUDIO))
+    assert gain_only[default_twin] is gain_only[conversion.DEFAULT]
+    assert sum(make is gain_only[conversion.DEFAULT] for make in gain_only.values()) == 2
     with pytest.raises(ValueError, match="conversion_f0_trackers"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_f0_trackers": ["yin"]})
 
@@ -233,8 +240,14 @@ def test_the_judges_on_real_audio(trained):
     judges = conversion.ConversionJudges(SpeakerEncoderJudge(), {"per_independent": independent.phones},
                                          quality=QualityJudge())
     converters = conversion.Converters(factorizer, block, EvaluationConfig.from_dict({"output_root": "r"}))
-    rows = {conversion.COPY: converters.copy, conversion.REAL: converters.real,
-            "returns the target's reading": converters.real}
+    calls = []
+
+    def copy_counted(trial):
+        calls.append(trial)
+        return converters.copy(trial)
+
+    rows = {conversion.COPY: copy_counted, conversion.REAL: converters.real,
+            "returns the target's reading": converters.real, "the same copy, listed twice": copy_counted}
     # as the source's own voice: every trial's target is its source
     own = conversion.Block(block.name, block.material, [conversion.Trial(t.source, t.source["speaker"], None,
                                                                          target_gender=t.source["gender"])
@@ -250,6 +263,9 @@ def test_the_judges_on_real_audio(trained):
     if conversion.COPY_WORLD in copies["rows"]:  # WORLD's analysis and synthesis keeps the voice
         assert copies["rows"][conversion.COPY_WORLD]["verified_as_target"] >= 0.75
     result = conversion.evaluate_block(block, rows, judges, converters, f0=True)
+    # a row sharing another's conversions is scored once and reported under both names
+    assert len(calls) == len(block.trials)
+    assert result["rows"]["the same copy, listed twice"] == result["rows"][conversion.COPY]
     real, cheat = result["rows"][conversion.REAL], result["rows"]["returns the target's reading"]
     for key in ("cos_target", "cos_source", "verified_as_target", "closer_to_target", "spoof_eer"):
         assert cheat[key] == pytest.approx(real[key])  # the speaker judge cannot tell it from the real row

@@ -36,6 +36,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import copy
 import logging
 import random
 import re
@@ -451,7 +452,12 @@ def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
                     real_target.append(real_scores[-1])
     real_eer, threshold = eer_threshold(real_scores, real_same)
     results = {"trials": len(block.trials), "real_eer": 100 * real_eer, "threshold": threshold, "rows": {}}
+    scored = {}  # id of a row's function -> the row that scored it: a row sharing it (the default's twin) is copied
     for name, make in rows.items():
+        if id(make) in scored:
+            results["rows"][name] = copy.deepcopy(results["rows"][scored[id(make)]])
+            continue
+        scored[id(make)] = name
         scores = []
         counters = {judge: PhoneErrorCounter() for judge in judges.recognizers}
         for index, trial in enumerate(block.trials):
@@ -601,9 +607,10 @@ def conversion_rows(models, main, converters, config):
     """``{row: function(trial)}``: the framing rows, every model's shift, and every variant of every registered
     manipulation (:func:`manipulation_variants`) for ``main``."""
     factorizer = models[main]
+    default = build(DEFAULT_WITH_AUDIO)
     rows = {COPY: converters.copy, COPY_SELECT: converters.copy_select, REAL: converters.real,
             PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
-            DEFAULT: converters.with_audio(build(DEFAULT_WITH_AUDIO))}  # the converter's default given --enrol audio
+            DEFAULT: converters.with_audio(default)}  # the converter's default given --enrol audio
     for method in PITCH_METHODS:  # through WORLD, F0 moved: its copy-synthesis, the default through it
         if method not in config.conversion_methods:
             continue
@@ -619,8 +626,11 @@ def conversion_rows(models, main, converters, config):
         for options in variants:
             manipulation = build(name, **options)
             row = row_name(main, manipulation, tagger)
-            rows[row] = converters.shift(factorizer, manipulation) if not manipulation.needs_references \
-                else converters.with_audio(manipulation)
+            if name == default.name and manipulation.get_params() == default.get_params():
+                rows[row] = rows[DEFAULT]  # the same conversions: scored once (evaluate_block reuses them)
+            else:
+                rows[row] = converters.shift(factorizer, manipulation) if not manipulation.needs_references \
+                    else converters.with_audio(manipulation)
             if options is variants[0] and manipulation.needs_references:  # how much audio of the target it needs
                 for count in config.conversion_reference_counts:
                     rows[f"{row}, {count} of the {REFERENCES} reference utterances"] = \
