@@ -242,6 +242,18 @@ def registers_far_apart(source_f0, target_f0, semitones=FAR_REGISTER_SEMITONES):
 APERIODIC = 0.999
 
 
+def periodic_f0(f0, aperiodicity):
+    """``f0`` (Hz per frame, 0 unvoiced) with 0 also where D4C's ``aperiodicity`` marks the frame aperiodic:
+    the frames WORLD synthesises with pulses.
+
+    Example
+    -------
+    >>> periodic_f0(np.array([0.0, 120.0, 120.0]), np.array([[1.0, 1.0], [0.2, 1.0], [1.0, 1.0]])).tolist()
+    [0.0, 120.0, 0.0]
+    """
+    return np.where(np.asarray(aperiodicity).min(axis=1) < APERIODIC, f0, 0.0)
+
+
 def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
                       unvoiced=None, analysed=None, frame_period=10.0, d4c_threshold=0.85):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
@@ -302,8 +314,8 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
         # WORLD's own pulses only where it synthesises any: a frame the tracker voices but D4C finds aperiodic
         # (above its threshold) is all noise in WORLD's output, with no pitch to move, so the other audio
         # keeps the original excitation there too
-        periodic = np.where(aperiodicity.min(axis=1) < APERIODIC, f0, 0.0)
-        voiced = voiced_weight(periodic, len(samples), sample_rate, frame_period=frame_period / 1000)
+        voiced = voiced_weight(periodic_f0(f0, aperiodicity), len(samples), sample_rate,
+                               frame_period=frame_period / 1000)
         out = voiced * out + (1.0 - voiced) * unvoiced.detach().cpu().double().numpy()
     return torch.from_numpy(out).float()
 
@@ -325,5 +337,5 @@ def voiced_weight(f0, num_samples, sample_rate, frame_period=0.01, fade=0.01):
 
 
 __all__ = ["DEFAULT_F0_TRACKER", "F0_TRACKERS", "F0Registers", "FAR_REGISTER_SEMITONES", "LogF0Statistics",
-           "REGISTERS_FILE", "analyse_f0", "pyworld_module", "registers_far_apart", "tracker_settings", "voiced_weight",
-           "world_resynthesis"]
+           "REGISTERS_FILE", "analyse_f0", "periodic_f0", "pyworld_module", "registers_far_apart", "tracker_settings",
+           "voiced_weight", "world_resynthesis"]
