@@ -44,17 +44,33 @@ def candidates(rows, model):
             if any(row == f"{model} {name}" or row.startswith(f"{model} {name} (") for name in names)}
 
 
-def choose(rows, model):
-    """``(chosen row or None, {row: keeps the words})`` by the rule."""
+def choose(rows, model, closer_floor=0.0):
+    """``(chosen row or None, {row: keeps the words}, {row: converts})`` by the rule.
+
+    A row converts when its share closer to the target is at least ``closer_floor`` (0: every row, the rule
+    before the floor). Among the rows that convert and keep the words, the highest verified share (ties
+    within :data:`TIE` to the lower PER); when none does both, the converting row with the fewest phone
+    errors; ``None`` when no row converts.
+
+    Example
+    -------
+    >>> rows = {COPY: {"per_recognizer": 10.0}, "f-DNF cells": {"per_recognizer": 20.0,
+    ...         "verified_as_target": 0.2, "closer_to_target": 0.6}, "f-DNF knn": {"per_recognizer": 40.0,
+    ...         "verified_as_target": 0.5, "closer_to_target": 0.9}}
+    >>> choose(rows, "f-DNF")[0], choose(rows, "f-DNF", closer_floor=0.75)[0]
+    ('f-DNF cells', 'f-DNF knn')
+    """
     limit = rows[COPY]["per_recognizer"] + PER_MARGIN
     pool = candidates(rows, model)
     keeps = {row: values["per_recognizer"] <= limit for row, values in pool.items()}
-    eligible = [row for row, ok in keeps.items() if ok]
+    converts = {row: values["closer_to_target"] >= closer_floor for row, values in pool.items()}
+    eligible = [row for row in pool if keeps[row] and converts[row]]
     if not eligible:
-        return None, keeps
+        moving = [row for row in pool if converts[row]]
+        return (min(moving, key=lambda row: pool[row]["per_recognizer"]) if moving else None), keeps, converts
     best = max(pool[row]["verified_as_target"] for row in eligible)
     tied = [row for row in eligible if pool[row]["verified_as_target"] >= best - TIE]
-    return min(tied, key=lambda row: pool[row]["per_recognizer"]), keeps
+    return min(tied, key=lambda row: pool[row]["per_recognizer"]), keeps, converts
 
 
 #: The columns of both tables' rows (:func:`row_cells`).
@@ -75,19 +91,30 @@ def row_cells(values):
             f"{values['per_recognizer']:.1f} | {values.get('f0_gap_semitones', float('nan')):.1f} | {dnsmos}")
 
 
-def choice_table(results, model="f-DNF"):
+def choice_table(results, model="f-DNF", closer_floor=0.0):
     """Markdown: copy-synthesis, then every candidate row; the chosen one in bold."""
     conversion = results["conversion"]
     rows = conversion["rows"]
-    chosen, keeps = choose(rows, model)
-    lines = [f"{COLUMNS} keeps the words |", "|---|---|---|---|---|---|---|---|", f"| {COPY} | {row_cells(rows[COPY])} | |"]
+    chosen, keeps, converts = choose(rows, model, closer_floor)
+    floor = closer_floor > 0
+    lines = [f"{COLUMNS} keeps the words |" + (" converts |" if floor else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if floor else ""),
+             f"| {COPY} | {row_cells(rows[COPY])} | |" + (" |" if floor else "")]
     for row in candidates(rows, model):
         label = f"**{row} (chosen)**" if row == chosen else row
-        lines.append(f"| {label} | {row_cells(rows[row])} | {'yes' if keeps[row] else 'no'} |")
+        lines.append(f"| {label} | {row_cells(rows[row])} | {'yes' if keeps[row] else 'no'} |"
+                     + (f" {'yes' if converts[row] else 'no'} |" if floor else ""))
     trials = rows[COPY]["trials"]
-    lines += ["", f"Block: {conversion['block']}, {trials:.0f} trials. Chosen by the rule of "
-              f"hparams/experiments/choose_conversion.yaml (PER within {PER_MARGIN:g} points of copy-synthesis, then "
-              f"the highest verified share, ties within {TIE} to the lower PER): {chosen or 'none keeps the words'}."]
+    rule = (f"PER within {PER_MARGIN:g} points of copy-synthesis, then the highest verified share, ties within {TIE} "
+            "to the lower PER")
+    if floor:
+        rule = (f"hparams/experiments/choose_conversion_valid_speakers.yaml (a row converts when at least "
+                f"{closer_floor:g} of its outputs are closer to the target than to the source; among the rows that "
+                f"convert and keep the words ({rule}); none doing both: the converting row with the lowest PER")
+    else:
+        rule = f"hparams/experiments/choose_conversion.yaml ({rule})"
+    lines += ["", f"Block: {conversion['block']}, {trials:.0f} trials. Chosen by the rule of {rule}: "
+              f"{chosen or 'no row converts'}."]
     return "\n".join(lines) + "\n", chosen
 
 
@@ -143,14 +170,16 @@ def main(argv=None):
                         "same trials (same seed and split) whose rows are chosen among together")
     parser.add_argument("--model", default="f-DNF", help="the display name of the converter's model")
     parser.add_argument("--out", help="also write the table to this file")
+    parser.add_argument("--closer-floor", type=float, default=0.0,
+                        help="the share closer to the target below which a row does not convert (0: no floor)")
     parser.add_argument("--resynthesis", action="store_true",
                         help="WORLD against the gain path (hparams/experiments/choose_world.yaml's rule)")
     args = parser.parse_args(argv)
     results = None
     for path in args.results:
         run = json.loads(Path(path).read_text())
-        if run["conversion"]["block"] != "training speakers":
-            sys.exit(f"{path}: the choice reads the valid split's training-speaker block, got "
+        if run["conversion"]["block"] not in ("training speakers", "valid speakers"):
+            sys.exit(f"{path}: the choice reads a valid-split block (training or valid speakers), got "
                      f"{run['conversion']['block']!r} (never choose on the test speakers)")
         if results is None:
             results = run
@@ -159,7 +188,7 @@ def main(argv=None):
             sys.exit(f"{path}: not the trials of {args.results[0]} (its seeds or number of trials differ)")
         for row, values in run["conversion"]["rows"].items():
             results["conversion"]["rows"].setdefault(row, values)  # the framing rows: the first run's
-    text = resynthesis_table(results) if args.resynthesis else choice_table(results, args.model)[0]
+    text = resynthesis_table(results) if args.resynthesis else choice_table(results, args.model, args.closer_floor)[0]
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -248,7 +248,19 @@ def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
         choose.COPY: row(0.0, 5.0), "f-DNF select (context 1, gated, tagger)": row(0.70, 19.0)}}}))
     choose.main([str(path), str(more), "--out", str(out)])
     assert "| **f-DNF select (context 1, gated, tagger) (chosen)** | 0.700 |" in out.read_text()
-    more.write_text(json.dumps({"seeds": [1], "conversion": {"block": "training speakers", "rows": rows}}))
+    # with a floor on the share closer to the target: a row under it does not convert and is never chosen
+    rows["f-DNF cells (shrink 5, tagger)"]["closer_to_target"] = 0.6
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
+    choose.main([str(path), "--closer-floor", "0.75", "--out", str(out)])
+    text = out.read_text()
+    assert "| **f-DNF knn (k 4, gated, tagger) (chosen)** | 0.600 |" in text and "| no | no |" not in text
+    assert next(line for line in text.splitlines() if "cells (shrink 5, tagger)" in line).endswith("| yes | no |")
+    for other in ("f-DNF knn (k 4, gated, tagger)", "f-DNF cells (shrink 5, model's phones)"):
+        rows[other]["closer_to_target"] = 0.5  # none converts and keeps the words: the converting row with fewest errors
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
+    choose.main([str(path), "--closer-floor", "0.75", "--out", str(out)])
+    assert "| **f-DNF select (gated, tagger) (chosen)** |" in out.read_text()
+    more.write_text(json.dumps({"seeds": [1], "conversion": {"block": "valid speakers", "rows": rows}}))
     with pytest.raises(SystemExit, match="not the trials of"):
         choose.main([str(path), str(more)])
     path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "test speakers", "rows": rows}}))

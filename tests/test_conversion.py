@@ -59,6 +59,21 @@ def test_training_speakers_are_converted_from_held_out_readings_and_enrolled_fro
         assert not {e["wav"] for e in item.references} & {e["wav"] for e in item.enrolment}
 
 
+def test_valid_speakers_are_a_block_of_their_own_and_need_the_valid_split():
+    test = fake_entries()
+    apart = {f"{key}_v": dict(entry, wav=entry["wav"] + ".v", speaker=entry["speaker"] + "V") for key, entry in test.items()}
+    blocks = conversion.build_blocks({"test": test, "valid speakers": apart}, 8, seed=1, names=["valid speakers"])
+    assert [block.name for block in blocks] == ["valid speakers"] and not blocks[0].by_name
+    trials = blocks[0].trials
+    assert trials and all(t.source["wav"].endswith(".v") and t.target.endswith("V") for t in trials)
+    for values, problem in (({"scored_split": "valid"}, "needs conversion_valid_speakers"),
+                            ({"conversion_valid_speakers": "prepared_apart"}, "scored_split: valid")):
+        with pytest.raises(ValueError, match=problem):
+            EvaluationConfig.from_dict({"output_root": "", "models": {}, "conversion_blocks": ["valid speakers"], **values})
+    EvaluationConfig.from_dict({"output_root": "", "models": {}, "conversion_blocks": ["valid speakers"],
+                                "scored_split": "valid", "conversion_valid_speakers": "prepared_apart"})
+
+
 def test_world_rows_come_once_per_f0_tracker_and_unknown_trackers_are_refused():
     from unittest import mock
 

@@ -13,7 +13,7 @@ from speechbrain_fdnf.factors import PAPER_FACTORS
 from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS
 
 #: The conversion section's blocks of trials, in the report's order (:mod:`~speechbrain_fdnf.evaluation.conversion`).
-CONVERSION_BLOCKS = ("test speakers", "training speakers")
+CONVERSION_BLOCKS = ("test speakers", "training speakers", "valid speakers")
 
 #: Reference utterances of each target the converter gets in every block of trials.
 CONVERSION_REFERENCES = 3
@@ -76,6 +76,11 @@ class EvaluationConfig:
     conversion_utterances: int = 0
     conversion_model: str = "f-DNF"
     conversion_blocks: List[str] = field(default_factory=lambda: ["test speakers", "training speakers"])
+    # a prepared folder whose test split holds speakers the models never saw and the test block never uses (an
+    # embedded corpus synthesized with another seed): with scored_split valid, the block "valid speakers"
+    # converts between them any to any, as the test block does between the test speakers (choosing settings
+    # on unseen voices without reading the test speakers)
+    conversion_valid_speakers: str = ""
     # the registered manipulations that get rows (empty: all of them)
     conversion_manipulations: List[str] = field(default_factory=list)
     conversion_candidates: int = 8
@@ -146,6 +151,9 @@ class EvaluationConfig:
         if set(self.conversion_blocks) - set(CONVERSION_BLOCKS):
             raise ValueError(f"conversion_blocks: unknown block(s) "
                              f"{sorted(set(self.conversion_blocks) - set(CONVERSION_BLOCKS))}; known: {list(CONVERSION_BLOCKS)}")
+        if "valid speakers" in self.conversion_blocks and not (self.conversion_valid_speakers and self.scored_split == "valid"):
+            raise ValueError("conversion_blocks: the block 'valid speakers' needs conversion_valid_speakers (a prepared "
+                             "folder of speakers apart from training and test) and scored_split: valid")
         if any(not 1 <= count < CONVERSION_REFERENCES for count in self.conversion_reference_counts):
             raise ValueError(f"conversion_reference_counts: each at least 1 and below the blocks' {CONVERSION_REFERENCES} "
                              f"reference utterances, got {self.conversion_reference_counts}")

@@ -16,7 +16,7 @@ every converted utterance is judged by
 * with ``conversion_quality``, DNSMOS's overall quality (:class:`~speechbrain_fdnf.evaluation.judges.QualityJudge`),
   read against the copy-synthesis and real-reading rows.
 
-Two blocks of trials, each speaker's utterances split (seeded) into three disjoint lists:
+Blocks of trials, each speaker's utterances split (seeded) into three disjoint lists:
 ``references`` (the converter's audio of the target), ``enrolment`` (the judge's) and
 ``readings`` (converted as sources, judged as the real target's readings):
 
@@ -24,7 +24,10 @@ Two blocks of trials, each speaker's utterances split (seeded) into three disjoi
   its references only (3 / 3 / the rest of each speaker's test utterances);
 * ``training speakers``: held-out (or valid) utterances converted to another training speaker,
   the target given by name to the shift and by 3 of its training utterances to matching;
-  2 other training utterances enrol it with the judge.
+  2 other training utterances enrol it with the judge;
+* ``valid speakers``: as the test block, between the test speakers of a corpus prepared apart
+  (``conversion_valid_speakers``; an embedded corpus synthesized with another seed), scored only
+  with the valid split: settings are chosen on voices no model saw without reading the test speakers.
 
 Rows that frame the numbers: copy-synthesis (the gain path with no change, and frame selection
 from the source's own references), the real target's readings, and the frame-perfect rows
@@ -202,19 +205,24 @@ def draw_trials(material, count, seed):
 
 def build_blocks(utterances, count, seed, names=BLOCKS, enrolment_speech=None):
     """The blocks of ``names`` (:data:`BLOCKS`) that the prepared ``utterances`` allow: ``test`` entries give the
-    test block, ``train`` with ``heldout`` (the scored split) the training block.
+    test block, ``train`` with ``heldout`` (the scored split) the training block, ``valid speakers`` entries
+    (speakers apart from training and test, for choosing settings) the valid speakers' block.
 
     ``enrolment_speech`` (a function of a speaker's reference entries, returning ``None`` when they are
     enough to convert to, else why not) leaves out, before any trial is drawn, the speakers the converter
     would refuse as targets; they are counted in each block's ``skipped`` (speaker -> why).
     """
+    def unseen_speakers(entries):  # any to any between speakers no model saw
+        material = split_material(entries, seed)
+        return {speaker: item for speaker, item in material.items() if item.readings and item.enrolment}
+
     blocks = []
     if utterances.get("test"):
-        material = split_material(utterances["test"], seed)
-        material = {speaker: item for speaker, item in material.items() if item.readings and item.enrolment}
-        blocks.append(Block(BLOCKS[0], material))
+        blocks.append(Block(BLOCKS[0], unseen_speakers(utterances["test"])))
     if utterances.get("train") and utterances.get("heldout"):
         blocks.append(Block(BLOCKS[1], training_material(utterances["train"], utterances["heldout"], seed), by_name=True))
+    if utterances.get("valid speakers"):
+        blocks.append(Block(BLOCKS[2], unseen_speakers(utterances["valid speakers"])))
     blocks = [block for block in blocks if block.name in names]
     for block in blocks:
         if enrolment_speech is not None:
