@@ -160,8 +160,8 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     names = [conversion.row_name("f-DNF", manipulations.build(name, **options))
              for name, rows in variants.items() for options in rows]
     assert len(names) == len(set(names))  # one row per variant
-    assert "f-DNF cells (shrink 2, phone subspace kept)" in names and "f-DNF cells (shrink 5, phone subspace kept)" in names
-    assert "f-DNF cells (shrink 2, whole latent)" in names  # the first variant's twin
+    assert "f-DNF cells (shrink 2, whole latent)" in names and "f-DNF cells (shrink 5, whole latent)" in names
+    assert "f-DNF cells (shrink 2, phone subspace kept)" in names  # the first variant's twin
     assert "f-DNF knn (k 4, gated)" in names and "f-DNF knn (k 4, ungated)" in names
     assert "f-DNF shift (deviation 0)" in names
     only = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["select"], "conversion_context": [0, 2]})
@@ -176,7 +176,7 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     tagged = [conversion.row_name("f-DNF", manipulations.build(name, **options), tagger=True)
               for name, rows in conversion.manipulation_variants(config, tagger=True).items() for options in rows]
     assert len(tagged) == len(names) + 3 and len(tagged) == len(set(tagged))
-    assert {"f-DNF cells (shrink 2, model's phones, phone subspace kept)", "f-DNF cells (shrink 2, tagger, phone subspace kept)",
+    assert {"f-DNF cells (shrink 2, model's phones, whole latent)", "f-DNF cells (shrink 2, tagger, whole latent)",
             "f-DNF knn (k 4, gated, tagger)",
             "f-DNF knn (k 4, gated, model's phones)", "f-DNF knn (k 4, ungated)"} <= set(tagged)
 
