@@ -74,6 +74,27 @@ def test_valid_speakers_are_a_block_of_their_own_and_need_the_valid_split():
                                 "scored_split": "valid", "conversion_valid_speakers": "prepared_apart"})
 
 
+def test_valid_speakers_apart_from_the_corpus_are_read_and_the_corpus_own_are_refused(tmp_path):
+    from speechbrain_fdnf.files import write_json_atomic
+
+    test = fake_entries()
+    apart = {f"{key}_v": dict(entry, wav=entry["wav"] + ".v", speaker=entry["speaker"] + "V") for key, entry in test.items()}
+    write_json_atomic(tmp_path / "test.json", apart)
+    assert conversion.valid_speaker_entries(tmp_path, test) == apart
+    write_json_atomic(tmp_path / "test.json", test)  # the corpus's own test speakers: never chosen on
+    with pytest.raises(ValueError, match="the corpus's own"):
+        conversion.valid_speaker_entries(tmp_path, {}, test)
+    renamed = {key: dict(entry, speaker=entry["speaker"] + "V") for key, entry in test.items()}  # same recordings
+    write_json_atomic(tmp_path / "test.json", renamed)
+    with pytest.raises(ValueError, match="the corpus's own"):
+        conversion.valid_speaker_entries(tmp_path, test)
+    same_names = {key: dict(entry, wav=entry["wav"] + ".v") for key, entry in test.items()}  # other voices, same names
+    write_json_atomic(tmp_path / "test.json", same_names)
+    assert conversion.valid_speaker_entries(tmp_path, test) == same_names
+    with pytest.raises(FileNotFoundError, match="timit_prepare.py"):
+        conversion.valid_speaker_entries(tmp_path / "missing")
+
+
 def test_world_rows_come_once_per_f0_tracker_and_unknown_trackers_are_refused():
     from unittest import mock
 

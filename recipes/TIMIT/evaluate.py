@@ -22,7 +22,7 @@ from pathlib import Path
 import speechbrain as sb
 
 from speechbrain_fdnf.evaluation import EvaluationConfig, aggregate, evaluate_models, markdown, tsne_grid
-from speechbrain_fdnf.evaluation.conversion import contract_rows
+from speechbrain_fdnf.evaluation.conversion import contract_rows, valid_speaker_entries
 from speechbrain_fdnf.evaluation.sections import chosen_sections
 from speechbrain_fdnf.export import read_nll
 from speechbrain_fdnf.files import read_prepared_split, write_json_atomic
@@ -128,7 +128,8 @@ def evaluate_seed(config, seed):
     if scored == "heldout":  # any-to-any conversion between the test speakers (never to choose settings)
         utterances["test"] = read_prepared_split(first["prep_folder"], "test")
     elif config.conversion_valid_speakers:  # unseen voices to choose settings on (EvaluationConfig.check)
-        utterances["valid speakers"] = read_prepared_split(config.conversion_valid_speakers, "test")
+        utterances["valid speakers"] = valid_speaker_entries(config.conversion_valid_speakers, prepared["train"],
+                                                             read_prepared_split(first["prep_folder"], "test"))
     return evaluate_models(models, encoders, frames, config, seed, utterances, beyond_paper(config))
 
 

@@ -59,7 +59,7 @@ from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
 from speechbrain_fdnf.evaluation.judges import JUDGE_EXTRA, PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.evaluation.listening import record_example, write_page
-from speechbrain_fdnf.files import hop_samples
+from speechbrain_fdnf.files import hop_samples, prepared_split_path, read_prepared_split
 from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, FAR_REGISTER_SEMITONES, LogF0Statistics, world_resynthesis
 from speechbrain_fdnf.validation import InputError, InputWarning
 
@@ -201,6 +201,39 @@ def draw_trials(material, count, seed):
         target = rng.choice(preferred)
         trials.append(Trial(source, target, parallel[target], target_gender=gender[target]))
     return trials
+
+
+def valid_speaker_entries(folder, *corpus_splits):
+    """The entries of the ``test`` split of ``folder`` (``conversion_valid_speakers``): speakers to choose settings
+    on. A missing folder is an error saying how to make one; one that shares a recording with ``corpus_splits``
+    (the corpus's own prepared splits: the test speakers above all) is refused, so that no setting is ever
+    chosen on the test speakers by way of this block. A speaker's name the corpus also has is only warned
+    about: corpora synthesized with other seeds draw names from the same pool for other voices.
+
+    Example
+    -------
+    >>> valid_speaker_entries(getfixture("tmp_path"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: conversion_valid_speakers: ... has no test.json; make speakers apart ...
+    """
+    if not prepared_split_path(folder, "test").exists():
+        raise FileNotFoundError(
+            f"conversion_valid_speakers: {folder} has no test.json; make speakers apart from the training and test "
+            f"speakers, e.g. python -m speechbrain_fdnf.corpus.synthesize <corpus> --seed 4321 --train-speakers 7 "
+            f"--test-speakers 24, then python recipes/TIMIT/timit_prepare.py <corpus> {folder}")
+    entries = read_prepared_split(folder, "test")
+    wavs = {Path(entry["wav"]).resolve() for split in corpus_splits for entry in split.values()}
+    shared = sorted({entry["speaker"] for entry in entries.values() if Path(entry["wav"]).resolve() in wavs})
+    if shared:
+        raise ValueError(f"conversion_valid_speakers: {folder}'s test speakers {shared[:5]} are the corpus's own "
+                         "(training or test) recordings: choose settings on speakers apart from both")
+    names = {entry["speaker"] for split in corpus_splits for entry in split.values()}
+    same_names = sorted({entry["speaker"] for entry in entries.values()} & names)
+    if same_names:
+        logger.warning("conversion_valid_speakers: %s has speakers named as the corpus's own (%s), with other "
+                       "recordings: taken as other voices", folder, ", ".join(same_names[:5]))
+    return entries
 
 
 def build_blocks(utterances, count, seed, names=BLOCKS, enrolment_speech=None):
