@@ -64,6 +64,9 @@ def test_valid_speakers_are_a_block_of_their_own_and_need_the_valid_split():
     apart = {f"{key}_v": dict(entry, wav=entry["wav"] + ".v", speaker=entry["speaker"] + "V") for key, entry in test.items()}
     blocks = conversion.build_blocks({"test": test, "valid speakers": apart}, 8, seed=1, names=["valid speakers"])
     assert [block.name for block in blocks] == ["valid speakers"] and not blocks[0].by_name
+    longer = {f"{key}_{copy}": dict(entry, wav=f"{entry['wav']}.{copy}") for key, entry in apart.items() for copy in (1, 2)}
+    (wide,) = conversion.build_blocks({"valid speakers": longer}, 8, seed=1, names=["valid speakers"], references=6)
+    assert {len(item.references) for item in wide.material.values()} == {6}  # 16 utterances a speaker: 6 / 3 / 7
     trials = blocks[0].trials
     assert trials and all(t.source["wav"].endswith(".v") and t.target.endswith("V") for t in trials)
     for values, problem in (({"scored_split": "valid"}, "needs conversion_valid_speakers"),

@@ -88,8 +88,11 @@ class EvaluationConfig:
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
     conversion_context: List[float] = field(default_factory=lambda: [0.0])
     conversion_f0: bool = True
+    # reference utterances of each target the converter gets (a speaker needs twice as many besides one
+    # reading: the test speakers' 8 utterances give 3 at most)
+    conversion_references: int = CONVERSION_REFERENCES
     # rows of each manipulation with audio of the target given only this many of its reference utterances
-    # (fewer than the blocks' CONVERSION_REFERENCES: how much audio of the target each needs)
+    # (fewer than conversion_references: how much audio of the target each needs)
     conversion_reference_counts: List[int] = field(default_factory=list)
     # ways of making audio beside the gain path: "world" adds WORLD's copy-synthesis and the default through
     # WORLD (F0 moved to the target's register; the world extra, pyworld); "world_voiced" the same with WORLD
@@ -154,8 +157,10 @@ class EvaluationConfig:
         if "valid speakers" in self.conversion_blocks and not (self.conversion_valid_speakers and self.scored_split == "valid"):
             raise ValueError("conversion_blocks: the block 'valid speakers' needs conversion_valid_speakers (a prepared "
                              "folder of speakers apart from training and test) and scored_split: valid")
-        if any(not 1 <= count < CONVERSION_REFERENCES for count in self.conversion_reference_counts):
-            raise ValueError(f"conversion_reference_counts: each at least 1 and below the blocks' {CONVERSION_REFERENCES} "
+        if self.conversion_references < 1:
+            raise ValueError(f"conversion_references must be at least 1, got {self.conversion_references}")
+        if any(not 1 <= count < self.conversion_references for count in self.conversion_reference_counts):
+            raise ValueError(f"conversion_reference_counts: each at least 1 and below the blocks' {self.conversion_references} "
                              f"reference utterances, got {self.conversion_reference_counts}")
         unknown = set(self.knn_gates) - set(GATES)
         if unknown:

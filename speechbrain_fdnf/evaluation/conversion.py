@@ -236,24 +236,26 @@ def valid_speaker_entries(folder, *corpus_splits):
     return entries
 
 
-def build_blocks(utterances, count, seed, names=BLOCKS, enrolment_speech=None):
+def build_blocks(utterances, count, seed, names=BLOCKS, enrolment_speech=None, references=REFERENCES):
     """The blocks of ``names`` (:data:`BLOCKS`) that the prepared ``utterances`` allow: ``test`` entries give the
     test block, ``train`` with ``heldout`` (the scored split) the training block, ``valid speakers`` entries
     (speakers apart from training and test, for choosing settings) the valid speakers' block.
 
     ``enrolment_speech`` (a function of a speaker's reference entries, returning ``None`` when they are
     enough to convert to, else why not) leaves out, before any trial is drawn, the speakers the converter
-    would refuse as targets; they are counted in each block's ``skipped`` (speaker -> why).
+    would refuse as targets; they are counted in each block's ``skipped`` (speaker -> why). ``references``:
+    utterances of each target for the converter (fewer where a speaker has too few, :func:`split_material`).
     """
     def unseen_speakers(entries):  # any to any between speakers no model saw
-        material = split_material(entries, seed)
+        material = split_material(entries, seed, references)
         return {speaker: item for speaker, item in material.items() if item.readings and item.enrolment}
 
     blocks = []
     if utterances.get("test"):
         blocks.append(Block(BLOCKS[0], unseen_speakers(utterances["test"])))
     if utterances.get("train") and utterances.get("heldout"):
-        blocks.append(Block(BLOCKS[1], training_material(utterances["train"], utterances["heldout"], seed), by_name=True))
+        blocks.append(Block(BLOCKS[1], training_material(utterances["train"], utterances["heldout"], seed, references),
+                            by_name=True))
     if utterances.get("valid speakers"):
         blocks.append(Block(BLOCKS[2], unseen_speakers(utterances["valid speakers"])))
     blocks = [block for block in blocks if block.name in names]
@@ -369,7 +371,7 @@ class Converters:
                                references=self.references(trial.target)[:references], manipulation=manipulation,
                                **world)
             except InputError as error:
-                if references is None:  # the blocks enrol only speakers with enough speech in all 3
+                if references is None:  # the blocks enrol only speakers with enough speech in all their references
                     raise
                 logger.info("Conversion: no output with %d reference(s) of %s: %s", references, trial.target, error)
                 return None
@@ -674,7 +676,7 @@ def conversion_rows(models, main, converters, config):
                     else converters.with_audio(manipulation)
             if options is variants[0] and manipulation.needs_references:  # how much audio of the target it needs
                 for count in config.conversion_reference_counts:
-                    rows[f"{row}, {count} of the {REFERENCES} reference utterances"] = \
+                    rows[f"{row}, {count} of the {config.conversion_references} reference utterances"] = \
                         converters.with_audio(manipulation, references=count)
     return rows
 
@@ -698,6 +700,7 @@ def evaluate_conversion(models, utterances, config, seed):
     judges = load_judges(config, factorizer)
     results = {"blocks": {}}
     blocks = build_blocks(utterances, config.conversion_utterances, seed, config.conversion_blocks,
+                          references=config.conversion_references,
                           enrolment_speech=enrolment_problem(factorizer))
     if not blocks:  # e.g. only the test speakers asked for, while the valid split is scored (no test data then)
         logger.warning("Conversion: none of the blocks %s has trials with these data (scored split: %s)",
