@@ -127,7 +127,7 @@ def evaluate_seed(config, seed):
                   "references": {k: v for split in prepared.values() for k, v in split.items()}}
     if scored == "heldout":  # any-to-any conversion between the test speakers (never to choose settings)
         utterances["test"] = read_prepared_split(first["prep_folder"], "test")
-    elif config.conversion_valid_speakers:  # unseen voices to choose settings on (EvaluationConfig.check)
+    elif "valid speakers" in config.conversion_blocks:  # unseen voices to choose settings on (EvaluationConfig.check)
         utterances["valid speakers"] = valid_speaker_entries(config.conversion_valid_speakers, prepared["train"],
                                                              read_prepared_split(first["prep_folder"], "test"))
     return evaluate_models(models, encoders, frames, config, seed, utterances, beyond_paper(config))
