@@ -49,8 +49,9 @@ def choose(rows, model, closer_floor=0.0):
 
     A row converts when its share closer to the target is at least ``closer_floor`` (0: every row, the rule
     before the floor). Among the rows that convert and keep the words, the highest verified share (ties
-    within :data:`TIE` to the lower PER); when none does both, the converting row with the fewest phone
-    errors; ``None`` when no row converts.
+    within :data:`TIE` to the lower PER). When none does both: with a floor, the converting row with the
+    fewest phone errors (``None`` when no row converts); without one, ``None`` (the earlier rule: the
+    default stays when no row keeps the words).
 
     Example
     -------
@@ -59,6 +60,9 @@ def choose(rows, model, closer_floor=0.0):
     ...         "verified_as_target": 0.5, "closer_to_target": 0.9}}
     >>> choose(rows, "f-DNF")[0], choose(rows, "f-DNF", closer_floor=0.75)[0]
     ('f-DNF cells', 'f-DNF knn')
+    >>> rows["f-DNF cells"]["per_recognizer"] = 30.0  # no row keeps the words: only the floor's rule falls back
+    >>> choose(rows, "f-DNF")[0], choose(rows, "f-DNF", closer_floor=0.75)[0]
+    (None, 'f-DNF knn')
     """
     limit = rows[COPY]["per_recognizer"] + PER_MARGIN
     pool = candidates(rows, model)
@@ -66,7 +70,7 @@ def choose(rows, model, closer_floor=0.0):
     converts = {row: values["closer_to_target"] >= closer_floor for row, values in pool.items()}
     eligible = [row for row in pool if keeps[row] and converts[row]]
     if not eligible:
-        moving = [row for row in pool if converts[row]]
+        moving = [row for row in pool if converts[row]] if closer_floor > 0 else []
         return (min(moving, key=lambda row: pool[row]["per_recognizer"]) if moving else None), keeps, converts
     best = max(pool[row]["verified_as_target"] for row in eligible)
     tied = [row for row in eligible if pool[row]["verified_as_target"] >= best - TIE]
@@ -114,7 +118,7 @@ def choice_table(results, model="f-DNF", closer_floor=0.0):
     else:
         rule = f"hparams/experiments/choose_conversion.yaml ({rule})"
     lines += ["", f"Block: {conversion['block']}, {trials:.0f} trials. Chosen by the rule of {rule}: "
-              f"{chosen or 'no row converts'}."]
+              f"{chosen or ('no row converts' if floor else 'none keeps the words')}."]
     return "\n".join(lines) + "\n", chosen
 
 

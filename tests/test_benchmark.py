@@ -248,6 +248,12 @@ def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
         choose.COPY: row(0.0, 5.0), "f-DNF select (context 1, gated, tagger)": row(0.70, 19.0)}}}))
     choose.main([str(path), str(more), "--out", str(out)])
     assert "| **f-DNF select (context 1, gated, tagger) (chosen)** | 0.700 |" in out.read_text()
+    # without a floor, a run where no row keeps the words chooses nothing (the default stays)
+    lost = {row: dict(values, per_recognizer=values["per_recognizer"] + 40.0) if row != choose.COPY else values
+            for row, values in rows.items()}
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "training speakers", "rows": lost}}))
+    choose.main([str(path), "--out", str(out)])
+    assert "none keeps the words" in out.read_text() and "(chosen)" not in out.read_text()
     # with a floor on the share closer to the target: a row under it does not convert and is never chosen
     rows["f-DNF cells (shrink 5, tagger)"]["closer_to_target"] = 0.6
     path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
