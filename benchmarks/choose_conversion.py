@@ -37,14 +37,21 @@ PER_MARGIN, TIE = 15.0, 0.025
 WORLD_COPY_MARGIN, WORLD_DEFAULT_MARGIN = 2.0, 5.0
 
 
-def candidates(rows, model):
-    """The rows of ``model``'s manipulations that work from audio of the target, in the report's order."""
+#: ``--phones``: the words a row's name holds when it reads the phones the folder cannot serve (``tagger``: a folder
+#: with a contextual tagger never reads the model's own phones where it could read the tagger's, and the reverse).
+OTHER_PHONES = {"tagger": "model's phones", "model": "tagger"}
+
+
+def candidates(rows, model, phones=None):
+    """The rows of ``model``'s manipulations that work from audio of the target, in the report's order; with
+    ``phones`` (``tagger`` or ``model``), only those a model folder with (without) a tagger runs."""
     names = [name for name, cls in REGISTRY.items() if cls.needs_references]
     return {row: values for row, values in rows.items()
-            if any(row == f"{model} {name}" or row.startswith(f"{model} {name} (") for name in names)}
+            if any(row == f"{model} {name}" or row.startswith(f"{model} {name} (") for name in names)
+            and not (phones and OTHER_PHONES[phones] in row.split(" (", 1)[-1])}
 
 
-def choose(rows, model, closer_floor=0.0):
+def choose(rows, model, closer_floor=0.0, phones=None):
     """``(chosen row or None, {row: keeps the words}, {row: converts})`` by the rule.
 
     A row converts when its share closer to the target is at least ``closer_floor`` (0: every row, the rule
@@ -65,7 +72,7 @@ def choose(rows, model, closer_floor=0.0):
     (None, 'f-DNF knn')
     """
     limit = rows[COPY]["per_recognizer"] + PER_MARGIN
-    pool = candidates(rows, model)
+    pool = candidates(rows, model, phones)
     keeps = {row: values["per_recognizer"] <= limit for row, values in pool.items()}
     converts = {row: values["closer_to_target"] >= closer_floor for row, values in pool.items()}
     eligible = [row for row in pool if keeps[row] and converts[row]]
@@ -95,16 +102,17 @@ def row_cells(values):
             f"{values['per_recognizer']:.1f} | {values.get('f0_gap_semitones', float('nan')):.1f} | {dnsmos}")
 
 
-def choice_table(results, model="f-DNF", closer_floor=0.0):
-    """Markdown: copy-synthesis, then every candidate row; the chosen one in bold."""
+def choice_table(results, model="f-DNF", closer_floor=0.0, phones=None):
+    """Markdown: copy-synthesis, then every candidate row (of a folder with or without a tagger: ``phones``); the
+    chosen one in bold."""
     conversion = results["conversion"]
     rows = conversion["rows"]
-    chosen, keeps, converts = choose(rows, model, closer_floor)
+    chosen, keeps, converts = choose(rows, model, closer_floor, phones)
     floor = closer_floor > 0
     lines = [f"{COLUMNS} keeps the words |" + (" converts |" if floor else ""),
              "|---|---|---|---|---|---|---|---|" + ("---|" if floor else ""),
              f"| {COPY} | {row_cells(rows[COPY])} | |" + (" |" if floor else "")]
-    for row in candidates(rows, model):
+    for row in candidates(rows, model, phones):
         label = f"**{row} (chosen)**" if row == chosen else row
         lines.append(f"| {label} | {row_cells(rows[row])} | {'yes' if keeps[row] else 'no'} |"
                      + (f" {'yes' if converts[row] else 'no'} |" if floor else ""))
@@ -117,7 +125,9 @@ def choice_table(results, model="f-DNF", closer_floor=0.0):
                 f"convert and keep the words ({rule}); none doing both: the converting row with the lowest PER")
     else:
         rule = f"hparams/experiments/choose_conversion.yaml ({rule})"
-    lines += ["", f"Block: {conversion['block']}, {trials:.0f} trials. Chosen by the rule of {rule}: "
+    among = {"tagger": " Among the rows a model folder with a contextual tagger runs (none reads the model's own phones).",
+             "model": " Among the rows a model folder without a tagger runs (none reads the tagger's phones)."}
+    lines += ["", f"Block: {conversion['block']}, {trials:.0f} trials.{among.get(phones, '')} Chosen by the rule of {rule}: "
               f"{chosen or ('no row converts' if floor else 'none keeps the words')}."]
     return "\n".join(lines) + "\n", chosen
 
@@ -176,6 +186,8 @@ def main(argv=None):
     parser.add_argument("--out", help="also write the table to this file")
     parser.add_argument("--closer-floor", type=float, default=0.0,
                         help="the share closer to the target below which a row does not convert (0: no floor)")
+    parser.add_argument("--phones", choices=sorted(OTHER_PHONES),
+                        help="choose among the rows a model folder with a tagger runs (tagger) or without one (model)")
     parser.add_argument("--resynthesis", action="store_true",
                         help="WORLD against the gain path (hparams/experiments/choose_world.yaml's rule)")
     args = parser.parse_args(argv)
@@ -192,7 +204,10 @@ def main(argv=None):
             sys.exit(f"{path}: not the trials of {args.results[0]} (its seeds or number of trials differ)")
         for row, values in run["conversion"]["rows"].items():
             results["conversion"]["rows"].setdefault(row, values)  # the framing rows: the first run's
-    text = resynthesis_table(results) if args.resynthesis else choice_table(results, args.model, args.closer_floor)[0]
+    if args.resynthesis:
+        text = resynthesis_table(results)
+    else:
+        text = choice_table(results, args.model, args.closer_floor, args.phones)[0]
     print(text)
     if args.out:
         Path(args.out).write_text(text)

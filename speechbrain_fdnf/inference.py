@@ -49,6 +49,7 @@ from speechbrain_fdnf.matching import (
     context_mismatch,
     continuous_selection,
     gated_distances,
+    segment_selection,
     utterance_starts,
 )
 from speechbrain_fdnf.pitch import REGISTERS_FILE, F0Registers
@@ -627,6 +628,42 @@ class SpeechFactorizer(Pretrained):
             distances = distances + context * unit * mismatch.to(distances.device)
         chosen = continuous_selection(distances, successors, candidates, continuity).cpu()
         return space["pool"][chosen.to(space["pool"].device)] if features else chosen
+
+    @torch.no_grad()
+    def select_units(self, inputs, factor, references, join=1.0, neighbours=1.0, duration=1.0, smooth=1, decode=True,
+                     tagged=True):
+        """For every frame of ``inputs``, one real frame of ``references``, chosen a phone at a time: each run of
+        one kept class (a phone, as the gate of :meth:`match` infers it) takes one whole run of the same class
+        from the references, the nearest in the kept factors' subspaces over its three thirds and heard between
+        the same neighbours, stretched onto the run's length
+        (:func:`~speechbrain_fdnf.matching.segment_selection`). Where :meth:`select` may build a phone from
+        frames of several renditions, here every phone is one rendition of the target's.
+
+        Arguments
+        ---------
+        inputs
+            Path, waveform or ``(frames, dim)`` features of one utterance.
+        factor, references, smooth, decode, tagged
+            As :meth:`match` (always gated).
+        join : float
+            Cost of consecutive runs taken from places that do not follow each other in a reference.
+        neighbours : float
+            Cost of a run heard between other neighbouring phones (half of it for one).
+        duration : float
+            Cost per unit of ``|log(length ratio)|`` between a run and its rendition.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(frames,)`` indices into the reference frames, concatenated in the order of ``references``.
+        """
+        space = self._matching_space(inputs, factor, references, 1, True, smooth, decode, tagged)
+        if space["feats"].dim() != 2:
+            raise InferenceInputError(f"select_units takes one utterance, got features of shape {tuple(space['feats'].shape)}")
+        matcher, classes = space["matcher"], space["classes"]
+        return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
+                                 matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
+                                 space["lengths"], join=join, neighbours=neighbours, duration=duration)
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False):

@@ -2,17 +2,17 @@
 
 A manipulation changes the frames of one utterance toward a target: ``shift`` (the paper's class-mean
 shift), ``cells`` (per-phone differences estimated from audio of the target), ``knn`` (the mean of the
-nearest frames of the target's audio) and ``select`` (real frames of the target's audio, resynthesised
-from their own STFT). Each is a class whose constructor holds its options (declared once in
-``OPTIONS``, with their type, default and help) and whose :meth:`~Manipulation.frames` does the work
-through :class:`~speechbrain_fdnf.inference.SpeechFactorizer`. :data:`REGISTRY` lists them: the
+nearest frames of the target's audio), ``select`` (real frames of the target's audio, resynthesised
+from their own STFT) and ``units`` (as ``select``, a whole phone at a time). Each is a class whose
+constructor holds its options (declared once in ``OPTIONS``, with their type, default and help) and whose
+:meth:`~Manipulation.frames` does the work through :class:`~speechbrain_fdnf.inference.SpeechFactorizer`. :data:`REGISTRY` lists them: the
 command line's ``--manipulation`` choices and options, :func:`speechbrain_fdnf.convert.convert` and
 the evaluation's conversion rows are all built from it, so a new manipulation is one class here.
 
 Example
 -------
 >>> sorted(REGISTRY)
-['cells', 'knn', 'select', 'shift']
+['cells', 'knn', 'select', 'shift', 'units']
 >>> build("knn", k=8)
 Knn(k=8, gate=True, tagger=True)
 >>> build("knn", shrink=3.0)
@@ -37,7 +37,7 @@ DEFAULT_WITH_AUDIO = "cells"
 
 #: What the ``tagger`` option of the manipulations that read each frame's phone does.
 TAGGER_HELP = ("each frame's phone from the model folder's contextual tagger where it has one, else from the model's own "
-               "posteriors (knn, select: the gate's phone; cells: the phone weights of the per-phone differences)")
+               "posteriors (knn, select, units: the gate's phone; cells: the phone weights of the per-phone differences)")
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,29 @@ class Select(Manipulation):
         return factorizer.select(wav if self.own_audio else feats, factor, references, candidates=self.candidates,
                                  continuity=self.continuity, gate=self.gate, tagged=self.tagger, context=self.context,
                                  features=not self.own_audio)
+
+
+@register
+class Units(Manipulation):
+    """Real frames of the target's audio, a whole phone at a time: each phone of the source takes one rendition of
+    that phone by the target, stretched onto its length (:meth:`SpeechFactorizer.select_units`); their own STFT is
+    overlap-added."""
+
+    name = "units"
+    needs_references = True
+    resynthesis = "frames"
+    OPTIONS = {"join": Option(float, 1.0, "cost of two consecutive phones taken from places that do not follow each "
+                                          "other in the target's audio (the unit: the median nearest distance)"),
+               "neighbours": Option(float, 1.0, "cost of a rendition heard between other neighbouring phones"),
+               "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
+               "tagger": Option(bool, True, TAGGER_HELP)}
+
+    def check(self, factor, target, references):
+        Select.check(self, factor, target, references)
+
+    def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+        return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
+                                       duration=self.duration, tagged=self.tagger)
 
 
 def build(name, **options):

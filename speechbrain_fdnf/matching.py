@@ -167,6 +167,144 @@ def continuous_selection(distances, successors, candidates=8, continuity=1.0):
     return index[torch.arange(len(index), device=index.device), chosen]
 
 
+def segment_table(classes, starts):
+    """The segments of frames: runs of one class within one utterance, as ``(first frame, frame count, class,
+    whether the next segment follows it in the same utterance)``, four ``(segments,)`` tensors.
+
+    ``starts``: ``(n,)`` bool, True at each utterance's first frame (as :func:`neighbouring_classes`).
+
+    Example
+    -------
+    >>> first, count, label, followed = segment_table(torch.tensor([4, 4, 7, 2, 2]),
+    ...                                               torch.tensor([True, False, False, True, False]))
+    >>> first.tolist(), count.tolist(), label.tolist(), followed.tolist()
+    ([0, 2, 3], [2, 1, 2], [4, 7, 2], [True, False, False])
+    """
+    classes, starts = classes.long().cpu(), starts.cpu()
+    boundary = starts.clone()
+    boundary[1:] |= classes[1:] != classes[:-1]
+    first = torch.nonzero(boundary).flatten()
+    count = torch.diff(torch.cat([first, torch.tensor([len(classes)])]))
+    followed = torch.zeros(len(first), dtype=torch.bool)
+    followed[:-1] = ~starts[first[1:]]
+    return first, count, classes[first], followed
+
+
+def segment_summaries(points, first, count, parts=3):
+    """``(segments, parts * dim)``: each segment's mean point over its first, middle and last third (``parts``
+    stretches of equal length; a stretch too short to hold a frame takes the segment's mean), so that a
+    summary hears how a phone moves (a diphthong, a transition) and not only where it sits.
+
+    Example
+    -------
+    >>> points = torch.tensor([[0.0], [3.0], [6.0], [10.0]])
+    >>> segment_summaries(points, torch.tensor([0, 3]), torch.tensor([3, 1])).tolist()
+    [[0.0, 3.0, 6.0], [10.0, 10.0, 10.0]]
+    """
+    segment = torch.repeat_interleave(torch.arange(len(first)), count)
+    position = torch.arange(len(segment)) - first[segment]
+    stretch = segment * parts + position * parts // count[segment]
+    points = points.cpu()
+    sums = torch.zeros(len(first) * parts, points.shape[1], dtype=points.dtype).index_add_(0, stretch, points)
+    frames = torch.zeros(len(first) * parts, dtype=points.dtype).index_add_(0, stretch, torch.ones(len(points), dtype=points.dtype))
+    means = torch.zeros(len(first), points.shape[1], dtype=points.dtype).index_add_(0, segment, points) / count[:, None]
+    summaries = torch.where(frames[:, None] > 0, sums / frames.clamp_min(1)[:, None], means.repeat_interleave(parts, 0))
+    return summaries.reshape(len(first), -1)
+
+
+def segment_selection(query_points, query_classes, pool_points, pool_classes, pool_lengths, join=1.0,
+                      neighbours=1.0, duration=1.0):
+    """One pool frame per query frame, chosen a whole segment at a time (unit selection of phones).
+
+    The query (one utterance) and the pool (utterances of ``pool_lengths``, concatenated) are cut into
+    segments, runs of one class (:func:`segment_table`). Every query segment takes one pool segment of its own
+    class, heard whole: its frames are stretched or squeezed onto the query segment's length, so each phone of
+    the query is one real rendition of that phone from the pool, not a patchwork of frames from several. The
+    choice minimises, along the query, the distance between the segments' summaries (:func:`segment_summaries`,
+    divided by the median nearest distance so that the costs have no unit), plus ``neighbours`` times the share
+    of the two neighbouring classes that differ (:func:`context_mismatch`'s measure: a phone heard between the
+    same phones sounds as it should there), plus ``duration`` times ``|log(pool length / query length)|``, plus
+    ``join`` for every pair of consecutive query segments whose choices are not consecutive in one pool
+    utterance (where they are, the real transition between them is heard). A query segment whose class no pool
+    segment has takes, frame by frame, the nearest pool frames of any class
+    (:func:`continuous_selection`, ``join`` as its continuity).
+
+    Arguments
+    ---------
+    query_points, pool_points : torch.Tensor
+        ``(frames, dim)`` points of the matching space.
+    query_classes, pool_classes : torch.Tensor
+        ``(frames,)`` class of each frame (e.g. the tagger's phone).
+    pool_lengths : list of int
+        Frames of each pool utterance.
+    join, neighbours, duration : float
+        The costs above.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(query frames,)`` pool indices.
+
+    Example
+    -------
+    >>> # pool: one utterance "1 1 2 2" and one "2 2 2 2 3"; the query "1 1 1 2 2 2"
+    >>> pool_classes = torch.tensor([1, 1, 2, 2, 2, 2, 2, 2, 3])
+    >>> pool_points = torch.arange(9.0)[:, None]
+    >>> query = torch.tensor([1, 1, 1, 2, 2, 2])
+    >>> segment_selection(torch.zeros(6, 1), query, pool_points, pool_classes, [4, 5], neighbours=0.0).tolist()
+    [0, 1, 1, 2, 3, 3]
+    >>> # no join cost, far points: the 2s come from the second utterance's segment, nearer to 5
+    >>> segment_selection(torch.full((6, 1), 5.0), query, pool_points, pool_classes, [4, 5], join=0.0,
+    ...                   neighbours=0.0, duration=0.0).tolist()
+    [0, 1, 1, 4, 6, 7]
+    """
+    query_first, query_count, query_class, query_followed = segment_table(
+        query_classes, utterance_starts([len(query_classes)]))
+    pool_first, pool_count, pool_class, pool_followed = segment_table(pool_classes, utterance_starts(pool_lengths))
+    distances = torch.cdist(segment_summaries(query_points.float(), query_first, query_count),
+                            segment_summaries(pool_points.float(), pool_first, pool_count))
+    same = query_class[:, None] == pool_class[None, :]
+    distances = distances.masked_fill(~same, float("inf"))
+    nearest = distances.min(dim=1).values
+    finite = nearest[torch.isfinite(nearest)]
+    cost = distances / (finite.median().clamp_min(1e-8) if len(finite) else 1.0)
+    if neighbours:
+        before = lambda label, followed: torch.cat([torch.tensor([-1]), torch.where(followed[:-1], label[:-1], -1)])  # noqa: E731
+        after = lambda label, followed: torch.where(followed, torch.roll(label, -1), -1)  # noqa: E731
+        cost = cost + neighbours * ((before(query_class, query_followed)[:, None] != before(pool_class, pool_followed)[None, :]).float()
+                                    + (after(query_class, query_followed)[:, None] != after(pool_class, pool_followed)[None, :]).float()) / 2
+    if duration:
+        cost = cost + duration * (pool_count[None, :].float().log() - query_count[:, None].float().log()).abs()
+    covered = torch.isfinite(cost).any(dim=1)
+    # Viterbi over the pool segments: the step from segment i to i + 1 of the same utterance is free, any other
+    # costs join; a query segment no pool segment can serve breaks the chain (its frames are chosen apart)
+    score, back = torch.where(covered[0], cost[0], torch.zeros_like(cost[0])), []
+    for step in range(1, len(cost)):
+        jump = score.min() + join
+        onward = torch.cat([torch.tensor([float("inf")]), torch.where(pool_followed[:-1], score[:-1], float("inf"))])
+        if not (covered[step] and covered[step - 1]):
+            onward = torch.full_like(onward, float("inf"))
+        from_jump = jump <= onward
+        back.append(torch.where(from_jump, score.argmin(), torch.arange(len(score)) - 1))
+        score = torch.minimum(jump, onward) + (cost[step] if covered[step] else torch.zeros_like(score))
+    path = [int(score.argmin())]
+    for best in reversed(back):
+        path.append(int(best[path[-1]]))
+    path = path[::-1]
+    chosen = torch.empty(len(query_classes), dtype=torch.long)
+    for segment, pool_segment in enumerate(path):
+        start, frames = int(query_first[segment]), int(query_count[segment])
+        if covered[segment]:  # the pool segment stretched or squeezed onto the query segment's frames
+            position = ((torch.arange(frames) + 0.5) * pool_count[pool_segment] / frames).long()
+            chosen[start:start + frames] = pool_first[pool_segment] + position
+        else:
+            successors = ~torch.roll(utterance_starts(pool_lengths), -1)
+            chosen[start:start + frames] = continuous_selection(
+                torch.cdist(query_points[start:start + frames].float().cpu(), pool_points.float().cpu()), successors,
+                continuity=join).cpu()
+    return chosen
+
+
 class FrameMatcher:
     """kNN matching of frames in the subspaces of a factorial flow's kept factors.
 

@@ -266,6 +266,17 @@ def test_the_conversion_choice_keeps_the_words_first_then_the_voice(tmp_path):
     path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
     choose.main([str(path), "--closer-floor", "0.75", "--out", str(out)])
     assert "| **f-DNF select (gated, tagger) (chosen)** |" in out.read_text()
+    # a folder without a tagger never runs a row that reads it: among the others, the converting row with fewest errors
+    choose.main([str(path), "--closer-floor", "0.75", "--phones", "model", "--out", str(out)])
+    text = out.read_text()
+    assert "tagger)" not in text and "without a tagger" in text
+    assert "| **f-DNF cells (shrink 5, model's phones) (chosen)** |" not in text  # it does not convert (0.5)
+    rows["f-DNF cells (shrink 5, model's phones)"]["closer_to_target"] = 0.8
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
+    choose.main([str(path), "--closer-floor", "0.75", "--phones", "model", "--out", str(out)])
+    assert "| **f-DNF cells (shrink 5, model's phones) (chosen)** |" in out.read_text()
+    choose.main([str(path), "--closer-floor", "0.75", "--phones", "tagger", "--out", str(out)])
+    assert "model's phones" not in out.read_text().split("Block:")[0]
     more.write_text(json.dumps({"seeds": [1], "conversion": {"block": "valid speakers", "rows": rows}}))
     with pytest.raises(SystemExit, match="not the trials of"):
         choose.main([str(path), str(more)])

@@ -199,9 +199,10 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source
     tagged = [conversion.row_name("f-DNF", manipulations.build(name, **options), tagger=True)
               for name, rows in conversion.manipulation_variants(config, tagger=True).items() for options in rows]
-    assert len(tagged) == len(names) + 3 and len(tagged) == len(set(tagged))
+    assert len(tagged) == len(names) + 4 and len(tagged) == len(set(tagged))  # cells, knn, select, units
     assert {"f-DNF cells (shrink 2, model's phones, whole latent)", "f-DNF cells (shrink 2, tagger, whole latent)",
-            "f-DNF knn (k 4, gated, tagger)",
+            "f-DNF knn (k 4, gated, tagger)", "f-DNF units (join 1, neighbours 1, duration 1, tagger)",
+            "f-DNF units (join 1, neighbours 1, duration 1, model's phones)",
             "f-DNF knn (k 4, gated, model's phones)", "f-DNF knn (k 4, ungated)"} <= set(tagged)
 
     @manipulations.register

@@ -352,6 +352,45 @@ def test_select_with_a_context_cost_prefers_reference_frames_heard_between_the_s
     assert share[5.0] < share[0.0]  # more of the chosen frames were heard between the frame's own neighbours
 
 
+def test_units_with_the_input_as_its_own_reference_give_back_the_input(flow, utterance):
+    from speechbrain_fdnf.convert import convert
+
+    wav = flow.load_audio(utterance[0])
+    # each phone's nearest rendition of its own class, between the same neighbours and as long, is itself
+    chosen = flow.select_units(wav, "speaker", [wav])
+    assert torch.equal(chosen, torch.arange(len(chosen)))
+    rebuilt = convert(flow, wav, "speaker", references=[wav], manipulation="units")
+    assert rebuilt.shape == wav.shape and (rebuilt - wav).abs().max() < 1e-3
+
+
+def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
+    from speechbrain_fdnf.matching import segment_table, utterance_starts
+
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    space = flow._matching_space(utterance[0], "speaker", other, 1, True, 1, True)
+    query, pool = space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu()
+    chosen = flow.select_units(utterance[0], "speaker", other)
+    first, count, label, _ = segment_table(query, utterance_starts([len(query)]))
+    pool_first, pool_count, _, _ = segment_table(pool, utterance_starts(space["lengths"]))
+    rendition = torch.searchsorted(pool_first, chosen, right=True) - 1  # the pool segment of each chosen frame
+    whole = 0
+    for start, frames, phone in zip(first.tolist(), count.tolist(), label.tolist()):
+        picked = chosen[start:start + frames]
+        if (pool == phone).any():  # a phone the references have: one rendition of it, in its order
+            assert (pool[picked] == phone).all() and len(set(rendition[start:start + frames].tolist())) == 1
+            assert (picked[1:] >= picked[:-1]).all()
+            whole += 1
+    assert whole > len(first) // 2
+    # with no cost on lengths, a rendition may be far longer or shorter; with it, lengths come closer
+    ratio = {}
+    for duration in (0.0, 5.0):
+        picked = flow.select_units(utterance[0], "speaker", other, duration=duration)
+        taken = pool_count[torch.searchsorted(pool_first, picked, right=True) - 1].float()
+        ratio[duration] = float((taken.log() - count.repeat_interleave(count).float().log()).abs().mean())
+    assert ratio[5.0] < ratio[0.0]
+
+
 def test_select_as_features_hears_the_chosen_frames_through_the_gain_path(flow, trained, utterance):
     from speechbrain_fdnf.convert import convert
     from speechbrain_fdnf.manipulations import build
@@ -402,7 +441,7 @@ def test_the_command_offers_every_manipulation(flow, trained, utterance, tmp_pat
     outputs = {}
     from speechbrain_fdnf.convert import MANIPULATIONS
 
-    assert set(MANIPULATIONS) >= {"auto", "shift", "cells", "knn", "select"}
+    assert set(MANIPULATIONS) >= {"auto", "shift", "cells", "knn", "select", "units"}
     for manipulation in MANIPULATIONS:  # auto and every registered manipulation, with its default options
         out = tmp_path / f"{manipulation}.wav"
         assert convert_main(["--model", str(trained[0]), "--wav", str(utterance[0]), "--enrol", *other,
