@@ -4,11 +4,13 @@ How the frames change (``manipulation``) is one of the registered manipulations 
 :mod:`speechbrain_fdnf.manipulations` (``shift``, the paper's class-mean shift; ``cells``,
 per-phone differences from audio of the target; ``knn``, the mean of the target's nearest frames;
 ``select``, real frames of the target resynthesised from their own STFT, which carries the target's
-pitch, harmonics and fine envelope that 40 Mel bands lose); each one's options come with it.
+pitch, harmonics and fine envelope that 40 Mel bands lose; ``units``, the same a whole phone at a time);
+each one's options come with it.
 
-With ``auto`` (the default), :data:`DEFAULT_WITH_AUDIO` when audio of the target is given,
-else ``shift``. ``docs/RESULTS.md`` judges each of them with a speaker encoder and two phone
-recognizers. The model works on log-Mel frames, so the changed frames (all but ``select``'s)
+With ``auto`` (the default) and audio of the target: :data:`DEFAULT_WITH_TAGGER` where the model folder
+has a contextual phone tagger (and the factor is the speaker), else :data:`DEFAULT_WITH_AUDIO`; without
+it, ``shift``. ``docs/RESULTS.md`` judges each of them with a speaker encoder and two phone
+recognizers. The model works on log-Mel frames, so the changed frames (all but ``select``'s and ``units``')
 become audio in one of five ways (``method``), none needing a download:
 
 * ``gain`` (default): the difference between the manipulated and the original
@@ -69,11 +71,13 @@ from speechbrain_fdnf.pitch import (
 )
 from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO: named here before 0.6)
     DEFAULT_WITH_AUDIO,
+    DEFAULT_WITH_TAGGER,
     REGISTRY,
     Manipulation,
     all_options,
     build,
     resolve,
+    serves_tagged_default,
     split_options,
 )
 
@@ -195,7 +199,8 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     references : list, optional
         Audio of the target (paths or waveforms; ``knn`` also takes features).
     manipulation : str or Manipulation
-        A name of :data:`MANIPULATIONS` (``"auto"``: ``cells`` with ``references``, else ``shift``) or a
+        A name of :data:`MANIPULATIONS` (``"auto"``: with ``references``, ``units`` where the model folder has a
+        contextual phone tagger and the factor is the speaker, else ``cells``; without them, ``shift``) or a
         :class:`~speechbrain_fdnf.manipulations.Manipulation` object with its options.
     target_f0 : speechbrain_fdnf.pitch.LogF0Statistics, optional
         :data:`PITCH_METHODS`: the target's register (default: measured on ``references``, else for a training
@@ -207,7 +212,7 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         (default) or ``harvest``, thirty times slower.
     **options
         Options of the manipulation by name (``deviation``; ``shrink``; ``k``, ``gate``; ``candidates``,
-        ``continuity``, ``gate``: :mod:`speechbrain_fdnf.manipulations`); those of other manipulations are
+        ``continuity``, ``gate``; ``join``, ``neighbours``, ``duration``: :mod:`speechbrain_fdnf.manipulations`); those of other manipulations are
         ignored, so one set of options serves every choice.
 
     Returns
@@ -222,7 +227,7 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         if unknown:
             raise TypeError(f"convert() got unknown option(s) {sorted(unknown)}; the manipulations take "
                             f"{sorted(all_options())}")
-        name = resolve(manipulation, references is not None)
+        name = resolve(manipulation, references is not None, serves_tagged_default(factorizer, factor))
         chosen = build(name, **split_options(options).get(name, {}))
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -313,7 +318,8 @@ def main(argv=None):
     parser.add_argument("--manipulation", choices=MANIPULATIONS, default="auto",
                         help="how the frames change: " + "; ".join(f"{name}: {cls.__doc__.splitlines()[0]}"
                                                                     for name, cls in REGISTRY.items())
-                        + f"; auto: {DEFAULT_WITH_AUDIO} with --enrol, else shift")
+                        + f"; auto: with --enrol, {DEFAULT_WITH_TAGGER} where the model folder has a phone tagger "
+                          f"(and the factor is the speaker), else {DEFAULT_WITH_AUDIO}; without --enrol, shift")
     parser.add_argument("--method", choices=METHODS, default="gain",
                         help="how changed frames become audio (manipulations that select real frames have their own)")
     parser.add_argument("--f0_tracker", choices=F0_TRACKERS, default=DEFAULT_F0_TRACKER,
@@ -350,7 +356,7 @@ def main(argv=None):
         chosen = [option for option in ("speaker", "target", "enrol") if getattr(args, option)]
         if len(chosen) != 1 or not args.wav:
             parser.error("give --wav and exactly one of --speaker, --target or --enrol")
-        manipulation = resolve(args.manipulation, bool(args.enrol))
+        manipulation = resolve(args.manipulation, bool(args.enrol), serves_tagged_default(factorizer, factor))
         if REGISTRY[manipulation].needs_references and not args.enrol:
             parser.error(f"--manipulation {manipulation} works from audio of the target: give it with --enrol")
         if args.enrol:

@@ -30,9 +30,12 @@ from speechbrain_fdnf.factors import is_frame_level
 
 #: name -> Manipulation subclass, in the order the command line lists them.
 REGISTRY = {}
-#: What ``manipulation="auto"`` is with audio of the target (chosen on the valid split, docs/RESULTS.md 0i);
-#: without it, ``shift``.
+#: What ``manipulation="auto"`` is with audio of the target where the model folder has no contextual phone tagger
+#: (chosen on unseen valid speakers, docs/RESULTS.md 6c, 6g); without audio of the target, ``shift``.
 DEFAULT_WITH_AUDIO = "cells"
+#: ... and where it has one, for an utterance-level factor (the speaker): whole phones of the target, named by the
+#: tagger (chosen by the same rule on the same kind of trials, docs/RESULTS.md 6g).
+DEFAULT_WITH_TAGGER = "units"
 
 
 #: What the ``tagger`` option of the manipulations that read each frame's phone does.
@@ -209,11 +212,29 @@ def build(name, **options):
     return REGISTRY[name](**options)
 
 
-def resolve(name, with_references):
-    """``auto`` as what it stands for: :data:`DEFAULT_WITH_AUDIO` with audio of the target, else ``shift``."""
+def resolve(name, with_references, tagged=False):
+    """``auto`` as what it stands for: with audio of the target, :data:`DEFAULT_WITH_TAGGER` where ``tagged`` (the
+    model folder has a contextual phone tagger and the factor is utterance-level), else :data:`DEFAULT_WITH_AUDIO`;
+    without audio of the target, ``shift``.
+
+    Example
+    -------
+    >>> resolve("auto", True), resolve("auto", True, tagged=True), resolve("auto", False, tagged=True)
+    ('cells', 'units', 'shift')
+    >>> resolve("knn", True, tagged=True)
+    'knn'
+    """
     if name == "auto":
-        return DEFAULT_WITH_AUDIO if with_references else "shift"
+        if not with_references:
+            return "shift"
+        return DEFAULT_WITH_TAGGER if tagged else DEFAULT_WITH_AUDIO
     return name
+
+
+def serves_tagged_default(factorizer, factor):
+    """Whether ``auto`` with audio of the target is :data:`DEFAULT_WITH_TAGGER` for this model and factor: the model
+    folder has a contextual phone tagger (``factorizer.tagger``) and ``factor`` is utterance-level."""
+    return factorizer.tagger is not None and not is_frame_level(factor)
 
 
 def split_options(options):
@@ -231,5 +252,5 @@ def all_options():
     return listed
 
 
-__all__ = ["DEFAULT_WITH_AUDIO", "REGISTRY", "Manipulation", "Option", "all_options", "build", "register", "resolve",
-           "split_options"]
+__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "REGISTRY", "Manipulation", "Option", "all_options", "build",
+           "register", "resolve", "serves_tagged_default", "split_options"]

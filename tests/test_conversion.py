@@ -11,7 +11,7 @@ from conftest import without_package
 from speechbrain_fdnf.evaluation import conversion
 from speechbrain_fdnf.evaluation.config import EvaluationConfig
 from speechbrain_fdnf.evaluation.judges import PhoneErrorCounter, PocketsphinxPhoneJudge, eer_threshold, spoken_phones
-from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, build
+from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, DEFAULT_WITH_TAGGER, build
 
 
 def fake_entries(speakers=6, utterances=8, texts=4):
@@ -123,6 +123,10 @@ def test_world_rows_come_once_per_f0_tracker_and_unknown_trackers_are_refused():
     default_twin = conversion.row_name("f-DNF", build(DEFAULT_WITH_AUDIO))
     assert gain_only[default_twin] is gain_only[conversion.DEFAULT]
     assert sum(make is gain_only[conversion.DEFAULT] for make in gain_only.values()) == 2
+    # a folder with a contextual tagger: the default is the converter's for it (whole phones of the target)
+    tagged = conversion.conversion_rows({"f-DNF": mock.MagicMock(tagger=object())}, "f-DNF", separate,
+                                        EvaluationConfig.from_dict({"output_root": "", "models": {}}))
+    assert tagged[conversion.row_name("f-DNF", build(DEFAULT_WITH_TAGGER), tagger=True)] is tagged[conversion.DEFAULT]
     with pytest.raises(ValueError, match="conversion_f0_trackers"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_f0_trackers": ["yin"]})
 

@@ -80,9 +80,22 @@ def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use
     assert len(calls) == 4
     tagged = factorizer.transfer(source, "speaker", references, tagged=True)
     assert len(calls) == 8 and tagged.shape == untagged.shape and not torch.allclose(tagged, untagged)
-    factorizer.tagger = None  # back to the model's own gate
-    assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 8
+    # the converter's default with audio of the target: whole phones named by the tagger (units)
+    from speechbrain_fdnf.convert import convert
+    units = factorizer.select_units(source, "speaker", references)
+    assert len(calls) == 12 and units.shape == (len(factorizer.features(source)),)
+    wav = factorizer.load_audio(source)
+    by_default = convert(factorizer, wav, "speaker", references=references)
+    torch.testing.assert_close(by_default, convert(factorizer, wav, "speaker", references=references,
+                                                   manipulation="units"))
+    assert len(calls) == 20
+    factorizer.tagger = None  # back to the model's own gate, and to cells as the default
+    assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 20
+    calls.clear()
     assert torch.equal(factorizer.transfer(source, "speaker", references, tagged=True), untagged)
+    torch.testing.assert_close(convert(factorizer, wav, "speaker", references=references),
+                               convert(factorizer, wav, "speaker", references=references, manipulation="cells"))
+    assert not calls
 
 
 def test_a_new_export_keeps_the_tagger_while_the_phone_classes_stay(tmp_path):

@@ -55,7 +55,7 @@ import torch
 from speechbrain_fdnf.convert import PITCH_METHODS, FeatureInverter, convert
 from speechbrain_fdnf.evaluation.config import CONVERSION_BLOCKS, CONVERSION_REFERENCES
 from speechbrain_fdnf.evaluation.formatting import fmt
-from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build
+from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build, resolve, serves_tagged_default
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
 from speechbrain_fdnf.evaluation.judges import JUDGE_EXTRA, PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.evaluation.listening import record_example, write_page
@@ -650,11 +650,13 @@ def conversion_rows(models, main, converters, config):
     """``{row: function(trial)}``: the framing rows, every model's shift, and every variant of every registered
     manipulation (:func:`manipulation_variants`) for ``main``."""
     factorizer = models[main]
-    default = build(DEFAULT_WITH_AUDIO)
+    default = build(resolve("auto", True, serves_tagged_default(factorizer, "speaker")))  # as convert() resolves it
     rows = {COPY: converters.copy, COPY_SELECT: converters.copy_select, REAL: converters.real,
             PERFECT_GAIN: converters.frame_perfect(select=False), PERFECT_SELECT: converters.frame_perfect(select=True),
             DEFAULT: converters.with_audio(default)}  # the converter's default given --enrol audio
-    for method in PITCH_METHODS:  # through WORLD, F0 moved: its copy-synthesis, the default through it
+    # through WORLD, F0 moved: its copy-synthesis, and the default of the manipulations that change features (a
+    # manipulation that overlap-adds the target's own frames, as the default of a folder with a tagger, has no method)
+    for method in PITCH_METHODS:
         if method not in config.conversion_methods:
             continue
         for tracker in config.conversion_f0_trackers:
