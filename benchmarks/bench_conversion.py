@@ -35,7 +35,7 @@ from speechbrain_fdnf.manipulations import REGISTRY, build
 from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS
 
 ROWS = ("shift", "cells", "cells:tagger=true", "cells@world", "cells@world/harvest", "knn", "knn:tagger=false", "select",
-        "select:context=3")
+        "select:context=3", "units", "units:tagger=false")
 
 
 def parse_row(spec):
