@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from speechbrain_fdnf.evaluation.config import TRAINING_SPEAKERS, VALID_SPEAKERS  # noqa: E402
 from speechbrain_fdnf.evaluation.conversion import COPY, DEFAULT, world_row_names  # noqa: E402
 from speechbrain_fdnf.convert import PITCH_METHODS  # noqa: E402
 from speechbrain_fdnf.pitch import F0_TRACKERS  # noqa: E402
@@ -194,7 +195,7 @@ def main(argv=None):
     results = None
     for path in args.results:
         run = json.loads(Path(path).read_text())
-        if run["conversion"]["block"] not in ("training speakers", "valid speakers"):
+        if run["conversion"]["block"] not in (TRAINING_SPEAKERS, VALID_SPEAKERS):
             sys.exit(f"{path}: the choice reads a valid-split block (training or valid speakers), got "
                      f"{run['conversion']['block']!r} (never choose on the test speakers)")
         if results is None:

@@ -190,6 +190,21 @@ def segment_table(classes, starts):
     return first, count, classes[first], followed
 
 
+def segment_neighbours(label, followed):
+    """``(before, after)``: the class of the segment before and after each segment of :func:`segment_table`
+    (``-1`` at an utterance's edge).
+
+    Example
+    -------
+    >>> before, after = segment_neighbours(torch.tensor([4, 7, 2]), torch.tensor([True, False, False]))
+    >>> before.tolist(), after.tolist()
+    ([-1, 4, -1], [7, -1, -1])
+    """
+    before = torch.cat([torch.tensor([-1]), torch.where(followed[:-1], label[:-1], -1)])
+    after = torch.where(followed, torch.roll(label, -1), -1)
+    return before, after
+
+
 def segment_summaries(points, first, count, parts=3):
     """``(segments, parts * dim)``: each segment's mean point over its first, middle and last third (``parts``
     stretches of equal length; a stretch too short to hold a frame takes the segment's mean), so that a
@@ -269,10 +284,10 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     finite = nearest[torch.isfinite(nearest)]
     cost = distances / (finite.median().clamp_min(1e-8) if len(finite) else 1.0)
     if neighbours:
-        before = lambda label, followed: torch.cat([torch.tensor([-1]), torch.where(followed[:-1], label[:-1], -1)])  # noqa: E731
-        after = lambda label, followed: torch.where(followed, torch.roll(label, -1), -1)  # noqa: E731
-        cost = cost + neighbours * ((before(query_class, query_followed)[:, None] != before(pool_class, pool_followed)[None, :]).float()
-                                    + (after(query_class, query_followed)[:, None] != after(pool_class, pool_followed)[None, :]).float()) / 2
+        query_before, query_after = segment_neighbours(query_class, query_followed)
+        pool_before, pool_after = segment_neighbours(pool_class, pool_followed)
+        cost = cost + neighbours * ((query_before[:, None] != pool_before[None, :]).float()
+                                    + (query_after[:, None] != pool_after[None, :]).float()) / 2
     if duration:
         cost = cost + duration * (pool_count[None, :].float().log() - query_count[:, None].float().log()).abs()
     covered = torch.isfinite(cost).any(dim=1)
@@ -292,13 +307,13 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
         path.append(int(best[path[-1]]))
     path = path[::-1]
     chosen = torch.empty(len(query_classes), dtype=torch.long)
+    successors = ~torch.roll(utterance_starts(pool_lengths), -1)  # pool frame j + 1 follows j in its utterance
     for segment, pool_segment in enumerate(path):
         start, frames = int(query_first[segment]), int(query_count[segment])
         if covered[segment]:  # the pool segment stretched or squeezed onto the query segment's frames
             position = ((torch.arange(frames) + 0.5) * pool_count[pool_segment] / frames).long()
             chosen[start:start + frames] = pool_first[pool_segment] + position
         else:
-            successors = ~torch.roll(utterance_starts(pool_lengths), -1)
             chosen[start:start + frames] = continuous_selection(
                 torch.cdist(query_points[start:start + frames].float().cpu(), pool_points.float().cpu()), successors,
                 continuity=join).cpu()

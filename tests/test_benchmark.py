@@ -17,6 +17,16 @@ def load_bench(name="bench_flows"):
     return module
 
 
+@pytest.mark.parametrize("name", sorted(path.stem for path in (ROOT / "benchmarks").glob("*.py")
+                                         if ">>>" in path.read_text()))
+def test_the_benchmarks_examples_hold(name):
+    """The doctests of the benchmark scripts (outside the package, so pytest's doctest collection misses them)."""
+    import doctest
+
+    failed, tried = doctest.testmod(load_bench(name), optionflags=doctest.ELLIPSIS)
+    assert tried and not failed
+
+
 def test_benchmark_writes_its_tables(tmp_path):
     bench = load_bench()
     models = ["ours", "ours-default"] + [peer for peer in ("zuko", "nflows") if importlib.util.find_spec(peer)]

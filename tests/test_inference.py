@@ -363,6 +363,18 @@ def test_units_with_the_input_as_its_own_reference_give_back_the_input(flow, utt
     assert rebuilt.shape == wav.shape and (rebuilt - wav).abs().max() < 1e-3
 
 
+def test_unit_selection_falls_back_to_the_nearest_frames_where_the_references_lack_the_phone():
+    from speechbrain_fdnf.matching import segment_selection
+
+    pool_classes = torch.tensor([1, 1, 1, 2, 2, 2])
+    pool_points = torch.tensor([[0.0], [0.5], [1.0], [10.0], [11.0], [12.0]])
+    query_classes = torch.tensor([1, 1, 3, 3, 3])  # no reference frame is a 3
+    query_points = torch.tensor([[0.0], [1.0], [11.0], [12.0], [10.0]])
+    chosen = segment_selection(query_points, query_classes, pool_points, pool_classes, [6], join=0.0)
+    assert (pool_classes[chosen[:2]] == 1).all()  # the 1s: a rendition of 1, whole
+    assert chosen[2:].tolist() == [4, 5, 3]  # the 3s: frame by frame, the nearest of any class
+
+
 def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
     from speechbrain_fdnf.matching import segment_table, utterance_starts
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import speechbrain as sb
 
 from speechbrain_fdnf.evaluation import EvaluationConfig, aggregate, evaluate_models, markdown, tsne_grid
+from speechbrain_fdnf.evaluation.config import VALID_SPEAKERS
 from speechbrain_fdnf.evaluation.conversion import contract_rows, valid_speaker_entries
 from speechbrain_fdnf.evaluation.sections import chosen_sections
 from speechbrain_fdnf.export import read_nll
@@ -127,8 +128,8 @@ def evaluate_seed(config, seed):
                   "references": {k: v for split in prepared.values() for k, v in split.items()}}
     if scored == "heldout":  # any-to-any conversion between the test speakers (never to choose settings)
         utterances["test"] = read_prepared_split(first["prep_folder"], "test")
-    elif "valid speakers" in config.conversion_blocks:  # unseen voices to choose settings on (EvaluationConfig.check)
-        utterances["valid speakers"] = valid_speaker_entries(config.conversion_valid_speakers, prepared["train"],
+    elif VALID_SPEAKERS in config.conversion_blocks:  # unseen voices to choose settings on (EvaluationConfig.check)
+        utterances[VALID_SPEAKERS] = valid_speaker_entries(config.conversion_valid_speakers, prepared["train"],
                                                              read_prepared_split(first["prep_folder"], "test"))
     return evaluate_models(models, encoders, frames, config, seed, utterances, beyond_paper(config))
 

@@ -13,7 +13,10 @@ from speechbrain_fdnf.factors import PAPER_FACTORS
 from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, F0_TRACKERS
 
 #: The conversion section's blocks of trials, in the report's order (:mod:`~speechbrain_fdnf.evaluation.conversion`).
-CONVERSION_BLOCKS = ("test speakers", "training speakers", "valid speakers")
+#: The conversion blocks' names: the test speakers (scored), the training speakers and the unseen valid speakers
+#: (chosen on: the valid split's blocks).
+TEST_SPEAKERS, TRAINING_SPEAKERS, VALID_SPEAKERS = "test speakers", "training speakers", "valid speakers"
+CONVERSION_BLOCKS = (TEST_SPEAKERS, TRAINING_SPEAKERS, VALID_SPEAKERS)
 
 #: Reference utterances of each target the converter gets in every block of trials.
 CONVERSION_REFERENCES = 3
@@ -154,7 +157,7 @@ class EvaluationConfig:
         if set(self.conversion_blocks) - set(CONVERSION_BLOCKS):
             raise ValueError(f"conversion_blocks: unknown block(s) "
                              f"{sorted(set(self.conversion_blocks) - set(CONVERSION_BLOCKS))}; known: {list(CONVERSION_BLOCKS)}")
-        if "valid speakers" in self.conversion_blocks and not (self.conversion_valid_speakers and self.scored_split == "valid"):
+        if VALID_SPEAKERS in self.conversion_blocks and not (self.conversion_valid_speakers and self.scored_split == "valid"):
             raise ValueError("conversion_blocks: the block 'valid speakers' needs conversion_valid_speakers (a prepared "
                              "folder of speakers apart from training and test) and scored_split: valid")
         if self.conversion_references < 1:

@@ -53,7 +53,13 @@ import soundfile
 import torch
 
 from speechbrain_fdnf.convert import PITCH_METHODS, FeatureInverter, convert
-from speechbrain_fdnf.evaluation.config import CONVERSION_BLOCKS, CONVERSION_REFERENCES
+from speechbrain_fdnf.evaluation.config import (
+    CONVERSION_BLOCKS,
+    CONVERSION_REFERENCES,
+    TEST_SPEAKERS,
+    TRAINING_SPEAKERS,
+    VALID_SPEAKERS,
+)
 from speechbrain_fdnf.evaluation.formatting import fmt
 from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build, resolve, serves_tagged_default
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
@@ -252,12 +258,12 @@ def build_blocks(utterances, count, seed, names=BLOCKS, enrolment_speech=None, r
 
     blocks = []
     if utterances.get("test"):
-        blocks.append(Block(BLOCKS[0], unseen_speakers(utterances["test"])))
+        blocks.append(Block(TEST_SPEAKERS, unseen_speakers(utterances["test"])))
     if utterances.get("train") and utterances.get("heldout"):
-        blocks.append(Block(BLOCKS[1], training_material(utterances["train"], utterances["heldout"], seed, references),
+        blocks.append(Block(TRAINING_SPEAKERS, training_material(utterances["train"], utterances["heldout"], seed, references),
                             by_name=True))
-    if utterances.get("valid speakers"):
-        blocks.append(Block(BLOCKS[2], unseen_speakers(utterances["valid speakers"])))
+    if utterances.get(VALID_SPEAKERS):
+        blocks.append(Block(VALID_SPEAKERS, unseen_speakers(utterances[VALID_SPEAKERS])))
     blocks = [block for block in blocks if block.name in names]
     for block in blocks:
         if enrolment_speech is not None:
