@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Versions known to install and import together here (torch's CUDA wheel also runs on CPU).
 PINS := torch==2.14.1 torchaudio==2.11.0 speechbrain==1.1.2
 
-.PHONY: install test test-fast demo demo-phone-judge demo-tagger reuse bench gpu-check clean
+.PHONY: install test test-fast demo demo-phone-judge reuse bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -32,12 +32,15 @@ test-fast: install
 # both threads (benchmarks/latest_lanes.md; the demo's flows: 2.6 min a pair against 3.7).
 # The judge, the longest job, starts first: last, it would train alone beside an idle core.
 # (The f-DNF with paired frames is in docs/RESULTS.md: its training would push the demo past 10 minutes.)
-# The f-DNF's contextual phone tagger trains in a lane as soon as the f-DNF is trained: with it in the model
-# folder, the converter's default given audio of the target is `units` (docs/RESULTS.md 6g).
+# Then the f-DNF's contextual phone tagger trains alone with every thread (in a lane, one thread, it ended two
+# minutes later): with it in the model folder the converter's default given audio of the target is `units`
+# (docs/RESULTS.md 6g).
 FLOWS := fdnf dnf_speaker nf dnf_phone
+# DEMO_TAGGER=0 leaves it out: about 5 minutes less, and the converter's default given audio is then `cells`.
+DEMO_TAGGER ?= 1
 TAGGER_ARGS ?= --number_of_epochs=6
 # the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
-# (then three of that speaker's training utterances: the same conversion from audio, pitch moved by WORLD)
+# (then three of that speaker's training utterances: the default conversion from audio, `units` with the tagger)
 export DEMO_PAIR := import json; h = json.load(open("results/prepared/heldout.json")); e = h[sorted(h)[0]]; \
 	s = sorted({v["speaker"] for v in h.values() if v["gender"] != e["gender"]})[0]; \
 	t = json.load(open("results/prepared/train.json")); \
@@ -49,9 +52,14 @@ demo: install
 	@start=$$(date +%s); \
 	echo "== training vae (and building the embedded corpus on first use)"; \
 	$(PY) recipes/TIMIT/train_fdnf.py hparams/vae.yaml $(DEMO_ARGS) || exit 1; \
-	echo "== training $(FLOWS), the f-DNF's phone tagger and the phone judge, $(DEMO_LANES) at a time ($(LANE_THREADS) thread(s) each)"; \
-	$(MAKE) --no-print-directory -j$(DEMO_LANES) demo-phone-judge demo-train-fdnf demo-tagger \
-		$(addprefix demo-train-,$(filter-out fdnf,$(FLOWS))) || exit 1; \
+	echo "== training $(FLOWS) and the phone judge, $(DEMO_LANES) at a time ($(LANE_THREADS) thread(s) each)"; \
+	$(MAKE) --no-print-directory -j$(DEMO_LANES) demo-phone-judge $(addprefix demo-train-,$(FLOWS)) || exit 1; \
+	if [ "$(DEMO_TAGGER)" = 1 ]; then \
+		echo "== training the f-DNF's contextual phone tagger"; \
+		$(PY) recipes/TIMIT/train_tagger.py hparams/phone_tagger.yaml $(TAGGER_ARGS) > results/phone_tagger.demo.log 2>&1 \
+			|| { echo "training the phone tagger failed: see results/phone_tagger.demo.log"; exit 1; }; \
+		echo "trained it: results/phone_tagger/results.md (its frame accuracy)"; \
+	fi; \
 	echo "== evaluating"; \
 	$(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml || exit 1; \
 	echo "== reusing the f-DNF: speaker identification and a conversion"; \
@@ -61,22 +69,18 @@ demo: install
 		--out results/demo_conversion.wav || exit 1; \
 	echo "converted $$1 to speaker $$2 (the paper's shift; the source's pitch kept): results/demo_conversion.wav"; \
 	$(PY) -m speechbrain_fdnf.convert --model results/fdnf/1234/inference --wav $$1 --enrol $$3 $$4 $$5 \
-		--out results/demo_conversion_units.wav || exit 1; \
-	echo "converted it from three utterances of $$2 (the default with audio and a tagger, units: each phone one rendition by the voice, its own pitch): results/demo_conversion_units.wav"; \
+		--out results/demo_conversion_enrolled.wav || exit 1; \
+	echo "converted it from three utterances of $$2 (the default given audio: units with the tagger, each phone one rendition by the voice; cells without one): results/demo_conversion_enrolled.wav"; \
 	echo "== demo finished in $$(( $$(date +%s) - start )) s"; \
 	echo "training logs: results/<model>/1234/train_log.txt"; \
 	echo "report: results/evaluation/results.md (tables), results/evaluation/tsne.png (figure), results/evaluation/conversions/index.html (judged conversions, to listen)"; \
-	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav, results/demo_conversion_units.wav"
+	echo "inference folders: results/<model>/1234/inference; speaker ID: results/speaker_id.md; audio: results/demo_conversion.wav, results/demo_conversion_enrolled.wav"
 
 # one lane's job of the demo (the console output of each goes to results/<job>.demo.log)
 demo-train-%:
 	@OMP_NUM_THREADS=$(LANE_THREADS) $(PY) recipes/TIMIT/train_fdnf.py hparams/$*.yaml $(DEMO_ARGS) \
 		> results/$*.demo.log 2>&1 || { echo "training $* failed: see results/$*.demo.log"; exit 1; }
 	@echo "trained $*: $$(grep '^stopped:' results/$*/1234/train_log.txt | tail -n 1)"
-demo-tagger: demo-train-fdnf
-	@OMP_NUM_THREADS=$(LANE_THREADS) $(PY) recipes/TIMIT/train_tagger.py hparams/phone_tagger.yaml $(TAGGER_ARGS) \
-		> results/phone_tagger.demo.log 2>&1 || { echo "training the phone tagger failed: see results/phone_tagger.demo.log"; exit 1; }
-	@echo "trained the f-DNF's phone tagger (results/phone_tagger/results.md: its frame accuracy)"
 demo-phone-judge:
 	@OMP_NUM_THREADS=$(LANE_THREADS) $(PY) recipes/TIMIT/evaluate.py hparams/evaluate.yaml --train_only=True \
 		--train_missing=False > results/phone_judge.demo.log 2>&1 \
