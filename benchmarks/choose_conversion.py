@@ -85,6 +85,55 @@ def choose(rows, model, closer_floor=0.0, phones=None):
     return min(tied, key=lambda row: pool[row]["per_recognizer"]), keeps, converts
 
 
+#: choose_phase_valid_speakers.yaml's bounds: DNSMOS a twin must gain, PER points and verified share it may lose.
+TWIN_DNSMOS_GAIN, TWIN_PER_MARGIN, TWIN_VERIFIED_MARGIN = 0.05, 1.0, 0.025
+
+
+def twin_passes(twin, base):
+    """``(passes, reasons it fails)``: choose_phase_valid_speakers.yaml's rule for a row against the same row
+    without its option (``base``): better rated by DNSMOS, without losing words or the voice.
+
+    Example
+    -------
+    >>> base = {"dnsmos_ovrl": 1.6, "per_recognizer": 30.0, "verified_as_target": 0.9}
+    >>> twin_passes(dict(base, dnsmos_ovrl=1.7, per_recognizer=30.5), base)
+    (True, [])
+    >>> twin_passes(dict(base, dnsmos_ovrl=1.7, verified_as_target=0.8), base)[1]
+    ['verified less often (0.800 against 0.900)']
+    """
+    failures = []
+    if twin["dnsmos_ovrl"] < base["dnsmos_ovrl"] + TWIN_DNSMOS_GAIN:
+        failures.append(f"DNSMOS not {TWIN_DNSMOS_GAIN:g} higher ({twin['dnsmos_ovrl']:.2f} against {base['dnsmos_ovrl']:.2f})")
+    if twin["per_recognizer"] > base["per_recognizer"] + TWIN_PER_MARGIN:
+        failures.append(f"loses words ({twin['per_recognizer']:.1f} % PER against {base['per_recognizer']:.1f} %)")
+    if twin["verified_as_target"] < base["verified_as_target"] - TWIN_VERIFIED_MARGIN:
+        failures.append(f"verified less often ({twin['verified_as_target']:.3f} against {base['verified_as_target']:.3f})")
+    return not failures, failures
+
+
+def twin_table(results, words, model="f-DNF"):
+    """Markdown: every candidate row whose name holds ``words`` (an option's words, ``phase continued``) beside
+    the same row without them, and the verdict of :func:`twin_passes`."""
+    rows = results["conversion"]["rows"]
+    lines = [COLUMNS + " passes |", "|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for row, values in candidates(rows, model).items():
+        if words not in row:
+            continue
+        base_name = row.replace(f", {words}", "").replace(f" ({words})", "")
+        if base_name not in rows:
+            continue
+        passes, failures = twin_passes(values, rows[base_name])
+        lines += [f"| {base_name} | {row_cells(rows[base_name])} | |", f"| {row} | {row_cells(values)} | {'yes' if passes else 'no'} |"]
+        verdicts.append(f"* {row}: " + ("passes" if passes else "does not pass: " + "; ".join(failures)))
+    trials = rows[COPY]["trials"]
+    lines += ["", f"Block: {results['conversion']['block']}, {trials:.0f} trials. The rule of "
+              "hparams/experiments/choose_phase_valid_speakers.yaml (DNSMOS at least "
+              f"{TWIN_DNSMOS_GAIN:g} higher, PER at most {TWIN_PER_MARGIN:g} point higher, verified share at most "
+              f"{TWIN_VERIFIED_MARGIN:g} lower):", *verdicts]
+    return "\n".join(lines) + "\n"
+
+
 #: The columns of both tables' rows (:func:`row_cells`).
 COLUMNS = "| row | verified | closer | cross-gender verified | PER recognizer % | F0 gap (st) | DNSMOS |"
 
@@ -189,6 +238,9 @@ def main(argv=None):
                         help="the share closer to the target below which a row does not convert (0: no floor)")
     parser.add_argument("--phones", choices=sorted(OTHER_PHONES),
                         help="choose among the rows a model folder with a tagger runs (tagger) or without one (model)")
+    parser.add_argument("--twin", metavar="WORDS",
+                        help="each row whose name holds WORDS (an option's, e.g. 'phase continued') against the same "
+                             "row without it (hparams/experiments/choose_phase_valid_speakers.yaml's rule)")
     parser.add_argument("--resynthesis", action="store_true",
                         help="WORLD against the gain path (hparams/experiments/choose_world.yaml's rule)")
     args = parser.parse_args(argv)
@@ -207,6 +259,8 @@ def main(argv=None):
             results["conversion"]["rows"].setdefault(row, values)  # the framing rows: the first run's
     if args.resynthesis:
         text = resynthesis_table(results)
+    elif args.twin:
+        text = twin_table(results, args.twin, args.model)
     else:
         text = choice_table(results, args.model, args.closer_floor, args.phones)[0]
     print(text)

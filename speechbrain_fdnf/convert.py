@@ -50,6 +50,7 @@ Authors
 
 import argparse
 import logging
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -61,6 +62,7 @@ from speechbrain.processing.features import ISTFT, Filterbank
 
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
+from speechbrain_fdnf.matching import utterance_starts
 from speechbrain_fdnf.pitch import (
     DEFAULT_F0_TRACKER,
     F0_TRACKERS,
@@ -128,6 +130,56 @@ class FeatureInverter:
                            win_length=self.stft.win_length * 1000 // self.sample_rate,
                            hop_length=self.stft.hop_length * 1000 // self.sample_rate)
         self.n_iter = n_iter
+
+    def selected_frames(self, spectra, chosen, successors, continue_phase=False):
+        """The STFT frames ``chosen`` of ``spectra`` ``(frames, bins, 2)`` (real, imaginary).
+
+        With ``continue_phase``, their magnitudes with phases carried on from one output frame to the next as a
+        phase vocoder with identity phase locking does (Laroche and Dolson): each spectral peak of a chosen frame
+        advances from the previous output frame's phase at that bin by the frame's own advance over the frame
+        before it in its recording (``successors[j]``: frame ``j + 1`` follows frame ``j``; a recording's first
+        frame takes the advance of the frame after it), and every other bin keeps its phase relative to its
+        nearest peak, so that a partial stays one partial. A repeated frame (a stretched phone) or a jump between
+        recordings then continues each partial instead of restarting it; a run of consecutive frames comes out
+        as it was.
+
+        Example
+        -------
+        >>> from speechbrain.lobes.features import Fbank
+        >>> inverter = FeatureInverter(Fbank(n_mels=40))
+        >>> spectra = inverter.stft(torch.randn(1, 4000))[0]
+        >>> run = torch.arange(len(spectra))
+        >>> follows = torch.ones(len(spectra), dtype=torch.bool)
+        >>> torch.allclose(inverter.selected_frames(spectra, run, follows, continue_phase=True), spectra, atol=1e-4)
+        True
+        """
+        picked = spectra[chosen]
+        if not continue_phase or len(chosen) < 2:
+            return picked
+        frames = torch.view_as_complex(spectra.double().contiguous())
+        magnitude, phase = frames.abs(), frames.angle()
+        bins = torch.arange(frames.shape[1])
+        # each frame's advance over the one before it in its recording (a recording's first frame: the next one's)
+        advance = torch.cat([torch.zeros(1, len(bins), dtype=torch.float64), phase[1:] - phase[:-1]])
+        follows = torch.cat([torch.tensor([False]), successors[:-1]])  # frame j follows frame j - 1
+        nominal = 2 * math.pi * bins.double() * self.stft.hop_length / self.stft.n_fft
+        advance = torch.where(follows[:, None], advance,
+                              torch.where(successors[:, None], torch.cat([advance[1:], nominal[None, :]]), nominal))
+        carried = torch.empty(len(chosen), len(bins), dtype=torch.float64)
+        carried[0] = phase[chosen[0]]
+        for step in range(1, len(chosen)):
+            frame = int(chosen[step])
+            level = magnitude[frame]
+            peak = torch.ones(len(bins), dtype=torch.bool)
+            peak[1:] &= level[1:] > level[:-1]
+            peak[:-1] &= level[:-1] >= level[1:]
+            peaks = torch.nonzero(peak).flatten()
+            if not len(peaks):
+                peaks = level.argmax()[None]
+            nearest = peaks[torch.bucketize(bins.double(), (peaks[1:] + peaks[:-1]).double() / 2)]  # each bin's peak
+            locked = carried[step - 1, peaks] + advance[frame, peaks]
+            carried[step] = locked[torch.searchsorted(peaks, nearest)] + phase[frame] - phase[frame, nearest]
+        return torch.view_as_real(torch.polar(magnitude[chosen], carried)).to(spectra.dtype)
 
     def mel_power(self, feats):
         """Mel power of log-Mel frames."""
@@ -285,10 +337,13 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     if not all(torch.is_tensor(item) and item.dim() == 1 for item in references):  # audio comes back checked, 1-D
         raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
                                   "waveforms), not features")
-    chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav)
+    chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
-    spectra = torch.cat([inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references])
-    return inverter.istft(spectra[chosen.cpu()][None], sig_length=len(wav))[0]
+    spectra = [inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references]
+    successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
+    picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
+                                      continue_phase=getattr(manipulation, "continue_phase", False))
+    return inverter.istft(picked[None], sig_length=len(wav))[0]
 
 
 def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, continuity=1.0):

@@ -52,6 +52,12 @@ class Option:
     help: str
 
 
+#: The frame-selecting manipulations' ``continue_phase`` option (:meth:`FeatureInverter.selected_frames
+#: <speechbrain_fdnf.convert.FeatureInverter.selected_frames>`).
+CONTINUE_PHASE = Option(bool, False, "carry each frequency's phase on across repeated frames and jumps between "
+                                     "reference frames (a phase vocoder) instead of restarting it at each frame's own")
+
+
 def register(cls):
     """Class decorator: adds a :class:`Manipulation` subclass to :data:`REGISTRY` under its ``name``."""
     if cls.name in REGISTRY:
@@ -163,6 +169,7 @@ class Select(Manipulation):
                "tagger": Option(bool, True, TAGGER_HELP),
                "context": Option(float, 0.0, "with the gate, the cost of a reference frame whose neighbouring phones "
                                              "differ from the frame's (the continuity's unit; 0: context unseen)"),
+               "continue_phase": CONTINUE_PHASE,
                "own_audio": Option(bool, True, "overlap-add the chosen frames' own audio; off: their log-Mel frames "
                                                "become the new features, heard through --method (gain keeps the "
                                                "source's excitation; world moves its F0 to the target's register)")}
@@ -195,7 +202,8 @@ class Units(Manipulation):
                                           "other in the target's audio (the unit: the median nearest distance)"),
                "neighbours": Option(float, 1.0, "cost of a rendition heard between other neighbouring phones"),
                "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
-               "tagger": Option(bool, True, TAGGER_HELP)}
+               "tagger": Option(bool, True, TAGGER_HELP),
+               "continue_phase": CONTINUE_PHASE}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)

@@ -385,3 +385,26 @@ def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monk
     table = out.read_text()
     assert "| this checkout | shift | " in table and "| 1.00 |" in table  # the peer row's ratio to itself
     assert "| this checkout | cells@world | " in table and "input checks" in table
+
+
+def test_an_options_twin_passes_only_when_rated_better_without_losing_words_or_the_voice(tmp_path):
+    import json
+
+    choose = load_bench("choose_conversion")
+
+    def row(verified, per, dnsmos):
+        return {"trials": 80, "verified_as_target": verified, "closer_to_target": 1.0, "per_recognizer": per,
+                "f0_gap_semitones": 2.0, "dnsmos_ovrl": dnsmos, "cross_gender": {"trials": 40, "verified_as_target": verified}}
+
+    base, twin = "f-DNF units (join 1, tagger)", "f-DNF units (join 1, tagger, phase continued)"
+    rows = {choose.COPY: row(0.0, 12.0, 2.0), base: row(0.95, 30.0, 1.70), twin: row(0.94, 30.8, 1.80),
+            "f-DNF select (gated, tagger)": row(0.9, 37.0, 1.4)}
+    path, out = tmp_path / "results.json", tmp_path / "twin.md"
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
+    choose.main([str(path), "--twin", "phase continued", "--out", str(out)])
+    text = out.read_text()
+    assert f"* {twin}: passes" in text and "select" not in text
+    rows[twin] = row(0.90, 30.8, 1.80)  # four trials fewer verified
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
+    choose.main([str(path), "--twin", "phase continued", "--out", str(out)])
+    assert "does not pass: verified less often (0.900 against 0.950)" in out.read_text()

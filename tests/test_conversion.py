@@ -195,9 +195,12 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     only = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["select"], "conversion_context": [0, 2]})
     assert list(conversion.manipulation_variants(only)) == ["select"]
     select_rows = conversion.manipulation_variants(only)["select"]
-    assert [row.get("context") for row in select_rows] == [0, 2, 0, 0]  # + ungated, + its frames as features
-    assert [row.get("own_audio") for row in select_rows] == [None, None, None, False]
+    # + ungated, + its frames as features, + their phases continued
+    assert [row.get("context") for row in select_rows] == [0, 2, 0, 0, 0]
+    assert [row.get("own_audio") for row in select_rows] == [None, None, None, False, None]
+    assert [row.get("continue_phase") for row in select_rows] == [None, None, None, None, True]
     assert "f-DNF select (candidates 8, continuity 1, gated, context 0, as features)" in names
+    assert "f-DNF units (join 1, neighbours 1, duration 1, phase continued)" in names
     with pytest.raises(ValueError, match="unknown manipulation"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["selct"]})
     # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source
@@ -471,3 +474,31 @@ def test_the_quality_judge_hears_noise_and_takes_any_sample_rate(corpus):
         for key in ("ovrl", "sig", "bak"):
             assert got[key] == pytest.approx(float(expected[f"{key}_mos"]), abs=1e-5)
 
+
+
+def test_continued_phases_keep_a_stretched_or_shuffled_tone_one_tone():
+    """A frame-selecting manipulation repeats frames (a stretched phone) and jumps between them: with each frame's
+    own phase the partials restart at every step and a tone smears into a buzz; carried on (a phase vocoder with
+    identity phase locking) it stays one tone at its level."""
+    import math
+
+    from speechbrain.lobes.features import Fbank
+    from speechbrain_fdnf.convert import FeatureInverter
+
+    inverter, rate = FeatureInverter(Fbank(n_mels=40)), 16000
+    tone = 0.5 * torch.sin(2 * math.pi * 220.0 * torch.arange(rate) / rate)
+    spectra = inverter.stft(tone[None])[0]
+    follows = torch.ones(len(spectra), dtype=torch.bool)
+
+    def heard(chosen, continue_phase):
+        middle = inverter.istft(inverter.selected_frames(spectra, chosen, follows, continue_phase)[None],
+                                sig_length=rate)[0][2000:-2000]
+        power = torch.fft.rfft(middle).abs() ** 2
+        near = (torch.fft.rfftfreq(len(middle), 1 / rate) - 220.0).abs() < 10
+        return float(power[near].sum() / power.sum()), float(middle.abs().max())
+
+    stretched = torch.arange(len(spectra)).repeat_interleave(2)[:len(spectra)]  # every frame twice: half speed
+    shuffled = torch.randperm(len(spectra), generator=torch.Generator().manual_seed(0))
+    for chosen in (stretched, shuffled):
+        (purity, level), (own_purity, _) = heard(chosen, True), heard(chosen, False)
+        assert purity > 0.95 > 0.5 > own_purity and abs(level - 0.5) < 0.05

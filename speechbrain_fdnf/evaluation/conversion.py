@@ -601,11 +601,12 @@ def load_judges(config, factorizer):
 def manipulation_variants(config, tagger=False):
     """``{manipulation name: [options, ...]}``: the rows each registered manipulation gets, from its defaults and
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
-    ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant ungated, one with a
-    ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its chosen frames heard as
-    features through the gain path, one with ``keep_phone`` its first variant with the other setting; with
-    ``tagger`` (the model folder has a contextual phone tagger), one with a ``tagger`` option its first variant with the other source of
-    phones too, so that the tagger's share is measured on the same trials."""
+    ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant
+    ungated, one with a ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its
+    chosen frames heard as features through the gain path, one with ``keep_phone`` or ``continue_phase`` its
+    first variant with the other setting; with ``tagger`` (the model folder has a contextual phone tagger), one
+    with a ``tagger`` option its first variant with the other source of phones too, so that the tagger's share is
+    measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
               "candidates": [config.conversion_candidates], "k": [config.knn_k or 4],
               "context": list(config.conversion_context)}
@@ -627,6 +628,8 @@ def manipulation_variants(config, tagger=False):
             rows.append(dict(rows[0], own_audio=not cls.OPTIONS["own_audio"].default))
         if "keep_phone" in cls.OPTIONS:  # the difference in the phone's subspace too, or not
             rows.append(dict(rows[0], keep_phone=not cls.OPTIONS["keep_phone"].default))
+        if "continue_phase" in cls.OPTIONS:  # the chosen frames' phases carried on (a phase vocoder), or their own
+            rows.append(dict(rows[0], continue_phase=not cls.OPTIONS["continue_phase"].default))
         variants[name] = rows
     return variants
 
@@ -645,6 +648,9 @@ def row_name(model, manipulation, tagger=False):
         elif key == "own_audio":
             if not value:  # the chosen frames as features: named only where it is not the default
                 words.append("as features")
+        elif key == "continue_phase":
+            if value != REGISTRY[manipulation.name].OPTIONS[key].default:  # named only where it is not the default
+                words.append("phase continued" if value else "own phases")
         elif key == "keep_phone":
             words.append("phone subspace kept" if value else "whole latent")
         else:
