@@ -165,20 +165,23 @@ class FeatureInverter:
         nominal = 2 * math.pi * bins.double() * self.stft.hop_length / self.stft.n_fft
         advance = torch.where(follows[:, None], advance,
                               torch.where(successors[:, None], torch.cat([advance[1:], nominal[None, :]]), nominal))
+        # each bin's nearest spectral peak in every chosen frame (the first of a plateau is its peak)
+        level = magnitude[chosen]
+        peak = torch.ones_like(level, dtype=torch.bool)
+        peak[:, 1:] &= level[:, 1:] > level[:, :-1]
+        peak[:, :-1] &= level[:, :-1] >= level[:, 1:]
+        index = bins.expand_as(level)
+        left = torch.cummax(torch.where(peak, index, -1), dim=1).values
+        right = len(bins) - 1 - torch.cummax(torch.where(peak, len(bins) - 1 - index, -1).flip(1), dim=1).values.flip(1)
+        right = torch.where(right < len(bins), right, left)
+        left = torch.where(left >= 0, left, right)
+        nearest = torch.where(index - left <= right - index, left, right)
+        # a bin's phase: its peak's, carried on from the previous output frame, and its own offset from that peak
+        offset = phase[chosen] - phase[chosen[:, None], nearest] + advance[chosen[:, None], nearest]
         carried = torch.empty(len(chosen), len(bins), dtype=torch.float64)
         carried[0] = phase[chosen[0]]
         for step in range(1, len(chosen)):
-            frame = int(chosen[step])
-            level = magnitude[frame]
-            peak = torch.ones(len(bins), dtype=torch.bool)
-            peak[1:] &= level[1:] > level[:-1]
-            peak[:-1] &= level[:-1] >= level[1:]
-            peaks = torch.nonzero(peak).flatten()
-            if not len(peaks):
-                peaks = level.argmax()[None]
-            nearest = peaks[torch.bucketize(bins.double(), (peaks[1:] + peaks[:-1]).double() / 2)]  # each bin's peak
-            locked = carried[step - 1, peaks] + advance[frame, peaks]
-            carried[step] = locked[torch.searchsorted(peaks, nearest)] + phase[frame] - phase[frame, nearest]
+            carried[step] = carried[step - 1, nearest[step]] + offset[step]
         return torch.view_as_real(torch.polar(magnitude[chosen], carried)).to(spectra.dtype)
 
     def mel_power(self, feats):
