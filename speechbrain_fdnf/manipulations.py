@@ -180,7 +180,7 @@ class Select(Manipulation):
 
     def check(self, factor, target, references):
         if references is None or is_frame_level(factor):
-            raise ValueError("manipulation 'select' resynthesises real frames of the target: it needs reference "
+            raise ValueError(f"manipulation {self.name!r} resynthesises real frames of the target: it needs reference "
                              "audio of the target (--enrol) and an utterance-level factor such as the speaker")
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):

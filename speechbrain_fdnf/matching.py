@@ -62,22 +62,10 @@ def neighbouring_classes(classes, starts):
     >>> previous.tolist(), following.tolist()
     ([-1, -1, 4, 4, 7, -1, -1], [7, 7, 2, 2, -1, -1, -1])
     """
-    classes = classes.long()
-    ends = torch.roll(starts, -1)
-    ends[-1] = True
-    # a new segment where the class changes or an utterance starts; its id counts segments
-    boundary = starts.clone()
-    boundary[1:] |= classes[1:] != classes[:-1]
-    segment = torch.cumsum(boundary.long(), 0) - 1
-    first = torch.nonzero(boundary).flatten()  # each segment's first frame
-    segment_class = classes[first]
-    segment_starts_utterance = starts[first]
-    segment_ends_utterance = ends[torch.cat([first[1:] - 1, torch.tensor([len(classes) - 1], device=first.device)])]
-    before = torch.cat([torch.tensor([-1], device=classes.device), segment_class[:-1]])
-    before[segment_starts_utterance] = -1
-    after = torch.cat([segment_class[1:], torch.tensor([-1], device=classes.device)])
-    after[segment_ends_utterance] = -1
-    return before[segment], after[segment]
+    _, count, label, followed = segment_table(classes, starts)
+    before, after = segment_neighbours(label, followed)
+    segment = torch.repeat_interleave(torch.arange(len(count)), count)  # each frame's segment
+    return before[segment].to(classes.device), after[segment].to(classes.device)
 
 
 def utterance_starts(lengths):
