@@ -32,8 +32,8 @@ test-fast: install
 # both threads (benchmarks/latest_lanes.md; the demo's flows: 2.6 min a pair against 3.7).
 # The judge, the longest job, starts first: last, it would train alone beside an idle core.
 # (The f-DNF with paired frames is in docs/RESULTS.md: its training would push the demo past 10 minutes.)
-# Then the f-DNF's contextual phone tagger trains alone with every thread (in a lane, one thread, it ended two
-# minutes later): with it in the model folder the converter's default given audio of the target is `units`
+# Then the f-DNF's contextual phone tagger trains alone with every thread (in a lane, one thread, it ended 71 s
+# later): with it in the model folder the converter's default given audio of the target is `units`
 # (docs/RESULTS.md 6g).
 FLOWS := fdnf dnf_speaker nf dnf_phone
 # DEMO_TAGGER=0 leaves it out: about 5 minutes less, and the converter's default given audio is then `cells`.
