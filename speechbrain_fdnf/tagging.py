@@ -64,10 +64,15 @@ class TaggerDataset(torch.utils.data.Dataset):
 
 
 class TaggerBrain(sb.Brain):
-    """Per-frame cross-entropy over padded utterances; frame accuracy on the valid and test stages."""
+    """Per-frame cross-entropy over padded utterances; frame accuracy on the valid and test stages. With an
+    ``augmentation`` in its hparams, each training batch's frames pass through it first (never the valid or
+    test frames)."""
 
     def compute_forward(self, batch, stage):
         feats, lens = batch.feats
+        augmentation = getattr(self.hparams, "augmentation", None)
+        if stage == sb.Stage.TRAIN and augmentation is not None:
+            feats = augmentation(feats.clone())  # SpeechBrain's warping writes into its input
         return torch.log_softmax(self.modules.tagger(feats.to(self.device), lens.to(self.device)), dim=-1)
 
     def compute_objectives(self, log_probs, batch, stage):
@@ -105,9 +110,11 @@ def padding_mask(batch):
 
 
 def train_tagger(frames, num_classes, folder, number_of_epochs=10, batch_size=8, lr=0.002, run_opts=None,
-                 **architecture):
+                 augmentation=None, **architecture):
     """Trains a :class:`FrameTagger` on ``frames["train"]`` (:func:`utterance_frames`), keeping the epoch with
     the best valid frame accuracy; checkpoints and the training log in ``folder`` (a killed run resumes).
+    ``augmentation``: a function of each training batch's ``(batch, frames, features)`` log-Mel frames that
+    leaves every frame's phone where it is (e.g. SpeechBrain's frequency ``Warping``, ``dim=2``).
 
     Returns
     -------
@@ -121,7 +128,8 @@ def train_tagger(frames, num_classes, folder, number_of_epochs=10, batch_size=8,
     epochs = sb.utils.epoch_loop.EpochCounter(number_of_epochs)
     checkpointer = sb.utils.checkpoints.Checkpointer(folder / "save", recoverables={"tagger": tagger, "epochs": epochs})
     brain = TaggerBrain(modules={"tagger": tagger}, opt_class=lambda params: torch.optim.Adam(params, lr=lr),
-                        hparams={"train_logger": sb.utils.train_logger.FileTrainLogger(folder / "train_log.txt")},
+                        hparams={"train_logger": sb.utils.train_logger.FileTrainLogger(folder / "train_log.txt"),
+                                 "augmentation": augmentation},
                         run_opts=dict(run_opts or {}, noprogressbar=True), checkpointer=checkpointer)
     loader = {"batch_size": batch_size, "collate_fn": PaddedBatch}
     brain.fit(epochs, TaggerDataset(frames["train"]), TaggerDataset(frames["valid"]),

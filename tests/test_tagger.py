@@ -47,6 +47,30 @@ def test_the_tagger_reads_context_a_frame_alone_cannot():
     assert right >= 60  # of 64 utterances, every ambiguous frame right
 
 
+def test_the_augmentation_changes_training_batches_only(tmp_path):
+    """train_tagger's augmentation sees every training batch, at its padded shape, and never a valid one; the
+    frames it is given are a copy (SpeechBrain's warping writes into its input)."""
+    from speechbrain.augment.freq_domain import Warping
+
+    from speechbrain_fdnf.tagging import train_tagger
+
+    torch.manual_seed(0)
+    frames = {split: {f"{split}{i}": (torch.randn(5 + i, 12), torch.randint(3, (5 + i,))) for i in range(count)}
+              for split, count in (("train", 5), ("valid", 2))}
+    kept = {uid: feats.clone() for uid, (feats, _) in frames["train"].items()}
+    seen, warp = [], Warping(dim=2)
+
+    def augmentation(feats):
+        seen.append(feats.shape)
+        return warp(feats)
+
+    train_tagger(frames, 3, tmp_path, number_of_epochs=2, batch_size=2, augmentation=augmentation, hidden_size=8,
+                 num_layers=1)
+    # 5 training utterances in batches of 2 (shuffled), twice; the valid ones never
+    assert sorted(shape[0] for shape in seen) == [1, 1, 2, 2, 2, 2] and all(shape[2] == 12 for shape in seen)
+    assert all(torch.equal(frames["train"][uid][0], feats) for uid, feats in kept.items())
+
+
 @pytest.mark.slow
 def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use_it(trained, tmp_path):
     from speechbrain_fdnf.inference import SpeechFactorizer

@@ -54,9 +54,10 @@ def main(argv):
     started = time.time()
     frames = {split: utterance_frames(factorizer, items) for split, items in entries.items()}
     num_classes = len(factorizer.hparams.encoders["phone"].ind2lab)
+    warping = hparams["augmentation"] if hparams.get("warp_window") else None
     tagger = train_tagger({"train": frames["train"], "valid": frames["valid"]}, num_classes, output,
                           number_of_epochs=hparams["number_of_epochs"], batch_size=hparams["batch_size"],
-                          lr=hparams["lr"], run_opts=run_opts, hidden_size=hparams["hidden_size"],
+                          lr=hparams["lr"], run_opts=run_opts, augmentation=warping, hidden_size=hparams["hidden_size"],
                           num_layers=hparams["num_layers"], dropout=hparams["dropout"])
     seconds = time.time() - started
     save_tagger(hparams["model_folder"], tagger)

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Where ``units`` loses words: the project's CTC phone recognizer on ``units`` conversions of valid trials
+(speakers no model saw), the converter's own row beside the same unit selection run with
+
+* the corpus's own phone labels for the source and the references instead of the tagger's (what a perfect
+  phone gate would give);
+* the tagger's posteriors (square roots: Euclidean distance is then Hellinger's) as the space the renditions
+  are matched in, instead of the model's kept subspaces;
+* all three costs (join, neighbours, duration) three times their default, and none of them;
+* every rendition heard at its own length (the output takes the target's durations) instead of stretched or
+  squeezed onto the source's phone;
+
+each with its errors split into insertions, deletions and substitutions, the share of the source's frames in
+phones the references lack (those fall back to frame-by-frame selection) and how often the labels used name
+the corpus's phone. A diagnostic, not a choice: no setting becomes a default from this table.
+
+Usage::
+
+    python benchmarks/units_word_loss.py [--model results_s2/fdnf/1234/inference] \\
+        [--speakers results_s2/prepared_valid_speakers40] [--trials 40] [--out benchmarks/latest_units_word_loss.md]
+"""
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from speechbrain_fdnf.convert import FeatureInverter, convert, resynthesise_selected  # noqa: E402
+from speechbrain_fdnf.data.frames import frame_labels  # noqa: E402
+from speechbrain_fdnf.data.phones import SILENCE  # noqa: E402
+from speechbrain_fdnf.evaluation import conversion  # noqa: E402
+from speechbrain_fdnf.evaluation.config import VALID_SPEAKERS  # noqa: E402
+from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, spoken_phones  # noqa: E402
+from speechbrain_fdnf.files import hop_samples, read_prepared_split  # noqa: E402
+from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
+from speechbrain_fdnf.manipulations import Units  # noqa: E402
+from speechbrain_fdnf.matching import FrameMatcher, segment_selection, segment_table, utterance_starts  # noqa: E402
+
+#: ``(row, phones: "tagger" | "corpus", space: "codes" | "posteriors", cost scale)``; the converter's row first.
+ROWS = (("units, tagger's phones (the converter's default)", "tagger", "codes", 1.0),
+        ("units, the corpus's phones", "corpus", "codes", 1.0),
+        ("units, tagger's phones, matched on the tagger's posteriors", "tagger", "posteriors", 1.0),
+        ("units, tagger's phones, costs x3", "tagger", "codes", 3.0),
+        ("units, tagger's phones, no costs", "tagger", "codes", 0.0),
+        ("units, tagger's phones, each rendition at its own length", "tagger", "codes", 1.0))
+#: The row that hears the renditions at their own lengths.
+OWN_LENGTH = ROWS[-1][0]
+
+
+def whole_renditions(chosen, query, pool):
+    """``chosen`` (one pool frame per query frame, :func:`segment_selection`) with each query run that took a pool
+    run of its own phone replaced by that pool run whole, at its own length; other runs (the fallback) as they are.
+
+    Example
+    -------
+    >>> # pool runs: [0, 1, 2] of phone 5, [3] of phone 6; the query's phone-5 run of 2 frames took frames 0 and 2
+    >>> whole_renditions(torch.tensor([0, 2, 3, 3]), torch.tensor([5, 5, 6, 6]), torch.tensor([5, 5, 5, 6])).tolist()
+    [0, 1, 2, 3]
+    """
+    query_first, query_count, query_class, _ = segment_table(query, utterance_starts([len(query)]))
+    pool_first, pool_count, _, _ = segment_table(pool, utterance_starts([len(pool)]))
+    pieces = []
+    for first, count, phone in zip(query_first.tolist(), query_count.tolist(), query_class.tolist()):
+        taken = chosen[first:first + count]
+        if bool((pool[taken] == phone).all()):
+            run = int(torch.searchsorted(pool_first, taken[0], right=True)) - 1
+            pieces.append(torch.arange(pool_first[run], pool_first[run] + pool_count[run]))
+        else:
+            pieces.append(taken)
+    return torch.cat(pieces)
+
+
+class ErrorKinds:
+    """Phone errors over utterances, by kind (SpeechBrain's edit distance), per reference phone.
+
+    Example
+    -------
+    >>> kinds = ErrorKinds()
+    >>> kinds.add(["k", "ae", "t"], ["k", "ah"])
+    >>> kinds.rates()
+    {'PER': 66.7, 'insertions': 0.0, 'deletions': 33.3, 'substitutions': 33.3}
+    """
+
+    KINDS = ("insertions", "deletions", "substitutions")
+
+    def __init__(self):
+        self.counts, self.reference = collections.Counter(), 0
+
+    def add(self, reference, hypothesis):
+        from speechbrain.utils.edit_distance import wer_details_for_batch
+
+        details = wer_details_for_batch(["utterance"], [list(reference)], [list(hypothesis)])[0]
+        self.counts.update({kind: details[kind] for kind in self.KINDS})
+        self.reference += details["num_ref_tokens"]
+
+    def rates(self):
+        scale = 100 / max(self.reference, 1)
+        return {"PER": round(sum(self.counts.values()) * scale, 1),
+                **{kind: round(self.counts[kind] * scale, 1) for kind in self.KINDS}}
+
+
+class AnyPhoneUnits(Units):
+    """``units`` whose phones come from the caller (``phones``: features -> ``(frames,)`` phone index) and whose
+    renditions are matched in ``space`` (``codes``: the kept subspaces, as the converter; ``posteriors``: the
+    tagger's). ``last`` keeps the latest call's source phones and pool phones."""
+
+    def __init__(self, phones, space="codes", **options):
+        super().__init__(**options)
+        self.phones, self.space, self.last = phones, space, None
+
+    def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
+        query, pool = factorizer.features(wav), [factorizer.features(item) for item in references]
+        if self.space == "posteriors":
+            points = factorizer.tagged_posteriors(query).sqrt(), torch.cat([factorizer.tagged_posteriors(item).sqrt() for item in pool])
+        else:
+            matcher = FrameMatcher(factorizer.engine, [name for name in factorizer.factors if name != factor])
+            codes = factorizer.engine.encode(query)
+            points = matcher.embed(codes.reshape(-1, codes.shape[-1])), matcher.embed(factorizer.engine.encode_all(torch.cat(pool)))
+        self.last = self.phones(query, 0), torch.cat([self.phones(item, index) for index, item in enumerate(pool, 1)])
+        return segment_selection(points[0].cpu(), self.last[0], points[1].cpu(), self.last[1], [len(item) for item in pool],
+                                 join=self.join, neighbours=self.neighbours, duration=self.duration)
+
+
+def corpus_phones(factorizer, entry, frames):
+    """``(frames,)`` phone index of each frame by the corpus's own segments (silence where none covers it)."""
+    hop = hop_samples(factorizer.hparams.compute_features)
+    segment = frame_labels(torch.tensor(entry["starts"]), torch.tensor(entry["ends"]), frames, hop, entry["num_samples"])
+    return torch.tensor([factorizer.class_index("phone", entry["phones39"][index] if index >= 0 else SILENCE)
+                         for index in segment.tolist()])
+
+
+def own_length(factorizer, audio, units):
+    """``units``' conversion of ``audio[0]`` from ``audio[1:]`` with every rendition at its own length."""
+    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    chosen = units.frames(factorizer, None, "speaker", references=audio[1:], wav=audio[0]).cpu()
+    chosen = whole_renditions(chosen, *units.last)
+    spectra = [inverter.stft(item.float()[None])[0] for item in audio[1:]]
+    successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)
+    picked = inverter.selected_frames(torch.cat(spectra), chosen, successors)
+    return inverter.istft(picked[None], sig_length=len(chosen) * hop_samples(factorizer.hparams.compute_features))[0]
+
+
+def fallback_share(query, pool):
+    """``(frames in runs of a phone the pool lacks, frames)`` of the query's phones.
+
+    Example
+    -------
+    >>> fallback_share(torch.tensor([1, 1, 2, 3, 3, 3]), torch.tensor([1, 3]))
+    (1, 6)
+    """
+    _, count, label, _ = segment_table(query, utterance_starts([len(query)]))
+    lacking = ~torch.isin(label, pool)
+    return int(count[lacking].sum()), int(count.sum())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="results_s2/fdnf/1234/inference", help="an f-DNF folder with a tagger")
+    parser.add_argument("--speakers", default="results_s2/prepared_valid_speakers40",
+                        help="a prepared corpus whose test split holds speakers apart from the model's")
+    parser.add_argument("--recognizer", default="results_s2/phone_recognition")
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    factorizer = SpeechFactorizer.from_hparams(source=args.model)
+    if factorizer.tagger is None:
+        raise SystemExit(f"{args.model} holds no phone tagger: python recipes/TIMIT/train_tagger.py hparams/phone_tagger.yaml")
+    centre = factorizer.centre_bands
+    judge = CTCPhoneJudge(args.recognizer, "hparams/phone_recognition.yaml", features=lambda wav: factorizer.features(wav)[:, centre])
+    block = conversion.build_blocks({VALID_SPEAKERS: read_prepared_split(args.speakers, "test")}, args.trials, args.seed,
+                                    [VALID_SPEAKERS], enrolment_speech=conversion.enrolment_problem(factorizer))[0]
+    errors = collections.defaultdict(ErrorKinds)
+    lacking, named = {}, {}
+    for number, trial in enumerate(block.trials, 1):
+        entries = [trial.source] + block.material[trial.target].references
+        audio = [factorizer.load_audio(entry["wav"]).cpu() for entry in entries]
+        spoken = spoken_phones(trial.source["phones39"])
+        errors["copy-synthesis (gain path)"].add(spoken, judge.phones(audio[0]))
+        own = convert(factorizer, audio[0], "speaker", references=audio[1:], manipulation="units")
+        errors[ROWS[0][0]].add(spoken, judge.phones(own))
+        truth = corpus_phones(factorizer, trial.source, len(factorizer.features(audio[0])))
+        for row, phones, space, scale in ROWS:
+            label = (lambda feats, index: corpus_phones(factorizer, entries[index], len(feats))) if phones == "corpus" \
+                else (lambda feats, index: factorizer.tagged_phones(feats).cpu())
+            units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale)
+            if row == OWN_LENGTH:
+                wav = own_length(factorizer, audio, units)
+            else:
+                wav = resynthesise_selected(factorizer, audio[0], "speaker", audio[1:], units)
+            query, pool = units.last
+            lacking[row] = lacking.get(row, 0) + torch.tensor(fallback_share(query, pool))
+            named[row] = named.get(row, 0) + torch.tensor([int((query == truth).sum()), len(query)])
+            if row == ROWS[0][0]:  # this copy of the converter's units must give the converter's audio
+                if not torch.allclose(wav, own, atol=1e-5):
+                    raise SystemExit(f"trial {number}: this benchmark's units differs from the converter's")
+            else:
+                errors[row].add(spoken, judge.phones(wav))
+        print(f"trial {number}/{len(block.trials)}", file=sys.stderr)
+    lines = ["| row | PER (CTC) % | insertions | deletions | substitutions | source frames in phones the references lack % "
+             "| source frames whose phone is the corpus's % |", "|---|---|---|---|---|---|---|"]
+    for row, kinds in errors.items():
+        rates = kinds.rates()
+        share = lambda counts: f"{100 * counts[row][0] / counts[row][1]:.1f}" if row in counts else ""  # noqa: E731
+        lines.append(f"| {row} | {rates['PER']} | {rates['insertions']} | {rates['deletions']} | "
+                     f"{rates['substitutions']} | {share(lacking)} | {share(named)} |")
+    lines += ["", f"{len(block.trials)} trials between the test speakers of {args.speakers} (speakers no model saw), drawn "
+              f"as the evaluation's valid-speaker block draws them (seed {args.seed}); model {args.model}; 3 references "
+              "per target. Per 100 reference phones."]
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
