@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechbrain_fdnf.convert import FeatureInverter, convert, resynthesise_selected  # noqa: E402
+from speechbrain_fdnf.data.audio import as_written  # noqa: E402
 from speechbrain_fdnf.data.frames import frame_labels  # noqa: E402
 from speechbrain_fdnf.data.phones import SILENCE  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
@@ -46,9 +47,12 @@ ROWS = (("units, tagger's phones (the converter's default)", "tagger", "codes", 
         ("units, tagger's phones, matched on the tagger's posteriors", "tagger", "posteriors", 1.0),
         ("units, tagger's phones, costs x3", "tagger", "codes", 3.0),
         ("units, tagger's phones, no costs", "tagger", "codes", 0.0),
-        ("units, tagger's phones, each rendition at its own length", "tagger", "codes", 1.0))
+        ("units, tagger's phones, each rendition at its own length", "tagger", "codes", 1.0),
+        ("units, tagger's phones, the source's movement within each phone", "tagger", "codes", 1.0))
+#: The row that moves within each phone as the source does.
+MOVEMENT = ROWS[-1][0]
 #: The row that hears the renditions at their own lengths.
-OWN_LENGTH = ROWS[-1][0]
+OWN_LENGTH = ROWS[-2][0]
 
 
 def whole_renditions(chosen, query, pool):
@@ -144,6 +148,25 @@ def own_length(factorizer, audio, units):
     return inverter.istft(picked[None], sig_length=len(chosen) * hop_samples(factorizer.hparams.compute_features))[0]
 
 
+def run_means(feats, phones):
+    """Each frame's mean over its run of one phone."""
+    first, count, _, _ = segment_table(phones, utterance_starts([len(phones)]))
+    run = torch.repeat_interleave(torch.arange(len(first)), count)
+    sums = torch.zeros(len(first), feats.shape[1]).index_add_(0, run, feats)
+    return (sums / count[:, None])[run]
+
+
+def with_source_movement(factorizer, source, converted, phones):
+    """``converted`` with, in every run of one phone, its log-Mel frames moving about their run's mean as the
+    source's move about theirs (the rendition's mean kept): the target's timbre of each phone, the source's
+    transitions into and out of it."""
+    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    log_mel = lambda wav: factorizer.hparams.compute_features(wav[None].float())[0].cpu()  # noqa: E731 (unchecked: may pass full scale)
+    mine, theirs = log_mel(source), log_mel(converted)
+    moved = run_means(theirs, phones) + mine - run_means(mine, phones)
+    return inverter.apply_gain(converted, theirs, moved)
+
+
 def fallback_share(query, pool):
     """``(frames in runs of a phone the pool lacks, frames)`` of the query's phones.
 
@@ -181,17 +204,21 @@ def main(argv=None):
         audio = [factorizer.load_audio(entry["wav"]).cpu() for entry in entries]
         spoken = spoken_phones(trial.source["phones39"])
         errors["copy-synthesis (gain path)"].add(spoken, judge.phones(audio[0]))
-        own = convert(factorizer, audio[0], "speaker", references=audio[1:], manipulation="units")
+        own = as_written(convert(factorizer, audio[0], "speaker", references=audio[1:], manipulation="units"))
         errors[ROWS[0][0]].add(spoken, judge.phones(own))
         truth = corpus_phones(factorizer, trial.source, len(factorizer.features(audio[0])))
         for row, phones, space, scale in ROWS:
             label = (lambda feats, index: corpus_phones(factorizer, entries[index], len(feats))) if phones == "corpus" \
                 else (lambda feats, index: factorizer.tagged_phones(feats).cpu())
             units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale)
-            if row == OWN_LENGTH:
+            if row == MOVEMENT:
+                wav = with_source_movement(factorizer, audio[0], resynthesise_selected(factorizer, audio[0], "speaker", audio[1:], units),
+                                           units.last[0])
+            elif row == OWN_LENGTH:
                 wav = own_length(factorizer, audio, units)
             else:
                 wav = resynthesise_selected(factorizer, audio[0], "speaker", audio[1:], units)
+            wav = as_written(wav)  # as the evaluation judges it
             query, pool = units.last
             lacking[row] = lacking.get(row, 0) + torch.tensor(fallback_share(query, pool))
             named[row] = named.get(row, 0) + torch.tensor([int((query == truth).sum()), len(query)])

@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from speechbrain_fdnf.data.audio import as_written  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
 from speechbrain_fdnf.evaluation.config import EvaluationConfig  # noqa: E402
 from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, PhoneErrorCounter, spoken_phones  # noqa: E402
@@ -75,7 +76,7 @@ def main(argv=None):
         counters = {kind: PhoneErrorCounter() for kind in ("same", "cross", "all")}
         for trial in block.trials:
             out = make(trial, converters.audio(trial.source))
-            phones = judge.phones(out / max(1.0, float(out.abs().max())))
+            phones = judge.phones(as_written(out))
             reference = spoken_phones(trial.source["phones39"])
             for kind in ("same" if trial.same_gender else "cross", "all"):
                 counters[kind].add(reference, phones)

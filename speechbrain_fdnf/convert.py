@@ -60,6 +60,7 @@ import torch
 import torchaudio
 from speechbrain.processing.features import ISTFT, Filterbank
 
+from speechbrain_fdnf.data.audio import as_written
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 from speechbrain_fdnf.matching import utterance_starts
@@ -430,9 +431,7 @@ def main(argv=None):
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
                             references=args.enrol, manipulation=chosen, f0_tracker=args.f0_tracker)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
-        peak = converted.abs().max()
-        if peak > 1.0:  # keep the WAV from clipping
-            converted = converted / peak
+        converted = as_written(converted)
         soundfile.write(str(out), converted.cpu().numpy(), factorizer.hparams.sample_rate)
         print(f"{out} ({len(converted) / factorizer.hparams.sample_rate:.2f} s, {factorizer.hparams.sample_rate} Hz, "
               f"{factor} -> {name}, {manipulation}" + ("" if chosen.resynthesis == "frames" else f", {args.method}") + ")")

@@ -83,3 +83,16 @@ def _truncation(wav_path, info):
         if match and int(match.group(1)) > info.frames:
             return f"header has {int(match.group(1))} samples, the file {info.frames}"
     return None
+
+
+def as_written(wav):
+    """``wav`` (a tensor) as the converter writes it and the evaluation judges it: scaled down to full scale where
+    its peak passes it (never up), so that the WAV does not clip (a gain or an overlap-add may push a peak past 1).
+
+    Example
+    -------
+    >>> import torch
+    >>> as_written(torch.tensor([0.5, -2.0])).tolist(), as_written(torch.tensor([0.5, -0.25])).tolist()
+    ([0.25, -1.0], [0.5, -0.25])
+    """
+    return wav / max(1.0, float(wav.abs().max()))

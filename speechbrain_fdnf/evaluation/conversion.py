@@ -63,6 +63,7 @@ from speechbrain_fdnf.evaluation.config import (
 from speechbrain_fdnf.evaluation.formatting import fmt
 from speechbrain_fdnf.manipulations import DEFAULT_WITH_AUDIO, REGISTRY, build, resolve, serves_tagged_default
 from speechbrain_fdnf.data.alignment import aligned_frames, reads_in_parallel
+from speechbrain_fdnf.data.audio import as_written
 from speechbrain_fdnf.evaluation.judges import JUDGE_EXTRA, PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.evaluation.listening import record_example, write_page
 from speechbrain_fdnf.files import hop_samples, prepared_split_path, read_prepared_split
@@ -513,8 +514,7 @@ def evaluate_block(block, rows, judges, converters, examples=None, f0=True):
             wav = make(trial)
             if wav is None:
                 continue
-            wav = wav.detach().float().cpu()
-            wav = wav / max(1.0, float(wav.abs().max()))  # as the converter writes it: no clipping
+            wav = as_written(wav.detach().float().cpu())  # judged as the converter writes it
             embedding = unit(judges.speaker.embed_wav(wav.numpy(), rate))
             source = trial.source["speaker"]
             row = {"cos_target": float(embedding @ enrolled[trial.target]), "cos_source": float(embedding @ enrolled[source]),

@@ -27,7 +27,7 @@ import torch
 import torchaudio
 from sklearn.metrics import roc_curve
 
-from speechbrain_fdnf.data.audio import check_audio
+from speechbrain_fdnf.data.audio import as_written, check_audio
 from speechbrain_fdnf.data.phones import ARPABET_TO_FOLDED, SILENCE
 
 JUDGE_EXTRA = "pip install 'speechbrain-fdnf[judge]'"
@@ -286,7 +286,7 @@ class QualityJudge:
         wav = torch.as_tensor(np.asarray(wav), dtype=torch.float32).flatten()
         if sample_rate != self.sample_rate:
             wav = torchaudio.functional.resample(wav, sample_rate, self.sample_rate)
-        wav = (wav / max(1.0, float(wav.abs().max()))).double().numpy()
+        wav = as_written(wav).double().numpy()
         calibrated = []
         for segment in self.segments(wav):
             raw = self.model.onnx_sess.run(None, {"input_1": segment.astype("float32")[np.newaxis, :]})[0][0]
