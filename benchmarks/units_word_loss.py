@@ -6,13 +6,14 @@
   phone gate would give);
 * the tagger's posteriors (square roots: Euclidean distance is then Hellinger's) as the space the renditions
   are matched in, instead of the model's kept subspaces;
+* the tagger's posteriors decoded along the utterance with the model folder's phone bigram (fewer flickers);
 * all three costs (join, neighbours, duration) three times their default, and none of them;
 * every rendition heard at its own length (the output takes the target's durations) instead of stretched or
   squeezed onto the source's phone;
 
 each with its errors split into insertions, deletions and substitutions, the share of the source's frames in
-phones the references lack (those fall back to frame-by-frame selection) and how often the labels used name
-the corpus's phone. A diagnostic, not a choice: no setting becomes a default from this table.
+phones the references lack (those fall back to frame-by-frame selection), how often the labels used name
+the corpus's phone and how many runs of one phone they cut the source into. A diagnostic, not a choice: no setting becomes a default from this table.
 
 Usage::
 
@@ -41,10 +42,11 @@ from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import Units  # noqa: E402
 from speechbrain_fdnf.matching import FrameMatcher, segment_selection, segment_table, utterance_starts  # noqa: E402
 
-#: ``(row, phones: "tagger" | "corpus", space: "codes" | "posteriors", cost scale)``; the converter's row first.
+#: ``(row, phones: "tagger" | "corpus" | "bigram", space: "codes" | "posteriors", cost scale)``; the converter's row first.
 ROWS = (("units, tagger's phones (the converter's default)", "tagger", "codes", 1.0),
         ("units, the corpus's phones", "corpus", "codes", 1.0),
         ("units, tagger's phones, matched on the tagger's posteriors", "tagger", "posteriors", 1.0),
+        ("units, the tagger's posteriors decoded with the folder's phone bigram (scale 3)", "bigram", "codes", 1.0),
         ("units, tagger's phones, costs x3", "tagger", "codes", 3.0),
         ("units, tagger's phones, no costs", "tagger", "codes", 0.0),
         ("units, tagger's phones, each rendition at its own length", "tagger", "codes", 1.0),
@@ -129,6 +131,12 @@ class AnyPhoneUnits(Units):
                                  join=self.join, neighbours=self.neighbours, duration=self.duration)
 
 
+def bigram_phones(factorizer, feats, scale=3.0):
+    """The tagger's log posteriors of one utterance decoded with the model folder's phone bigram."""
+    log_posteriors = factorizer.tagged_posteriors(feats).clamp_min(1e-12).log().cpu()
+    return factorizer.decoders["phone"].decode(log_posteriors, torch.zeros(len(log_posteriors), dtype=torch.long), scale=scale).cpu()
+
+
 def corpus_phones(factorizer, entry, frames):
     """``(frames,)`` phone index of each frame by the corpus's own segments (silence where none covers it)."""
     hop = hop_samples(factorizer.hparams.compute_features)
@@ -167,6 +175,17 @@ def with_source_movement(factorizer, source, converted, phones):
     return inverter.apply_gain(converted, theirs, moved)
 
 
+def run_count(phones):
+    """Runs of one phone in one utterance's ``phones``.
+
+    Example
+    -------
+    >>> run_count(torch.tensor([3, 3, 1, 3]))
+    3
+    """
+    return len(segment_table(phones, utterance_starts([len(phones)]))[0])
+
+
 def fallback_share(query, pool):
     """``(frames in runs of a phone the pool lacks, frames)`` of the query's phones.
 
@@ -198,7 +217,7 @@ def main(argv=None):
     block = conversion.build_blocks({VALID_SPEAKERS: read_prepared_split(args.speakers, "test")}, args.trials, args.seed,
                                     [VALID_SPEAKERS], enrolment_speech=conversion.enrolment_problem(factorizer))[0]
     errors = collections.defaultdict(ErrorKinds)
-    lacking, named = {}, {}
+    lacking, named, runs = {}, {}, {}
     for number, trial in enumerate(block.trials, 1):
         entries = [trial.source] + block.material[trial.target].references
         audio = [factorizer.load_audio(entry["wav"]).cpu() for entry in entries]
@@ -208,8 +227,9 @@ def main(argv=None):
         errors[ROWS[0][0]].add(spoken, judge.phones(own))
         truth = corpus_phones(factorizer, trial.source, len(factorizer.features(audio[0])))
         for row, phones, space, scale in ROWS:
-            label = (lambda feats, index: corpus_phones(factorizer, entries[index], len(feats))) if phones == "corpus" \
-                else (lambda feats, index: factorizer.tagged_phones(feats).cpu())
+            label = {"corpus": lambda feats, index: corpus_phones(factorizer, entries[index], len(feats)),
+                     "tagger": lambda feats, index: factorizer.tagged_phones(feats).cpu(),
+                     "bigram": lambda feats, index: bigram_phones(factorizer, feats)}[phones]
             units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale)
             if row == MOVEMENT:
                 wav = with_source_movement(factorizer, audio[0], resynthesise_selected(factorizer, audio[0], "speaker", audio[1:], units),
@@ -222,6 +242,7 @@ def main(argv=None):
             query, pool = units.last
             lacking[row] = lacking.get(row, 0) + torch.tensor(fallback_share(query, pool))
             named[row] = named.get(row, 0) + torch.tensor([int((query == truth).sum()), len(query)])
+            runs[row] = runs.get(row, 0) + torch.tensor([run_count(query), run_count(truth)])
             if row == ROWS[0][0]:  # this copy of the converter's units must give the converter's audio
                 if not torch.allclose(wav, own, atol=1e-5):
                     raise SystemExit(f"trial {number}: this benchmark's units differs from the converter's")
@@ -229,12 +250,13 @@ def main(argv=None):
                 errors[row].add(spoken, judge.phones(wav))
         print(f"trial {number}/{len(block.trials)}", file=sys.stderr)
     lines = ["| row | PER (CTC) % | insertions | deletions | substitutions | source frames in phones the references lack % "
-             "| source frames whose phone is the corpus's % |", "|---|---|---|---|---|---|---|"]
+             "| source frames whose phone is the corpus's % | source runs of one phone per 100 of the corpus's |",
+             "|---|---|---|---|---|---|---|---|"]
     for row, kinds in errors.items():
         rates = kinds.rates()
         share = lambda counts: f"{100 * counts[row][0] / counts[row][1]:.1f}" if row in counts else ""  # noqa: E731
         lines.append(f"| {row} | {rates['PER']} | {rates['insertions']} | {rates['deletions']} | "
-                     f"{rates['substitutions']} | {share(lacking)} | {share(named)} |")
+                     f"{rates['substitutions']} | {share(lacking)} | {share(named)} | {share(runs)} |")
     lines += ["", f"{len(block.trials)} trials between the test speakers of {args.speakers} (speakers no model saw), drawn "
               f"as the evaluation's valid-speaker block draws them (seed {args.seed}); model {args.model}; 3 references "
               "per target. Per 100 reference phones."]
