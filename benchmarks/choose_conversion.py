@@ -85,35 +85,47 @@ def choose(rows, model, closer_floor=0.0, phones=None):
     return min(tied, key=lambda row: pool[row]["per_recognizer"]), keeps, converts
 
 
-#: choose_phase_valid_speakers.yaml's bounds: DNSMOS a twin must gain, PER points and verified share it may lose.
-TWIN_DNSMOS_GAIN, TWIN_PER_MARGIN, TWIN_VERIFIED_MARGIN = 0.05, 1.0, 0.025
+#: The rules a twin row is held to against the same row without its option: ``quality``
+#: (choose_phase_valid_speakers.yaml: DNSMOS gained, PER and verified share little lost) and ``words``
+#: (choose_source_fallback_valid_speakers.yaml: PER gained, verified share and spoof EER little lost). Each bound:
+#: ``(column, least change, words of its failure)``; a change is the twin's value minus the base's.
+TWIN_RULES = {
+    "quality": (("dnsmos_ovrl", 0.05, "DNSMOS not 0.05 higher"), ("per_recognizer", -1.0, "loses words"),
+                ("verified_as_target", -0.025, "verified less often")),
+    "words": (("per_recognizer", 1.0, "not 1 phone-error point fewer"), ("verified_as_target", -0.025, "verified less often"),
+              ("spoof_eer", -5.0, "told from real readings more easily")),
+}
+#: Columns where lower is better: their change is counted the other way.
+LOWER_IS_BETTER = {"per_recognizer"}
 
 
-def twin_passes(twin, base):
-    """``(passes, reasons it fails)``: choose_phase_valid_speakers.yaml's rule for a row against the same row
-    without its option (``base``): better rated by DNSMOS, without losing words or the voice.
+def twin_passes(twin, base, rule="quality"):
+    """``(passes, reasons it fails)``: :data:`TWIN_RULES` ``[rule]`` for a row against the same row without its
+    option (``base``).
 
     Example
     -------
-    >>> base = {"dnsmos_ovrl": 1.6, "per_recognizer": 30.0, "verified_as_target": 0.9}
+    >>> base = {"dnsmos_ovrl": 1.6, "per_recognizer": 30.0, "verified_as_target": 0.9, "spoof_eer": 40.0}
     >>> twin_passes(dict(base, dnsmos_ovrl=1.7, per_recognizer=30.5), base)
     (True, [])
     >>> twin_passes(dict(base, dnsmos_ovrl=1.7, verified_as_target=0.8), base)[1]
     ['verified less often (0.800 against 0.900)']
+    >>> twin_passes(dict(base, per_recognizer=28.5, spoof_eer=38.0), base, "words")
+    (True, [])
+    >>> twin_passes(dict(base, per_recognizer=29.5), base, "words")[1]
+    ['not 1 phone-error point fewer (29.500 against 30.000)']
     """
     failures = []
-    if twin["dnsmos_ovrl"] < base["dnsmos_ovrl"] + TWIN_DNSMOS_GAIN:
-        failures.append(f"DNSMOS not {TWIN_DNSMOS_GAIN:g} higher ({twin['dnsmos_ovrl']:.2f} against {base['dnsmos_ovrl']:.2f})")
-    if twin["per_recognizer"] > base["per_recognizer"] + TWIN_PER_MARGIN:
-        failures.append(f"loses words ({twin['per_recognizer']:.1f} % PER against {base['per_recognizer']:.1f} %)")
-    if twin["verified_as_target"] < base["verified_as_target"] - TWIN_VERIFIED_MARGIN:
-        failures.append(f"verified less often ({twin['verified_as_target']:.3f} against {base['verified_as_target']:.3f})")
+    for column, least, words in TWIN_RULES[rule]:
+        gain = (base[column] - twin[column]) if column in LOWER_IS_BETTER else (twin[column] - base[column])
+        if gain < least - 1e-9:
+            failures.append(f"{words} ({twin[column]:.3f} against {base[column]:.3f})")
     return not failures, failures
 
 
-def twin_table(results, words, model="f-DNF"):
+def twin_table(results, words, model="f-DNF", rule="quality"):
     """Markdown: every candidate row whose name holds ``words`` (an option's words, ``phase continued``) beside
-    the same row without them, and the verdict of :func:`twin_passes`."""
+    the same row without them, and the verdict of :func:`twin_passes` under ``rule``."""
     rows = results["conversion"]["rows"]
     lines = [COLUMNS + " passes |", "|---|---|---|---|---|---|---|---|"]
     verdicts = []
@@ -123,14 +135,13 @@ def twin_table(results, words, model="f-DNF"):
         base_name = row.replace(f", {words}", "").replace(f" ({words})", "")
         if base_name not in rows:
             continue
-        passes, failures = twin_passes(values, rows[base_name])
+        passes, failures = twin_passes(values, rows[base_name], rule)
         lines += [f"| {base_name} | {row_cells(rows[base_name])} | |", f"| {row} | {row_cells(values)} | {'yes' if passes else 'no'} |"]
         verdicts.append(f"* {row}: " + ("passes" if passes else "does not pass: " + "; ".join(failures)))
     trials = rows[COPY]["trials"]
-    lines += ["", f"Block: {results['conversion']['block']}, {trials:.0f} trials. The rule of "
-              "hparams/experiments/choose_phase_valid_speakers.yaml (DNSMOS at least "
-              f"{TWIN_DNSMOS_GAIN:g} higher, PER at most {TWIN_PER_MARGIN:g} point higher, verified share at most "
-              f"{TWIN_VERIFIED_MARGIN:g} lower):", *verdicts]
+    bounds = ", ".join(f"{column} {'+' if least >= 0 else ''}{least:g}" for column, least, _ in TWIN_RULES[rule])
+    lines += ["", f"Block: {results['conversion']['block']}, {trials:.0f} trials. The rule {rule!r} (least change "
+              f"against the row without the option, PER counted as errors saved: {bounds}):", *verdicts]
     return "\n".join(lines) + "\n"
 
 
@@ -240,7 +251,10 @@ def main(argv=None):
                         help="choose among the rows a model folder with a tagger runs (tagger) or without one (model)")
     parser.add_argument("--twin", metavar="WORDS",
                         help="each row whose name holds WORDS (an option's, e.g. 'phase continued') against the same "
-                             "row without it (hparams/experiments/choose_phase_valid_speakers.yaml's rule)")
+                             "row without it, by --rule")
+    parser.add_argument("--rule", choices=sorted(TWIN_RULES), default="quality",
+                        help="the twin's rule: quality (choose_phase_valid_speakers.yaml) or words "
+                             "(choose_source_fallback_valid_speakers.yaml)")
     parser.add_argument("--resynthesis", action="store_true",
                         help="WORLD against the gain path (hparams/experiments/choose_world.yaml's rule)")
     args = parser.parse_args(argv)
@@ -260,7 +274,7 @@ def main(argv=None):
     if args.resynthesis:
         text = resynthesis_table(results)
     elif args.twin:
-        text = twin_table(results, args.twin, args.model)
+        text = twin_table(results, args.twin, args.model, args.rule)
     else:
         text = choice_table(results, args.model, args.closer_floor, args.phones)[0]
     print(text)

@@ -50,11 +50,17 @@ ROWS = (("units, tagger's phones (the converter's default)", "tagger", "codes", 
         ("units, tagger's phones, costs x3", "tagger", "codes", 3.0),
         ("units, tagger's phones, no costs", "tagger", "codes", 0.0),
         ("units, tagger's phones, each rendition at its own length", "tagger", "codes", 1.0),
-        ("units, tagger's phones, the source's movement within each phone", "tagger", "codes", 1.0))
+        ("units, tagger's phones, the source's movement within each phone", "tagger", "codes", 1.0),
+        ("units, tagger's phones, the source's own frames where the references lack its phone", "tagger", "codes", 1.0),
+        ("units, tagger's phones, the source converted by cells where the references lack its phone", "tagger", "codes", 1.0))
+#: The row that converts the source with cells in the phones the references lack.
+CELLS_FALLBACK = ROWS[-1][0]
+#: The row that keeps the source's frames in the phones the references lack.
+OWN_FALLBACK = ROWS[-2][0]
 #: The row that moves within each phone as the source does.
-MOVEMENT = ROWS[-1][0]
+MOVEMENT = ROWS[-3][0]
 #: The row that hears the renditions at their own lengths.
-OWN_LENGTH = ROWS[-2][0]
+OWN_LENGTH = ROWS[-4][0]
 
 
 def whole_renditions(chosen, query, pool):
@@ -156,6 +162,21 @@ def own_length(factorizer, audio, units):
     return inverter.istft(picked[None], sig_length=len(chosen) * hop_samples(factorizer.hparams.compute_features))[0]
 
 
+def source_where_lacking(factorizer, audio, units, stand_in):
+    """``units``' conversion of ``audio[0]`` with the STFT frames of ``stand_in`` (the source itself, or another
+    conversion of it) in its runs of a phone that the references ``audio[1:]`` lack (instead of the nearest
+    reference frames of any phone)."""
+    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    chosen = units.frames(factorizer, None, "speaker", references=audio[1:], wav=audio[0]).cpu()
+    query, pool = units.last
+    spectra = [inverter.stft(item.float()[None])[0] for item in audio[1:]]
+    successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)
+    picked = inverter.selected_frames(torch.cat(spectra), chosen, successors)
+    lacking = ~torch.isin(query, pool)
+    picked[lacking] = inverter.stft(stand_in.float()[None])[0][lacking]
+    return inverter.istft(picked[None], sig_length=len(audio[0]))[0]
+
+
 def run_means(feats, phones):
     """Each frame's mean over its run of one phone."""
     first, count, _, _ = segment_table(phones, utterance_starts([len(phones)]))
@@ -231,7 +252,12 @@ def main(argv=None):
                      "tagger": lambda feats, index: factorizer.tagged_phones(feats).cpu(),
                      "bigram": lambda feats, index: bigram_phones(factorizer, feats)}[phones]
             units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale)
-            if row == MOVEMENT:
+            if row == OWN_FALLBACK:
+                wav = source_where_lacking(factorizer, audio, units, audio[0])
+            elif row == CELLS_FALLBACK:
+                wav = source_where_lacking(factorizer, audio, units, convert(factorizer, audio[0], "speaker", references=audio[1:],
+                                                                             manipulation="cells"))
+            elif row == MOVEMENT:
                 wav = with_source_movement(factorizer, audio[0], resynthesise_selected(factorizer, audio[0], "speaker", audio[1:], units),
                                            units.last[0])
             elif row == OWN_LENGTH:

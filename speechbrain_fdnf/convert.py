@@ -335,15 +335,16 @@ def target_register(factorizer, factor, target, references, f0_tracker=DEFAULT_F
 
 
 def resynthesise_selected(factorizer, wav, factor, references, manipulation):
-    """The audio of a manipulation that selects real frames (``select``): the STFT frames of ``references``
-    that it chooses for each frame of ``wav``, overlap-added."""
+    """The audio of a manipulation that selects real frames (``select``, ``units``): the STFT frames of
+    ``references`` that it chooses for each frame of ``wav``, overlap-added (an index past the references' frames
+    is one of ``wav``'s own: ``units``' ``source_fallback``)."""
     references = factorizer.checked_references(references)
     if not all(torch.is_tensor(item) and item.dim() == 1 for item in references):  # audio comes back checked, 1-D
         raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
                                   "waveforms), not features")
     chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
-    spectra = [inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references]
+    spectra = [inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in [*references, wav]]
     successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
     picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
                                       continue_phase=getattr(manipulation, "continue_phase", False))

@@ -631,7 +631,7 @@ class SpeechFactorizer(Pretrained):
 
     @torch.no_grad()
     def select_units(self, inputs, factor, references, join=1.0, neighbours=1.0, duration=1.0, smooth=1, decode=True,
-                     tagged=True):
+                     tagged=True, source_fallback=False):
         """For every frame of ``inputs``, one real frame of ``references``, chosen a phone at a time: each run of
         one kept class (a phone, as the gate of :meth:`match` infers it) takes one whole run of the same class
         from the references, the nearest in the kept factors' subspaces over its three thirds and heard between
@@ -651,11 +651,15 @@ class SpeechFactorizer(Pretrained):
             Cost of a run heard between other neighbouring phones (half of it for one).
         duration : float
             Cost per unit of ``|log(length ratio)|`` between a run and its rendition.
+        source_fallback : bool
+            In the runs of a class the references lack, keep the input's own frames (index: the reference frames'
+            count plus the input's frame) instead of the nearest reference frames of any class.
 
         Returns
         -------
         torch.Tensor
-            ``(frames,)`` indices into the reference frames, concatenated in the order of ``references``.
+            ``(frames,)`` indices into the reference frames, concatenated in the order of ``references`` (and,
+            with ``source_fallback``, the input's frames after them).
         """
         space = self._matching_space(inputs, factor, references, 1, True, smooth, decode, tagged)
         if space["feats"].dim() != 2:
@@ -663,7 +667,8 @@ class SpeechFactorizer(Pretrained):
         matcher, classes = space["matcher"], space["classes"]
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
-                                 space["lengths"], join=join, neighbours=neighbours, duration=duration)
+                                 space["lengths"], join=join, neighbours=neighbours, duration=duration,
+                                 query_fallback=source_fallback)
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False):

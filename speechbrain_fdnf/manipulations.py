@@ -203,14 +203,17 @@ class Units(Manipulation):
                "neighbours": Option(float, 1.0, "cost of a rendition heard between other neighbouring phones"),
                "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
                "tagger": Option(bool, True, TAGGER_HELP),
-               "continue_phase": CONTINUE_PHASE}
+               "continue_phase": CONTINUE_PHASE,
+               "source_fallback": Option(bool, False, "in a phone the target's audio lacks, keep the source's own frames "
+                                                      "(its words, and its voice) instead of the nearest frames of any "
+                                                      "phone of the target")}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
-                                       duration=self.duration, tagged=self.tagger)
+                                       duration=self.duration, tagged=self.tagger, source_fallback=self.source_fallback)
 
 
 def build(name, **options):

@@ -216,7 +216,7 @@ def segment_summaries(points, first, count, parts=3):
 
 
 def segment_selection(query_points, query_classes, pool_points, pool_classes, pool_lengths, join=1.0,
-                      neighbours=1.0, duration=1.0):
+                      neighbours=1.0, duration=1.0, query_fallback=False):
     """One pool frame per query frame, chosen a whole segment at a time (unit selection of phones).
 
     The query (one utterance) and the pool (utterances of ``pool_lengths``, concatenated) are cut into
@@ -230,7 +230,8 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     ``join`` for every pair of consecutive query segments whose choices are not consecutive in one pool
     utterance (where they are, the real transition between them is heard). A query segment whose class no pool
     segment has takes, frame by frame, the nearest pool frames of any class
-    (:func:`continuous_selection`, ``join`` as its continuity).
+    (:func:`continuous_selection`, ``join`` as its continuity), or with ``query_fallback`` its own frames: index
+    ``len(pool) + i`` stands for query frame ``i`` (the pool followed by the query).
 
     Arguments
     ---------
@@ -242,11 +243,13 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
         Frames of each pool utterance.
     join, neighbours, duration : float
         The costs above.
+    query_fallback : bool
+        Keep the query's own frames in the segments no pool segment can serve.
 
     Returns
     -------
     torch.Tensor
-        ``(query frames,)`` pool indices.
+        ``(query frames,)`` pool indices (and, with ``query_fallback``, query frames after the pool).
 
     Example
     -------
@@ -260,6 +263,10 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     >>> segment_selection(torch.full((6, 1), 5.0), query, pool_points, pool_classes, [4, 5], join=0.0,
     ...                   neighbours=0.0, duration=0.0).tolist()
     [0, 1, 1, 4, 6, 7]
+    >>> # a class (4) the pool lacks: its frames are the query's own (9 + 3, 9 + 4) with query_fallback
+    >>> segment_selection(torch.zeros(5, 1), torch.tensor([1, 1, 1, 4, 4]), pool_points, pool_classes, [4, 5],
+    ...                   neighbours=0.0, query_fallback=True).tolist()
+    [0, 1, 1, 12, 13]
     """
     query_first, query_count, query_class, query_followed = segment_table(
         query_classes, utterance_starts([len(query_classes)]))
@@ -301,6 +308,8 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
         if covered[segment]:  # the pool segment stretched or squeezed onto the query segment's frames
             position = ((torch.arange(frames) + 0.5) * pool_count[pool_segment] / frames).long()
             chosen[start:start + frames] = pool_first[pool_segment] + position
+        elif query_fallback:
+            chosen[start:start + frames] = len(pool_classes) + torch.arange(start, start + frames)
         else:
             chosen[start:start + frames] = continuous_selection(
                 torch.cdist(query_points[start:start + frames].float().cpu(), pool_points.float().cpu()), successors,

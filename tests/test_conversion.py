@@ -201,6 +201,7 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     assert [row.get("continue_phase") for row in select_rows] == [None, None, None, None, True]
     assert "f-DNF select (candidates 8, continuity 1, gated, context 0, as features)" in names
     assert "f-DNF units (join 1, neighbours 1, duration 1, phase continued)" in names
+    assert "f-DNF units (join 1, neighbours 1, duration 1, source's frames where the target lacks the phone)" in names
     with pytest.raises(ValueError, match="unknown manipulation"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["selct"]})
     # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source

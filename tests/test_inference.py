@@ -375,6 +375,29 @@ def test_unit_selection_falls_back_to_the_nearest_frames_where_the_references_la
     assert chosen[2:].tolist() == [4, 5, 3]  # the 3s: frame by frame, the nearest of any class
 
 
+def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(flow, trained, utterance):
+    from speechbrain_fdnf.convert import FeatureInverter, convert
+
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:1]  # one: it lacks phones
+    wav = flow.load_audio(utterance[0])
+    space = flow._matching_space(wav, "speaker", other, 1, True, 1, True)
+    lacking = ~torch.isin(space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu())
+    assert lacking.any() and not lacking.all()
+    nearest = flow.select_units(wav, "speaker", other)
+    own = flow.select_units(wav, "speaker", other, source_fallback=True)
+    pool_frames = sum(space["lengths"])
+    assert torch.equal(own[lacking], pool_frames + torch.nonzero(lacking).flatten())  # the source's own frames
+    assert torch.equal(own[~lacking], nearest[~lacking]) and (nearest < pool_frames).all()
+    # heard: the output's STFT frames there are the source's (the overlap-add of the frames around them aside)
+    converted = convert(flow, wav, "speaker", references=other, manipulation="units", source_fallback=True)
+    inverter = FeatureInverter(flow.hparams.compute_features)
+    heard, source = (inverter.stft(item.float()[None])[0] for item in (converted, wav))
+    inside = lacking & torch.roll(lacking, 1) & torch.roll(lacking, -1) & torch.roll(lacking, 2) & torch.roll(lacking, -2)
+    assert inside.any()
+    torch.testing.assert_close(heard[inside], source[inside], atol=1e-3, rtol=0)
+
+
 def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
     from speechbrain_fdnf.matching import segment_table, utterance_starts
 

@@ -603,8 +603,8 @@ def manipulation_variants(config, tagger=False):
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
     ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant
     ungated, one with a ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its
-    chosen frames heard as features through the gain path, one with ``keep_phone`` or ``continue_phase`` its
-    first variant with the other setting; with ``tagger`` (the model folder has a contextual phone tagger), one
+    chosen frames heard as features through the gain path, one with ``keep_phone``, ``continue_phase`` or
+    ``source_fallback`` its first variant with the other setting; with ``tagger`` (the model folder has a contextual phone tagger), one
     with a ``tagger`` option its first variant with the other source of phones too, so that the tagger's share is
     measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
@@ -630,6 +630,8 @@ def manipulation_variants(config, tagger=False):
             rows.append(dict(rows[0], keep_phone=not cls.OPTIONS["keep_phone"].default))
         if "continue_phase" in cls.OPTIONS:  # the chosen frames' phases carried on (a phase vocoder), or their own
             rows.append(dict(rows[0], continue_phase=not cls.OPTIONS["continue_phase"].default))
+        if "source_fallback" in cls.OPTIONS:  # the source's own frames in the phones the target's audio lacks, or not
+            rows.append(dict(rows[0], source_fallback=not cls.OPTIONS["source_fallback"].default))
         variants[name] = rows
     return variants
 
@@ -651,6 +653,10 @@ def row_name(model, manipulation, tagger=False):
         elif key == "continue_phase":
             if value != REGISTRY[manipulation.name].OPTIONS[key].default:  # named only where it is not the default
                 words.append("phase continued" if value else "own phases")
+        elif key == "source_fallback":
+            if value != REGISTRY[manipulation.name].OPTIONS[key].default:
+                words.append("source's frames where the target lacks the phone" if value else "nearest frames where "
+                             "the target lacks the phone")
         elif key == "keep_phone":
             words.append("phone subspace kept" if value else "whole latent")
         else:
