@@ -408,3 +408,15 @@ def test_an_options_twin_passes_only_when_rated_better_without_losing_words_or_t
     path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
     choose.main([str(path), "--twin", "phase continued", "--out", str(out)])
     assert "does not pass: verified less often (0.900 against 0.950)" in out.read_text()
+    # the words rule: fewer phone errors, without losing the voice to the judge nor to its spoof test
+    fallback = "f-DNF units (join 1, tagger, source's frames where the target lacks the phone)"
+    rows[base]["spoof_eer"] = 45.0
+    rows[fallback] = dict(row(0.94, 28.5, 1.70), spoof_eer=41.0)
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
+    words = ["--twin", "source's frames where the target lacks the phone", "--rule", "words", "--out", str(out)]
+    choose.main([str(path), *words])
+    assert f"* {fallback}: passes" in out.read_text()
+    rows[fallback]["spoof_eer"] = 38.0  # told from the target's real readings more easily
+    path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
+    choose.main([str(path), *words])
+    assert "does not pass: told from real readings more easily (38.000 against 45.000)" in out.read_text()
