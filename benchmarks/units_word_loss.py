@@ -10,6 +10,9 @@
 * all three costs (join, neighbours, duration) three times their default, and none of them;
 * every rendition heard at its own length (the output takes the target's durations) instead of stretched or
   squeezed onto the source's phone;
+* the source's log-Mel movement within each phone carried into its rendition (by gain);
+* in the phones the references lack, the source's own frames, or the source converted by ``cells``, instead of
+  the nearest reference frames of any phone;
 
 each with its errors split into insertions, deletions and substitutions, the share of the source's frames in
 phones the references lack (those fall back to frame-by-frame selection), how often the labels used name
@@ -134,7 +137,8 @@ class AnyPhoneUnits(Units):
             points = matcher.embed(codes.reshape(-1, codes.shape[-1])), matcher.embed(factorizer.engine.encode_all(torch.cat(pool)))
         self.last = self.phones(query, 0), torch.cat([self.phones(item, index) for index, item in enumerate(pool, 1)])
         return segment_selection(points[0].cpu(), self.last[0], points[1].cpu(), self.last[1], [len(item) for item in pool],
-                                 join=self.join, neighbours=self.neighbours, duration=self.duration)
+                                 join=self.join, neighbours=self.neighbours, duration=self.duration,
+                                 query_fallback=self.source_fallback)
 
 
 def bigram_phones(factorizer, feats, scale=3.0):
@@ -163,9 +167,9 @@ def own_length(factorizer, audio, units):
 
 
 def source_where_lacking(factorizer, audio, units, stand_in):
-    """``units``' conversion of ``audio[0]`` with the STFT frames of ``stand_in`` (the source itself, or another
-    conversion of it) in its runs of a phone that the references ``audio[1:]`` lack (instead of the nearest
-    reference frames of any phone)."""
+    """``units``' conversion of ``audio[0]`` with the STFT frames of ``stand_in`` (another conversion of the source)
+    in its runs of a phone that the references ``audio[1:]`` lack, instead of the nearest reference frames of any
+    phone (the converter's ``source_fallback`` takes the source's own frames there)."""
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     chosen = units.frames(factorizer, None, "speaker", references=audio[1:], wav=audio[0]).cpu()
     query, pool = units.last
@@ -251,10 +255,9 @@ def main(argv=None):
             label = {"corpus": lambda feats, index: corpus_phones(factorizer, entries[index], len(feats)),
                      "tagger": lambda feats, index: factorizer.tagged_phones(feats).cpu(),
                      "bigram": lambda feats, index: bigram_phones(factorizer, feats)}[phones]
-            units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale)
-            if row == OWN_FALLBACK:
-                wav = source_where_lacking(factorizer, audio, units, audio[0])
-            elif row == CELLS_FALLBACK:
+            units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale,
+                                  source_fallback=row == OWN_FALLBACK)  # the converter's option
+            if row == CELLS_FALLBACK:
                 wav = source_where_lacking(factorizer, audio, units, convert(factorizer, audio[0], "speaker", references=audio[1:],
                                                                              manipulation="cells"))
             elif row == MOVEMENT:
