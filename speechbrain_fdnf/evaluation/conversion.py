@@ -604,9 +604,9 @@ def manipulation_variants(config, tagger=False):
     ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant
     ungated, one with a ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its
     chosen frames heard as features through the gain path, one with ``keep_phone``, ``continue_phase`` or
-    ``source_fallback`` its first variant with the other setting; with ``tagger`` (the model folder has a contextual phone tagger), one
-    with a ``tagger`` option its first variant with the other source of phones too, so that the tagger's share is
-    measured on the same trials."""
+    ``source_fallback`` its first variant with the other setting; with ``tagger`` (the model folder has a
+    contextual phone tagger), one with a ``tagger`` option its first variant with the other source of phones too,
+    so that the tagger's share is measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
               "candidates": [config.conversion_candidates], "k": [config.knn_k or 4],
               "context": list(config.conversion_context)}
