@@ -16,7 +16,8 @@
 
 each with its errors split into insertions, deletions and substitutions, the share of the source's frames in
 phones the references lack (those fall back to frame-by-frame selection), how often the labels used name
-the corpus's phone and how many runs of one phone they cut the source into. A diagnostic, not a choice: no setting becomes a default from this table.
+the corpus's phone and how many runs of one phone they cut the source into. A diagnostic, not a choice: no
+setting becomes a default from this table.
 
 Usage::
 
@@ -66,18 +67,22 @@ MOVEMENT = ROWS[-3][0]
 OWN_LENGTH = ROWS[-4][0]
 
 
-def whole_renditions(chosen, query, pool):
+def whole_renditions(chosen, query, pool, pool_lengths):
     """``chosen`` (one pool frame per query frame, :func:`segment_selection`) with each query run that took a pool
     run of its own phone replaced by that pool run whole, at its own length; other runs (the fallback) as they are.
+    ``pool_lengths``: frames of each pool utterance (a run never spans two).
 
     Example
     -------
     >>> # pool runs: [0, 1, 2] of phone 5, [3] of phone 6; the query's phone-5 run of 2 frames took frames 0 and 2
-    >>> whole_renditions(torch.tensor([0, 2, 3, 3]), torch.tensor([5, 5, 6, 6]), torch.tensor([5, 5, 5, 6])).tolist()
+    >>> whole_renditions(torch.tensor([0, 2, 3, 3]), torch.tensor([5, 5, 6, 6]), torch.tensor([5, 5, 5, 6]), [4]).tolist()
     [0, 1, 2, 3]
+    >>> # two pool utterances, [5, 5] and [5]: the run that took frame 2 is the second utterance's alone
+    >>> whole_renditions(torch.tensor([2, 2]), torch.tensor([5, 5]), torch.tensor([5, 5, 5]), [2, 1]).tolist()
+    [2]
     """
     query_first, query_count, query_class, _ = segment_table(query, utterance_starts([len(query)]))
-    pool_first, pool_count, _, _ = segment_table(pool, utterance_starts([len(pool)]))
+    pool_first, pool_count, _, _ = segment_table(pool, utterance_starts(pool_lengths))
     pieces = []
     for first, count, phone in zip(query_first.tolist(), query_count.tolist(), query_class.tolist()):
         taken = chosen[first:first + count]
@@ -121,11 +126,12 @@ class ErrorKinds:
 class AnyPhoneUnits(Units):
     """``units`` whose phones come from the caller (``phones``: features -> ``(frames,)`` phone index) and whose
     renditions are matched in ``space`` (``codes``: the kept subspaces, as the converter; ``posteriors``: the
-    tagger's). ``last`` keeps the latest call's source phones and pool phones."""
+    tagger's). ``last`` keeps the latest call's source phones and pool phones, ``lengths`` its pool utterances'
+    frames."""
 
     def __init__(self, phones, space="codes", **options):
         super().__init__(**options)
-        self.phones, self.space, self.last = phones, space, None
+        self.phones, self.space, self.last, self.lengths = phones, space, None, None
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         query, pool = factorizer.features(wav), [factorizer.features(item) for item in references]
@@ -136,6 +142,7 @@ class AnyPhoneUnits(Units):
             codes = factorizer.engine.encode(query)
             points = matcher.embed(codes.reshape(-1, codes.shape[-1])), matcher.embed(factorizer.engine.encode_all(torch.cat(pool)))
         self.last = self.phones(query, 0), torch.cat([self.phones(item, index) for index, item in enumerate(pool, 1)])
+        self.lengths = [len(item) for item in pool]
         return segment_selection(points[0].cpu(), self.last[0], points[1].cpu(), self.last[1], [len(item) for item in pool],
                                  join=self.join, neighbours=self.neighbours, duration=self.duration,
                                  query_fallback=self.source_fallback)
@@ -159,7 +166,7 @@ def own_length(factorizer, audio, units):
     """``units``' conversion of ``audio[0]`` from ``audio[1:]`` with every rendition at its own length."""
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     chosen = units.frames(factorizer, None, "speaker", references=audio[1:], wav=audio[0]).cpu()
-    chosen = whole_renditions(chosen, *units.last)
+    chosen = whole_renditions(chosen, *units.last, units.lengths)
     spectra = [inverter.stft(item.float()[None])[0] for item in audio[1:]]
     successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)
     picked = inverter.selected_frames(torch.cat(spectra), chosen, successors)
