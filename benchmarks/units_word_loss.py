@@ -36,8 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechbrain_fdnf.convert import FeatureInverter, convert, resynthesise_selected  # noqa: E402
 from speechbrain_fdnf.data.audio import as_written  # noqa: E402
-from speechbrain_fdnf.data.frames import frame_labels  # noqa: E402
-from speechbrain_fdnf.data.phones import SILENCE  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
 from speechbrain_fdnf.evaluation.config import VALID_SPEAKERS  # noqa: E402
 from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, spoken_phones  # noqa: E402
@@ -45,6 +43,7 @@ from speechbrain_fdnf.files import hop_samples, read_prepared_split  # noqa: E40
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import Units  # noqa: E402
 from speechbrain_fdnf.matching import FrameMatcher, segment_selection, segment_table, utterance_starts  # noqa: E402
+from speechbrain_fdnf.tagging import UNLABELLED, silence_index, utterance_frames  # noqa: E402
 
 #: ``(row, phones: "tagger" | "corpus" | "bigram", space: "codes" | "posteriors", cost scale)``; the converter's row first.
 ROWS = (("units, tagger's phones (the converter's default)", "tagger", "codes", 1.0),
@@ -154,12 +153,11 @@ def bigram_phones(factorizer, feats, scale=3.0):
     return factorizer.decoders["phone"].decode(log_posteriors, torch.zeros(len(log_posteriors), dtype=torch.long), scale=scale).cpu()
 
 
-def corpus_phones(factorizer, entry, frames):
-    """``(frames,)`` phone index of each frame by the corpus's own segments (silence where none covers it)."""
-    hop = hop_samples(factorizer.hparams.compute_features)
-    segment = frame_labels(torch.tensor(entry["starts"]), torch.tensor(entry["ends"]), frames, hop, entry["num_samples"])
-    return torch.tensor([factorizer.class_index("phone", entry["phones39"][index] if index >= 0 else SILENCE)
-                         for index in segment.tolist()])
+def corpus_phones(factorizer, entry):
+    """``(frames,)`` phone index of each frame of ``entry`` by the corpus's own segments, as the tagger is trained
+    on them (:func:`~speechbrain_fdnf.tagging.utterance_frames`), silence where none covers a frame."""
+    phones = utterance_frames(factorizer, {"entry": entry})["entry"][1]
+    return torch.where(phones == UNLABELLED, silence_index(factorizer), phones)
 
 
 def own_length(factorizer, audio, units):
@@ -257,9 +255,9 @@ def main(argv=None):
         errors["copy-synthesis (gain path)"].add(spoken, judge.phones(audio[0]))
         own = as_written(convert(factorizer, audio[0], "speaker", references=audio[1:], manipulation="units"))
         errors[ROWS[0][0]].add(spoken, judge.phones(own))
-        truth = corpus_phones(factorizer, trial.source, len(factorizer.features(audio[0])))
+        truth = corpus_phones(factorizer, trial.source)
         for row, phones, space, scale in ROWS:
-            label = {"corpus": lambda feats, index: corpus_phones(factorizer, entries[index], len(feats)),
+            label = {"corpus": lambda feats, index: corpus_phones(factorizer, entries[index]),
                      "tagger": lambda feats, index: factorizer.tagged_phones(feats).cpu(),
                      "bigram": lambda feats, index: bigram_phones(factorizer, feats)}[phones]
             units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale,

@@ -344,7 +344,9 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
                                   "waveforms), not features")
     chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
-    spectra = [inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in [*references, wav]]
+    spectra = [inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references]
+    if len(chosen) and int(chosen.max()) >= sum(len(item) for item in spectra):  # frames of the input's own
+        spectra.append(inverter.stft(wav.float().cpu()[None])[0])
     successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
     picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
                                       continue_phase=getattr(manipulation, "continue_phase", False))
