@@ -22,7 +22,7 @@ setting becomes a default from this table.
 Usage::
 
     python benchmarks/units_word_loss.py [--model results_s2/fdnf/1234/inference] \\
-        [--speakers results_s2/prepared_valid_speakers40] [--trials 40] [--out benchmarks/latest_units_word_loss.md]
+        [--speakers results_s2/prepared_valid_speakers] [--trials 40] [--out benchmarks/latest_units_word_loss.md]
 """
 
 import argparse
@@ -142,7 +142,7 @@ class AnyPhoneUnits(Units):
             points = matcher.embed(codes.reshape(-1, codes.shape[-1])), matcher.embed(factorizer.engine.encode_all(torch.cat(pool)))
         self.last = self.phones(query, 0), torch.cat([self.phones(item, index) for index, item in enumerate(pool, 1)])
         self.lengths = [len(item) for item in pool]
-        return segment_selection(points[0].cpu(), self.last[0], points[1].cpu(), self.last[1], [len(item) for item in pool],
+        return segment_selection(points[0].cpu(), self.last[0], points[1].cpu(), self.last[1], self.lengths,
                                  join=self.join, neighbours=self.neighbours, duration=self.duration,
                                  query_fallback=self.source_fallback)
 
@@ -160,14 +160,20 @@ def corpus_phones(factorizer, entry):
     return torch.where(phones == UNLABELLED, silence_index(factorizer), phones)
 
 
+def reference_spectra(factorizer, references):
+    """``(inverter, the references' STFT frames concatenated, successors)``: what the converter overlap-adds
+    selected frames from (``successors[j]``: frame ``j + 1`` follows frame ``j`` in its reference)."""
+    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    spectra = [inverter.stft(item.float()[None])[0] for item in references]
+    return inverter, torch.cat(spectra), ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)
+
+
 def own_length(factorizer, audio, units):
     """``units``' conversion of ``audio[0]`` from ``audio[1:]`` with every rendition at its own length."""
-    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    inverter, spectra, successors = reference_spectra(factorizer, audio[1:])
     chosen = units.frames(factorizer, None, "speaker", references=audio[1:], wav=audio[0]).cpu()
     chosen = whole_renditions(chosen, *units.last, units.lengths)
-    spectra = [inverter.stft(item.float()[None])[0] for item in audio[1:]]
-    successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)
-    picked = inverter.selected_frames(torch.cat(spectra), chosen, successors)
+    picked = inverter.selected_frames(spectra, chosen, successors)
     return inverter.istft(picked[None], sig_length=len(chosen) * hop_samples(factorizer.hparams.compute_features))[0]
 
 
@@ -175,12 +181,10 @@ def source_where_lacking(factorizer, audio, units, stand_in):
     """``units``' conversion of ``audio[0]`` with the STFT frames of ``stand_in`` (another conversion of the source)
     in its runs of a phone that the references ``audio[1:]`` lack, instead of the nearest reference frames of any
     phone (the converter's ``source_fallback`` takes the source's own frames there)."""
-    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    inverter, spectra, successors = reference_spectra(factorizer, audio[1:])
     chosen = units.frames(factorizer, None, "speaker", references=audio[1:], wav=audio[0]).cpu()
     query, pool = units.last
-    spectra = [inverter.stft(item.float()[None])[0] for item in audio[1:]]
-    successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)
-    picked = inverter.selected_frames(torch.cat(spectra), chosen, successors)
+    picked = inverter.selected_frames(spectra, chosen, successors)
     lacking = ~torch.isin(query, pool)
     picked[lacking] = inverter.stft(stand_in.float()[None])[0][lacking]
     return inverter.istft(picked[None], sig_length=len(audio[0]))[0]
@@ -232,8 +236,9 @@ def fallback_share(query, pool):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="results_s2/fdnf/1234/inference", help="an f-DNF folder with a tagger")
-    parser.add_argument("--speakers", default="results_s2/prepared_valid_speakers40",
-                        help="a prepared corpus whose test split holds speakers apart from the model's")
+    parser.add_argument("--speakers", default="results_s2/prepared_valid_speakers",
+                        help="a prepared corpus whose test split holds speakers apart from the model's (not the "
+                             "one the choices are made on)")
     parser.add_argument("--recognizer", default="results_s2/phone_recognition")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1234)
