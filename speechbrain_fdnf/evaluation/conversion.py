@@ -598,6 +598,19 @@ def load_judges(config, factorizer):
     return ConversionJudges(SpeakerEncoderJudge(config.device), recognizers, own, quality)
 
 
+#: Yes/no options that a row names only where they differ from the manipulation's default: ``(words when on,
+#: words when off)``.
+NAMED_WHERE_CHANGED = {
+    "continue_phase": ("phase continued", "own phases"),  # the chosen frames' phases carried on, or their own
+    "source_fallback": ("source's frames where the target lacks the phone",  # the source's own frames there, or not
+                        "nearest frames where the target lacks the phone"),
+}
+#: Yes/no options whose other setting gets a row beside a manipulation's first variant: ``own_audio`` (the chosen
+#: frames' log-Mel through the gain path instead of their audio), ``keep_phone`` (the difference in the phone's
+#: subspace too, or not), and those of :data:`NAMED_WHERE_CHANGED`.
+TWINNED_OPTIONS = ("own_audio", "keep_phone", *NAMED_WHERE_CHANGED)
+
+
 def manipulation_variants(config, tagger=False):
     """``{manipulation name: [options, ...]}``: the rows each registered manipulation gets, from its defaults and
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
@@ -624,14 +637,9 @@ def manipulation_variants(config, tagger=False):
             rows.append(dict(rows[0], gate=False))
         if "deviation" in cls.OPTIONS:
             rows.append(dict(rows[0], deviation=0.0))
-        if "own_audio" in cls.OPTIONS:  # the chosen frames' log-Mel through the gain path instead of their audio
-            rows.append(dict(rows[0], own_audio=not cls.OPTIONS["own_audio"].default))
-        if "keep_phone" in cls.OPTIONS:  # the difference in the phone's subspace too, or not
-            rows.append(dict(rows[0], keep_phone=not cls.OPTIONS["keep_phone"].default))
-        if "continue_phase" in cls.OPTIONS:  # the chosen frames' phases carried on (a phase vocoder), or their own
-            rows.append(dict(rows[0], continue_phase=not cls.OPTIONS["continue_phase"].default))
-        if "source_fallback" in cls.OPTIONS:  # the source's own frames in the phones the target's audio lacks, or not
-            rows.append(dict(rows[0], source_fallback=not cls.OPTIONS["source_fallback"].default))
+        for key in TWINNED_OPTIONS:  # the first variant with the other setting of each yes/no option it has
+            if key in cls.OPTIONS:
+                rows.append(dict(rows[0], **{key: not cls.OPTIONS[key].default}))
         variants[name] = rows
     return variants
 
@@ -650,13 +658,9 @@ def row_name(model, manipulation, tagger=False):
         elif key == "own_audio":
             if not value:  # the chosen frames as features: named only where it is not the default
                 words.append("as features")
-        elif key == "continue_phase":
+        elif key in NAMED_WHERE_CHANGED:
             if value != REGISTRY[manipulation.name].OPTIONS[key].default:  # named only where it is not the default
-                words.append("phase continued" if value else "own phases")
-        elif key == "source_fallback":
-            if value != REGISTRY[manipulation.name].OPTIONS[key].default:
-                words.append("source's frames where the target lacks the phone" if value else "nearest frames where "
-                             "the target lacks the phone")
+                words.append(NAMED_WHERE_CHANGED[key][0 if value else 1])
         elif key == "keep_phone":
             words.append("phone subspace kept" if value else "whole latent")
         else:
