@@ -337,7 +337,7 @@ def target_register(factorizer, factor, target, references, f0_tracker=DEFAULT_F
 def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     """The audio of a manipulation that selects real frames (``select``, ``units``): the STFT frames of
     ``references`` that it chooses for each frame of ``wav``, overlap-added (an index past the references' frames
-    is one of ``wav``'s own: ``units``' ``source_fallback``)."""
+    is one of ``wav``'s own: ``units``' ``fallback``, heard as :func:`fallback_audio`)."""
     references = factorizer.checked_references(references)
     if not all(torch.is_tensor(item) and item.dim() == 1 for item in references):  # audio comes back checked, 1-D
         raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
@@ -346,11 +346,33 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     spectra = [inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references]
     if len(chosen) and int(chosen.max()) >= sum(len(item) for item in spectra):  # frames of the input's own
-        spectra.append(inverter.stft(wav.float().cpu()[None])[0])
+        fallback = fallback_audio(factorizer, wav, factor, references, getattr(manipulation, "fallback", "source"))
+        spectra.append(inverter.stft(fallback.float().cpu()[None])[0])
     successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
     picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
                                       continue_phase=getattr(manipulation, "continue_phase", False))
     return inverter.istft(picked[None], sig_length=len(wav))[0]
+
+
+def fallback_audio(factorizer, wav, factor, references, fallback="source"):
+    """The audio whose frames ``units`` hears in the phones the ``references`` lack, as long as ``wav``: for
+    ``fallback`` (:data:`~speechbrain_fdnf.manipulations.FALLBACKS`) ``source``, ``wav`` itself; ``source_f0``,
+    ``wav`` through WORLD with its envelope kept and F0 moved to the references' register (WORLD where it hears
+    voicing, ``wav`` elsewhere); ``cells``, ``wav`` converted by ``cells`` through ``world_voiced``. The source's
+    own frames keep its words where the target has no rendition of the phone; the last two keep its voice from
+    being heard there, a pitch an octave off above all."""
+    if fallback == "source":
+        return wav
+    if fallback == "cells":
+        return convert(factorizer, wav, factor, references=references, manipulation="cells", method="world_voiced")
+    if fallback != "source_f0":
+        raise ValueError(f"no fallback audio {fallback!r}: one of source, source_f0, cells")
+    inverter = FeatureInverter(factorizer.hparams.compute_features)
+    frames = inverter.stft(wav.float().cpu()[None]).shape[1]
+    unchanged = torch.zeros(frames, inverter.matrix.shape[1])
+    register = target_register(factorizer, factor, None, references)
+    return world_resynthesis(wav.cpu(), factorizer.hparams.sample_rate, unchanged, inverter.matrix, register,
+                             unvoiced=wav.cpu())
 
 
 def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, continuity=1.0):
@@ -394,7 +416,8 @@ def main(argv=None):
         if option.type is bool:
             parser.add_argument(f"--{key}", action=argparse.BooleanOptionalAction, default=None, help=option.help + used_by)
         else:
-            parser.add_argument(f"--{key}", type=option.type, default=None, help=option.help + used_by)
+            parser.add_argument(f"--{key}", type=option.type, default=None, choices=option.choices or None,
+                                help=option.help + used_by)
     parser.add_argument("--ungated", dest="gate", action="store_false", help="the same as --no-gate (kNN-VC's matching)")
     parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")

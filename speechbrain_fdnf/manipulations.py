@@ -19,6 +19,10 @@ Knn(k=8, gate=True, tagger=True)
 Traceback (most recent call last):
 ...
 ValueError: manipulation 'knn' takes no option 'shrink' (its options: k, gate, tagger)
+>>> build("units", fallback="silence")
+Traceback (most recent call last):
+...
+ValueError: manipulation 'units': option 'fallback' must be one of nearest, source, source_f0, cells, got 'silence'
 
 Authors
  * speechbrain-fdnf developers
@@ -45,11 +49,13 @@ TAGGER_HELP = ("each frame's phone from the model folder's contextual tagger whe
 
 @dataclass(frozen=True)
 class Option:
-    """One option of a manipulation: its type, default and the command line's help."""
+    """One option of a manipulation: its type, default, the command line's help and, for a named choice, the
+    names it takes (``()``: any value of its type)."""
 
     type: type
     default: object
     help: str
+    choices: tuple = ()
 
 
 #: The frame-selecting manipulations' ``continue_phase`` option (:meth:`FeatureInverter.selected_frames
@@ -86,7 +92,11 @@ class Manipulation:
             raise ValueError(f"manipulation {self.name!r} takes no option {', '.join(map(repr, sorted(unknown)))} "
                              f"(its options: {', '.join(self.OPTIONS) or 'none'})")
         for key, option in self.OPTIONS.items():
-            setattr(self, key, option.type(options.get(key, option.default)))
+            value = option.type(options.get(key, option.default))
+            if option.choices and value not in option.choices:
+                raise ValueError(f"manipulation {self.name!r}: option {key!r} must be one of {', '.join(option.choices)}, "
+                                 f"got {value!r}")
+            setattr(self, key, value)
 
     def get_params(self):
         """The options as set (scikit-learn's name for it): what a report row is named after."""
@@ -189,6 +199,16 @@ class Select(Manipulation):
                                  features=not self.own_audio)
 
 
+#: What ``units`` hears in a phone the target's audio lacks (its ``fallback`` option; the audio of the last three:
+#: :func:`speechbrain_fdnf.convert.fallback_audio`).
+FALLBACKS = {
+    "nearest": "the nearest frames of any phone of the target",
+    "source": "the source's own frames (its words, and its voice)",
+    "source_f0": "the source's own frames with F0 moved to the target's register by WORLD (its words, its formants)",
+    "cells": "the source's frames converted by cells with F0 moved to the target's register (WORLD in voiced frames)",
+}
+
+
 @register
 class Units(Manipulation):
     """Real frames of the target's audio, a whole phone at a time: each phone of the source takes one rendition of
@@ -204,16 +224,15 @@ class Units(Manipulation):
                "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
                "tagger": Option(bool, True, TAGGER_HELP),
                "continue_phase": CONTINUE_PHASE,
-               "source_fallback": Option(bool, False, "in a phone the target's audio lacks, keep the source's own frames "
-                                                      "(its words, and its voice) instead of the nearest frames of any "
-                                                      "phone of the target")}
+               "fallback": Option(str, "nearest", "what a phone the target's audio lacks is heard as: " + "; ".join(
+                   f"{name}: {words}" for name, words in FALLBACKS.items()), choices=tuple(FALLBACKS))}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
-                                       duration=self.duration, tagged=self.tagger, source_fallback=self.source_fallback)
+                                       duration=self.duration, tagged=self.tagger, source_fallback=self.fallback != "nearest")
 
 
 def build(name, **options):
@@ -263,5 +282,5 @@ def all_options():
     return listed
 
 
-__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "REGISTRY", "Manipulation", "Option", "all_options", "build",
+__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "REGISTRY", "Manipulation", "Option", "all_options", "build",
            "register", "resolve", "serves_tagged_default", "split_options"]

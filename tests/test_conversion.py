@@ -202,6 +202,12 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     assert "f-DNF select (candidates 8, continuity 1, gated, context 0, as features)" in names
     assert "f-DNF units (join 1, neighbours 1, duration 1, phase continued)" in names
     assert "f-DNF units (join 1, neighbours 1, duration 1, source's frames where the target lacks the phone)" in names
+    fallbacks = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["units"],
+                                            "conversion_fallbacks": ["nearest", "source_f0", "cells"]})
+    assert [row.get("fallback") for row in conversion.manipulation_variants(fallbacks)["units"]] == \
+        [None, None, "source_f0", "cells"]  # + phases continued; the default's own fallback gets no second row
+    with pytest.raises(ValueError, match="unknown fallback"):
+        EvaluationConfig.from_dict({"output_root": "", "conversion_fallbacks": ["silence"]})
     with pytest.raises(ValueError, match="unknown manipulation"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["selct"]})
     # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source
@@ -367,6 +373,15 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
         assert gap(world) < 2.0 and gap(world) < gap(gain) - 3.0, (method, tracker)
     with pytest.raises(ValueError, match="f0_tracker must be one of"):
         convert(flow, wav, "speaker", references=references, method="world", f0_tracker="yin")
+    # units' fallbacks that move F0: the source's audio there is in the target's register too
+    from speechbrain_fdnf.convert import fallback_audio
+
+    checked = flow.checked_references(references)
+    for fallback in ("source_f0", "cells"):
+        moved = fallback_audio(flow, wav, "speaker", checked, fallback)
+        # (source_f0 keeps the source's envelope, a woman's formants at a man's pitch: Praat reads it 2.3
+        # semitones off the register where the gain path is 20 off; cells moves the envelope too, 0.2 off)
+        assert moved.shape == wav.shape and gap(moved) < 3.0 and gap(moved) < gap(gain) - 3.0, fallback
     # a training speaker named by its label: the register its training run measured and exported moves F0
     from speechbrain_fdnf.pitch import REGISTERS_FILE, analyse_f0
 

@@ -375,8 +375,11 @@ def test_unit_selection_falls_back_to_the_nearest_frames_where_the_references_la
     assert chosen[2:].tolist() == [4, 5, 3]  # the 3s: frame by frame, the nearest of any class
 
 
-def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(flow, trained, utterance):
-    from speechbrain_fdnf.convert import FeatureInverter, convert
+@pytest.mark.parametrize("fallback", ["source", "source_f0"])
+def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(flow, trained, utterance, fallback):
+    if fallback != "source":
+        pytest.importorskip("pyworld")
+    from speechbrain_fdnf.convert import FeatureInverter, convert, fallback_audio
 
     entries = json.loads((trained[1] / "train.json").read_text()).values()
     other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:1]  # one: it lacks phones
@@ -389,10 +392,13 @@ def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(f
     pool_frames = sum(space["lengths"])
     assert torch.equal(own[lacking], pool_frames + torch.nonzero(lacking).flatten())  # the source's own frames
     assert torch.equal(own[~lacking], nearest[~lacking]) and (nearest < pool_frames).all()
-    # heard: the output's STFT frames there are the source's (the overlap-add of the frames around them aside)
-    converted = convert(flow, wav, "speaker", references=other, manipulation="units", source_fallback=True)
+    # heard: the output's STFT frames there are the source's, or its audio at the target's F0 (the overlap-add of
+    # the frames around them aside)
+    converted = convert(flow, wav, "speaker", references=other, manipulation="units", fallback=fallback)
     inverter = FeatureInverter(flow.hparams.compute_features)
-    heard, source = (inverter.stft(item.float()[None])[0] for item in (converted, wav))
+    fallen_back = fallback_audio(flow, wav, "speaker", other, fallback)
+    assert fallen_back.shape == wav.shape and torch.equal(fallen_back, wav) == (fallback == "source")
+    heard, source = (inverter.stft(item.float()[None])[0] for item in (converted, fallen_back))
     inside = lacking & torch.roll(lacking, 1) & torch.roll(lacking, -1) & torch.roll(lacking, 2) & torch.roll(lacking, -2)
     assert inside.any()
     torch.testing.assert_close(heard[inside], source[inside], atol=1e-3, rtol=0)

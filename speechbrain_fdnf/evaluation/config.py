@@ -90,6 +90,9 @@ class EvaluationConfig:
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
     conversion_context: List[float] = field(default_factory=lambda: [0.0])
+    # what units hears where the target's audio lacks a phone: the fallbacks besides its default that get a row
+    # (speechbrain_fdnf.manipulations.FALLBACKS)
+    conversion_fallbacks: List[str] = field(default_factory=lambda: ["source"])
     conversion_f0: bool = True
     # reference utterances of each target the converter gets (a speaker needs twice as many besides one
     # reading: the test speakers' 8 utterances give 3 at most)
@@ -139,11 +142,14 @@ class EvaluationConfig:
         """Errors for values no evaluation can use."""
         if self.scored_split not in SCORED_SPLITS:
             raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
-        from speechbrain_fdnf.manipulations import REGISTRY
+        from speechbrain_fdnf.manipulations import FALLBACKS, REGISTRY
 
         unknown = set(self.conversion_manipulations) - set(REGISTRY)
         if unknown:
             raise ValueError(f"conversion_manipulations: unknown manipulation(s) {sorted(unknown)}; known: {list(REGISTRY)}")
+        unknown = set(self.conversion_fallbacks) - set(FALLBACKS)
+        if unknown:
+            raise ValueError(f"conversion_fallbacks: unknown fallback(s) {sorted(unknown)}; known: {list(FALLBACKS)}")
         unknown_trackers = set(self.conversion_f0_trackers) - set(F0_TRACKERS)
         if unknown_trackers or not self.conversion_f0_trackers:
             raise ValueError(f"conversion_f0_trackers: {self.conversion_f0_trackers}; known: {list(F0_TRACKERS)}")
