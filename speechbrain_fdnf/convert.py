@@ -55,6 +55,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import soundfile
 import torch
 import torchaudio
@@ -66,6 +67,7 @@ from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 from speechbrain_fdnf.matching import utterance_starts
 from speechbrain_fdnf.pitch import (
     DEFAULT_F0_TRACKER,
+    F0_FLOOR,
     F0_TRACKERS,
     LogF0Statistics,
     analyse_f0,
@@ -184,6 +186,60 @@ class FeatureInverter:
         for step in range(1, len(chosen)):
             carried[step] = carried[step - 1, nearest[step]] + offset[step]
         return torch.view_as_real(torch.polar(magnitude[chosen], carried)).to(spectra.dtype)
+
+    def aligned_frames(self, waveforms, chosen, tolerance=None):
+        """The STFT frames ``chosen`` of ``waveforms`` (their frames concatenated in order, as :meth:`stft` frames
+        each), each taken up to ``tolerance`` seconds from its own place where its waveform best continues the
+        frame before it: WSOLA (Verhelst and Roelands' waveform-similarity overlap-add). Each output frame's
+        natural continuation is the audio one hop after the previous output frame in that frame's recording; of
+        the candidate positions around the chosen frame, the one most like it (normalised cross-correlation) is
+        taken. A repeated frame (a stretched phone) then moves on by whole pitch periods and a jump between
+        recordings lands in phase, where frames with their own phases restart every partial; unlike a phase
+        vocoder it keeps each frame's waveform, its transients too. A run of consecutive frames continues itself
+        exactly, so it comes out as it was. ``tolerance`` (default half a period of the lowest F0 the pitch
+        analysis looks for, :data:`~speechbrain_fdnf.pitch.F0_FLOOR`) makes the search span one pitch period of
+        every voice.
+
+        Example
+        -------
+        >>> from speechbrain.lobes.features import Fbank
+        >>> inverter = FeatureInverter(Fbank(n_mels=40))
+        >>> wav = torch.randn(4000)
+        >>> spectra = inverter.stft(wav[None])[0]
+        >>> run = torch.arange(len(spectra))
+        >>> torch.allclose(inverter.aligned_frames([wav], run), spectra, atol=1e-3)
+        True
+        """
+        hop, n_fft = self.stft.hop_length, self.stft.n_fft
+        slack = int(round((0.5 / F0_FLOOR if tolerance is None else tolerance) * self.sample_rate))
+        window = torch.zeros(n_fft, dtype=torch.float64)  # torch.stft's: the window centred in the FFT's length
+        start = (n_fft - self.stft.win_length) // 2
+        window[start:start + self.stft.win_length] = self.stft.window.double()
+        # each recording zero-padded (as the STFT's centring does, and for the search's reach past either end)
+        margin = n_fft // 2 + slack + hop
+        signal, frame_starts = [], []
+        offset = 0
+        for wav in waveforms:
+            wav = torch.as_tensor(wav).detach().double().cpu().flatten()
+            signal.append(torch.nn.functional.pad(wav, (margin, margin)))
+            frames = len(wav) // hop + 1  # torch.stft's count with centring
+            frame_starts.append(offset + margin - n_fft // 2 + hop * torch.arange(frames))
+            offset += len(wav) + 2 * margin
+        signal = torch.cat(signal).numpy()
+        nominal = torch.cat(frame_starts)[chosen].numpy()
+        energy = np.concatenate([[0.0], np.cumsum(signal ** 2)])  # candidates' norms from running sums
+        starts = nominal.copy()
+        for step in range(1, len(nominal)):
+            natural = signal[starts[step - 1] + hop:starts[step - 1] + hop + n_fft]
+            if not natural.any():  # silence to continue: the frame's own place
+                continue
+            low = nominal[step] - slack
+            region = signal[low:nominal[step] + slack + n_fft]
+            norms = np.sqrt(energy[low + n_fft:low + n_fft + 2 * slack + 1] - energy[low:low + 2 * slack + 1])
+            similarity = np.correlate(region, natural, mode="valid") / np.maximum(norms, 1e-12)
+            starts[step] = low + int(np.argmax(similarity))
+        segments = torch.from_numpy(np.stack([signal[at:at + n_fft] for at in starts])) * window
+        return torch.view_as_real(torch.fft.rfft(segments)).to(torch.float32)
 
     def mel_power(self, feats):
         """Mel power of log-Mel frames."""
@@ -344,13 +400,19 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
                                   "waveforms), not features")
     chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
-    spectra = [inverter.stft(torch.as_tensor(item).float().cpu()[None])[0] for item in references]
+    audio = [torch.as_tensor(item).float().cpu() for item in references]
+    spectra = [inverter.stft(item[None])[0] for item in audio]
     if len(chosen) and int(chosen.max()) >= sum(len(item) for item in spectra):  # frames of the input's own
-        fallback = fallback_audio(factorizer, wav, factor, references, getattr(manipulation, "fallback", "source"))
-        spectra.append(inverter.stft(fallback.float().cpu()[None])[0])
-    successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
-    picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
-                                      continue_phase=getattr(manipulation, "continue_phase", False))
+        audio.append(fallback_audio(factorizer, wav, factor, references,
+                                    getattr(manipulation, "fallback", "source")).float().cpu())
+        spectra.append(inverter.stft(audio[-1][None])[0])
+    overlap = getattr(manipulation, "overlap", "own")
+    if overlap == "wsola":
+        picked = inverter.aligned_frames(audio, chosen)
+    else:
+        successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
+        picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
+                                          continue_phase=overlap == "phase_vocoder")
     return inverter.istft(picked[None], sig_length=len(wav))[0]
 
 

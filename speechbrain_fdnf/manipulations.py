@@ -58,10 +58,14 @@ class Option:
     choices: tuple = ()
 
 
-#: The frame-selecting manipulations' ``continue_phase`` option (:meth:`FeatureInverter.selected_frames
-#: <speechbrain_fdnf.convert.FeatureInverter.selected_frames>`).
-CONTINUE_PHASE = Option(bool, False, "carry each frequency's phase on across repeated frames and jumps between "
-                                     "reference frames (a phase vocoder) instead of restarting it at each frame's own")
+#: How the frame-selecting manipulations overlap-add the frames they choose (their ``overlap`` option).
+OVERLAPS = {
+    "own": "each frame with its own phase, where it lies in its recording",
+    "phase_vocoder": "phases carried on across repeated frames and jumps between recordings (identity phase locking)",
+    "wsola": "each frame moved up to half a pitch period from its place to continue the waveform before it (WSOLA)",
+}
+OVERLAP = Option(str, "own", "how the chosen frames are overlap-added: " + "; ".join(
+    f"{name}: {words}" for name, words in OVERLAPS.items()), choices=tuple(OVERLAPS))
 
 
 def register(cls):
@@ -179,7 +183,7 @@ class Select(Manipulation):
                "tagger": Option(bool, True, TAGGER_HELP),
                "context": Option(float, 0.0, "with the gate, the cost of a reference frame whose neighbouring phones "
                                              "differ from the frame's (the continuity's unit; 0: context unseen)"),
-               "continue_phase": CONTINUE_PHASE,
+               "overlap": OVERLAP,
                "own_audio": Option(bool, True, "overlap-add the chosen frames' own audio; off: their log-Mel frames "
                                                "become the new features, heard through --method (gain keeps the "
                                                "source's excitation; world moves its F0 to the target's register)")}
@@ -223,7 +227,7 @@ class Units(Manipulation):
                "neighbours": Option(float, 1.0, "cost of a rendition heard between other neighbouring phones"),
                "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
                "tagger": Option(bool, True, TAGGER_HELP),
-               "continue_phase": CONTINUE_PHASE,
+               "overlap": OVERLAP,
                "fallback": Option(str, "nearest", "what a phone the target's audio lacks is heard as: " + "; ".join(
                    f"{name}: {words}" for name, words in FALLBACKS.items()), choices=tuple(FALLBACKS))}
 
@@ -282,5 +286,5 @@ def all_options():
     return listed
 
 
-__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "REGISTRY", "Manipulation", "Option", "all_options", "build",
+__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation", "Option", "all_options", "build",
            "register", "resolve", "serves_tagged_default", "split_options"]

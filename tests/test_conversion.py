@@ -198,16 +198,19 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     # + ungated, + its frames as features, + their phases continued
     assert [row.get("context") for row in select_rows] == [0, 2, 0, 0, 0]
     assert [row.get("own_audio") for row in select_rows] == [None, None, None, False, None]
-    assert [row.get("continue_phase") for row in select_rows] == [None, None, None, None, True]
+    assert [row.get("overlap") for row in select_rows] == [None, None, None, None, "phase_vocoder"]
     assert "f-DNF select (candidates 8, continuity 1, gated, context 0, as features)" in names
     assert "f-DNF units (join 1, neighbours 1, duration 1, phase continued)" in names
     assert "f-DNF units (join 1, neighbours 1, duration 1, source's frames where the target lacks the phone)" in names
-    fallbacks = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["units"],
-                                            "conversion_fallbacks": ["nearest", "source_f0", "cells"]})
-    assert [row.get("fallback") for row in conversion.manipulation_variants(fallbacks)["units"]] == \
-        [None, None, "source_f0", "cells"]  # + phases continued; the default's own fallback gets no second row
-    with pytest.raises(ValueError, match="unknown fallback"):
-        EvaluationConfig.from_dict({"output_root": "", "conversion_fallbacks": ["silence"]})
+    choices = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["units"], "conversion_choices": {
+        "fallback": ["nearest", "source_f0", "cells"], "overlap": ["wsola"]}})
+    units_rows = conversion.manipulation_variants(choices)["units"]
+    # + its frames aligned; the default's own fallback gets no second row
+    assert [row.get("fallback") for row in units_rows] == [None, None, "source_f0", "cells"]
+    assert [row.get("overlap") for row in units_rows] == [None, "wsola", None, None]
+    for wrong in ({"fallback": ["silence"]}, {"join": [1.0]}):
+        with pytest.raises(ValueError, match="conversion_choices"):
+            EvaluationConfig.from_dict({"output_root": "", "conversion_choices": wrong})
     with pytest.raises(ValueError, match="unknown manipulation"):
         EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["selct"]})
     # with a tagger in the model folder, each manipulation that reads the phone gets a twin with the other source
@@ -492,10 +495,12 @@ def test_the_quality_judge_hears_noise_and_takes_any_sample_rate(corpus):
 
 
 
-def test_continued_phases_keep_a_stretched_or_shuffled_tone_one_tone():
+@pytest.mark.parametrize("overlap", ["phase_vocoder", "wsola"])
+def test_continued_phases_or_aligned_waveforms_keep_a_stretched_or_shuffled_tone_one_tone(overlap):
     """A frame-selecting manipulation repeats frames (a stretched phone) and jumps between them: with each frame's
     own phase the partials restart at every step and a tone smears into a buzz; carried on (a phase vocoder with
-    identity phase locking) it stays one tone at its level."""
+    identity phase locking) or with each frame moved to where its waveform continues the one before (WSOLA) it
+    stays one tone at its level."""
     import math
 
     from speechbrain.lobes.features import Fbank
@@ -506,9 +511,14 @@ def test_continued_phases_keep_a_stretched_or_shuffled_tone_one_tone():
     spectra = inverter.stft(tone[None])[0]
     follows = torch.ones(len(spectra), dtype=torch.bool)
 
-    def heard(chosen, continue_phase):
-        middle = inverter.istft(inverter.selected_frames(spectra, chosen, follows, continue_phase)[None],
-                                sig_length=rate)[0][2000:-2000]
+    def heard(chosen, joined):
+        if not joined:
+            frames = inverter.selected_frames(spectra, chosen, follows)
+        elif overlap == "wsola":
+            frames = inverter.aligned_frames([tone], chosen)
+        else:
+            frames = inverter.selected_frames(spectra, chosen, follows, continue_phase=True)
+        middle = inverter.istft(frames[None], sig_length=rate)[0][2000:-2000]
         power = torch.fft.rfft(middle).abs() ** 2
         near = (torch.fft.rfftfreq(len(middle), 1 / rate) - 220.0).abs() < 10
         return float(power[near].sum() / power.sum()), float(middle.abs().max())

@@ -90,9 +90,11 @@ class EvaluationConfig:
     conversion_continuity: List[float] = field(default_factory=lambda: [1.0])
     conversion_shrink: List[float] = field(default_factory=lambda: [5.0])
     conversion_context: List[float] = field(default_factory=lambda: [0.0])
-    # what units hears where the target's audio lacks a phone: the fallbacks besides its default that get a row
-    # (speechbrain_fdnf.manipulations.FALLBACKS)
-    conversion_fallbacks: List[str] = field(default_factory=lambda: ["source"])
+    # options that name a choice, and the choices besides each manipulation's default that get a row beside its
+    # first variant: how select and units overlap-add their frames (manipulations.OVERLAPS), what units hears
+    # where the target's audio lacks a phone (manipulations.FALLBACKS)
+    conversion_choices: Dict[str, List[str]] = field(
+        default_factory=lambda: {"overlap": ["phase_vocoder"], "fallback": ["source"]})
     conversion_f0: bool = True
     # reference utterances of each target the converter gets (a speaker needs twice as many besides one
     # reading: the test speakers' 8 utterances give 3 at most)
@@ -142,14 +144,17 @@ class EvaluationConfig:
         """Errors for values no evaluation can use."""
         if self.scored_split not in SCORED_SPLITS:
             raise ValueError(f"scored_split must be heldout or valid, got {self.scored_split!r}")
-        from speechbrain_fdnf.manipulations import FALLBACKS, REGISTRY
+        from speechbrain_fdnf.manipulations import REGISTRY, all_options
 
         unknown = set(self.conversion_manipulations) - set(REGISTRY)
         if unknown:
             raise ValueError(f"conversion_manipulations: unknown manipulation(s) {sorted(unknown)}; known: {list(REGISTRY)}")
-        unknown = set(self.conversion_fallbacks) - set(FALLBACKS)
-        if unknown:
-            raise ValueError(f"conversion_fallbacks: unknown fallback(s) {sorted(unknown)}; known: {list(FALLBACKS)}")
+        options = all_options()
+        for key, listed in self.conversion_choices.items():
+            known = options[key][0].choices if key in options else ()
+            if not known or set(listed) - set(known):
+                raise ValueError(f"conversion_choices: {key}: {listed}; " + (f"known: {list(known)}" if known else
+                                 f"options that name a choice: {[k for k, (o, _) in options.items() if o.choices]}"))
         unknown_trackers = set(self.conversion_f0_trackers) - set(F0_TRACKERS)
         if unknown_trackers or not self.conversion_f0_trackers:
             raise ValueError(f"conversion_f0_trackers: {self.conversion_f0_trackers}; known: {list(F0_TRACKERS)}")

@@ -598,22 +598,19 @@ def load_judges(config, factorizer):
     return ConversionJudges(SpeakerEncoderJudge(config.device), recognizers, own, quality)
 
 
-#: Yes/no options that a row names only where they differ from the manipulation's default: ``(words when on,
-#: words when off)``.
-NAMED_WHERE_CHANGED = {
-    "continue_phase": ("phase continued", "own phases"),  # the chosen frames' phases carried on, or their own
-}
 #: Yes/no options whose other setting gets a row beside a manipulation's first variant: ``own_audio`` (the chosen
-#: frames' log-Mel through the gain path instead of their audio), ``keep_phone`` (the difference in the phone's
-#: subspace too, or not), and those of :data:`NAMED_WHERE_CHANGED`.
-TWINNED_OPTIONS = ("own_audio", "keep_phone", *NAMED_WHERE_CHANGED)
-#: ``units``' fallbacks (:data:`~speechbrain_fdnf.manipulations.FALLBACKS`) as a row names them where they are not
-#: its default; those of ``conversion_fallbacks`` get a row beside its first variant.
-FALLBACK_WORDS = {
-    "nearest": "nearest frames where the target lacks the phone",
-    "source": "source's frames where the target lacks the phone",
-    "source_f0": "source's frames at the target's F0 where the target lacks the phone",
-    "cells": "cells at the target's F0 where the target lacks the phone",
+#: frames' log-Mel through the gain path instead of their audio) and ``keep_phone`` (the difference in the phone's
+#: subspace too, or not).
+TWINNED_OPTIONS = ("own_audio", "keep_phone")
+#: The options that name a choice (:attr:`~speechbrain_fdnf.manipulations.Option.choices`), each choice in a row's
+#: words; a row names them only where they are not the manipulation's default, and the evaluation's
+#: ``conversion_choices`` lists those that get a row beside a manipulation's first variant.
+CHOICE_WORDS = {
+    "overlap": {"own": "own phases", "phase_vocoder": "phase continued", "wsola": "waveforms aligned"},
+    "fallback": {"nearest": "nearest frames where the target lacks the phone",
+                 "source": "source's frames where the target lacks the phone",
+                 "source_f0": "source's frames at the target's F0 where the target lacks the phone",
+                 "cells": "cells at the target's F0 where the target lacks the phone"},
 }
 
 
@@ -622,9 +619,9 @@ def manipulation_variants(config, tagger=False):
     the evaluation's sweeps (``conversion_shrink``, ``conversion_candidates``, ``conversion_continuity``,
     ``conversion_context``, ``knn_k``); a manipulation with a ``gate`` option also gets its first variant
     ungated, one with a ``deviation`` the target class mean itself (deviation 0), one with ``own_audio`` its
-    chosen frames heard as features through the gain path, one with ``keep_phone`` or ``continue_phase`` its
-    first variant with the other setting, one with a ``fallback`` its first variant with each other of
-    ``conversion_fallbacks``; with ``tagger`` (the model folder has a
+    chosen frames heard as features through the gain path, one with ``keep_phone`` its first variant with the other
+    setting, one with an option of :data:`CHOICE_WORDS` its first variant with each other choice that
+    ``conversion_choices`` lists for it; with ``tagger`` (the model folder has a
     contextual phone tagger), one with a ``tagger`` option its first variant with the other source of phones too,
     so that the tagger's share is measured on the same trials."""
     sweeps = {"shrink": list(config.conversion_shrink), "continuity": list(config.conversion_continuity),
@@ -647,9 +644,9 @@ def manipulation_variants(config, tagger=False):
         for key in TWINNED_OPTIONS:  # the first variant with the other setting of each yes/no option it has
             if key in cls.OPTIONS:
                 rows.append(dict(rows[0], **{key: not cls.OPTIONS[key].default}))
-        if "fallback" in cls.OPTIONS:
-            rows += [dict(rows[0], fallback=other) for other in config.conversion_fallbacks
-                     if other != cls.OPTIONS["fallback"].default]
+        for key, option in cls.OPTIONS.items():  # the first variant with each listed other choice of its options
+            rows += [dict(rows[0], **{key: other}) for other in config.conversion_choices.get(key, [])
+                     if key in CHOICE_WORDS and other != option.default]
         variants[name] = rows
     return variants
 
@@ -668,9 +665,9 @@ def row_name(model, manipulation, tagger=False):
         elif key == "own_audio":
             if not value:  # the chosen frames as features: named only where it is not the default
                 words.append("as features")
-        elif key in NAMED_WHERE_CHANGED or key == "fallback":
+        elif key in CHOICE_WORDS:
             if value != REGISTRY[manipulation.name].OPTIONS[key].default:  # named only where it is not the default
-                words.append(FALLBACK_WORDS[value] if key == "fallback" else NAMED_WHERE_CHANGED[key][0 if value else 1])
+                words.append(CHOICE_WORDS[key][value])
         elif key == "keep_phone":
             words.append("phone subspace kept" if value else "whole latent")
         else:
