@@ -124,7 +124,7 @@ def train_tagger(frames, num_classes, folder, number_of_epochs=10, batch_size=8,
     folder = Path(folder)
     input_size = next(iter(frames["train"].values()))[0].shape[-1]
     tagger = FrameTagger(input_size, num_classes, **architecture)
-    tagger.fit_normalization(torch.cat([feats for feats, _ in frames["train"].values()]))
+    tagger.fit_normalization([feats for feats, _ in frames["train"].values()])
     epochs = sb.utils.epoch_loop.EpochCounter(number_of_epochs)
     checkpointer = sb.utils.checkpoints.Checkpointer(folder / "save", recoverables={"tagger": tagger, "epochs": epochs})
     brain = TaggerBrain(modules={"tagger": tagger}, opt_class=lambda params: torch.optim.Adam(params, lr=lr),

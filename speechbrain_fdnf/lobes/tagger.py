@@ -14,6 +14,12 @@ Authors
 import torch
 from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.RNN import LSTM
+from speechbrain.processing.features import InputNormalization
+
+#: How the tagger normalises its input: ``global`` (each band by the training frames' mean and standard deviation)
+#: or ``utterance`` (each band's mean over the utterance's own frames taken away first, then scaled as ``global``:
+#: a recording's level and channel, and the part of a voice every phone shares, no longer move the input).
+NORMALIZATIONS = ("global", "utterance")
 
 
 class FrameTagger(torch.nn.Module):
@@ -32,6 +38,8 @@ class FrameTagger(torch.nn.Module):
         LSTM layers.
     dropout : float
         Dropout between LSTM layers.
+    normalization : str
+        One of :data:`NORMALIZATIONS`.
 
     Example
     -------
@@ -40,12 +48,22 @@ class FrameTagger(torch.nn.Module):
     torch.Size([2, 5, 3])
     >>> tagger.tag(torch.randn(7, 4)).shape  # one utterance, (frames, features) -> (frames,)
     torch.Size([7])
+    >>> per_utterance = FrameTagger(input_size=4, num_classes=3, hidden_size=8, num_layers=1, normalization="utterance")
+    >>> frames = torch.randn(7, 4)
+    >>> torch.equal(per_utterance.tag(frames), per_utterance.tag(frames - 12.0))  # 12 dB quieter: the same phones
+    True
     """
 
-    def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15):
+    def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15, normalization="global"):
         super().__init__()
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         self.config = dict(input_size=input_size, num_classes=num_classes, hidden_size=hidden_size,
                            num_layers=num_layers, dropout=dropout)
+        if normalization != "global":  # (a tagger saved before the option rebuilds from its config as it was)
+            self.config["normalization"] = normalization
+        # SpeechBrain's per-sentence mean over each utterance's own frames (its length, not the padding)
+        self.centre = InputNormalization(norm_type="sentence", std_norm=False) if normalization == "utterance" else None
         # statistics of the training frames, set once by fit_normalization (saved with the weights)
         self.register_buffer("mean", torch.zeros(input_size))
         self.register_buffer("std", torch.ones(input_size))
@@ -53,14 +71,23 @@ class FrameTagger(torch.nn.Module):
                         dropout=dropout if num_layers > 1 else 0.0)
         self.output = Linear(n_neurons=num_classes, input_size=2 * hidden_size)
 
-    def fit_normalization(self, feats):
-        """The global mean and standard deviation of ``(frames, input_size)`` training features."""
+    def fit_normalization(self, utterances):
+        """The global mean and standard deviation of the training frames: ``utterances``, a list of
+        ``(frames, input_size)`` features (or one such tensor), each centred on its own mean first where the
+        tagger normalises per utterance."""
+        if torch.is_tensor(utterances):
+            utterances = [utterances]
+        if self.centre is not None:
+            utterances = [feats - feats.mean(dim=0) for feats in utterances]
+        feats = torch.cat(list(utterances))
         self.mean.copy_(feats.mean(dim=0))
         self.std.copy_(feats.std(dim=0).clamp_min(1e-5))
 
     def forward(self, feats, lengths=None):
         """``(batch, frames, input_size)`` features -> ``(batch, frames, num_classes)`` logits (``lengths``:
         relative lengths of padded utterances, SpeechBrain's convention)."""
+        if self.centre is not None:
+            feats = self.centre(feats, lengths if lengths is not None else torch.ones(len(feats), device=feats.device))
         hidden, _ = self.rnn((feats - self.mean) / self.std, lengths=lengths)
         return self.output(hidden)
 
