@@ -144,7 +144,7 @@ class AnyPhoneUnits(Units):
         self.lengths = [len(item) for item in pool]
         return segment_selection(points[0].cpu(), self.last[0], points[1].cpu(), self.last[1], self.lengths,
                                  join=self.join, neighbours=self.neighbours, duration=self.duration,
-                                 query_fallback=self.source_fallback)
+                                 query_fallback=self.fallback != "nearest")
 
 
 def bigram_phones(factorizer, feats, scale=3.0):
@@ -180,7 +180,7 @@ def own_length(factorizer, audio, units):
 def source_where_lacking(factorizer, audio, units, stand_in):
     """``units``' conversion of ``audio[0]`` with the STFT frames of ``stand_in`` (another conversion of the source)
     in its runs of a phone that the references ``audio[1:]`` lack, instead of the nearest reference frames of any
-    phone (the converter's ``source_fallback`` takes the source's own frames there)."""
+    phone (the converter's ``fallback="source"`` takes the source's own frames there)."""
     inverter, spectra, successors = reference_spectra(factorizer, audio[1:])
     chosen = units.frames(factorizer, None, "speaker", references=audio[1:], wav=audio[0]).cpu()
     query, pool = units.last
@@ -266,7 +266,7 @@ def main(argv=None):
                      "tagger": lambda feats, index: factorizer.tagged_phones(feats).cpu(),
                      "bigram": lambda feats, index: bigram_phones(factorizer, feats)}[phones]
             units = AnyPhoneUnits(label, space, join=scale, neighbours=scale, duration=scale,
-                                  source_fallback=row == OWN_FALLBACK)  # the converter's option
+                                  fallback="source" if row == OWN_FALLBACK else "nearest")  # the converter's option
             if row == CELLS_FALLBACK:
                 wav = source_where_lacking(factorizer, audio, units, convert(factorizer, audio[0], "speaker", references=audio[1:],
                                                                              manipulation="cells"))

@@ -15,14 +15,25 @@ from speechbrain_fdnf.tagging import load_tagger, save_tagger
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path):
-    tagger = FrameTagger(input_size=6, num_classes=4, hidden_size=8, num_layers=2).eval()
-    tagger.fit_normalization(torch.randn(50, 6) * 3 + 1)
+@pytest.mark.parametrize("normalization", ["global", "utterance"])
+def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, normalization):
+    tagger = FrameTagger(input_size=6, num_classes=4, hidden_size=8, num_layers=2, normalization=normalization).eval()
+    utterances = [torch.randn(20 + i, 6) * 3 + 1 + i for i in range(3)]
+    tagger.fit_normalization(utterances)
+    centred = torch.cat([u - u.mean(dim=0) for u in utterances]) if normalization == "utterance" else torch.cat(utterances)
+    torch.testing.assert_close(tagger.mean, centred.mean(dim=0))  # the statistics of what the network is given
     assert load_tagger(tmp_path) is None  # a folder without one
     save_tagger(tmp_path, tagger)
     loaded = load_tagger(tmp_path)
     feats = torch.randn(2, 11, 6)
     assert torch.allclose(loaded(feats), tagger(feats))
+    # per utterance, each utterance's own level per band is taken away (over its frames, not its padding)
+    lengths = torch.tensor([1.0, 7 / 11])
+    shifted = feats + torch.tensor([[[5.0]], [[-9.0]]])
+    same = torch.allclose(loaded(shifted, lengths)[1, :7], loaded(feats, lengths)[1, :7], atol=1e-5)
+    assert same == (normalization == "utterance")
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        FrameTagger(input_size=6, num_classes=4, normalization="speaker")
 
 
 def test_the_tagger_reads_context_a_frame_alone_cannot():
