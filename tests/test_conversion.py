@@ -179,6 +179,20 @@ def test_targets_whose_references_the_converter_would_refuse_are_left_out_and_co
         and not refused & {trial.source["speaker"] for trial in block.trials}
 
 
+def test_a_source_level_scales_every_rows_source_and_nothing_else():
+    """conversion_source_level_db: each trial's source as a recording at another level; references as recorded."""
+    from types import SimpleNamespace
+
+    converters = conversion.Converters.__new__(conversion.Converters)
+    wav = torch.randn(1600)
+    converters._audio = {"source.wav": wav}
+    trial = SimpleNamespace(source={"wav": "source.wav"})
+    for level, gain in ((0.0, 1.0), (-12.0, 10 ** (-12 / 20)), (6.0, 10 ** (6 / 20))):
+        converters.config = EvaluationConfig.from_dict({"output_root": "", "conversion_source_level_db": level})
+        torch.testing.assert_close(converters.source(trial), wav * gain)
+    assert converters.audio({"wav": "source.wav"}) is wav  # the recording itself, for any other use, unchanged
+
+
 def test_every_registered_manipulation_gets_rows_named_by_its_options():
     from speechbrain_fdnf import manipulations
 

@@ -99,6 +99,9 @@ class EvaluationConfig:
     # reference utterances of each target the converter gets (a speaker needs twice as many besides one
     # reading: the test speakers' 8 utterances give 3 at most)
     conversion_references: int = CONVERSION_REFERENCES
+    # each trial's source this many dB louder before every row converts it (copy-synthesis too; the references and
+    # real readings as recorded): a recording at another level than the corpus's
+    conversion_source_level_db: float = 0.0
     # rows of each manipulation with audio of the target given only this many of its reference utterances
     # (fewer than conversion_references: how much audio of the target each needs)
     conversion_reference_counts: List[int] = field(default_factory=list)

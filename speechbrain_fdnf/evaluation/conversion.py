@@ -339,6 +339,12 @@ class Converters:
             self._audio[entry["wav"]] = self.factorizer.load_audio(entry["wav"]).cpu()
         return self._audio[entry["wav"]]
 
+    def source(self, trial):
+        """The trial's source as every row converts it: its recording, ``conversion_source_level_db`` louder (a
+        recording at another level than the corpus's; 0: as recorded)."""
+        level = self.config.conversion_source_level_db
+        return self.audio(trial.source) * 10 ** (level / 20) if level else self.audio(trial.source)
+
     def references(self, speaker):
         return [self.audio(entry) for entry in self.block.material[speaker].references]
 
@@ -353,7 +359,7 @@ class Converters:
 
     def shift(self, factorizer, manipulation):
         """A manipulation toward the target's class (by name, or its enrolled mean), of ``factorizer``."""
-        return lambda trial: convert(factorizer, self.audio(trial.source), "speaker", self.target(factorizer, trial),
+        return lambda trial: convert(factorizer, self.source(trial), "speaker", self.target(factorizer, trial),
                                      manipulation=manipulation)
 
     def register(self, speaker, tracker):
@@ -374,7 +380,7 @@ class Converters:
             if method in PITCH_METHODS and references is None:  # all of them: the register measured once
                 world["target_f0"] = self.register(trial.target, f0_tracker)
             try:
-                return convert(self.factorizer, self.audio(trial.source), "speaker", method=method,
+                return convert(self.factorizer, self.source(trial), "speaker", method=method,
                                references=self.references(trial.target)[:references], manipulation=manipulation,
                                **world)
             except InputError as error:
@@ -393,7 +399,7 @@ class Converters:
             return self.copy
 
         def run(trial):
-            wav = self.audio(trial.source)
+            wav = self.source(trial)
             unchanged = torch.zeros(len(self.factorizer.features(wav)), self.inverter.matrix.shape[1])
             return world_resynthesis(wav, self.rate, unchanged, self.inverter.matrix, f0_tracker=f0_tracker,
                                      unvoiced=wav if method == "world_voiced" else None)
@@ -401,11 +407,11 @@ class Converters:
         return run
 
     def copy(self, trial):
-        feats = self.factorizer.features(self.audio(trial.source))[:, self.factorizer.centre_bands].cpu()
-        return self.inverter.apply_gain(self.audio(trial.source), feats, feats)
+        feats = self.factorizer.features(self.source(trial))[:, self.factorizer.centre_bands].cpu()
+        return self.inverter.apply_gain(self.source(trial), feats, feats)
 
     def copy_select(self, trial):
-        return convert(self.factorizer, self.audio(trial.source), "speaker", manipulation="select",
+        return convert(self.factorizer, self.source(trial), "speaker", manipulation="select",
                        references=self.references(trial.source["speaker"]))
 
     def real(self, trial):
@@ -425,7 +431,7 @@ class Converters:
         def run(trial):
             if trial.parallel is None:
                 return None
-            wav, reading = self.audio(trial.source), self.audio(trial.parallel)
+            wav, reading = self.source(trial), self.audio(trial.parallel)
             feats, target = factorizer.features(wav).cpu(), factorizer.features(reading).cpu()
             matched = aligned_frames(trial.source, trial.parallel, len(feats), len(target), hop)
             if matched is None:
