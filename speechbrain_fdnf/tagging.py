@@ -165,7 +165,8 @@ def load_tagger(folder, device="cpu"):
     folder = Path(folder)
     if not (folder / TAGGER_WEIGHTS).is_file() or not (folder / TAGGER_CONFIG).is_file():
         return None
-    tagger = FrameTagger(**json.loads((folder / TAGGER_CONFIG).read_text()))
+    # a tagger saved before its normalisation was an option was normalised globally
+    tagger = FrameTagger(**{"normalization": "global", **json.loads((folder / TAGGER_CONFIG).read_text())})
     tagger.load_state_dict(torch.load(folder / TAGGER_WEIGHTS, map_location="cpu"))
     return tagger.to(device).eval()
 

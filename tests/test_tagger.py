@@ -34,6 +34,12 @@ def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, nor
     assert same == (normalization == "utterance")
     with pytest.raises(ValueError, match="normalization must be one of"):
         FrameTagger(input_size=6, num_classes=4, normalization="speaker")
+    if normalization == "global":  # a tagger saved before the option (no key in its config) was normalised globally
+        config = json.loads((tmp_path / "phone_tagger.json").read_text())
+        del config["normalization"]
+        (tmp_path / "phone_tagger.json").write_text(json.dumps(config))
+        older = load_tagger(tmp_path)
+        assert older.config["normalization"] == "global" and torch.allclose(older(feats), tagger(feats))
 
 
 def test_the_tagger_reads_context_a_frame_alone_cannot():

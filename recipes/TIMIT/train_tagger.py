@@ -59,7 +59,7 @@ def main(argv):
                           number_of_epochs=hparams["number_of_epochs"], batch_size=hparams["batch_size"],
                           lr=hparams["lr"], run_opts=run_opts, augmentation=warping, hidden_size=hparams["hidden_size"],
                           num_layers=hparams["num_layers"], dropout=hparams["dropout"],
-                          normalization=hparams.get("normalization", "global"))
+                          normalization=hparams["normalization"])
     seconds = time.time() - started
     save_tagger(hparams["model_folder"], tagger)
     silence = silence_index(factorizer)

@@ -16,10 +16,12 @@ from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.RNN import LSTM
 from speechbrain.processing.features import InputNormalization
 
-#: How the tagger normalises its input: ``global`` (each band by the training frames' mean and standard deviation)
-#: or ``utterance`` (each band's mean over the utterance's own frames taken away first, then scaled as ``global``:
-#: a recording's level and channel, and the part of a voice every phone shares, no longer move the input).
-NORMALIZATIONS = ("global", "utterance")
+#: How the tagger normalises its input: ``utterance`` (the default: each band's mean over the utterance's own frames
+#: taken away first, then scaled by the training frames' standard deviation; a recording's level and channel, and
+#: the part of a voice every phone shares, no longer move the input) or ``global`` (each band by the training
+#: frames' mean and standard deviation: a recording 12 dB quieter than the training corpus's loses half its
+#: phones; docs/RESULTS.md 6n, 6o).
+NORMALIZATIONS = ("utterance", "global")
 
 
 class FrameTagger(torch.nn.Module):
@@ -39,7 +41,7 @@ class FrameTagger(torch.nn.Module):
     dropout : float
         Dropout between LSTM layers.
     normalization : str
-        One of :data:`NORMALIZATIONS`.
+        One of :data:`NORMALIZATIONS` (``utterance`` by default).
 
     Example
     -------
@@ -48,20 +50,17 @@ class FrameTagger(torch.nn.Module):
     torch.Size([2, 5, 3])
     >>> tagger.tag(torch.randn(7, 4)).shape  # one utterance, (frames, features) -> (frames,)
     torch.Size([7])
-    >>> per_utterance = FrameTagger(input_size=4, num_classes=3, hidden_size=8, num_layers=1, normalization="utterance")
     >>> frames = torch.randn(7, 4)
-    >>> torch.equal(per_utterance.tag(frames), per_utterance.tag(frames - 12.0))  # 12 dB quieter: the same phones
+    >>> torch.equal(tagger.tag(frames), tagger.tag(frames - 12.0))  # 12 dB quieter: the same phones
     True
     """
 
-    def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15, normalization="global"):
+    def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15, normalization="utterance"):
         super().__init__()
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         self.config = dict(input_size=input_size, num_classes=num_classes, hidden_size=hidden_size,
-                           num_layers=num_layers, dropout=dropout)
-        if normalization != "global":  # (a tagger saved before the option rebuilds from its config as it was)
-            self.config["normalization"] = normalization
+                           num_layers=num_layers, dropout=dropout, normalization=normalization)
         # SpeechBrain's per-sentence mean over each utterance's own frames (its length, not the padding)
         self.centre = InputNormalization(norm_type="sentence", std_norm=False) if normalization == "utterance" else None
         # statistics of the training frames, set once by fit_normalization (saved with the weights)
