@@ -187,6 +187,18 @@ class FeatureInverter:
             carried[step] = carried[step - 1, nearest[step]] + offset[step]
         return torch.view_as_real(torch.polar(magnitude[chosen], carried)).to(spectra.dtype)
 
+    def frame_count(self, samples):
+        """How many STFT frames :attr:`stft` makes of ``samples`` samples (centred frames: one per hop, and one more).
+
+        Example
+        -------
+        >>> from speechbrain.lobes.features import Fbank
+        >>> inverter = FeatureInverter(Fbank(n_mels=40))
+        >>> inverter.frame_count(4000) == inverter.stft(torch.zeros(1, 4000)).shape[1]
+        True
+        """
+        return samples // self.stft.hop_length + 1
+
     def aligned_frames(self, waveforms, chosen, tolerance=None):
         """The STFT frames ``chosen`` of ``waveforms`` (their frames concatenated in order, as :meth:`stft` frames
         each), each taken up to ``tolerance`` seconds from its own place where its waveform best continues the
@@ -222,8 +234,7 @@ class FeatureInverter:
         for wav in waveforms:
             wav = torch.as_tensor(wav).detach().double().cpu().flatten()
             signal.append(torch.nn.functional.pad(wav, (margin, margin)))
-            frames = len(wav) // hop + 1  # torch.stft's count with centring
-            frame_starts.append(offset + margin - n_fft // 2 + hop * torch.arange(frames))
+            frame_starts.append(offset + margin - n_fft // 2 + hop * torch.arange(self.frame_count(len(wav))))
             offset += len(wav) + 2 * margin
         signal = torch.cat(signal).numpy()
         nominal = torch.cat(frame_starts)[chosen].numpy()
@@ -401,15 +412,14 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     audio = [torch.as_tensor(item).float().cpu() for item in references]
-    spectra = [inverter.stft(item[None])[0] for item in audio]
-    if len(chosen) and int(chosen.max()) >= sum(len(item) for item in spectra):  # frames of the input's own
+    if len(chosen) and int(chosen.max()) >= sum(inverter.frame_count(len(item)) for item in audio):  # the input's own
         audio.append(fallback_audio(factorizer, wav, factor, references,
                                     getattr(manipulation, "fallback", "source")).float().cpu())
-        spectra.append(inverter.stft(audio[-1][None])[0])
     overlap = getattr(manipulation, "overlap", "own")
     if overlap == "wsola":
         picked = inverter.aligned_frames(audio, chosen)
     else:
+        spectra = [inverter.stft(item[None])[0] for item in audio]
         successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
         picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
                                           continue_phase=overlap == "phase_vocoder")

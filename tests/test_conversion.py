@@ -179,6 +179,14 @@ def test_targets_whose_references_the_converter_would_refuse_are_left_out_and_co
         and not refused & {trial.source["speaker"] for trial in block.trials}
 
 
+def test_every_named_choice_of_every_manipulation_has_a_rows_words():
+    """A row names a choice option's value (conversion.CHOICE_WORDS); a choice without words would fail the report."""
+    from speechbrain_fdnf.manipulations import all_options
+
+    named = {key: set(option.choices) for key, (option, _) in all_options().items() if option.choices}
+    assert named == {key: set(words) for key, words in conversion.CHOICE_WORDS.items()}
+
+
 def test_a_source_level_scales_every_rows_source_and_nothing_else():
     """conversion_source_level_db: each trial's source as a recording at another level; references as recorded."""
     from types import SimpleNamespace
