@@ -286,5 +286,5 @@ def all_options():
     return listed
 
 
-__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation", "Option", "all_options", "build",
-           "register", "resolve", "serves_tagged_default", "split_options"]
+__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
+           "Option", "all_options", "build", "register", "resolve", "serves_tagged_default", "split_options"]
