@@ -32,6 +32,9 @@ def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, nor
     shifted = feats + torch.tensor([[[5.0]], [[-9.0]]])
     same = torch.allclose(loaded(shifted, lengths)[1, :7], loaded(feats, lengths)[1, :7], atol=1e-5)
     assert same == (normalization == "utterance")
+    padding_moved = feats.clone()
+    padding_moved[1, 7:] += 50.0
+    torch.testing.assert_close(loaded(padding_moved, lengths)[1, :7], loaded(feats, lengths)[1, :7])
     with pytest.raises(ValueError, match="normalization must be one of"):
         FrameTagger(input_size=6, num_classes=4, normalization="speaker")
     if normalization == "global":  # a tagger saved before the option (no key in its config) was normalised globally
