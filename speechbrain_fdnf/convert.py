@@ -77,6 +77,7 @@ from speechbrain_fdnf.pitch import (
 from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO: named here before 0.6)
     DEFAULT_WITH_AUDIO,
     DEFAULT_WITH_TAGGER,
+    FALLBACKS,
     REGISTRY,
     Manipulation,
     all_options,
@@ -438,7 +439,7 @@ def fallback_audio(factorizer, wav, factor, references, fallback="source"):
     if fallback == "cells":
         return convert(factorizer, wav, factor, references=references, manipulation="cells", method="world_voiced")
     if fallback != "source_f0":
-        raise ValueError(f"no fallback audio {fallback!r}: one of source, source_f0, cells")
+        raise ValueError(f"no fallback audio {fallback!r}: one of {', '.join(name for name in FALLBACKS if name != 'nearest')}")
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     frames = inverter.stft(wav.float().cpu()[None]).shape[1]
     unchanged = torch.zeros(frames, inverter.matrix.shape[1])
