@@ -86,7 +86,7 @@ class FrameTagger(torch.nn.Module):
         """``(batch, frames, input_size)`` features -> ``(batch, frames, num_classes)`` logits (``lengths``:
         relative lengths of padded utterances, SpeechBrain's convention)."""
         if self.centre is not None:
-            feats = self.centre(feats, lengths if lengths is not None else torch.ones(len(feats), device=feats.device))
+            feats = self.centre(feats, lengths)  # (no lengths: every frame its utterance's)
         hidden, _ = self.rnn((feats - self.mean) / self.std, lengths=lengths)
         return self.output(hidden)
 
