@@ -94,9 +94,13 @@ TWIN_RULES = {
                 ("verified_as_target", -0.025, "verified less often")),
     "words": (("per_recognizer", 1.0, "not 1 phone-error point fewer"), ("verified_as_target", -0.025, "verified less often"),
               ("spoof_eer", -5.0, "told from real readings more easily")),
+    "pitch": (("f0_gap_semitones", 0.3, "median F0 not 0.3 semitone nearer the target's"), ("per_recognizer", -1.0, "loses words"),
+              ("verified_as_target", -0.025, "verified less often"), ("dnsmos_ovrl", -0.05, "rated lower")),
 }
+#: Rules met by meeting any one of theirs (choose_joins_intonation_valid_speakers.yaml: ``either``).
+ANY_OF_RULES = {"either": ("quality", "words")}
 #: Columns where lower is better: their change is counted the other way.
-LOWER_IS_BETTER = {"per_recognizer"}
+LOWER_IS_BETTER = {"per_recognizer", "f0_gap_semitones"}
 
 
 def twin_passes(twin, base, rule="quality"):
@@ -114,7 +118,16 @@ def twin_passes(twin, base, rule="quality"):
     (True, [])
     >>> twin_passes(dict(base, per_recognizer=29.5), base, "words")[1]
     ['not 1 phone-error point fewer (29.500 against 30.000)']
+    >>> twin_passes(dict(base, per_recognizer=28.5, spoof_eer=38.0), base, "either")  # words, though not quality
+    (True, [])
+    >>> twin_passes(dict(base, per_recognizer=29.5), base, "either")[1]
+    ['quality: DNSMOS not 0.05 higher (1.600 against 1.600)', 'words: not 1 phone-error point fewer (29.500 against 30.000)']
     """
+    if rule in ANY_OF_RULES:
+        verdicts = {each: twin_passes(twin, base, each) for each in ANY_OF_RULES[rule]}
+        if any(passes for passes, _ in verdicts.values()):
+            return True, []
+        return False, [f"{each}: {failure}" for each, (_, failures) in verdicts.items() for failure in failures]
     failures = []
     for column, least, words in TWIN_RULES[rule]:
         gain = (base[column] - twin[column]) if column in LOWER_IS_BETTER else (twin[column] - base[column])
@@ -139,9 +152,11 @@ def twin_table(results, words, model="f-DNF", rule="quality"):
         lines += [f"| {base_name} | {row_cells(rows[base_name])} | |", f"| {row} | {row_cells(values)} | {'yes' if passes else 'no'} |"]
         verdicts.append(f"* {row}: " + ("passes" if passes else "does not pass: " + "; ".join(failures)))
     trials = rows[COPY]["trials"]
-    bounds = ", ".join(f"{column} {'+' if least >= 0 else ''}{least:g}" for column, least, _ in TWIN_RULES[rule])
+    bounds = " or ".join(f"{each}: " * (rule in ANY_OF_RULES) + ", ".join(
+        f"{column} {'+' if least >= 0 else ''}{least:g}" for column, least, _ in TWIN_RULES[each])
+        for each in ANY_OF_RULES.get(rule, (rule,)))
     lines += ["", f"Block: {results['conversion']['block']}, {trials:.0f} trials. The rule {rule!r} (least change "
-              f"against the row without the option, PER counted as errors saved: {bounds}):", *verdicts]
+              f"against the row without the option, PER and F0 gap counted as saved: {bounds}):", *verdicts]
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +175,7 @@ def row_cells(values):
     cross = f"{cross_verified(values):.2f}" if values.get("cross_gender", {}).get("trials") else "-"
     dnsmos = f"{values['dnsmos_ovrl']:.2f}" if "dnsmos_ovrl" in values else "-"
     return (f"{values['verified_as_target']:.3f} | {values['closer_to_target']:.2f} | {cross} | "
-            f"{values['per_recognizer']:.1f} | {values.get('f0_gap_semitones', float('nan')):.1f} | {dnsmos}")
+            f"{values['per_recognizer']:.1f} | {values.get('f0_gap_semitones', float('nan')):.2f} | {dnsmos}")
 
 
 def choice_table(results, model="f-DNF", closer_floor=0.0, phones=None):
@@ -252,9 +267,10 @@ def main(argv=None):
     parser.add_argument("--twin", metavar="WORDS",
                         help="each row whose name holds WORDS (an option's, e.g. 'phase continued') against the same "
                              "row without it, by --rule")
-    parser.add_argument("--rule", choices=sorted(TWIN_RULES), default="quality",
-                        help="the twin's rule: quality (choose_phase_valid_speakers.yaml) or words "
-                             "(choose_source_fallback_valid_speakers.yaml)")
+    parser.add_argument("--rule", choices=sorted({**TWIN_RULES, **ANY_OF_RULES}), default="quality",
+                        help="the twin's rule: quality (choose_phase_valid_speakers.yaml), words "
+                             "(choose_source_fallback_valid_speakers.yaml), pitch or either (quality or words; "
+                             "choose_joins_intonation_valid_speakers.yaml)")
     parser.add_argument("--resynthesis", action="store_true",
                         help="WORLD against the gain path (hparams/experiments/choose_world.yaml's rule)")
     args = parser.parse_args(argv)

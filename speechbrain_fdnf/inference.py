@@ -45,6 +45,8 @@ from speechbrain_fdnf.export import (
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
 from speechbrain_fdnf.matching import (
+    UNIT_INTONATIONS,
+    UNIT_JOINS,
     FrameMatcher,
     context_mismatch,
     continuous_selection,
@@ -52,7 +54,7 @@ from speechbrain_fdnf.matching import (
     segment_selection,
     utterance_starts,
 )
-from speechbrain_fdnf.pitch import REGISTERS_FILE, F0Registers
+from speechbrain_fdnf.pitch import REGISTERS_FILE, F0Registers, standardised_log_f0
 from speechbrain_fdnf.tagging import load_tagger
 from speechbrain_fdnf.validation import AudioCheck, InputError
 
@@ -631,7 +633,7 @@ class SpeechFactorizer(Pretrained):
 
     @torch.no_grad()
     def select_units(self, inputs, factor, references, join=1.0, neighbours=1.0, duration=1.0, smooth=1, decode=True,
-                     tagged=True, source_fallback=False):
+                     tagged=True, source_fallback=False, joins="fixed", intonation="ignored"):
         """For every frame of ``inputs``, one real frame of ``references``, chosen a phone at a time: each run of
         one kept class (a phone, as the gate of :meth:`match` infers it) takes one whole run of the same class
         from the references, the nearest in the kept factors' subspaces over its three thirds and heard between
@@ -654,6 +656,14 @@ class SpeechFactorizer(Pretrained):
         source_fallback : bool
             In the runs of a class the references lack, keep the input's own frames (index: the reference frames'
             count plus the input's frame) instead of the nearest reference frames of any class.
+        joins : str
+            ``"fixed"``: every join costs ``join``; ``"spectral"``: ``join`` times how far apart the log-Mel frames
+            on either side of it lie, against the median over all the joins the references offer
+            (:func:`~speechbrain_fdnf.matching.join_distances`).
+        intonation : str
+            ``"ignored"``; ``"source"``: a cost of 1 per standard deviation of log F0 between each run's pitch in
+            the input's register and its rendition's in the references' (WORLD's tracker, the ``world`` extra):
+            the input's intonation in the target's voice. Needs audio, not features.
 
         Returns
         -------
@@ -664,11 +674,23 @@ class SpeechFactorizer(Pretrained):
         space = self._matching_space(inputs, factor, references, 1, True, smooth, decode, tagged)
         if space["feats"].dim() != 2:
             raise InferenceInputError(f"select_units takes one utterance, got features of shape {tuple(space['feats'].shape)}")
+        if joins not in UNIT_JOINS or intonation not in UNIT_INTONATIONS:
+            raise ValueError(f"joins must be one of {list(UNIT_JOINS)} and intonation one of {list(UNIT_INTONATIONS)}, "
+                             f"got {joins!r} and {intonation!r}")
         matcher, classes = space["matcher"], space["classes"]
+        pitch = {}
+        if intonation == "source":
+            if not self._is_audio(inputs) or not all(self._is_audio(item) for item in references):
+                raise InferenceInputError("intonation 'source' measures pitch: pass audio, not features")
+            rate = self.hparams.sample_rate
+            pitch["query_pitch"], = standardised_log_f0([self.waveform(inputs).cpu().numpy()], rate, [len(space["feats"])])
+            pitch["pool_pitch"] = torch.cat(standardised_log_f0(
+                [item.cpu().numpy() for item in self.checked_references(references)], rate, space["lengths"]))
+        pool_frames = space["pool"][:, self.centre_bands].cpu() if joins == "spectral" else None
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
                                  space["lengths"], join=join, neighbours=neighbours, duration=duration,
-                                 query_fallback=source_fallback)
+                                 query_fallback=source_fallback, pool_frames=pool_frames, **pitch)
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False):

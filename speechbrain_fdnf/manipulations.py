@@ -31,6 +31,7 @@ Authors
 from dataclasses import dataclass
 
 from speechbrain_fdnf.factors import is_frame_level
+from speechbrain_fdnf.matching import UNIT_INTONATIONS, UNIT_JOINS
 
 #: name -> Manipulation subclass, in the order the command line lists them.
 REGISTRY = {}
@@ -229,14 +230,19 @@ class Units(Manipulation):
                "tagger": Option(bool, True, TAGGER_HELP),
                "overlap": OVERLAP,
                "fallback": Option(str, "nearest", "what a phone the target's audio lacks is heard as: " + "; ".join(
-                   f"{name}: {words}" for name, words in FALLBACKS.items()), choices=tuple(FALLBACKS))}
+                   f"{name}: {words}" for name, words in FALLBACKS.items()), choices=tuple(FALLBACKS)),
+               "joins": Option(str, "fixed", "how a join costs: " + "; ".join(
+                   f"{name}: {words}" for name, words in UNIT_JOINS.items()), choices=tuple(UNIT_JOINS)),
+               "intonation": Option(str, "ignored", "the pitch of the renditions: " + "; ".join(
+                   f"{name}: {words}" for name, words in UNIT_INTONATIONS.items()), choices=tuple(UNIT_INTONATIONS))}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
-                                       duration=self.duration, tagged=self.tagger, source_fallback=self.fallback != "nearest")
+                                       duration=self.duration, tagged=self.tagger, source_fallback=self.fallback != "nearest",
+                                       joins=self.joins, intonation=self.intonation)
 
 
 def build(name, **options):

@@ -215,8 +215,56 @@ def segment_summaries(points, first, count, parts=3):
     return summaries.reshape(len(first), -1)
 
 
+#: How :func:`segment_selection` costs a join between renditions that do not follow each other in a reference
+#: (``units``' ``joins``).
+UNIT_JOINS = {
+    "fixed": "every join costs --join",
+    "spectral": "a join costs --join times how far apart the frames meeting at it lie, against the median join",
+}
+#: Whether the renditions follow the source's intonation (``units``' ``intonation``).
+UNIT_INTONATIONS = {
+    "ignored": "each phone's rendition chosen whatever its pitch",
+    "source": "each phone's rendition pitched in the target's register where the source's phone sits in its own "
+              "(a cost of 1 per standard deviation of log F0; WORLD's tracker, the world extra)",
+}
+
+
+def segment_pitch(pitch, first, count):
+    """``(segments,)``: each segment's mean of ``pitch`` over its frames where it is finite (voiced), NaN for a
+    segment with none.
+
+    Example
+    -------
+    >>> nan = float("nan")
+    >>> segment_pitch(torch.tensor([1.0, nan, 3.0, nan]), torch.tensor([0, 3]), torch.tensor([3, 1])).tolist()[0]
+    2.0
+    """
+    segment = torch.repeat_interleave(torch.arange(len(first)), count)
+    voiced = torch.isfinite(pitch).double()
+    sums = torch.zeros(len(first), dtype=torch.float64).index_add_(0, segment, torch.nan_to_num(pitch.double().cpu()) * voiced)
+    frames = torch.zeros(len(first), dtype=torch.float64).index_add_(0, segment, voiced)
+    return torch.where(frames > 0, sums / frames.clamp_min(1), float("nan")).float()
+
+
+def join_distances(frames, first, count):
+    """``(segments, segments)``: how far apart the frames heard on either side of a join of segment ``a`` then
+    segment ``b`` lie (the last frame of ``a``, the first of ``b``), divided by the median over all pairs: a join no
+    rougher than most costs about 1, a smooth one less, an abrupt one more.
+
+    Example
+    -------
+    >>> frames = torch.tensor([[0.0], [1.0], [1.0], [5.0]])  # segments [0, 1] and [1, 5]: 1 then 1 meet smoothly
+    >>> join_distances(frames, torch.tensor([0, 2]), torch.tensor([2, 2])).tolist()  # 5 then 0 abruptly
+    [[1.0, 0.0], [5.0, 4.0]]
+    """
+    last = frames[first + count - 1].float().cpu()
+    distances = torch.cdist(last, frames[first].float().cpu())
+    return distances / distances.median().clamp_min(1e-8)
+
+
 def segment_selection(query_points, query_classes, pool_points, pool_classes, pool_lengths, join=1.0,
-                      neighbours=1.0, duration=1.0, query_fallback=False):
+                      neighbours=1.0, duration=1.0, query_fallback=False, pool_frames=None, query_pitch=None,
+                      pool_pitch=None, intonation=1.0):
     """One pool frame per query frame, chosen a whole segment at a time (unit selection of phones).
 
     The query (one utterance) and the pool (utterances of ``pool_lengths``, concatenated) are cut into
@@ -228,7 +276,12 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     of the two neighbouring classes that differ (:func:`context_mismatch`'s measure: a phone heard between the
     same phones sounds as it should there), plus ``duration`` times ``|log(pool length / query length)|``, plus
     ``join`` for every pair of consecutive query segments whose choices are not consecutive in one pool
-    utterance (where they are, the real transition between them is heard). A query segment whose class no pool
+    utterance (where they are, the real transition between them is heard; with ``pool_frames``, ``join`` times
+    :func:`join_distances`: a join between renditions that meet smoothly costs less than an abrupt one). With
+    ``query_pitch`` and ``pool_pitch`` (each frame's log F0 standardised by its own speaker's register, NaN where
+    unvoiced), ``intonation`` times the difference of the segments' mean (:func:`segment_pitch`; nothing where
+    either is unvoiced): each phone's rendition sits in the target's register where the query's phone sits in
+    its own (the query's intonation, heard in the pool's voice). A query segment whose class no pool
     segment has takes, frame by frame, the nearest pool frames of any class
     (:func:`continuous_selection`, ``join`` as its continuity), or with ``query_fallback`` its own frames: index
     ``len(pool) + i`` stands for query frame ``i`` (the pool followed by the query).
@@ -245,6 +298,12 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
         The costs above.
     query_fallback : bool
         Keep the query's own frames in the segments no pool segment can serve.
+    pool_frames : torch.Tensor, optional
+        ``(pool frames, dim)`` what is heard of each pool frame (log-Mel bands): joins cost by how far apart.
+    query_pitch, pool_pitch : torch.Tensor, optional
+        ``(frames,)`` standardised log F0, NaN where unvoiced: the intonation cost.
+    intonation : float
+        Cost per standard deviation of log F0 between a query segment and its rendition.
 
     Returns
     -------
@@ -267,6 +326,17 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     >>> segment_selection(torch.zeros(5, 1), torch.tensor([1, 1, 1, 4, 4]), pool_points, pool_classes, [4, 5],
     ...                   neighbours=0.0, query_fallback=True).tolist()
     [0, 1, 1, 12, 13]
+    >>> # "1 1", then two renditions of "2 2" alike but for how they meet the 1s: joins costed by their frames
+    >>> # take the one that meets them smoothly (frames 4, 5), every join alike the first
+    >>> pool_classes, heard = torch.tensor([1, 1, 2, 2, 2, 2]), torch.tensor([[0.0], [0.0], [10.0], [10.0], [1.0], [1.0]])
+    >>> [segment_selection(torch.zeros(4, 1), torch.tensor([1, 1, 2, 2]), torch.zeros(6, 1), pool_classes, [2, 2, 2],
+    ...                    neighbours=0.0, pool_frames=frames).tolist() for frames in (None, heard)]
+    [[0, 1, 2, 3], [0, 1, 4, 5]]
+    >>> # with the intonation cost, the rendition whose pitch sits where the query's does (high: +1)
+    >>> [segment_selection(torch.zeros(2, 1), torch.tensor([2, 2]), torch.zeros(6, 1), pool_classes, [2, 2, 2],
+    ...                    query_pitch=torch.tensor([1.0, 1.0]), pool_pitch=torch.tensor([0.0, 0.0, -1.0, -1.0, 1.0, 1.0]),
+    ...                    intonation=weight).tolist() for weight in (0.0, 1.0)]
+    [[2, 3], [4, 5]]
     """
     query_first, query_count, query_class, query_followed = segment_table(
         query_classes, utterance_starts([len(query_classes)]))
@@ -285,17 +355,27 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
                                     + (query_after[:, None] != pool_after[None, :]).float()) / 2
     if duration:
         cost = cost + duration * (pool_count[None, :].float().log() - query_count[:, None].float().log()).abs()
+    if query_pitch is not None and pool_pitch is not None and intonation:
+        apart = (segment_pitch(query_pitch, query_first, query_count)[:, None]
+                 - segment_pitch(pool_pitch, pool_first, pool_count)[None, :]).abs()
+        cost = cost + intonation * torch.nan_to_num(apart, nan=0.0)
+    # the cost of hearing pool segment b after a: join everywhere (a jump), or by how the two meet
+    joins = (join * join_distances(pool_frames, pool_first, pool_count) if pool_frames is not None
+             else torch.full((len(pool_first), len(pool_first)), float(join)))
     covered = torch.isfinite(cost).any(dim=1)
     # Viterbi over the pool segments: the step from segment i to i + 1 of the same utterance is free, any other
     # costs join; a query segment no pool segment can serve breaks the chain (its frames are chosen apart)
     score, back = torch.where(covered[0], cost[0], torch.zeros_like(cost[0])), []
     for step in range(1, len(cost)):
-        jump = score.min() + join
+        if covered[step - 1]:
+            jump, jumped_from = (score[:, None] + joins).min(dim=0)
+        else:  # after frames chosen apart, any rendition may start: no join measured
+            jump, jumped_from = (score.min() + join).expand(len(score)), score.argmin().expand(len(score))
         onward = torch.cat([torch.tensor([float("inf")]), torch.where(pool_followed[:-1], score[:-1], float("inf"))])
         if not (covered[step] and covered[step - 1]):
             onward = torch.full_like(onward, float("inf"))
         from_jump = jump <= onward
-        back.append(torch.where(from_jump, score.argmin(), torch.arange(len(score)) - 1))
+        back.append(torch.where(from_jump, jumped_from, torch.arange(len(score)) - 1))
         score = torch.minimum(jump, onward) + (cost[step] if covered[step] else torch.zeros_like(score))
     path = [int(score.argmin())]
     for best in reversed(back):

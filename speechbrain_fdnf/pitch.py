@@ -139,6 +139,32 @@ class LogF0Statistics:
         return out
 
 
+def standardised_log_f0(wavs, sample_rate, frame_counts, tracker=DEFAULT_F0_TRACKER):
+    """Each waveform's log F0 per 10 ms frame standardised by the register of all of them together
+    (:class:`LogF0Statistics`), NaN where unvoiced: where in its speaker's range each frame's pitch sits. Each
+    track is cut or padded (unvoiced) to its ``frame_counts`` entry (the features' frames).
+
+    Example
+    -------
+    >>> rate = 16000
+    >>> time = np.arange(rate) / rate
+    >>> low, high = (sum(np.sin(2 * np.pi * f0 * k * time) / k for k in range(1, 11)) for f0 in (120.0, 180.0))
+    >>> tracks = standardised_log_f0([low, high], rate, [101, 101])
+    >>> [round(float(np.nanmedian(track[20:-20])), 1) for track in tracks]
+    [-1.0, 1.0]
+    """
+    f0_tracks = [analyse_f0(wav, sample_rate, tracker=tracker)[0] for wav in wavs]
+    register = LogF0Statistics.of(f0_tracks)
+    standardised = []
+    for f0, frames in zip(f0_tracks, frame_counts):
+        track = np.full(frames, np.nan)
+        f0 = f0[:frames]
+        voiced = f0 > 0
+        track[:len(f0)][voiced] = (np.log(f0[voiced]) - register.mean) / register.std
+        standardised.append(torch.from_numpy(track).float())
+    return standardised
+
+
 #: The file of an inference folder (and, as a cache, of a preparation folder) holding the training speakers'
 #: registers (:class:`F0Registers`).
 REGISTERS_FILE = "f0_registers.json"

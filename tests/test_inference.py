@@ -433,6 +433,35 @@ def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, 
     assert ratio[5.0] < ratio[0.0]
 
 
+def test_units_following_the_sources_intonation_take_renditions_pitched_as_the_source_is(flow, trained, utterance):
+    pytest.importorskip("pyworld")
+    from speechbrain_fdnf.inference import InferenceInputError
+    from speechbrain_fdnf.matching import segment_pitch, segment_table, utterance_starts
+    from speechbrain_fdnf.pitch import standardised_log_f0
+
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    wav = flow.load_audio(utterance[0])
+    space = flow._matching_space(wav, "speaker", other, 1, True, 1, True)
+    query, pool = space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu()
+    rate = flow.hparams.sample_rate
+    query_pitch, = standardised_log_f0([wav.numpy()], rate, [len(query)])
+    pool_pitch = torch.cat(standardised_log_f0([item.numpy() for item in other], rate, space["lengths"]))
+    first, count, label, _ = segment_table(query, utterance_starts([len(query)]))
+    pool_first, pool_count, _, _ = segment_table(pool, utterance_starts(space["lengths"]))
+    wanted, offered = segment_pitch(query_pitch, first, count), segment_pitch(pool_pitch, pool_first, pool_count)
+    served = torch.isin(label, pool)  # runs of a phone the references have: one rendition each
+    assert torch.isfinite(wanted[served]).sum() > 3
+    apart = {}
+    for intonation in ("ignored", "source"):
+        chosen = flow.select_units(wav, "speaker", other, intonation=intonation)
+        rendition = torch.searchsorted(pool_first, chosen[first[served]], right=True) - 1
+        apart[intonation] = float(torch.nan_to_num((offered[rendition] - wanted[served]).abs()).mean())
+    assert apart["source"] < apart["ignored"]  # the renditions' pitch nearer the source's, in standard deviations
+    with pytest.raises(InferenceInputError, match="measures pitch"):
+        flow.select_units(flow.features(wav), "speaker", other, intonation="source")
+
+
 def test_select_as_features_hears_the_chosen_frames_through_the_gain_path(flow, trained, utterance):
     from speechbrain_fdnf.convert import convert
     from speechbrain_fdnf.manipulations import build

@@ -617,6 +617,8 @@ CHOICE_WORDS = {
                  "source": "source's frames where the target lacks the phone",
                  "source_f0": "source's frames at the target's F0 where the target lacks the phone",
                  "cells": "cells at the target's F0 where the target lacks the phone"},
+    "joins": {"fixed": "every join alike", "spectral": "joins costed by their frames"},
+    "intonation": {"ignored": "pitch unseen", "source": "source's intonation"},
 }
 
 
