@@ -135,7 +135,7 @@ class FeatureInverter:
                            hop_length=self.stft.hop_length * 1000 // self.sample_rate)
         self.n_iter = n_iter
 
-    def selected_frames(self, spectra, chosen, successors, continue_phase=False):
+    def selected_frames(self, spectra, chosen, successors, continue_phase=False, restart_at_jumps=False):
         """The STFT frames ``chosen`` of ``spectra`` ``(frames, bins, 2)`` (real, imaginary).
 
         With ``continue_phase``, their magnitudes with phases carried on from one output frame to the next as a
@@ -145,7 +145,9 @@ class FeatureInverter:
         frame takes the advance of the frame after it), and every other bin keeps its phase relative to its
         nearest peak, so that a partial stays one partial. A repeated frame (a stretched phone) or a jump between
         recordings then continues each partial instead of restarting it; a run of consecutive frames comes out
-        as it was.
+        as it was. With ``restart_at_jumps`` too, phases are carried on only within a stretch of one recording
+        (each output frame the previous one again or the one after it): a stretched phone continues its partials,
+        and a jump to another place starts with the new frame's own phases, its waveform as recorded.
 
         Example
         -------
@@ -184,8 +186,11 @@ class FeatureInverter:
         offset = phase[chosen] - phase[chosen[:, None], nearest] + advance[chosen[:, None], nearest]
         carried = torch.empty(len(chosen), len(bins), dtype=torch.float64)
         carried[0] = phase[chosen[0]]
+        restart = torch.zeros(len(chosen), dtype=torch.bool)
+        if restart_at_jumps:  # neither the previous output frame again nor the frame after it in its recording
+            restart[1:] = ~((chosen[1:] == chosen[:-1]) | ((chosen[1:] == chosen[:-1] + 1) & successors[chosen[:-1]]))
         for step in range(1, len(chosen)):
-            carried[step] = carried[step - 1, nearest[step]] + offset[step]
+            carried[step] = phase[chosen[step]] if restart[step] else carried[step - 1, nearest[step]] + offset[step]
         return torch.view_as_real(torch.polar(magnitude[chosen], carried)).to(spectra.dtype)
 
     def frame_count(self, samples):
@@ -423,7 +428,8 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
         spectra = [inverter.stft(item[None])[0] for item in audio]
         successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
         picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
-                                          continue_phase=overlap == "phase_vocoder")
+                                          continue_phase=overlap in ("phase_vocoder", "phase_vocoder_within"),
+                                          restart_at_jumps=overlap == "phase_vocoder_within")
     return inverter.istft(picked[None], sig_length=len(wav))[0]
 
 

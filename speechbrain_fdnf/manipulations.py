@@ -63,6 +63,8 @@ class Option:
 OVERLAPS = {
     "own": "each frame with its own phase, where it lies in its recording",
     "phase_vocoder": "phases carried on across repeated frames and jumps between recordings (identity phase locking)",
+    "phase_vocoder_within": "phases carried on across repeated frames within a stretch of one recording, each jump "
+                            "starting with its own",
     "wsola": "each frame moved up to half a pitch period from its place to continue the waveform before it (WSOLA)",
 }
 OVERLAP = Option(str, "own", "how the chosen frames are overlap-added: " + "; ".join(

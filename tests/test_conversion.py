@@ -517,6 +517,31 @@ def test_the_quality_judge_hears_noise_and_takes_any_sample_rate(corpus):
 
 
 
+def test_phases_carried_within_renditions_keep_a_stretched_tone_one_tone_and_start_each_jump_as_recorded():
+    """``phase_vocoder_within``: a repeated frame continues its partials as the phase vocoder does (a tone at half
+    speed stays one tone), and an output frame that jumps to another place is that frame as recorded."""
+    import math
+
+    from speechbrain.lobes.features import Fbank
+    from speechbrain_fdnf.convert import FeatureInverter
+
+    inverter, rate = FeatureInverter(Fbank(n_mels=40)), 16000
+    tone = 0.5 * torch.sin(2 * math.pi * 220.0 * torch.arange(rate) / rate)
+    spectra = inverter.stft(tone[None])[0]
+    follows = torch.ones(len(spectra), dtype=torch.bool)
+    stretched = torch.arange(len(spectra)).repeat_interleave(2)[:len(spectra)]
+    frames = inverter.selected_frames(spectra, stretched, follows, continue_phase=True, restart_at_jumps=True)
+    middle = inverter.istft(frames[None], sig_length=rate)[0][2000:-2000]
+    power = torch.fft.rfft(middle).abs() ** 2
+    assert float(power[(torch.fft.rfftfreq(len(middle), 1 / rate) - 220.0).abs() < 10].sum() / power.sum()) > 0.95
+    shuffled = torch.randperm(len(spectra), generator=torch.Generator().manual_seed(0))
+    frames = inverter.selected_frames(spectra, shuffled, follows, continue_phase=True, restart_at_jumps=True)
+    jumps = torch.ones(len(shuffled), dtype=torch.bool)
+    jumps[1:] = (shuffled[1:] != shuffled[:-1]) & (shuffled[1:] != shuffled[:-1] + 1)
+    assert jumps.sum() > len(shuffled) - 5
+    torch.testing.assert_close(frames[jumps], spectra[shuffled][jumps], atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("overlap", ["phase_vocoder", "wsola"])
 def test_continued_phases_or_aligned_waveforms_keep_a_stretched_or_shuffled_tone_one_tone(overlap):
     """A frame-selecting manipulation repeats frames (a stretched phone) and jumps between them: with each frame's
