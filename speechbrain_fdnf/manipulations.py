@@ -28,7 +28,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.matching import UNIT_INTONATIONS, UNIT_JOINS
@@ -69,6 +69,10 @@ OVERLAPS = {
 }
 OVERLAP = Option(str, "own", "how the chosen frames are overlap-added: " + "; ".join(
     f"{name}: {words}" for name, words in OVERLAPS.items()), choices=tuple(OVERLAPS))
+#: ``units`` stretches whole renditions onto the source's phones: a repeated frame with its own phase restarts its
+#: waveform every hop, a buzz at the frame rate that pitch trackers hear as an octave down; carried on within each
+#: stretch, the median F0 came 0.5 semitone nearer the target's for no lost words (docs/RESULTS.md 6r).
+UNITS_OVERLAP = replace(OVERLAP, default="phase_vocoder_within")
 
 
 def register(cls):
@@ -230,7 +234,7 @@ class Units(Manipulation):
                "neighbours": Option(float, 1.0, "cost of a rendition heard between other neighbouring phones"),
                "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
                "tagger": Option(bool, True, TAGGER_HELP),
-               "overlap": OVERLAP,
+               "overlap": UNITS_OVERLAP,
                "fallback": Option(str, "nearest", "what a phone the target's audio lacks is heard as: " + "; ".join(
                    f"{name}: {words}" for name, words in FALLBACKS.items()), choices=tuple(FALLBACKS)),
                "joins": Option(str, "fixed", "how a join costs: " + "; ".join(
