@@ -135,7 +135,7 @@ class FeatureInverter:
                            hop_length=self.stft.hop_length * 1000 // self.sample_rate)
         self.n_iter = n_iter
 
-    def selected_frames(self, spectra, chosen, successors, continue_phase=False, restart_at_jumps=False):
+    def selected_frames(self, spectra, chosen, successors, continue_phase=False, carry_steps=None):
         """The STFT frames ``chosen`` of ``spectra`` ``(frames, bins, 2)`` (real, imaginary).
 
         With ``continue_phase``, their magnitudes with phases carried on from one output frame to the next as a
@@ -145,9 +145,10 @@ class FeatureInverter:
         frame takes the advance of the frame after it), and every other bin keeps its phase relative to its
         nearest peak, so that a partial stays one partial. A repeated frame (a stretched phone) or a jump between
         recordings then continues each partial instead of restarting it; a run of consecutive frames comes out
-        as it was. With ``restart_at_jumps`` too, phases are carried on only within a stretch of one recording
-        (each output frame the previous one again or the one after it): a stretched phone continues its partials,
-        and a jump to another place starts with the new frame's own phases, its waveform as recorded.
+        as it was. With ``carry_steps`` too, phases are carried on only where an output frame lies 0 to
+        ``carry_steps`` frames after the previous one in the same recording (1: the same frame again or the next,
+        a stretched phone; :meth:`overlapping_steps`: any frame whose window overlaps the previous one's there, a
+        squeezed phone too); a jump elsewhere starts with the new frame's own phases, its waveform as recorded.
 
         Example
         -------
@@ -187,11 +188,25 @@ class FeatureInverter:
         carried = torch.empty(len(chosen), len(bins), dtype=torch.float64)
         carried[0] = phase[chosen[0]]
         restart = torch.zeros(len(chosen), dtype=torch.bool)
-        if restart_at_jumps:  # neither the previous output frame again nor the frame after it in its recording
-            restart[1:] = ~((chosen[1:] == chosen[:-1]) | ((chosen[1:] == chosen[:-1] + 1) & successors[chosen[:-1]]))
+        if carry_steps is not None:  # a jump: another recording, backwards, or further on than carry_steps
+            recording = torch.cumsum(torch.cat([torch.tensor([True]), ~successors[:-1]]).long(), 0)
+            step = chosen[1:] - chosen[:-1]
+            restart[1:] = (recording[chosen[1:]] != recording[chosen[:-1]]) | (step < 0) | (step > carry_steps)
         for step in range(1, len(chosen)):
             carried[step] = phase[chosen[step]] if restart[step] else carried[step - 1, nearest[step]] + offset[step]
         return torch.view_as_real(torch.polar(magnitude[chosen], carried)).to(spectra.dtype)
+
+    def overlapping_steps(self):
+        """The largest step between frames of one recording whose analysis windows still overlap (25 ms windows
+        every 10 ms: 2).
+
+        Example
+        -------
+        >>> from speechbrain.lobes.features import Fbank
+        >>> FeatureInverter(Fbank(n_mels=40)).overlapping_steps()
+        2
+        """
+        return -(-self.stft.win_length // self.stft.hop_length) - 1
 
     def frame_count(self, samples):
         """How many STFT frames :attr:`stft` makes of ``samples`` samples (centred frames: one per hop, and one more).
@@ -427,9 +442,9 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     else:
         spectra = [inverter.stft(item[None])[0] for item in audio]
         successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
-        picked = inverter.selected_frames(torch.cat(spectra), chosen, successors,
-                                          continue_phase=overlap in ("phase_vocoder", "phase_vocoder_within"),
-                                          restart_at_jumps=overlap == "phase_vocoder_within")
+        carry_steps = {"phase_vocoder_within": 1, "phase_vocoder_overlapping": inverter.overlapping_steps()}
+        picked = inverter.selected_frames(torch.cat(spectra), chosen, successors, continue_phase=overlap != "own",
+                                          carry_steps=carry_steps.get(overlap))
     return inverter.istft(picked[None], sig_length=len(wav))[0]
 
 

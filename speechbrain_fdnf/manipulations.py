@@ -65,6 +65,8 @@ OVERLAPS = {
     "phase_vocoder": "phases carried on across repeated frames and jumps between recordings (identity phase locking)",
     "phase_vocoder_within": "phases carried on across repeated frames within a stretch of one recording, each jump "
                             "starting with its own",
+    "phase_vocoder_overlapping": "as phase_vocoder_within, and across frames skipped within one recording while their "
+                                 "windows overlap (a squeezed rendition)",
     "wsola": "each frame moved up to half a pitch period from its place to continue the waveform before it (WSOLA)",
 }
 OVERLAP = Option(str, "own", "how the chosen frames are overlap-added: " + "; ".join(

@@ -519,7 +519,8 @@ def test_the_quality_judge_hears_noise_and_takes_any_sample_rate(corpus):
 
 def test_phases_carried_within_renditions_keep_a_stretched_tone_one_tone_and_start_each_jump_as_recorded():
     """``phase_vocoder_within``: a repeated frame continues its partials as the phase vocoder does (a tone at half
-    speed stays one tone), and an output frame that jumps to another place is that frame as recorded."""
+    speed stays one tone), and an output frame that jumps to another place is that frame as recorded;
+    ``phase_vocoder_overlapping`` carries them across skipped frames too (a tone at double speed)."""
     import math
 
     from speechbrain.lobes.features import Fbank
@@ -529,13 +530,21 @@ def test_phases_carried_within_renditions_keep_a_stretched_tone_one_tone_and_sta
     tone = 0.5 * torch.sin(2 * math.pi * 220.0 * torch.arange(rate) / rate)
     spectra = inverter.stft(tone[None])[0]
     follows = torch.ones(len(spectra), dtype=torch.bool)
+
+    def purity(chosen, carry_steps):
+        frames = inverter.selected_frames(spectra, chosen, follows, continue_phase=True, carry_steps=carry_steps)
+        middle = inverter.istft(frames[None], sig_length=len(chosen) * 160)[0][2000:-2000]
+        power = torch.fft.rfft(middle).abs() ** 2
+        return float(power[(torch.fft.rfftfreq(len(middle), 1 / rate) - 220.0).abs() < 10].sum() / power.sum())
+
     stretched = torch.arange(len(spectra)).repeat_interleave(2)[:len(spectra)]
-    frames = inverter.selected_frames(spectra, stretched, follows, continue_phase=True, restart_at_jumps=True)
-    middle = inverter.istft(frames[None], sig_length=rate)[0][2000:-2000]
-    power = torch.fft.rfft(middle).abs() ** 2
-    assert float(power[(torch.fft.rfftfreq(len(middle), 1 / rate) - 220.0).abs() < 10].sum() / power.sum()) > 0.95
+    assert purity(stretched, 1) > 0.95
+    # squeezed to half (every other frame): carried only across frames whose windows overlap, it stays one tone;
+    # restarted at each skip, it does not
+    squeezed = torch.arange(0, len(spectra), 2)
+    assert inverter.overlapping_steps() == 2 and purity(squeezed, 2) > 0.95 > 0.8 > purity(squeezed, 1)
     shuffled = torch.randperm(len(spectra), generator=torch.Generator().manual_seed(0))
-    frames = inverter.selected_frames(spectra, shuffled, follows, continue_phase=True, restart_at_jumps=True)
+    frames = inverter.selected_frames(spectra, shuffled, follows, continue_phase=True, carry_steps=1)
     jumps = torch.ones(len(shuffled), dtype=torch.bool)
     jumps[1:] = (shuffled[1:] != shuffled[:-1]) & (shuffled[1:] != shuffled[:-1] + 1)
     assert jumps.sum() > len(shuffled) - 5
