@@ -12,7 +12,6 @@ Usage::
         [--speakers results_s2/prepared_valid_speakers] [--trials 40] [--out benchmarks/latest_units_f0_gap.md]
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,14 +19,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling diagnostic's command line and report
 
 from speechbrain_fdnf.convert import convert  # noqa: E402
 from speechbrain_fdnf.data.audio import as_written  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
-from speechbrain_fdnf.evaluation.config import VALID_SPEAKERS  # noqa: E402
-from speechbrain_fdnf.files import read_prepared_split  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import OVERLAPS  # noqa: E402
+from units_word_loss import trial_arguments, write_report  # noqa: E402
 
 #: A gap past this many semitones is an output heard in another octave.
 FAR = 6.0
@@ -58,18 +57,9 @@ def gap_summary(gaps):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="results_s2/fdnf_cmn/1234/inference", help="an f-DNF folder with a tagger")
-    parser.add_argument("--speakers", default="results_s2/prepared_valid_speakers",
-                        help="a prepared corpus whose test split holds speakers apart from the model's (not the "
-                             "one the choices are made on)")
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
+    args = trial_arguments(__doc__.split("\n\n")[0], model="results_s2/fdnf_cmn/1234/inference").parse_args(argv)
     factorizer = SpeechFactorizer.from_hparams(source=args.model)
-    block = conversion.build_blocks({VALID_SPEAKERS: read_prepared_split(args.speakers, "test")}, args.trials, args.seed,
-                                    [VALID_SPEAKERS], enrolment_speech=conversion.enrolment_problem(factorizer))[0]
+    block = conversion.valid_speaker_block(factorizer, args.speakers, args.trials, args.seed)
     rate = factorizer.hparams.sample_rate
     median = lambda wav: conversion.median_f0(wav, rate)  # noqa: E731
     gaps = {"the target's references (concatenated)": []}
@@ -88,13 +78,8 @@ def main(argv=None):
     for row, values in gaps.items():
         mean, middle, far, rest = gap_summary(values)
         lines.append(f"| {row} | {mean:.2f} | {middle:.2f} | {far} | {rest:.2f} |")
-    lines += ["", f"{len(block.trials)} trials between the test speakers of {args.speakers} (speakers no model saw), drawn "
-              f"as the evaluation's valid-speaker block draws them (seed {args.seed}); model {args.model}; 3 references "
-              "per target; F0 by Praat (the evaluation's judge) against the median over the target's enrolment readings."]
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n", encoding="utf-8")
+    write_report(lines, block, args, "F0 by Praat (the evaluation's judge) against the median over the target's "
+                                     "enrolment readings.")
 
 
 if __name__ == "__main__":

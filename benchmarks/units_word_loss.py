@@ -37,9 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speechbrain_fdnf.convert import FeatureInverter, convert, resynthesise_selected  # noqa: E402
 from speechbrain_fdnf.data.audio import as_written  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
-from speechbrain_fdnf.evaluation.config import VALID_SPEAKERS  # noqa: E402
 from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, spoken_phones  # noqa: E402
-from speechbrain_fdnf.files import hop_samples, read_prepared_split  # noqa: E402
+from speechbrain_fdnf.files import hop_samples  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import Units  # noqa: E402
 from speechbrain_fdnf.matching import FrameMatcher, segment_selection, segment_table, utterance_starts  # noqa: E402
@@ -233,24 +232,42 @@ def fallback_share(query, pool):
     return int(count[lacking].sum()), int(count.sum())
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="results_s2/fdnf/1234/inference", help="an f-DNF folder with a tagger")
+def trial_arguments(description, model="results_s2/fdnf/1234/inference"):
+    """The command line of a diagnostic on valid trials (this script's, ``units_f0_gap.py``'s): the model folder,
+    the prepared corpus of speakers apart from the model's, how many trials, their seed and the report's file."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default=model, help="an f-DNF folder with a tagger")
     parser.add_argument("--speakers", default="results_s2/prepared_valid_speakers",
                         help="a prepared corpus whose test split holds speakers apart from the model's (not the "
                              "one the choices are made on)")
-    parser.add_argument("--recognizer", default="results_s2/phone_recognition")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", type=Path)
+    return parser
+
+
+def write_report(lines, block, args, measured):
+    """Prints the table ``lines`` with a line on its trials and ``measured`` (how its numbers were taken), and
+    writes it to ``args.out`` where given."""
+    lines = lines + ["", f"{len(block.trials)} trials between the test speakers of {args.speakers} (speakers no model "
+                     f"saw), drawn as the evaluation's valid-speaker block draws them (seed {args.seed}); model "
+                     f"{args.model}; 3 references per target. {measured}"]
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n", encoding="utf-8")
+
+
+def main(argv=None):
+    parser = trial_arguments(__doc__.split("\n\n")[0])
+    parser.add_argument("--recognizer", default="results_s2/phone_recognition")
     args = parser.parse_args(argv)
     factorizer = SpeechFactorizer.from_hparams(source=args.model)
     if factorizer.tagger is None:
         raise SystemExit(f"{args.model} holds no phone tagger: python recipes/TIMIT/train_tagger.py hparams/phone_tagger.yaml")
     centre = factorizer.centre_bands
     judge = CTCPhoneJudge(args.recognizer, "hparams/phone_recognition.yaml", features=lambda wav: factorizer.features(wav)[:, centre])
-    block = conversion.build_blocks({VALID_SPEAKERS: read_prepared_split(args.speakers, "test")}, args.trials, args.seed,
-                                    [VALID_SPEAKERS], enrolment_speech=conversion.enrolment_problem(factorizer))[0]
+    block = conversion.valid_speaker_block(factorizer, args.speakers, args.trials, args.seed)
     errors = collections.defaultdict(ErrorKinds)
     lacking, named, runs = {}, {}, {}
     for number, trial in enumerate(block.trials, 1):
@@ -296,13 +313,7 @@ def main(argv=None):
         share = lambda counts: f"{100 * counts[row][0] / counts[row][1]:.1f}" if row in counts else ""  # noqa: E731
         lines.append(f"| {row} | {rates['PER']} | {rates['insertions']} | {rates['deletions']} | "
                      f"{rates['substitutions']} | {share(lacking)} | {share(named)} | {share(runs)} |")
-    lines += ["", f"{len(block.trials)} trials between the test speakers of {args.speakers} (speakers no model saw), drawn "
-              f"as the evaluation's valid-speaker block draws them (seed {args.seed}); model {args.model}; 3 references "
-              "per target. Per 100 reference phones."]
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n", encoding="utf-8")
+    write_report(lines, block, args, "Per 100 reference phones.")
 
 
 if __name__ == "__main__":

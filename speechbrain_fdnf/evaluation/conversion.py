@@ -243,6 +243,14 @@ def valid_speaker_entries(folder, *corpus_splits):
     return entries
 
 
+def valid_speaker_block(factorizer, prepared, count, seed):
+    """The valid speakers' block of ``count`` trials between the test speakers of the prepared corpus ``prepared``
+    (speakers apart from the model's), drawn as an evaluation with ``conversion_valid_speakers`` draws it, the
+    targets ``factorizer``'s converter would refuse left out: what the diagnostic scripts in ``benchmarks/`` convert."""
+    return build_blocks({VALID_SPEAKERS: read_prepared_split(prepared, "test")}, count, seed, [VALID_SPEAKERS],
+                        enrolment_speech=enrolment_problem(factorizer))[0]
+
+
 def build_blocks(utterances, count, seed, names=BLOCKS, enrolment_speech=None, references=REFERENCES):
     """The blocks of ``names`` (:data:`BLOCKS`) that the prepared ``utterances`` allow: ``test`` entries give the
     test block, ``train`` with ``heldout`` (the scored split) the training block, ``valid speakers`` entries
