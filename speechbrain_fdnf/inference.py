@@ -671,21 +671,22 @@ class SpeechFactorizer(Pretrained):
             ``(frames,)`` indices into the reference frames, concatenated in the order of ``references`` (and,
             with ``source_fallback``, the input's frames after them).
         """
-        space = self._matching_space(inputs, factor, references, 1, True, smooth, decode, tagged)
-        if space["feats"].dim() != 2:
-            raise InferenceInputError(f"select_units takes one utterance, got features of shape {tuple(space['feats'].shape)}")
         if joins not in UNIT_JOINS or intonation not in UNIT_INTONATIONS:
             raise ValueError(f"joins must be one of {list(UNIT_JOINS)} and intonation one of {list(UNIT_INTONATIONS)}, "
                              f"got {joins!r} and {intonation!r}")
+        space = self._matching_space(inputs, factor, references, 1, True, smooth, decode, tagged)
+        if space["feats"].dim() != 2:
+            raise InferenceInputError(f"select_units takes one utterance, got features of shape {tuple(space['feats'].shape)}")
         matcher, classes = space["matcher"], space["classes"]
         pitch = {}
         if intonation == "source":
-            if not self._is_audio(inputs) or not all(self._is_audio(item) for item in references):
+            references = self.checked_references(references)  # as _matching_space took them: audio comes back 1-D
+            if not self._is_audio(inputs) or any(item.dim() != 1 for item in references):
                 raise InferenceInputError("intonation 'source' measures pitch: pass audio, not features")
             rate = self.hparams.sample_rate
             pitch["query_pitch"], = standardised_log_f0([self.waveform(inputs).cpu().numpy()], rate, [len(space["feats"])])
-            pitch["pool_pitch"] = torch.cat(standardised_log_f0(
-                [item.cpu().numpy() for item in self.checked_references(references)], rate, space["lengths"]))
+            pitch["pool_pitch"] = torch.cat(standardised_log_f0([item.cpu().numpy() for item in references], rate,
+                                                                space["lengths"]))
         pool_frames = space["pool"][:, self.centre_bands].cpu() if joins == "spectral" else None
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
