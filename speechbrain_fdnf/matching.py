@@ -359,17 +359,16 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
         apart = (segment_pitch(query_pitch, query_first, query_count)[:, None]
                  - segment_pitch(pool_pitch, pool_first, pool_count)[None, :]).abs()
         cost = cost + intonation * torch.nan_to_num(apart, nan=0.0)
-    # the cost of hearing pool segment b after a: join everywhere (a jump), or by how the two meet
-    joins = (join * join_distances(pool_frames, pool_first, pool_count) if pool_frames is not None
-             else torch.full((len(pool_first), len(pool_first)), float(join)))
+    # with pool_frames, the cost of hearing pool segment b after a by how the two meet (pool segments squared)
+    joins = join * join_distances(pool_frames, pool_first, pool_count) if pool_frames is not None else None
     covered = torch.isfinite(cost).any(dim=1)
     # Viterbi over the pool segments: the step from segment i to i + 1 of the same utterance is free, any other
     # costs join; a query segment no pool segment can serve breaks the chain (its frames are chosen apart)
     score, back = torch.where(covered[0], cost[0], torch.zeros_like(cost[0])), []
     for step in range(1, len(cost)):
-        if covered[step - 1]:
+        if joins is not None and covered[step - 1]:
             jump, jumped_from = (score[:, None] + joins).min(dim=0)
-        else:  # after frames chosen apart, any rendition may start: no join measured
+        else:  # every join alike (or after frames chosen apart, where none is measured): the best score so far
             jump, jumped_from = (score.min() + join).expand(len(score)), score.argmin().expand(len(score))
         onward = torch.cat([torch.tensor([float("inf")]), torch.where(pool_followed[:-1], score[:-1], float("inf"))])
         if not (covered[step] and covered[step - 1]):
