@@ -45,8 +45,10 @@ from speechbrain_fdnf.export import (
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
 from speechbrain_fdnf.matching import (
+    EDGE_FRAMES,
     UNIT_INTONATIONS,
     UNIT_JOINS,
+    UNIT_STRETCHES,
     FrameMatcher,
     context_mismatch,
     continuous_selection,
@@ -633,7 +635,7 @@ class SpeechFactorizer(Pretrained):
 
     @torch.no_grad()
     def select_units(self, inputs, factor, references, join=1.0, neighbours=1.0, duration=1.0, smooth=1, decode=True,
-                     tagged=True, source_fallback=False, joins="fixed", intonation="ignored"):
+                     tagged=True, source_fallback=False, joins="fixed", intonation="ignored", stretch="uniform"):
         """For every frame of ``inputs``, one real frame of ``references``, chosen a phone at a time: each run of
         one kept class (a phone, as the gate of :meth:`match` infers it) takes one whole run of the same class
         from the references, the nearest in the kept factors' subspaces over its three thirds and heard between
@@ -664,6 +666,9 @@ class SpeechFactorizer(Pretrained):
             ``"ignored"``; ``"source"``: a cost of 1 per standard deviation of log F0 between each run's pitch in
             the input's register and its rendition's in the references' (WORLD's tracker, the ``world`` extra):
             the input's intonation in the target's voice. Needs audio, not features.
+        stretch : str
+            ``"uniform"``: a rendition's frames stretched or squeezed alike onto the run; ``"middle"``: its first and
+            last :data:`~speechbrain_fdnf.matching.EDGE_FRAMES` heard one to one, only its middle fitted.
 
         Returns
         -------
@@ -671,9 +676,10 @@ class SpeechFactorizer(Pretrained):
             ``(frames,)`` indices into the reference frames, concatenated in the order of ``references`` (and,
             with ``source_fallback``, the input's frames after them).
         """
-        if joins not in UNIT_JOINS or intonation not in UNIT_INTONATIONS:
-            raise ValueError(f"joins must be one of {list(UNIT_JOINS)} and intonation one of {list(UNIT_INTONATIONS)}, "
-                             f"got {joins!r} and {intonation!r}")
+        for name, value, known in (("joins", joins, UNIT_JOINS), ("intonation", intonation, UNIT_INTONATIONS),
+                                   ("stretch", stretch, UNIT_STRETCHES)):
+            if value not in known:
+                raise ValueError(f"{name} must be one of {list(known)}, got {value!r}")
         space = self._matching_space(inputs, factor, references, 1, True, smooth, decode, tagged)
         if space["feats"].dim() != 2:
             raise InferenceInputError(f"select_units takes one utterance, got features of shape {tuple(space['feats'].shape)}")
@@ -691,7 +697,8 @@ class SpeechFactorizer(Pretrained):
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
                                  space["lengths"], join=join, neighbours=neighbours, duration=duration,
-                                 query_fallback=source_fallback, pool_frames=pool_frames, **pitch)
+                                 query_fallback=source_fallback, pool_frames=pool_frames,
+                                 edges=EDGE_FRAMES if stretch == "middle" else 0, **pitch)
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False):

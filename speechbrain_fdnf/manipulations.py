@@ -31,7 +31,7 @@ Authors
 from dataclasses import dataclass, replace
 
 from speechbrain_fdnf.factors import is_frame_level
-from speechbrain_fdnf.matching import UNIT_INTONATIONS, UNIT_JOINS
+from speechbrain_fdnf.matching import UNIT_INTONATIONS, UNIT_JOINS, UNIT_STRETCHES
 
 #: name -> Manipulation subclass, in the order the command line lists them.
 REGISTRY = {}
@@ -242,7 +242,9 @@ class Units(Manipulation):
                "joins": Option(str, "fixed", "how a join costs: " + "; ".join(
                    f"{name}: {words}" for name, words in UNIT_JOINS.items()), choices=tuple(UNIT_JOINS)),
                "intonation": Option(str, "ignored", "the pitch of the renditions: " + "; ".join(
-                   f"{name}: {words}" for name, words in UNIT_INTONATIONS.items()), choices=tuple(UNIT_INTONATIONS))}
+                   f"{name}: {words}" for name, words in UNIT_INTONATIONS.items()), choices=tuple(UNIT_INTONATIONS)),
+               "stretch": Option(str, "uniform", "how a rendition fits its phone's length: " + "; ".join(
+                   f"{name}: {words}" for name, words in UNIT_STRETCHES.items()), choices=tuple(UNIT_STRETCHES))}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
@@ -250,7 +252,7 @@ class Units(Manipulation):
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
                                        duration=self.duration, tagged=self.tagger, source_fallback=self.fallback != "nearest",
-                                       joins=self.joins, intonation=self.intonation)
+                                       joins=self.joins, intonation=self.intonation, stretch=self.stretch)
 
 
 def build(name, **options):

@@ -229,6 +229,40 @@ UNIT_INTONATIONS = {
 }
 
 
+#: How ``units`` fits a rendition onto the length of the phone it stands for (``units``' ``stretch``).
+UNIT_STRETCHES = {
+    "uniform": "every frame of the rendition stretched or squeezed alike",
+    "middle": "its first and last two frames heard one to one (those whose 25 ms windows reach across the phone's "
+              "edge: a burst, a transition), only the middle stretched or squeezed",
+}
+#: The frames kept one to one at each end of a rendition with ``stretch="middle"``: frames within two 10 ms hops of a
+#: phone's edge see across it through their 25 ms window.
+EDGE_FRAMES = 2
+
+
+def rendition_positions(frames, count, edges=0):
+    """``(frames,)``: which frame of a rendition of ``count`` frames each of ``frames`` output frames hears: spread
+    evenly (``edges`` 0), or with up to ``edges`` frames at each end heard one to one and only the middle stretched
+    or squeezed (at least one frame of the middle is left on either side), so that how the phone begins and ends
+    keeps its timing.
+
+    Example
+    -------
+    >>> rendition_positions(6, 3).tolist()
+    [0, 0, 1, 1, 2, 2]
+    >>> rendition_positions(9, 6, edges=2).tolist()  # stretched: 0, 1 and 4, 5 kept, the middle 2, 3 repeated
+    [0, 1, 2, 2, 3, 3, 3, 4, 5]
+    >>> rendition_positions(5, 9, edges=2).tolist()  # squeezed: the middle skips, the edges do not
+    [0, 1, 4, 7, 8]
+    >>> rendition_positions(4, 4, edges=2).tolist()
+    [0, 1, 2, 3]
+    """
+    kept = max(min(edges, (min(frames, count) - 1) // 2), 0)
+    inner_out, inner_in = frames - 2 * kept, count - 2 * kept
+    inner = kept + ((torch.arange(inner_out) + 0.5) * inner_in / inner_out).long()
+    return torch.cat([torch.arange(kept), inner, torch.arange(count - kept, count)])
+
+
 def segment_pitch(pitch, first, count):
     """``(segments,)``: each segment's mean of ``pitch`` over its frames where it is finite (voiced), NaN for a
     segment with none.
@@ -264,7 +298,7 @@ def join_distances(frames, first, count):
 
 def segment_selection(query_points, query_classes, pool_points, pool_classes, pool_lengths, join=1.0,
                       neighbours=1.0, duration=1.0, query_fallback=False, pool_frames=None, query_pitch=None,
-                      pool_pitch=None, intonation=1.0):
+                      pool_pitch=None, intonation=1.0, edges=0):
     """One pool frame per query frame, chosen a whole segment at a time (unit selection of phones).
 
     The query (one utterance) and the pool (utterances of ``pool_lengths``, concatenated) are cut into
@@ -304,6 +338,9 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
         ``(frames,)`` standardised log F0, NaN where unvoiced: the intonation cost.
     intonation : float
         Cost per standard deviation of log F0 between a query segment and its rendition.
+    edges : int
+        Frames at each end of a rendition heard one to one, only its middle stretched or squeezed
+        (:func:`rendition_positions`; 0: all alike).
 
     Returns
     -------
@@ -385,8 +422,8 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     for segment, pool_segment in enumerate(path):
         start, frames = int(query_first[segment]), int(query_count[segment])
         if covered[segment]:  # the pool segment stretched or squeezed onto the query segment's frames
-            position = ((torch.arange(frames) + 0.5) * pool_count[pool_segment] / frames).long()
-            chosen[start:start + frames] = pool_first[pool_segment] + position
+            chosen[start:start + frames] = pool_first[pool_segment] + rendition_positions(
+                frames, int(pool_count[pool_segment]), edges)
         elif query_fallback:
             chosen[start:start + frames] = len(pool_classes) + torch.arange(start, start + frames)
         else:

@@ -464,6 +464,36 @@ def test_units_following_the_sources_intonation_take_renditions_pitched_as_the_s
         flow.select_units(flow.features(wav), "speaker", other, intonation="source")
 
 
+def test_units_fitted_in_the_middle_hear_each_renditions_edges_one_to_one(flow, trained, utterance):
+    from speechbrain_fdnf.matching import EDGE_FRAMES, segment_selection, segment_table, utterance_starts
+
+    # one rendition of 6 frames onto a phone of 10, and onto one of 5: its two first and two last frames stay
+    for frames, expected_middle in ((10, [2, 2, 2, 3, 3, 3]), (5, [3])):
+        chosen = segment_selection(torch.zeros(frames, 1), torch.ones(frames, dtype=torch.long), torch.zeros(6, 1),
+                                   torch.ones(6, dtype=torch.long), [6], edges=EDGE_FRAMES)
+        assert chosen.tolist() == [0, 1] + expected_middle + [4, 5]
+    # through the converter's selection: every run of a phone the references have begins and ends on its
+    # rendition's own first and last frames, one to one
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    space = flow._matching_space(utterance[0], "speaker", other, 1, True, 1, True)
+    query, pool = space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu()
+    chosen = flow.select_units(utterance[0], "speaker", other, stretch="middle")
+    first, count, label, _ = segment_table(query, utterance_starts([len(query)]))
+    pool_first, pool_count, _, _ = segment_table(pool, utterance_starts(space["lengths"]))
+    checked = 0
+    for start, frames, phone in zip(first.tolist(), count.tolist(), label.tolist()):
+        rendition = int(torch.searchsorted(pool_first, chosen[start], right=True)) - 1
+        if (pool == phone).any() and frames >= 5 and pool_count[rendition] >= 5:
+            edge_in, edge_out = pool_first[rendition], pool_first[rendition] + pool_count[rendition] - 2
+            assert chosen[start:start + 2].tolist() == [edge_in, edge_in + 1]
+            assert chosen[start + frames - 2:start + frames].tolist() == [edge_out, edge_out + 1]
+            checked += 1
+    assert checked > 2
+    with pytest.raises(ValueError, match="stretch must be one of"):
+        flow.select_units(utterance[0], "speaker", other, stretch="edges")
+
+
 def test_select_as_features_hears_the_chosen_frames_through_the_gain_path(flow, trained, utterance):
     from speechbrain_fdnf.convert import convert
     from speechbrain_fdnf.manipulations import build

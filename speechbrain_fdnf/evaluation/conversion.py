@@ -629,6 +629,7 @@ CHOICE_WORDS = {
                  "cells": "cells at the target's F0 where the target lacks the phone"},
     "joins": {"fixed": "every join alike", "spectral": "joins costed by their frames"},
     "intonation": {"ignored": "pitch unseen", "source": "source's intonation"},
+    "stretch": {"uniform": "renditions fitted alike", "middle": "renditions fitted in the middle"},
 }
 
 
