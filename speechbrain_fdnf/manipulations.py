@@ -58,6 +58,19 @@ class Option:
     help: str
     choices: tuple = ()
 
+    @classmethod
+    def named(cls, default, help, words):
+        """A named choice among the keys of ``words`` (choice -> what it does), its help ``help`` followed by each
+        choice's words.
+
+        Example
+        -------
+        >>> Option.named("a", "how", {"a": "one way", "b": "another"}).help
+        'how: a: one way; b: another'
+        """
+        return cls(str, default, f"{help}: " + "; ".join(f"{name}: {said}" for name, said in words.items()),
+                   choices=tuple(words))
+
 
 #: How the frame-selecting manipulations overlap-add the frames they choose (their ``overlap`` option).
 OVERLAPS = {
@@ -69,8 +82,7 @@ OVERLAPS = {
                                  "windows overlap (a squeezed rendition)",
     "wsola": "each frame moved up to half a pitch period from its place to continue the waveform before it (WSOLA)",
 }
-OVERLAP = Option(str, "own", "how the chosen frames are overlap-added: " + "; ".join(
-    f"{name}: {words}" for name, words in OVERLAPS.items()), choices=tuple(OVERLAPS))
+OVERLAP = Option.named("own", "how the chosen frames are overlap-added", OVERLAPS)
 #: ``units`` stretches whole renditions onto the source's phones: a repeated frame with its own phase restarts its
 #: waveform every hop, a buzz at the frame rate that pitch trackers hear as an octave down; carried on within each
 #: stretch, the median F0 came 0.5 semitone nearer the target's for no lost words (docs/RESULTS.md 6r).
@@ -237,14 +249,10 @@ class Units(Manipulation):
                "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
                "tagger": Option(bool, True, TAGGER_HELP),
                "overlap": UNITS_OVERLAP,
-               "fallback": Option(str, "nearest", "what a phone the target's audio lacks is heard as: " + "; ".join(
-                   f"{name}: {words}" for name, words in FALLBACKS.items()), choices=tuple(FALLBACKS)),
-               "joins": Option(str, "fixed", "how a join costs: " + "; ".join(
-                   f"{name}: {words}" for name, words in UNIT_JOINS.items()), choices=tuple(UNIT_JOINS)),
-               "intonation": Option(str, "ignored", "the pitch of the renditions: " + "; ".join(
-                   f"{name}: {words}" for name, words in UNIT_INTONATIONS.items()), choices=tuple(UNIT_INTONATIONS)),
-               "stretch": Option(str, "uniform", "how a rendition fits its phone's length: " + "; ".join(
-                   f"{name}: {words}" for name, words in UNIT_STRETCHES.items()), choices=tuple(UNIT_STRETCHES))}
+               "fallback": Option.named("nearest", "what a phone the target's audio lacks is heard as", FALLBACKS),
+               "joins": Option.named("fixed", "how a join costs", UNIT_JOINS),
+               "intonation": Option.named("ignored", "the pitch of the renditions", UNIT_INTONATIONS),
+               "stretch": Option.named("uniform", "how a rendition fits its phone's length", UNIT_STRETCHES)}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
