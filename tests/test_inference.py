@@ -325,9 +325,14 @@ def test_select_with_the_input_as_its_own_reference_gives_back_the_input(flow, u
     assert rebuilt.shape == wav.shape and (rebuilt - wav).abs().max() < 1e-3
 
 
-def test_select_picks_only_reference_frames_and_prefers_runs(flow, trained, utterance):
+def other_voices(flow, trained, utterance, count):
+    """``count`` training utterances of speakers other than ``utterance``'s, as audio: a target's references."""
     entries = json.loads((trained[1] / "train.json").read_text()).values()
-    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:2]
+    return [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:count]
+
+
+def test_select_picks_only_reference_frames_and_prefers_runs(flow, trained, utterance):
+    other = other_voices(flow, trained, utterance, 2)
     frames = sum(len(flow.features(wav)) for wav in other)
     jumps = {}
     for continuity in (0.0, 3.0):
@@ -340,8 +345,7 @@ def test_select_picks_only_reference_frames_and_prefers_runs(flow, trained, utte
 def test_select_with_a_context_cost_prefers_reference_frames_heard_between_the_same_phones(flow, trained, utterance):
     from speechbrain_fdnf.matching import context_mismatch
 
-    entries = json.loads((trained[1] / "train.json").read_text()).values()
-    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    other = other_voices(flow, trained, utterance, 3)
     space = flow._matching_space(utterance[0], "speaker", other, 8, True, 1, True)  # the gate's phones, both sides
     mismatch = context_mismatch(space["classes"]["query_classes"], [len(space["codes"])],
                                 space["classes"]["pool_classes"], space["lengths"])
@@ -384,8 +388,7 @@ def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(f
         pytest.importorskip("pyworld")
     from speechbrain_fdnf.convert import FeatureInverter, convert, fallback_audio
 
-    entries = json.loads((trained[1] / "train.json").read_text()).values()
-    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:1]  # one: it lacks phones
+    other = other_voices(flow, trained, utterance, 1)  # one: it lacks phones
     wav = flow.load_audio(utterance[0])
     space = flow._matching_space(wav, "speaker", other, 1, True, 1, True)
     lacking = ~torch.isin(space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu())
@@ -410,8 +413,7 @@ def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(f
 def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
     from speechbrain_fdnf.matching import segment_table, utterance_starts
 
-    entries = json.loads((trained[1] / "train.json").read_text()).values()
-    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    other = other_voices(flow, trained, utterance, 3)
     space = flow._matching_space(utterance[0], "speaker", other, 1, True, 1, True)
     query, pool = space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu()
     chosen = flow.select_units(utterance[0], "speaker", other)
@@ -441,8 +443,7 @@ def test_units_following_the_sources_intonation_take_renditions_pitched_as_the_s
     from speechbrain_fdnf.matching import segment_pitch, segment_table, utterance_starts
     from speechbrain_fdnf.pitch import standardised_log_f0
 
-    entries = json.loads((trained[1] / "train.json").read_text()).values()
-    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    other = other_voices(flow, trained, utterance, 3)
     wav = flow.load_audio(utterance[0])
     space = flow._matching_space(wav, "speaker", other, 1, True, 1, True)
     query, pool = space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu()
@@ -474,8 +475,7 @@ def test_units_fitted_in_the_middle_hear_each_renditions_edges_one_to_one(flow, 
         assert chosen.tolist() == [0, 1] + expected_middle + [4, 5]
     # through the converter's selection: every run of a phone the references have begins and ends on its
     # rendition's own first and last frames, one to one
-    entries = json.loads((trained[1] / "train.json").read_text()).values()
-    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:3]
+    other = other_voices(flow, trained, utterance, 3)
     space = flow._matching_space(utterance[0], "speaker", other, 1, True, 1, True)
     query, pool = space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu()
     chosen = flow.select_units(utterance[0], "speaker", other, stretch="middle")
@@ -498,8 +498,7 @@ def test_select_as_features_hears_the_chosen_frames_through_the_gain_path(flow, 
     from speechbrain_fdnf.convert import convert
     from speechbrain_fdnf.manipulations import build
 
-    entries = json.loads((trained[1] / "train.json").read_text()).values()
-    other = [flow.load_audio(e["wav"]) for e in entries if e["speaker"] != utterance[1]][:2]
+    other = other_voices(flow, trained, utterance, 2)
     wav = flow.load_audio(utterance[0])
     feats = flow.features(wav)
     chosen = flow.select(wav, "speaker", other)
