@@ -14,7 +14,8 @@
 * in the phones the references lack, the source's own frames, or the source converted by ``cells``, instead of
   the nearest reference frames of any phone;
 
-each with its errors split into insertions, deletions and substitutions, the share of the source's frames in
+each with its errors split into insertions, deletions and substitutions, DNSMOS's overall rating (the
+evaluation's quality judge), the share of the source's frames in
 phones the references lack (those fall back to frame-by-frame selection), how often the labels used name
 the corpus's phone and how many runs of one phone they cut the source into. A diagnostic, not a choice: no
 setting becomes a default from this table.
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speechbrain_fdnf.convert import FeatureInverter, convert, resynthesise_selected  # noqa: E402
 from speechbrain_fdnf.data.audio import as_written  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
-from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, spoken_phones  # noqa: E402
+from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, QualityJudge, spoken_phones  # noqa: E402
 from speechbrain_fdnf.files import hop_samples  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import Units  # noqa: E402
@@ -269,14 +270,21 @@ def main(argv=None):
     judge = CTCPhoneJudge(args.recognizer, "hparams/phone_recognition.yaml", features=lambda wav: factorizer.features(wav)[:, centre])
     block = conversion.valid_speaker_block(factorizer, args.speakers, args.trials, args.seed)
     errors = collections.defaultdict(ErrorKinds)
+    quality, rated = QualityJudge(), collections.defaultdict(list)
+    rate = factorizer.hparams.sample_rate
+
+    def judge_row(row, wav):
+        errors[row].add(spoken, judge.phones(wav))
+        rated[row].append(quality.scores(wav, rate)["ovrl"])
+
     lacking, named, runs = {}, {}, {}
     for number, trial in enumerate(block.trials, 1):
         entries = [trial.source] + block.material[trial.target].references
         audio = [factorizer.load_audio(entry["wav"]).cpu() for entry in entries]
         spoken = spoken_phones(trial.source["phones39"])
-        errors["copy-synthesis (gain path)"].add(spoken, judge.phones(audio[0]))
+        judge_row("copy-synthesis (gain path)", audio[0])
         own = as_written(convert(factorizer, audio[0], "speaker", references=audio[1:], manipulation="units"))
-        errors[ROWS[0][0]].add(spoken, judge.phones(own))
+        judge_row(ROWS[0][0], own)
         truth = corpus_phones(factorizer, trial.source)
         for row, phones, space, scale in ROWS:
             label = {"corpus": lambda feats, index: corpus_phones(factorizer, entries[index]),
@@ -303,16 +311,17 @@ def main(argv=None):
                 if not torch.allclose(wav, own, atol=1e-5):
                     raise SystemExit(f"trial {number}: this benchmark's units differs from the converter's")
             else:
-                errors[row].add(spoken, judge.phones(wav))
+                judge_row(row, wav)
         print(f"trial {number}/{len(block.trials)}", file=sys.stderr)
-    lines = ["| row | PER (CTC) % | insertions | deletions | substitutions | source frames in phones the references lack % "
-             "| source frames whose phone is the corpus's % | source runs of one phone per 100 of the corpus's |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | PER (CTC) % | insertions | deletions | substitutions | DNSMOS | source frames in phones the "
+             "references lack % | source frames whose phone is the corpus's % | source runs of one phone per 100 of the "
+             "corpus's |", "|---|---|---|---|---|---|---|---|---|"]
     for row, kinds in errors.items():
         rates = kinds.rates()
         share = lambda counts: f"{100 * counts[row][0] / counts[row][1]:.1f}" if row in counts else ""  # noqa: E731
         lines.append(f"| {row} | {rates['PER']} | {rates['insertions']} | {rates['deletions']} | "
-                     f"{rates['substitutions']} | {share(lacking)} | {share(named)} | {share(runs)} |")
+                     f"{rates['substitutions']} | {sum(rated[row]) / len(rated[row]):.2f} | {share(lacking)} | "
+                     f"{share(named)} | {share(runs)} |")
     write_report(lines, block, args, "Per 100 reference phones.")
 
 
