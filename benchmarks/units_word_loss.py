@@ -13,6 +13,8 @@
 * the source's log-Mel movement within each phone carried into its rendition (by gain);
 * in the phones the references lack, the source's own frames, or the source converted by ``cells``, instead of
   the nearest reference frames of any phone;
+* the converter's output through WORLD where WORLD hears voicing, nothing changed (as ``world_voiced``'s
+  copy-synthesis: how much of what the judges read is the overlap-add itself);
 
 each with its errors split into insertions, deletions and substitutions, DNSMOS's overall rating (the
 evaluation's quality judge), the share of the source's frames in
@@ -43,6 +45,7 @@ from speechbrain_fdnf.files import hop_samples  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import Units  # noqa: E402
 from speechbrain_fdnf.matching import FrameMatcher, segment_selection, segment_table, utterance_starts  # noqa: E402
+from speechbrain_fdnf.pitch import world_resynthesis  # noqa: E402
 from speechbrain_fdnf.tagging import UNLABELLED, silence_index, utterance_frames  # noqa: E402
 
 #: ``(row, phones: "tagger" | "corpus" | "bigram", space: "codes" | "posteriors", cost scale)``; the converter's row first.
@@ -64,6 +67,8 @@ OWN_FALLBACK = ROWS[-2][0]
 MOVEMENT = ROWS[-3][0]
 #: The row that hears the renditions at their own lengths.
 OWN_LENGTH = ROWS[-4][0]
+#: The converter's output through WORLD's analysis and synthesis in its voiced frames.
+THROUGH_WORLD = "units, the converter's output through WORLD in its voiced frames"
 
 
 def whole_renditions(chosen, query, pool, pool_lengths):
@@ -271,6 +276,7 @@ def main(argv=None):
     block = conversion.valid_speaker_block(factorizer, args.speakers, args.trials, args.seed)
     errors = collections.defaultdict(ErrorKinds)
     quality, rated = QualityJudge(), collections.defaultdict(list)
+    inverter = FeatureInverter(factorizer.hparams.compute_features)
     rate = factorizer.hparams.sample_rate
 
     def judge_row(row, wav):
@@ -285,6 +291,8 @@ def main(argv=None):
         judge_row("copy-synthesis (gain path)", audio[0])
         own = as_written(convert(factorizer, audio[0], "speaker", references=audio[1:], manipulation="units"))
         judge_row(ROWS[0][0], own)
+        unchanged = torch.zeros(inverter.frame_count(len(own)), inverter.matrix.shape[1])
+        judge_row(THROUGH_WORLD, as_written(world_resynthesis(own, rate, unchanged, inverter.matrix, unvoiced=own)))
         truth = corpus_phones(factorizer, trial.source)
         for row, phones, space, scale in ROWS:
             label = {"corpus": lambda feats, index: corpus_phones(factorizer, entries[index]),
