@@ -452,13 +452,15 @@ def fallback_audio(factorizer, wav, factor, references, fallback="source"):
     """The audio whose frames ``units`` hears in the phones the ``references`` lack, as long as ``wav``: for
     ``fallback`` (:data:`~speechbrain_fdnf.manipulations.FALLBACKS`) ``source``, ``wav`` itself; ``source_f0``,
     ``wav`` through WORLD with its envelope kept and F0 moved to the references' register (WORLD where it hears
-    voicing, ``wav`` elsewhere); ``cells``, ``wav`` converted by ``cells`` through ``world_voiced``. The source's
-    own frames keep its words where the target has no rendition of the phone; the last two keep its voice from
+    voicing, ``wav`` elsewhere); ``cells``, ``wav`` converted by ``cells`` through ``world_voiced``
+    (``cells_features``: with its differences taken in the log-Mel frames). The source's
+    own frames keep its words where the target has no rendition of the phone; the others keep its voice from
     being heard there, a pitch an octave off above all."""
     if fallback == "source":
         return wav
-    if fallback == "cells":
-        return convert(factorizer, wav, factor, references=references, manipulation="cells", method="world_voiced")
+    if fallback in ("cells", "cells_features"):
+        cells = build("cells", space="features" if fallback == "cells_features" else "latent")
+        return convert(factorizer, wav, factor, references=references, manipulation=cells, method="world_voiced")
     if fallback != "source_f0":
         raise ValueError(f"no fallback audio {fallback!r}: one of {', '.join(name for name in FALLBACKS if name != 'nearest')}")
     inverter = FeatureInverter(factorizer.hparams.compute_features)

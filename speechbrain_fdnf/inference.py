@@ -701,7 +701,7 @@ class SpeechFactorizer(Pretrained):
                                  edges=EDGE_FRAMES if stretch == "middle" else 0, **pitch)
 
     @torch.no_grad()
-    def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False):
+    def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False, space="latent"):
         """Moves every frame by how the target's codes differ from the input's *for the frame's own kept class*.
 
         The paper's shift moves every frame by one vector, ``mu_target - mu_source``, in the factor's
@@ -733,6 +733,11 @@ class SpeechFactorizer(Pretrained):
             the phone's own subspace moves the words; but for a speaker the model never saw the speaker's
             subspace alone carries too little of the voice: kept, the output is closer to the target than to
             the source in half the trials (a coin). Chosen on unseen valid speakers (``docs/RESULTS.md`` 6c).
+        space : str
+            ``"latent"``: the differences of mean codes, decoded by the flow (the above); ``"features"``: the
+            same per-class differences of the raw feature frames themselves, added to them with no flow (the
+            classes' posteriors as above). On unseen voices it keeps more of the words and moves the voice a
+            little less (``docs/RESULTS.md`` 6v).
 
         Returns
         -------
@@ -742,6 +747,10 @@ class SpeechFactorizer(Pretrained):
         kept = [name for name in self.factors if name != self._check_factor(factor) and is_frame_level(name)]
         if not kept:
             raise ValueError(f"transfer conditions on a kept frame-level factor (the phone); this model has none besides {factor!r}")
+        if space not in ("latent", "features"):
+            raise ValueError(f"space must be 'latent' or 'features', got {space!r}")
+        if keep_phone and space == "features":
+            raise ValueError("keep_phone leaves the phone's subspace of the latent as it is: it needs space='latent'")
         feats = self.features(inputs)
         codes = self.engine.encode(feats)
         references = self._reference_features(references)
@@ -752,8 +761,12 @@ class SpeechFactorizer(Pretrained):
         else:
             source_posterior = self.engine.prior.class_posterior(codes, kept[0])
             target_posterior = self.engine.prior.class_posterior(target, kept[0])
-        difference = (shrunk_class_means(target, target_posterior, shrink)
-                      - shrunk_class_means(codes, source_posterior, shrink))
+        if space == "features":
+            codes, target = feats, torch.cat(references).to(feats)
+        difference = (shrunk_class_means(target, target_posterior.to(target), shrink)
+                      - shrunk_class_means(codes, source_posterior.to(codes), shrink))
+        if space == "features":
+            return feats + source_posterior.to(feats) @ difference
         if keep_phone:
             for name in kept:
                 difference[:, self.engine.prior.slices[name]] = 0.0

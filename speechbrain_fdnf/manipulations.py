@@ -22,7 +22,7 @@ ValueError: manipulation 'knn' takes no option 'shrink' (its options: k, gate, t
 >>> build("units", fallback="silence")
 Traceback (most recent call last):
 ...
-ValueError: manipulation 'units': option 'fallback' must be one of nearest, source, source_f0, cells, got 'silence'
+ValueError: manipulation 'units': option 'fallback' must be one of nearest, source, source_f0, cells, cells_features, got 'silence'
 
 Authors
  * speechbrain-fdnf developers
@@ -157,6 +157,13 @@ class Shift(Manipulation):
                                      deviation=self.deviation)
 
 
+#: Where ``cells`` takes its per-phone differences (its ``space`` option).
+CELL_SPACES = {
+    "latent": "the f-DNF's codes, decoded by the flow",
+    "features": "the log-Mel frames themselves, no flow (more of the words, a little less of the voice)",
+}
+
+
 @register
 class Cells(Manipulation):
     """Per-phone differences from audio of the target, in the speaker's subspace (:meth:`SpeechFactorizer.transfer`)."""
@@ -169,11 +176,12 @@ class Cells(Manipulation):
                                                  "the speaker's subspace (and the residual) only, as the paper's shift "
                                                  "(fewer phone errors, but a new voice barely moves; off, the default "
                                                  "chosen on unseen valid speakers: the whole latent moves; "
-                                                 "docs/RESULTS.md 6c)")}
+                                                 "docs/RESULTS.md 6c)"),
+               "space": Option.named("latent", "where the per-phone differences are taken", CELL_SPACES)}
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.transfer(feats, factor, references, shrink=self.shrink, tagged=self.tagger,
-                                   keep_phone=self.keep_phone)
+                                   keep_phone=self.keep_phone, space=self.space)
 
 
 @register
@@ -231,6 +239,7 @@ FALLBACKS = {
     "source": "the source's own frames (its words, and its voice)",
     "source_f0": "the source's own frames with F0 moved to the target's register by WORLD (its words, its formants)",
     "cells": "the source's frames converted by cells with F0 moved to the target's register (WORLD in voiced frames)",
+    "cells_features": "as cells, its per-phone differences taken in the log-Mel frames (no flow)",
 }
 
 
@@ -310,5 +319,5 @@ def all_options():
     return listed
 
 
-__all__ = ["DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
+__all__ = ["CELL_SPACES", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
            "Option", "all_options", "build", "register", "resolve", "serves_tagged_default", "split_options"]

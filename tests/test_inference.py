@@ -382,7 +382,7 @@ def test_unit_selection_falls_back_to_the_nearest_frames_where_the_references_la
     assert chosen[2:].tolist() == [4, 5, 3]  # the 3s: frame by frame, the nearest of any class
 
 
-@pytest.mark.parametrize("fallback", ["source", "source_f0"])
+@pytest.mark.parametrize("fallback", ["source", "source_f0", "cells_features"])
 def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(flow, trained, utterance, fallback):
     if fallback != "source":
         pytest.importorskip("pyworld")
@@ -535,6 +535,25 @@ def test_cells_with_the_input_as_its_own_reference_change_nothing(flow, trained,
     assert converted.shape == wav.shape and torch.isfinite(converted).all()
     with pytest.raises(ValueError, match="works from audio of the target"):
         convert(flow, wav, "speaker", manipulation="cells")
+
+
+def test_cells_in_the_feature_space_move_each_frame_by_its_phones_difference_of_mean_frames(flow, trained, utterance):
+    from speechbrain_fdnf.inference import shrunk_class_means
+
+    wav = flow.load_audio(utterance[0])
+    feats = flow.features(wav)
+    torch.testing.assert_close(flow.transfer(feats, "speaker", [wav], space="features"), feats, atol=1e-4, rtol=0)
+    other = other_voices(flow, trained, utterance, 2)
+    moved = flow.transfer(feats, "speaker", other, space="features")
+    # no flow: each frame moves by its phone posterior's mix of the per-phone differences of the raw frames
+    references = torch.cat([flow.features(item) for item in other])
+    posterior = flow.engine.prior.class_posterior(flow.engine.encode(feats), "phone")
+    target_posterior = flow.engine.prior.class_posterior(flow.engine.encode_all(references), "phone")
+    difference = shrunk_class_means(references, target_posterior, 5.0) - shrunk_class_means(feats, posterior, 5.0)
+    torch.testing.assert_close(moved, feats + posterior @ difference, atol=1e-4, rtol=1e-4)
+    assert (moved - feats).abs().mean() > 0.1
+    with pytest.raises(ValueError, match="keep_phone"):
+        flow.transfer(feats, "speaker", other, keep_phone=True, space="features")
 
 
 def test_the_command_offers_every_manipulation(flow, trained, utterance, tmp_path, capsys):
