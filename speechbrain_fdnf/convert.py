@@ -318,7 +318,7 @@ class FeatureInverter:
 
 @torch.no_grad()
 def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_iter=32, references=None,
-            manipulation="auto", target_f0=None, f0_tracker=DEFAULT_F0_TRACKER, **options):
+            manipulation="auto", target_f0=None, f0_tracker=DEFAULT_F0_TRACKER, needed=None, **options):
     """Changes ``factor`` of every frame of an utterance and returns the new waveform.
 
     Arguments
@@ -354,6 +354,10 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     f0_tracker : str
         :data:`PITCH_METHODS`: WORLD's F0 tracker (:data:`~speechbrain_fdnf.pitch.F0_TRACKERS`): ``dio``
         (default) or ``harvest``, thirty times slower.
+    needed : numpy.ndarray, optional
+        ``world_voiced``: bool per frame, the only frames the caller hears (``units``' fallback hears the phones
+        the target's audio lacks): WORLD works around them only, the gain path's audio elsewhere
+        (:func:`~speechbrain_fdnf.pitch.world_resynthesis`). ``None``: the whole utterance.
     **options
         Options of the manipulation by name (``deviation``; ``shrink``; ``k``, ``gate``; ``candidates``,
         ``continuity``, ``gate``; ``join``, ``neighbours``, ``duration``: :mod:`speechbrain_fdnf.manipulations`); those of other manipulations are
@@ -403,7 +407,7 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
             if not registers_far_apart(analysed[0], target_f0):
                 return unvoiced
         return world_resynthesis(wav.cpu(), rate, (new_feats - feats).cpu(), inverter.matrix, target_f0, f0_tracker,
-                                 unvoiced=unvoiced, analysed=analysed)
+                                 unvoiced=unvoiced, analysed=analysed, needed=needed if method == "world_voiced" else None)
     return inverter.griffin_lim(new_feats.cpu(), length=len(wav))
 
 
@@ -433,9 +437,12 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     audio = [torch.as_tensor(item).float().cpu() for item in references]
-    if len(chosen) and int(chosen.max()) >= sum(inverter.frame_count(len(item)) for item in audio):  # the input's own
-        audio.append(fallback_audio(factorizer, wav, factor, references,
-                                    getattr(manipulation, "fallback", "source")).float().cpu())
+    pool_frames = sum(inverter.frame_count(len(item)) for item in audio)
+    if len(chosen) and int(chosen.max()) >= pool_frames:  # the input's own frames: only those are heard
+        needed = np.zeros(inverter.frame_count(len(wav)), dtype=bool)
+        needed[(chosen[chosen >= pool_frames] - pool_frames).numpy()] = True
+        audio.append(fallback_audio(factorizer, wav, factor, references, getattr(manipulation, "fallback", "source"),
+                                    needed=needed).float().cpu())
     overlap = getattr(manipulation, "overlap", "own")
     if overlap == "wsola":
         picked = inverter.aligned_frames(audio, chosen)
@@ -448,19 +455,21 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     return inverter.istft(picked[None], sig_length=len(wav))[0]
 
 
-def fallback_audio(factorizer, wav, factor, references, fallback="source"):
+def fallback_audio(factorizer, wav, factor, references, fallback="source", needed=None):
     """The audio whose frames ``units`` hears in the phones the ``references`` lack, as long as ``wav``: for
     ``fallback`` (:data:`~speechbrain_fdnf.manipulations.FALLBACKS`) ``source``, ``wav`` itself; ``source_f0``,
     ``wav`` through WORLD with its envelope kept and F0 moved to the references' register (WORLD where it hears
     voicing, ``wav`` elsewhere); ``cells``, ``wav`` converted by ``cells`` through ``world_voiced``
     (``cells_features``: with its differences taken in the log-Mel frames). The source's
     own frames keep its words where the target has no rendition of the phone; the others keep its voice from
-    being heard there, a pitch an octave off above all."""
+    being heard there, a pitch an octave off above all. ``needed`` (bool per frame): the frames that will be
+    heard, where the cells fallbacks' WORLD works (:func:`convert`'s); the whole utterance by default."""
     if fallback == "source":
         return wav
     if fallback in ("cells", "cells_features"):
         cells = build("cells", space="features" if fallback == "cells_features" else "latent")
-        return convert(factorizer, wav, factor, references=references, manipulation=cells, method="world_voiced")
+        return convert(factorizer, wav, factor, references=references, manipulation=cells, method="world_voiced",
+                       needed=needed)
     if fallback != "source_f0":
         raise ValueError(f"no fallback audio {fallback!r}: one of {', '.join(name for name in FALLBACKS if name != 'nearest')}")
     inverter = FeatureInverter(factorizer.hparams.compute_features)

@@ -280,8 +280,26 @@ def periodic_f0(f0, aperiodicity):
     return np.where(np.asarray(aperiodicity).min(axis=1) < APERIODIC, f0, 0.0)
 
 
+#: Frames of WORLD analysis and synthesis kept on either side of the frames a caller needs (``needed``): a span
+#: synthesised on its own settles within a few frames of its edges.
+SPAN_MARGIN = 5
+
+
+def spans(needed, margin=SPAN_MARGIN):
+    """``[(start, stop), ...]``: the runs of frames within ``margin`` of a ``needed`` frame.
+
+    Example
+    -------
+    >>> spans(np.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0], dtype=bool), margin=2)
+    [(2, 7), (10, 15)]
+    """
+    near = np.convolve(np.asarray(needed, dtype=float), np.ones(2 * margin + 1), mode="same") > 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], near.astype(int), [0]])))
+    return [(int(start), int(stop)) for start, stop in zip(edges[::2], edges[1::2])]
+
+
 def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None, f0_tracker=DEFAULT_F0_TRACKER,
-                      unvoiced=None, analysed=None, frame_period=10.0, d4c_threshold=0.85):
+                      unvoiced=None, analysed=None, frame_period=10.0, d4c_threshold=0.85, needed=None):
     """``wav`` resynthesised by WORLD with the spectral envelope changed by ``mel_gain_db`` and, given
     ``target_f0`` (:class:`LogF0Statistics`), F0 moved to that register.
 
@@ -310,6 +328,11 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
         WORLD's frame period in ms (the model's hop, 10, by default).
     d4c_threshold : float
         D4C's threshold above which a voiced frame it finds aperiodic is synthesised as noise (0.85, WORLD's).
+    needed : numpy.ndarray, optional
+        Bool per frame: only these frames of the output need to be WORLD's (a caller that hears only some of
+        them), so the envelope, the aperiodicity and the synthesis are taken around them only
+        (:func:`spans`), F0 and its register still from the whole; elsewhere the output is ``unvoiced``
+        (required with it). ``None``: every frame.
 
     Returns
     -------
@@ -318,24 +341,39 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     """
     world = pyworld_module()
     samples = np.ascontiguousarray(wav.detach().cpu().double().numpy())
+    if needed is not None and unvoiced is None:
+        raise ValueError("world_resynthesis: needed frames leave the others to the unvoiced audio: give it")
     if analysed is None:
         analysed = analyse_f0(samples, sample_rate, frame_period=frame_period, tracker=f0_tracker)
     f0, times = analysed
-    envelope = world.cheaptrick(samples, f0, times, sample_rate, f0_floor=F0_FLOOR)
-    aperiodicity = world.d4c(samples, f0, times, sample_rate, threshold=d4c_threshold)
+    converted = f0
+    if target_f0 is not None and (f0 > 0).sum() >= 2:
+        converted = LogF0Statistics.of([f0]).convert(f0, target_f0)
     # the bands' gains on the STFT bins (each bin: the weighted mean of the bands covering it), then on WORLD's
     weights = filterbank.double()
     bin_gain = (mel_gain_db.double() @ weights.T) / weights.sum(dim=1).clamp_min(1e-8)  # (frames, stft bins)
     stft_freqs = np.linspace(0, sample_rate / 2, weights.shape[0])
-    world_freqs = np.linspace(0, sample_rate / 2, envelope.shape[1])
-    frame_index = np.linspace(0, len(bin_gain) - 1, len(envelope))  # WORLD's frames onto the model's
+    frame_index = np.linspace(0, len(bin_gain) - 1, len(f0))  # WORLD's frames onto the model's
     rows = bin_gain.numpy()[np.clip(np.round(frame_index).astype(int), 0, len(bin_gain) - 1)]
-    gain_db = np.stack([np.interp(world_freqs, stft_freqs, row) for row in rows])
-    envelope = envelope * np.power(10.0, gain_db / 10.0)  # the envelope is a power spectrum
-    if target_f0 is not None and (f0 > 0).sum() >= 2:
-        f0 = LogF0Statistics.of([f0]).convert(f0, target_f0)
-    out = world.synthesize(f0, np.ascontiguousarray(envelope), aperiodicity, sample_rate, frame_period=frame_period)
-    out = np.pad(out, (0, max(0, len(samples) - len(out))))[: len(samples)]
+    taken = [(0, len(f0))] if needed is None else spans(np.resize(np.asarray(needed, dtype=bool), len(f0)))
+    out = np.zeros(len(samples))
+    aperiodicity = np.ones((len(f0), 1))  # outside the spans: aperiodic, so the unvoiced audio is heard there
+    hop = int(round(frame_period * sample_rate / 1000))
+    for start, stop in taken:
+        envelope = world.cheaptrick(samples, f0[start:stop], times[start:stop], sample_rate, f0_floor=F0_FLOOR)
+        periodicity = world.d4c(samples, f0[start:stop], times[start:stop], sample_rate, threshold=d4c_threshold)
+        if aperiodicity.shape[1] != periodicity.shape[1]:
+            aperiodicity = np.ones((len(f0), periodicity.shape[1]))
+        aperiodicity[start:stop] = periodicity
+        world_freqs = np.linspace(0, sample_rate / 2, envelope.shape[1])
+        gain_db = np.stack([np.interp(world_freqs, stft_freqs, row) for row in rows[start:stop]])
+        envelope = envelope * np.power(10.0, gain_db / 10.0)  # the envelope is a power spectrum
+        span = world.synthesize(converted[start:stop], np.ascontiguousarray(envelope), periodicity, sample_rate,
+                                frame_period=frame_period)
+        at = start * hop  # a span's first frame is centred at its time: WORLD synthesises it from sample 0
+        span = span[: max(0, len(samples) - at)]
+        out[at:at + len(span)] = span
+    f0 = converted
     if unvoiced is not None:
         # WORLD's own pulses only where it synthesises any: a frame the tracker voices but D4C finds aperiodic
         # (above its threshold) is all noise in WORLD's output, with no pitch to move, so the other audio

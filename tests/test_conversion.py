@@ -165,6 +165,41 @@ def test_world_in_voiced_frames_only_takes_the_other_audio_where_the_tracker_hea
             checked[bool(voiced[frame])] += 1
     assert checked[True] > 20 and checked[False] > 3
 
+
+def test_world_around_the_needed_frames_only_hears_there_as_over_the_whole_and_elsewhere_the_other_audio():
+    pytest.importorskip("pyworld")
+    from speechbrain.lobes.features import Fbank
+    from speechbrain_fdnf.convert import FeatureInverter
+    from speechbrain_fdnf.pitch import LogF0Statistics, SPAN_MARGIN, world_resynthesis
+
+    rate = 16000
+    time = np.arange(rate) / rate
+    pitch = 120.0 * (1 + 0.2 * np.sin(2 * np.pi * time))  # a gliding voice, one second
+    wav = torch.from_numpy(sum(np.sin(2 * np.pi * k * np.cumsum(pitch) / rate) / k for k in range(1, 11)) * 0.1).float()
+    inverter = FeatureInverter(Fbank(sample_rate=rate, n_mels=40))
+    gain = torch.zeros(101, 40)
+    gain[:, 10:20] = 6.0  # a change of the envelope, and F0 a fifth up
+    register = LogF0Statistics(float(np.log(180.0)), 0.1, 100)
+    other = torch.zeros_like(wav)
+    needed = np.zeros(101, dtype=bool)
+    needed[30:40] = needed[70:72] = True
+    whole = world_resynthesis(wav, rate, gain, inverter.matrix, register, unvoiced=other)
+    around = world_resynthesis(wav, rate, gain, inverter.matrix, register, unvoiced=other, needed=needed)
+
+    def heard(audio):  # the Mel spectrum (dB) over the needed frames
+        power = inverter.stft(audio[None])[0].pow(2).sum(-1) @ inverter.matrix
+        return 10 * torch.log10(power[torch.from_numpy(needed)].mean(0) + 1e-10)
+
+    # where the caller listens, the spectrum is the whole synthesis's within 2 dB a band (WORLD's pulses start anew
+    # in a span: the waveforms differ in the pulses' phase, which 25 ms windows of a 150-200 Hz voice hear)
+    assert (heard(around) - heard(whole)).abs().mean() < 2.0
+    # far from every needed frame nothing of WORLD is synthesised: the other audio (silence here) is heard
+    hop = rate // 100
+    far = [frame for frame in range(101) if np.abs(np.flatnonzero(needed) - frame).min() > SPAN_MARGIN + 2]
+    assert far and all(around[frame * hop - hop // 2:frame * hop + hop // 2].abs().max() < 1e-6 for frame in far[1:-1])
+    with pytest.raises(ValueError, match="unvoiced"):
+        world_resynthesis(wav, rate, gain, inverter.matrix, register, needed=needed)
+
 def test_targets_whose_references_the_converter_would_refuse_are_left_out_and_counted():
     refused = {"MS0", "FS3"}
 
@@ -223,13 +258,16 @@ def test_every_registered_manipulation_gets_rows_named_by_its_options():
     assert [row.get("overlap") for row in select_rows] == [None, None, None, None, "phase_vocoder"]
     assert "f-DNF select (candidates 8, continuity 1, gated, context 0, as features)" in names
     assert "f-DNF units (join 1, neighbours 1, duration 1, phase continued)" in names
-    assert "f-DNF units (join 1, neighbours 1, duration 1, source's frames where the target lacks the phone)" in names
+    assert "f-DNF units (join 1, neighbours 1, duration 1, nearest frames where the target lacks the phone)" in names
     choices = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["units"], "conversion_choices": {
         "fallback": ["nearest", "source_f0", "cells"], "overlap": ["wsola"]}})
     units_rows = conversion.manipulation_variants(choices)["units"]
-    # + its frames aligned; the default's own fallback gets no second row
-    assert [row.get("fallback") for row in units_rows] == [None, None, "source_f0", "cells"]
-    assert [row.get("overlap") for row in units_rows] == [None, "wsola", None, None]
+    # + its frames aligned, + each other fallback
+    assert [row.get("fallback") for row in units_rows] == [None, None, "nearest", "source_f0", "cells"]
+    assert [row.get("overlap") for row in units_rows] == [None, "wsola", None, None, None]
+    cells_features = EvaluationConfig.from_dict({"output_root": "", "conversion_manipulations": ["units"],
+                                                 "conversion_choices": {"fallback": ["cells_features"]}})
+    assert len(conversion.manipulation_variants(cells_features)["units"]) == 1  # the default's own: no second row
     for wrong in ({"fallback": ["silence"]}, {"join": [1.0]}):
         with pytest.raises(ValueError, match="conversion_choices"):
             EvaluationConfig.from_dict({"output_root": "", "conversion_choices": wrong})
@@ -402,7 +440,7 @@ def test_world_resynthesis_moves_f0_to_the_target_register_across_genders(traine
     from speechbrain_fdnf.convert import fallback_audio
 
     checked = flow.checked_references(references)
-    for fallback in ("source_f0", "cells"):
+    for fallback in ("source_f0", "cells", "cells_features"):
         moved = fallback_audio(flow, wav, "speaker", checked, fallback)
         # (source_f0 keeps the source's envelope, a woman's formants at a man's pitch: Praat reads it 2.3
         # semitones off the register where the gain path is 20 off; cells moves the envelope too, 0.2 off)

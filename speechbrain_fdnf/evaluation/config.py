@@ -94,7 +94,7 @@ class EvaluationConfig:
     # first variant: how select and units overlap-add their frames (manipulations.OVERLAPS), what units hears
     # where the target's audio lacks a phone (manipulations.FALLBACKS)
     conversion_choices: Dict[str, List[str]] = field(
-        default_factory=lambda: {"overlap": ["phase_vocoder"], "fallback": ["source"]})
+        default_factory=lambda: {"overlap": ["phase_vocoder"], "fallback": ["nearest"]})
     conversion_f0: bool = True
     # reference utterances of each target the converter gets (a speaker needs twice as many besides one
     # reading: the test speakers' 8 utterances give 3 at most)
