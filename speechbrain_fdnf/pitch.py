@@ -355,7 +355,9 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     stft_freqs = np.linspace(0, sample_rate / 2, weights.shape[0])
     frame_index = np.linspace(0, len(bin_gain) - 1, len(f0))  # WORLD's frames onto the model's
     rows = bin_gain.numpy()[np.clip(np.round(frame_index).astype(int), 0, len(bin_gain) - 1)]
-    taken = [(0, len(f0))] if needed is None else spans(np.resize(np.asarray(needed, dtype=bool), len(f0)))
+    if needed is not None:  # the caller's frames onto WORLD's (the same hop; a frame more or less at the end)
+        needed = np.pad(np.asarray(needed, dtype=bool), (0, max(0, len(f0) - len(needed))))[:len(f0)]
+    taken = [(0, len(f0))] if needed is None else spans(needed)
     out = np.zeros(len(samples))
     aperiodicity = np.ones((len(f0), 1))  # outside the spans: aperiodic, so the unvoiced audio is heard there
     hop = int(round(frame_period * sample_rate / 1000))
