@@ -8,7 +8,8 @@ no setting becomes a default from this table (docs/RESULTS.md 6v).
 The rows that keep the source's audio:
 
 * the f-DNF's ``cells`` (each frame moved by the per-phone difference of the target's and the source's mean codes,
-  the tagger's phones) and the same difference taken in the log-Mel frames themselves, with no flow;
+  the tagger's phones) and the same difference taken in the log-Mel frames themselves, with no flow (``cells
+  --space features``);
 * Praat's ``Change gender`` (pitch-synchronous overlap-add; parselmouth): the source's median F0 moved to the
   target's references' (its intonation's range kept: a spread measured on 9 s of a voice with octave errors
   in it can ask for a range Praat cannot synthesise, and gives silence), its formants kept or scaled by one ratio fitted on the
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling diagnost
 
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
 from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, QualityJudge, SpeakerEncoderJudge  # noqa: E402
-from speechbrain_fdnf.inference import SpeechFactorizer, shrunk_class_means  # noqa: E402
+from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import build  # noqa: E402
 from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER  # noqa: E402
 from units_word_loss import trial_arguments, write_report  # noqa: E402
@@ -85,9 +86,8 @@ class SourceKeeping:
 
     def __init__(self, factorizer, converters):
         self.factorizer, self.converters = factorizer, converters
-        self.inverter = converters.inverter
         self.centre = factorizer.centre_bands
-        weights = self.inverter.matrix.numpy()
+        weights = converters.inverter.matrix.numpy()
         freqs = np.linspace(0, factorizer.hparams.sample_rate / 2, weights.shape[0])
         self.band_centres = (weights * freqs[:, None]).sum(axis=0) / weights.sum(axis=0)
 
@@ -95,14 +95,6 @@ class SourceKeeping:
         feats = [self.factorizer.features(wav) for wav in wavs]
         return (torch.cat([item[:, self.centre] for item in feats]).cpu(),
                 torch.cat([self.factorizer.tagged_posteriors(item) for item in feats]).cpu())
-
-    def feature_cells(self, trial, shrink=5.0):
-        """``cells``' per-phone difference (the same ``shrink``, the tagger's posteriors) in the log-Mel frames."""
-        wav = self.converters.source(trial)
-        feats, posterior = self.frames_and_posteriors([wav])
-        target, target_posterior = self.frames_and_posteriors(self.converters.references(trial.target))
-        difference = shrunk_class_means(target, target_posterior, shrink) - shrunk_class_means(feats, posterior, shrink)
-        return self.inverter.apply_gain(wav, feats, feats + posterior @ difference)
 
     def formant_ratio(self, trial):
         """The target's vocal tract against the source's (:func:`fitted_ratio` on the phones the tagger names in
@@ -149,7 +141,8 @@ def main(argv=None):
     rows = {conversion.COPY: converters.copy, conversion.REAL: converters.real,
             "default (units, the target's renditions)": converters.with_audio("units"),
             "cells, tagger (the f-DNF's per-phone difference)": converters.with_audio(build("cells", tagger=True)),
-            "cells' per-phone difference in the log-Mel frames (no flow)": keeping.feature_cells,
+            "cells' per-phone difference in the log-Mel frames (no flow)": converters.with_audio(
+                build("cells", tagger=True, space="features")),
             "the source, F0 to the target's register (Praat's Change gender)": keeping.change_gender(formants=False),
             "the source, F0 moved and formants scaled by a fitted ratio (Change gender)": keeping.change_gender(formants=True)}
     centre = factorizer.centre_bands

@@ -752,21 +752,23 @@ class SpeechFactorizer(Pretrained):
         if keep_phone and space == "features":
             raise ValueError("keep_phone leaves the phone's subspace of the latent as it is: it needs space='latent'")
         feats = self.features(inputs)
-        codes = self.engine.encode(feats)
         references = self._reference_features(references)
-        target = self.engine.encode_all(torch.cat(references))
-        if self._uses_tagger(tagged, kept[:1]):
-            source_posterior = self.tagged_posteriors(feats).reshape(*codes.shape[:-1], -1)
+        tagger = self._uses_tagger(tagged, kept[:1])
+        if space == "latent" or not tagger:  # the codes: where the difference is taken, or the prior's posteriors
+            codes, target = self.engine.encode(feats), self.engine.encode_all(torch.cat(references))
+        if tagger:
+            source_posterior = self.tagged_posteriors(feats).reshape(*feats.shape[:-1], -1)
             target_posterior = torch.cat([self.tagged_posteriors(item) for item in references])
         else:
             source_posterior = self.engine.prior.class_posterior(codes, kept[0])
             target_posterior = self.engine.prior.class_posterior(target, kept[0])
-        if space == "features":
-            codes, target = feats, torch.cat(references).to(feats)
-        difference = (shrunk_class_means(target, target_posterior.to(target), shrink)
-                      - shrunk_class_means(codes, source_posterior.to(codes), shrink))
-        if space == "features":
+        if space == "features":  # the same per-class means, of the raw frames, and no flow
+            frames = torch.cat(references).to(feats)
+            difference = (shrunk_class_means(frames, target_posterior.to(frames), shrink)
+                          - shrunk_class_means(feats, source_posterior.to(feats), shrink))
             return feats + source_posterior.to(feats) @ difference
+        difference = (shrunk_class_means(target, target_posterior, shrink)
+                      - shrunk_class_means(codes, source_posterior, shrink))
         if keep_phone:
             for name in kept:
                 difference[:, self.engine.prior.slices[name]] = 0.0
