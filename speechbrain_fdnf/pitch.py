@@ -375,12 +375,11 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
         at = start * hop  # a span's first frame is centred at its time: WORLD synthesises it from sample 0
         span = span[: max(0, len(samples) - at)]
         out[at:at + len(span)] = span
-    f0 = converted
     if unvoiced is not None:
         # WORLD's own pulses only where it synthesises any: a frame the tracker voices but D4C finds aperiodic
         # (above its threshold) is all noise in WORLD's output, with no pitch to move, so the other audio
         # keeps the original excitation there too
-        voiced = voiced_weight(periodic_f0(f0, aperiodicity), len(samples), sample_rate,
+        voiced = voiced_weight(periodic_f0(converted, aperiodicity), len(samples), sample_rate,
                                frame_period=frame_period / 1000)
         out = voiced * out + (1.0 - voiced) * unvoiced.detach().cpu().double().numpy()
     return torch.from_numpy(out).float()
