@@ -276,7 +276,6 @@ def main(argv=None):
     block = conversion.valid_speaker_block(factorizer, args.speakers, args.trials, args.seed)
     errors = collections.defaultdict(ErrorKinds)
     quality, rated = QualityJudge(), collections.defaultdict(list)
-    inverter = FeatureInverter(factorizer.hparams.compute_features)
     rate = factorizer.hparams.sample_rate
 
     def judge_row(row, wav):
@@ -291,8 +290,7 @@ def main(argv=None):
         judge_row("copy-synthesis (gain path)", audio[0])
         own = as_written(convert(factorizer, audio[0], "speaker", references=audio[1:], manipulation="units"))
         judge_row(ROWS[0][0], own)
-        unchanged = torch.zeros(inverter.frame_count(len(own)), inverter.matrix.shape[1])
-        judge_row(THROUGH_WORLD, as_written(world_resynthesis(own, rate, unchanged, inverter.matrix, unvoiced=own)))
+        judge_row(THROUGH_WORLD, as_written(world_resynthesis(own, rate, None, None, unvoiced=own)))
         truth = corpus_phones(factorizer, trial.source)
         for row, phones, space, scale in ROWS:
             label = {"corpus": lambda feats, index: corpus_phones(factorizer, entries[index]),

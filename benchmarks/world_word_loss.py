@@ -20,7 +20,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,11 +36,10 @@ from speechbrain_fdnf.recipe_utils import load_config  # noqa: E402
 SETTINGS = ((10.0, 0.85), (5.0, 0.85), (10.0, 0.0), (5.0, 0.0))
 
 
-def world_copy(wav, inverter, frames, period, threshold, voiced_only, target_f0=None):
-    """The converter's WORLD resynthesis of ``wav`` (``frames`` model frames) with nothing changed but, given
-    ``target_f0``, the F0; ``voiced_only``: the source itself outside the voiced frames (as ``world_voiced``)."""
-    unchanged = torch.zeros(frames, inverter.matrix.shape[1])
-    return world_resynthesis(wav, inverter.sample_rate, unchanged, inverter.matrix, target_f0,
+def world_copy(wav, sample_rate, period, threshold, voiced_only, target_f0=None):
+    """The converter's WORLD resynthesis of ``wav`` with nothing changed but, given ``target_f0``, the F0;
+    ``voiced_only``: the source itself outside the voiced frames (as ``world_voiced``)."""
+    return world_resynthesis(wav, sample_rate, None, None, target_f0,
                              unvoiced=wav if voiced_only else None, frame_period=period, d4c_threshold=threshold)
 
 
@@ -65,11 +63,11 @@ def main(argv=None):
         for voiced_only in (False, True):
             name = f"{'world_voiced' if voiced_only else 'world'} copy, {period:g} ms frames, D4C threshold {threshold:g}"
             rows[name] = lambda trial, wav, p=period, t=threshold, v=voiced_only: world_copy(
-                wav, converters.inverter, len(factorizer.features(wav)), p, t, v)
+                wav, converters.rate, p, t, v)
     for voiced_only in (False, True):
         rows[f"{'world_voiced' if voiced_only else 'world'}, F0 alone to the target's register (10 ms, 0.85)"] = \
-            lambda trial, wav, v=voiced_only: world_copy(wav, converters.inverter, len(factorizer.features(wav)),
-                                                         10.0, 0.85, v, converters.register(trial.target, "dio"))
+            lambda trial, wav, v=voiced_only: world_copy(wav, converters.rate, 10.0, 0.85, v,
+                                                         converters.register(trial.target, "dio"))
     lines = ["| resynthesis (nothing converted) | PER %, same-gender trials | PER %, cross-gender trials | PER %, all |",
              "|---|---|---|---|"]
     for name, make in rows.items():

@@ -472,12 +472,8 @@ def fallback_audio(factorizer, wav, factor, references, fallback="source", neede
                        needed=needed)
     if fallback != "source_f0":
         raise ValueError(f"no fallback audio {fallback!r}: one of {', '.join(name for name in FALLBACKS if name != 'nearest')}")
-    inverter = FeatureInverter(factorizer.hparams.compute_features)
-    frames = inverter.stft(wav.float().cpu()[None]).shape[1]
-    unchanged = torch.zeros(frames, inverter.matrix.shape[1])
     register = target_register(factorizer, factor, None, references)
-    return world_resynthesis(wav.cpu(), factorizer.hparams.sample_rate, unchanged, inverter.matrix, register,
-                             unvoiced=wav.cpu())
+    return world_resynthesis(wav.cpu(), factorizer.hparams.sample_rate, None, None, register, unvoiced=wav.cpu())
 
 
 def select_frames(factorizer, wav, factor, references, gate=True, candidates=8, continuity=1.0):

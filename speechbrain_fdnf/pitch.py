@@ -308,11 +308,12 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     wav : torch.Tensor
         The source waveform.
     sample_rate : int
-    mel_gain_db : torch.Tensor
-        ``(frames, mels)``: the model's change of each log-Mel frame (new minus old, in dB), at a 10 ms hop.
-    filterbank : torch.Tensor
+    mel_gain_db : torch.Tensor or None
+        ``(frames, mels)``: the model's change of each log-Mel frame (new minus old, in dB), at a 10 ms hop;
+        ``None``: the envelope as analysed (a copy-synthesis, or F0 moved alone).
+    filterbank : torch.Tensor or None
         ``(stft_bins, mels)`` weights of the Mel filterbank (``FeatureInverter.matrix``): how each band
-        covers frequency, over ``[0, sample_rate / 2]``.
+        covers frequency, over ``[0, sample_rate / 2]`` (unread where ``mel_gain_db`` is ``None``).
     target_f0 : LogF0Statistics, optional
         The target's register; ``None`` keeps the source's F0.
     f0_tracker : str
@@ -349,12 +350,13 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
     converted = f0
     if target_f0 is not None and (f0 > 0).sum() >= 2:
         converted = LogF0Statistics.of([f0]).convert(f0, target_f0)
-    # the bands' gains on the STFT bins (each bin: the weighted mean of the bands covering it), then on WORLD's
-    weights = filterbank.double()
-    bin_gain = (mel_gain_db.double() @ weights.T) / weights.sum(dim=1).clamp_min(1e-8)  # (frames, stft bins)
-    stft_freqs = np.linspace(0, sample_rate / 2, weights.shape[0])
-    frame_index = np.linspace(0, len(bin_gain) - 1, len(f0))  # WORLD's frames onto the model's
-    rows = bin_gain.numpy()[np.clip(np.round(frame_index).astype(int), 0, len(bin_gain) - 1)]
+    if mel_gain_db is not None:
+        # the bands' gains on the STFT bins (each bin: the weighted mean of the bands covering it), then on WORLD's
+        weights = filterbank.double()
+        bin_gain = (mel_gain_db.double() @ weights.T) / weights.sum(dim=1).clamp_min(1e-8)  # (frames, stft bins)
+        stft_freqs = np.linspace(0, sample_rate / 2, weights.shape[0])
+        frame_index = np.linspace(0, len(bin_gain) - 1, len(f0))  # WORLD's frames onto the model's
+        rows = bin_gain.numpy()[np.clip(np.round(frame_index).astype(int), 0, len(bin_gain) - 1)]
     if needed is not None:  # the caller's frames onto WORLD's (the same hop; a frame more or less at the end)
         needed = np.pad(np.asarray(needed, dtype=bool), (0, max(0, len(f0) - len(needed))))[:len(f0)]
     taken = [(0, len(f0))] if needed is None else spans(needed)
@@ -367,9 +369,10 @@ def world_resynthesis(wav, sample_rate, mel_gain_db, filterbank, target_f0=None,
         if aperiodicity.shape[1] != periodicity.shape[1]:
             aperiodicity = np.ones((len(f0), periodicity.shape[1]))
         aperiodicity[start:stop] = periodicity
-        world_freqs = np.linspace(0, sample_rate / 2, envelope.shape[1])
-        gain_db = np.stack([np.interp(world_freqs, stft_freqs, row) for row in rows[start:stop]])
-        envelope = envelope * np.power(10.0, gain_db / 10.0)  # the envelope is a power spectrum
+        if mel_gain_db is not None:
+            world_freqs = np.linspace(0, sample_rate / 2, envelope.shape[1])
+            gain_db = np.stack([np.interp(world_freqs, stft_freqs, row) for row in rows[start:stop]])
+            envelope = envelope * np.power(10.0, gain_db / 10.0)  # the envelope is a power spectrum
         span = world.synthesize(converted[start:stop], np.ascontiguousarray(envelope), periodicity, sample_rate,
                                 frame_period=frame_period)
         at = start * hop  # a span's first frame is centred at its time: WORLD synthesises it from sample 0

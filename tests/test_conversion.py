@@ -146,6 +146,7 @@ def test_world_in_voiced_frames_only_takes_the_other_audio_where_the_tracker_hea
     other = torch.full_like(wav, 0.5)  # stands for the gain path's output
     plain = world_resynthesis(wav, rate, unchanged, matrix)
     mixed = world_resynthesis(wav, rate, unchanged, matrix, unvoiced=other)
+    assert torch.equal(world_resynthesis(wav, rate, None, None), plain)  # no change given: the envelope as analysed
     # 10 ms frames; the tone voiced, much of the hiss not (DIO at its chosen speed, 4, hears a voice in 26 of
     # these 40 frames of white hiss, but voices fewer of the corpus's voiceless consonants than at speed 1)
     f0, times = analyse_f0(wav.numpy(), rate)

@@ -408,8 +408,7 @@ class Converters:
 
         def run(trial):
             wav = self.source(trial)
-            unchanged = torch.zeros(len(self.factorizer.features(wav)), self.inverter.matrix.shape[1])
-            return world_resynthesis(wav, self.rate, unchanged, self.inverter.matrix, f0_tracker=f0_tracker,
+            return world_resynthesis(wav, self.rate, None, None, f0_tracker=f0_tracker,
                                      unvoiced=wav if method == "world_voiced" else None)
 
         return run
