@@ -6,7 +6,10 @@ Converts ``--utterances`` test utterances of a prepared corpus to another speake
 of that speaker's utterances (the issue's 9 s of reference: three sentences), through
 :func:`speechbrain_fdnf.convert.convert` as the command line does, once per ``--rows`` entry; reports the
 real-time factor (seconds of computation per second of converted audio, the median over ``--rounds``), its
-ratio to the paper's ``shift`` in the same run, and, where the installed package has it, the time of
+ratio to the paper's ``shift`` in the same run and, for a manipulation from audio of the target where the
+installed package has :meth:`SpeechFactorizer.target_audio`, the real-time factor when each round analyses the
+target's audio once for all its utterances (as a caller converting many utterances to one voice does; the
+first column analyses it on every call, as the command line does for its one file), and the time of
 :class:`~speechbrain_fdnf.validation.AudioCheck` on the same audio. A row is a registered manipulation with
 options and a resynthesis method, ``name[:option=value,...][@method[/f0 tracker]]`` (``select:context=3``,
 ``cells@world``, ``cells@world/harvest``); the tagger's rows need a model folder with a tagger
@@ -114,19 +117,24 @@ def main():
     reference_audio = [factorizer.load_audio(path) for path in references]
     seconds = sum(len(wav) for wav in source_audio) / rate
     reference_seconds = sum(len(wav) for wav in reference_audio) / rate
-    rtf = {}
+    rtf, rtf_once = {}, {}
     for spec, (manipulation, method, tracker) in rows.items():
         options = {"target": factorizer.enrol(reference_audio)} if not manipulation.needs_references else \
             {"references": reference_audio}
         if method in PITCH_METHODS and "target" in options:
             options["references"] = reference_audio  # WORLD's F0 register comes from the target's audio
 
-        def work():
+        def work(analysed_once=False):
+            given = dict(options)
+            if analysed_once:
+                given["references"] = factorizer.target_audio(reference_audio)
             for wav in source_audio:
                 convert(factorizer, wav.clone(), "speaker", manipulation=manipulation, method=method,
-                        f0_tracker=tracker, **options)
+                        f0_tracker=tracker, **given)
 
         rtf[spec] = median_seconds(args.rounds, work) / seconds
+        if "references" in options and hasattr(factorizer, "target_audio"):
+            rtf_once[spec] = median_seconds(args.rounds, lambda: work(analysed_once=True)) / seconds
     check = getattr(factorizer, "audio_check", None)
     check_rate = None
     if check is not None:
@@ -134,10 +142,15 @@ def main():
                                                           for wav in source_audio + reference_audio])
         check_rate /= seconds + reference_seconds
     peer = rtf.get("shift")
-    header = "| checkout | row | RTF | × shift |\n|---|---|---|---|\n"
-    lines = "".join(f"| {args.label} | {spec} | {value:.4f} | " + (f"{value / peer:.2f}" if peer else "-") + " |\n"
+    header = "| checkout | row | RTF | × shift | RTF, target analysed once | × shift |\n|---|---|---|---|---|---|\n"
+
+    def cells(value):
+        return f"{value:.4f} | " + (f"{value / peer:.2f}" if peer else "-") if value is not None else "- | -"
+
+    lines = "".join(f"| {args.label} | {spec} | {cells(value)} | {cells(rtf_once.get(spec))} |\n"
                     for spec, value in rtf.items())
-    lines += f"| {args.label} | input checks (s per s of audio) | " + (f"{check_rate:.5f}" if check_rate else "-") + " | - |\n"
+    lines += (f"| {args.label} | input checks (s per s of audio) | " + (f"{check_rate:.5f}" if check_rate else "-")
+              + " | - | - | - |\n")
     tagger = "with" if getattr(factorizer, "tagger", None) is not None else "without"
     print(header + lines)
     if args.out:

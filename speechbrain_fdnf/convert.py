@@ -69,7 +69,6 @@ from speechbrain_fdnf.pitch import (
     DEFAULT_F0_TRACKER,
     F0_FLOOR,
     F0_TRACKERS,
-    LogF0Statistics,
     analyse_f0,
     registers_far_apart,
     world_resynthesis,
@@ -340,8 +339,10 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         How changed frames become audio: one of :data:`METHODS` (see the module docstring).
     n_iter : int
         Griffin-Lim iterations.
-    references : list, optional
-        Audio of the target (paths or waveforms; ``knn`` also takes features).
+    references : list or TargetAudio, optional
+        Audio of the target (paths or waveforms; ``knn`` also takes features), or it analysed once for many
+        conversions (:meth:`SpeechFactorizer.target_audio`: its features, codes, phones and register are
+        computed once, not on every call).
     manipulation : str or Manipulation
         A name of :data:`MANIPULATIONS` (``"auto"``: with ``references``, ``units`` where the model folder has a
         contextual phone tagger and the factor is the speaker, else ``cells``; without them, ``shift``) or a
@@ -349,8 +350,8 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     target_f0 : speechbrain_fdnf.pitch.LogF0Statistics, optional
         :data:`PITCH_METHODS`: the target's register (default: measured on ``references``, else for a training
         speaker named by ``target`` the register the model folder holds; without any, the source's F0 is
-        kept). A caller converting many utterances to one target measures it once
-        (:meth:`~speechbrain_fdnf.pitch.LogF0Statistics.of_audio`, with the same ``f0_tracker``).
+        kept). A caller converting many utterances to one target measures it once by passing ``references``
+        as a :class:`~speechbrain_fdnf.target_audio.TargetAudio`.
     f0_tracker : str
         :data:`PITCH_METHODS`: WORLD's F0 tracker (:data:`~speechbrain_fdnf.pitch.F0_TRACKERS`): ``dio``
         (default) or ``harvest``, thirty times slower.
@@ -383,6 +384,8 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
         raise ValueError(f"f0_tracker must be one of {F0_TRACKERS}, got {f0_tracker!r}")
     chosen.check(factor, target, references)
     wav = factorizer.waveform(wav)  # checked once: the features below reuse it unchecked
+    if references is not None:  # analysed once, however many parts of the conversion read them
+        references = factorizer.target_audio(references)
     if chosen.resynthesis == "frames":
         return resynthesise_selected(factorizer, wav, factor, references, chosen)
     feats = factorizer.features(wav)
@@ -416,9 +419,7 @@ def target_register(factorizer, factor, target, references, f0_tracker=DEFAULT_F
     when audio of the target is given, else, for a speaker named by its label, the one the model folder holds
     (:attr:`SpeechFactorizer.f0_registers`); ``None`` (the source's pitch is kept) without either."""
     if references is not None:
-        return LogF0Statistics.of_audio([item.cpu() for item in factorizer.checked_references(references)
-                                         if torch.is_tensor(item) and item.dim() == 1],
-                                        factorizer.hparams.sample_rate, f0_tracker)
+        return factorizer.target_audio(references).register(f0_tracker)
     registers = factorizer.f0_registers
     register = registers.of(target, f0_tracker) if factor == "speaker" and isinstance(target, str) and registers else None
     if register is None:
@@ -430,13 +431,13 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     """The audio of a manipulation that selects real frames (``select``, ``units``): the STFT frames of
     ``references`` that it chooses for each frame of ``wav``, overlap-added (an index past the references' frames
     is one of ``wav``'s own: ``units``' ``fallback``, heard as :func:`fallback_audio`)."""
-    references = factorizer.checked_references(references)
-    if not all(torch.is_tensor(item) and item.dim() == 1 for item in references):  # audio comes back checked, 1-D
+    references = factorizer.target_audio(references)
+    if len(references.audio) != len(references):  # audio comes back checked, 1-D
         raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
                                   "waveforms), not features")
     chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
-    audio = [torch.as_tensor(item).float().cpu() for item in references]
+    audio = [item.float().cpu() for item in references.audio]
     pool_frames = sum(inverter.frame_count(len(item)) for item in audio)
     if len(chosen) and int(chosen.max()) >= pool_frames:  # the input's own frames: only those are heard
         needed = np.zeros(inverter.frame_count(len(wav)), dtype=bool)
@@ -545,8 +546,9 @@ def main(argv=None):
         manipulation = resolve(args.manipulation, bool(args.enrol), serves_tagged_default(factorizer, factor))
         if REGISTRY[manipulation].needs_references and not args.enrol:
             parser.error(f"--manipulation {manipulation} works from audio of the target: give it with --enrol")
+        references = factorizer.target_audio(args.enrol) if args.enrol else None  # checked and analysed once
         if args.enrol:
-            target, name = factorizer.enrol(args.enrol, factor), f"enrolled-{manipulation}"
+            target, name = factorizer.enrol(references, factor), f"enrolled-{manipulation}"
         else:
             target = name = args.speaker or args.target
             factorizer.class_index(factor, target)  # unknown class: a clear error before any work
@@ -556,7 +558,7 @@ def main(argv=None):
         options = {key: getattr(args, key) for key in all_options() if getattr(args, key) is not None}
         chosen = build(manipulation, **split_options(options)[manipulation])
         converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
-                            references=args.enrol, manipulation=chosen, f0_tracker=args.f0_tracker)
+                            references=references, manipulation=chosen, f0_tracker=args.f0_tracker)
         out = Path(args.out) if args.out else default_output(args.wav, factor, name)
         converted = as_written(converted)
         soundfile.write(str(out), converted.cpu().numpy(), factorizer.hparams.sample_rate)

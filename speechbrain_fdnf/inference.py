@@ -58,6 +58,7 @@ from speechbrain_fdnf.matching import (
 )
 from speechbrain_fdnf.pitch import REGISTERS_FILE, F0Registers, standardised_log_f0
 from speechbrain_fdnf.tagging import load_tagger
+from speechbrain_fdnf.target_audio import TargetAudio
 from speechbrain_fdnf.validation import AudioCheck, InputError
 
 
@@ -340,7 +341,10 @@ class SpeechFactorizer(Pretrained):
         """An enrolment set (one input or a list) with every audio item checked by :meth:`waveform` (and
         returned as that waveform; feature tensors as they are), and the set's total speech by
         :meth:`AudioCheck.enrolment <speechbrain_fdnf.validation.AudioCheck.enrolment>`: what
-        :meth:`enrol`, :meth:`transfer`, :meth:`match`, :meth:`select` and the converter refuse, in one place."""
+        :meth:`enrol`, :meth:`transfer`, :meth:`match`, :meth:`select` and the converter refuse, in one place.
+        A :class:`~speechbrain_fdnf.target_audio.TargetAudio` was checked when it was built: its items as they are."""
+        if isinstance(references, TargetAudio):
+            return references.items
         if isinstance(references, (str, Path)) or torch.is_tensor(references):  # one waveform, or one utterance's features
             references = [references]
         if references is None or len(references) == 0:
@@ -357,10 +361,18 @@ class SpeechFactorizer(Pretrained):
             self.audio_check.enrolment(speech, names)
         return items
 
-    def _reference_features(self, references):
-        """Features of each item of :meth:`checked_references`."""
-        return [self.features(item, f"reference {index}")
-                for index, item in enumerate(self.checked_references(references), start=1)]
+    def target_audio(self, references):
+        """Audio of a target (one input or a list: paths, waveforms, or feature tensors), checked as by
+        :meth:`checked_references`, as a :class:`~speechbrain_fdnf.target_audio.TargetAudio` that computes its
+        features, codes, tagged phones and F0 register once however many calls read them. Pass it wherever
+        references are taken to analyse a target once for many conversions. One of this factorizer is returned
+        as it is; one of another model is rebuilt from its (checked) items, as the other model's analysis is
+        not this one's."""
+        if isinstance(references, TargetAudio):
+            if references.factorizer is self:
+                return references
+            references = references.items
+        return TargetAudio(self, self.checked_references(references))
 
     # ------------------------------------------------------------------ the model
     @torch.no_grad()
@@ -495,7 +507,10 @@ class SpeechFactorizer(Pretrained):
         (2 s unless changed; a warning below ``weak_enrol_speech``).
         """
         self._check_factor(factor)
-        codes = [self._codes(self.engine.encode(feats))[factor] for feats in self._reference_features(inputs)]
+        target = self.target_audio(inputs)
+        if all(feats.dim() == 2 for feats in target.features):  # one utterance each: the codes the converter reads
+            return self._codes(target.codes)[factor].mean(dim=0)
+        codes = [self._codes(self.engine.encode(feats))[factor] for feats in target.features]
         return torch.cat([c.reshape(-1, c.shape[-1]) for c in codes]).mean(dim=0)
 
     @torch.no_grad()
@@ -752,18 +767,18 @@ class SpeechFactorizer(Pretrained):
         if keep_phone and space == "features":
             raise ValueError("keep_phone leaves the phone's subspace of the latent as it is: it needs space='latent'")
         feats = self.features(inputs)
-        references = self._reference_features(references)
+        references = self.target_audio(references)
         tagger = self._uses_tagger(tagged, kept[:1])
         if space == "latent" or not tagger:  # the codes: where the difference is taken, or the prior's posteriors
-            codes, target = self.engine.encode(feats), self.engine.encode_all(torch.cat(references))
+            codes, target = self.engine.encode(feats), references.codes
         if tagger:
             source_posterior = self.tagged_posteriors(feats).reshape(*feats.shape[:-1], -1)
-            target_posterior = torch.cat([self.tagged_posteriors(item) for item in references])
+            target_posterior = references.tagged_posteriors()
         else:
             source_posterior = self.engine.prior.class_posterior(codes, kept[0])
             target_posterior = self.engine.prior.class_posterior(target, kept[0])
         if space == "features":  # the same per-class means, of the raw frames, and no flow
-            frames = torch.cat(references).to(feats)
+            frames = references.pool.to(feats)
             difference = (shrunk_class_means(frames, target_posterior.to(frames), shrink)
                           - shrunk_class_means(feats, source_posterior.to(feats), shrink))
             return feats + source_posterior.to(feats) @ difference
@@ -780,22 +795,20 @@ class SpeechFactorizer(Pretrained):
         kept = [name for name in self.factors if name != self._check_factor(factor)]
         if not kept:
             raise ValueError(f"matching keeps the other factors, and this model has none besides {factor!r}")
-        references = self._reference_features(references)
-        if any(item.dim() != 2 for item in references):
+        references = self.target_audio(references)
+        if any(item.dim() != 2 for item in references.features):
             raise InferenceInputError("references: one utterance each, (frames, features) or audio")
-        pool = torch.cat(references)
+        pool, pool_codes, lengths = references.pool, references.codes, references.lengths
         feats = self.features(inputs)
         codes = self.engine.encode(feats)
         codes = codes.reshape(-1, codes.shape[-1])
-        pool_codes = self.engine.encode_all(pool)
         matcher = FrameMatcher(self.engine, kept, k, smooth, self.decoders if decode else None)
-        lengths = [len(item) for item in references]
         classes = {}
         if gate:  # one utterance per input sequence and per reference
             queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
             keys = torch.arange(len(references)).repeat_interleave(torch.tensor(lengths))
             if self._uses_tagger(tagged, kept):
-                phones = {"phone": self.tagged_phones(feats)}, {"phone": torch.cat([self.tagged_phones(item) for item in references])}
+                phones = {"phone": self.tagged_phones(feats)}, {"phone": references.tagged_phones()}
             else:
                 phones = {}, {}
             classes = {"query_classes": matcher.classes(codes, queries, phones[0]),

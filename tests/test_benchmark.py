@@ -389,6 +389,10 @@ def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monk
     table = out.read_text()
     assert "| this checkout | shift | " in table and "| 1.00 |" in table  # the peer row's ratio to itself
     assert "| this checkout | cells@world | " in table and "input checks" in table
+    rows = {line.split(" | ")[1]: line.strip("| ").split(" | ") for line in table.splitlines()
+            if line.startswith("| this checkout")}
+    assert rows["shift"][4:] == ["-", "-"]  # no audio of the target to analyse once
+    assert float(rows["cells@world"][4]) > 0  # from audio of the target: also with it analysed once per round
 
 
 def test_an_options_twin_passes_only_when_rated_better_without_losing_words_or_the_voice(tmp_path):

@@ -410,6 +410,45 @@ def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(f
     torch.testing.assert_close(heard[inside], source[inside], atol=1e-3, rtol=0)
 
 
+def test_a_target_analysed_once_converts_as_its_audio_and_is_not_analysed_again(flow, trained, utterance, monkeypatch):
+    from speechbrain_fdnf.convert import convert
+    from speechbrain_fdnf.engine import FeatureFlow
+    from speechbrain_fdnf.pitch import LogF0Statistics
+
+    other = other_voices(flow, trained, utterance, 2)
+    wav = flow.load_audio(utterance[0])
+    pool_frames = sum(len(flow.features(item)) for item in other)
+    encoded, measured = [], []
+    encode_all, of_audio = FeatureFlow.encode_all, LogF0Statistics.of_audio.__func__
+    monkeypatch.setattr(FeatureFlow, "encode_all", lambda self, feats, batch_size=None:
+                        encoded.append(len(feats)) or encode_all(self, feats, batch_size))
+    monkeypatch.setattr(LogF0Statistics, "of_audio", classmethod(lambda cls, *args, **kwargs:
+                                                                 measured.append(1) or of_audio(cls, *args, **kwargs)))
+    # one conversion reads its references' codes once: units, then cells for the phones they lack (its fallback)
+    by_audio = convert(flow, wav, "speaker", references=other, manipulation="units", fallback="cells_features")
+    assert encoded.count(pool_frames) == 1 and len(measured) == 1
+    target = flow.target_audio(other)
+    assert flow.target_audio(target) is target and len(target) == 2 and target.lengths[0] == len(flow.features(other[0]))
+    encoded.clear(), measured.clear()
+    for _ in range(2):  # many conversions to one voice: its codes and F0 register measured on the first only
+        torch.testing.assert_close(convert(flow, wav, "speaker", references=target, manipulation="units",
+                                           fallback="cells_features"), by_audio)
+    assert encoded.count(pool_frames) == 1 and len(measured) == 1
+    for manipulation in ("cells", "knn", "select"):  # every manipulation takes it as it takes the audio
+        torch.testing.assert_close(convert(flow, wav, "speaker", references=target, manipulation=manipulation),
+                                   convert(flow, wav, "speaker", references=other, manipulation=manipulation))
+    assert encoded.count(pool_frames) == 1 + 3  # the list, analysed anew by each call; the target, never again
+    # the enrolled mean: of every reference frame's speaker code, as from each utterance encoded alone
+    each = torch.cat([flow.encode(item)["speaker"] for item in other])
+    torch.testing.assert_close(flow.enrol(target), each.mean(dim=0), atol=1e-5, rtol=0)
+    # another model analyses it itself (its codes are not this model's)
+    again = SpeechFactorizer.from_hparams(source=trained[0])
+    rebuilt = again.target_audio(target)
+    assert rebuilt is not target and rebuilt.factorizer is again and rebuilt.items == target.items
+    with pytest.raises(InferenceInputError, match="no reference audio"):
+        flow.target_audio([])
+
+
 def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
     from speechbrain_fdnf.matching import segment_table, utterance_starts
 

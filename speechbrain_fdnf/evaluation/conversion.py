@@ -67,7 +67,7 @@ from speechbrain_fdnf.data.audio import as_written
 from speechbrain_fdnf.evaluation.judges import JUDGE_EXTRA, PhoneErrorCounter, eer_threshold, equal_error_rate, spoken_phones
 from speechbrain_fdnf.evaluation.listening import record_example, write_page
 from speechbrain_fdnf.files import hop_samples, prepared_split_path, read_prepared_split
-from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, FAR_REGISTER_SEMITONES, LogF0Statistics, world_resynthesis
+from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, FAR_REGISTER_SEMITONES, world_resynthesis
 from speechbrain_fdnf.validation import InputError, InputWarning
 
 logger = logging.getLogger(__name__)
@@ -340,7 +340,7 @@ class Converters:
         self.factorizer, self.block, self.config = factorizer, block, config
         self.inverter = FeatureInverter(factorizer.hparams.compute_features)
         self.rate = factorizer.hparams.sample_rate
-        self._audio, self._means, self._registers = {}, {}, {}
+        self._audio, self._means, self._targets = {}, {}, {}
 
     def audio(self, entry):
         if entry["wav"] not in self._audio:
@@ -353,8 +353,14 @@ class Converters:
         level = self.config.conversion_source_level_db
         return self.audio(trial.source) * 10 ** (level / 20) if level else self.audio(trial.source)
 
-    def references(self, speaker):
-        return [self.audio(entry) for entry in self.block.material[speaker].references]
+    def references(self, speaker, count=None):
+        """The converter's audio of ``speaker`` (its first ``count`` references; ``None``: all), analysed once for
+        every trial toward it (:class:`~speechbrain_fdnf.target_audio.TargetAudio`), as a caller converting many
+        utterances to one voice would. Too little speech to enrol is the converter's ``InputError``, on every ask."""
+        if (speaker, count) not in self._targets:
+            given = [self.audio(entry) for entry in self.block.material[speaker].references][:count]
+            self._targets[speaker, count] = self.factorizer.target_audio(given)
+        return self._targets[speaker, count]
 
     def target(self, factorizer, trial):
         """The shift's target: the class name (training speakers), or the mean code of the references."""
@@ -370,13 +376,6 @@ class Converters:
         return lambda trial: convert(factorizer, self.source(trial), "speaker", self.target(factorizer, trial),
                                      manipulation=manipulation)
 
-    def register(self, speaker, tracker):
-        """The log-F0 statistics of a target's references by ``tracker``: measured once per target (as a caller
-        converting many utterances to one voice would), not on every trial."""
-        if (speaker, tracker) not in self._registers:
-            self._registers[speaker, tracker] = LogF0Statistics.of_audio(self.references(speaker), self.rate, tracker)
-        return self._registers[speaker, tracker]
-
     def with_audio(self, manipulation, method="gain", references=None, f0_tracker=DEFAULT_F0_TRACKER):
         """A manipulation from the target's references (as the command line's ``--enrol``), made audio by
         ``method`` (:data:`~speechbrain_fdnf.convert.METHODS`; through WORLD with ``f0_tracker``). ``references``:
@@ -384,13 +383,10 @@ class Converters:
         converter refuses them) has no output."""
 
         def run(trial):
-            world = {"f0_tracker": f0_tracker}
-            if method in PITCH_METHODS and references is None:  # all of them: the register measured once
-                world["target_f0"] = self.register(trial.target, f0_tracker)
             try:
                 return convert(self.factorizer, self.source(trial), "speaker", method=method,
-                               references=self.references(trial.target)[:references], manipulation=manipulation,
-                               **world)
+                               references=self.references(trial.target, references), manipulation=manipulation,
+                               f0_tracker=f0_tracker)
             except InputError as error:
                 if references is None:  # the blocks enrol only speakers with enough speech in all their references
                     raise
