@@ -40,6 +40,7 @@ Command line::
         --wav in.wav --speaker MABC0 [--out out.wav]
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --manipulation select
+    python -m speechbrain_fdnf.convert --model DIR --wav a.wav b.wav c.wav --enrol new1.wav new2.wav --out converted/
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --factor phone --source aa --target iy
     python -m speechbrain_fdnf.convert --model DIR --wav in_44k_stereo.flac --speaker MABC0  # resampled, mixed down
     python -m speechbrain_fdnf.convert --model DIR --list speaker
@@ -490,12 +491,41 @@ def default_output(wav, factor, target):
     return wav.with_name(f"{wav.stem}_{factor}-{target}.wav")
 
 
+def output_paths(wavs, out, factor, target):
+    """Where each of ``wavs`` is written: ``out`` itself for one input (default: :func:`default_output`), for
+    several the folder ``out`` (default: next to each input), each named as :func:`default_output` names it. Two
+    inputs that would overwrite one output are an error naming both, before anything is converted.
+
+    Example
+    -------
+    >>> [str(path) for path in output_paths(["a/x.wav", "b/y.wav"], "out", "speaker", "S1")]
+    ['out/x_speaker-S1.wav', 'out/y_speaker-S1.wav']
+    >>> output_paths(["a/x.wav", "b/x.wav"], "out", "speaker", "S1")
+    Traceback (most recent call last):
+    ...
+    ValueError: a/x.wav and b/x.wav would both be written to out/x_speaker-S1.wav: convert them into separate folders
+    """
+    if len(wavs) == 1:
+        return [Path(out) if out else default_output(wavs[0], factor, target)]
+    paths = [default_output(wav, factor, target) for wav in wavs]
+    if out:
+        paths = [Path(out) / path.name for path in paths]
+    written = {}
+    for wav, path in zip(wavs, paths):
+        if path in written:
+            raise ValueError(f"{written[path]} and {wav} would both be written to {path}: convert them into "
+                             "separate folders")
+        written[path] = wav
+    return paths
+
+
 def main(argv=None):
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m speechbrain_fdnf.convert", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="folder written by the training recipe (<output_folder>/inference)")
-    parser.add_argument("--wav", help="input audio: any format, sample rate and channel count soundfile reads "
-                        "(resampled to the model's rate and mixed down); the output is at the model's rate")
+    parser.add_argument("--wav", nargs="+", help="input audio: any format, sample rate and channel count soundfile "
+                        "reads (resampled to the model's rate and mixed down); the output is at the model's rate. "
+                        "Several: each converted to the same target, whose --enrol audio is analysed once")
     parser.add_argument("--factor", default="speaker", help="factor to change (default: speaker)")
     parser.add_argument("--speaker", help="target speaker (shorthand for --factor speaker --target S)")
     parser.add_argument("--target", help="target class of --factor")
@@ -522,7 +552,8 @@ def main(argv=None):
                                 help=option.help + used_by)
     parser.add_argument("--ungated", dest="gate", action="store_false", help="the same as --no-gate (kNN-VC's matching)")
     parser.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
-    parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav)")
+    parser.add_argument("--out", help="output WAV (default: next to the input, <stem>_<factor>-<target>.wav); with "
+                        "several --wav, the folder they are written to under those names (created)")
     parser.add_argument("--list", metavar="LABELS", help="print the classes of a label set (e.g. speaker) and exit")
     parser.add_argument("--min-enrol-speech", type=float, default=None, metavar="SECONDS",
                         help="seconds of speech --enrol needs in all (default 2; lower it knowingly: a voice "
@@ -554,16 +585,24 @@ def main(argv=None):
             factorizer.class_index(factor, target)  # unknown class: a clear error before any work
         if args.source is not None:
             factorizer.class_index(factor, args.source)
-        wav = factorizer.waveform(args.wav)
         options = {key: getattr(args, key) for key in all_options() if getattr(args, key) is not None}
         chosen = build(manipulation, **split_options(options)[manipulation])
-        converted = convert(factorizer, wav, factor, target, source=args.source, method=args.method, n_iter=args.iterations,
-                            references=references, manipulation=chosen, f0_tracker=args.f0_tracker)
-        out = Path(args.out) if args.out else default_output(args.wav, factor, name)
-        converted = as_written(converted)
-        soundfile.write(str(out), converted.cpu().numpy(), factorizer.hparams.sample_rate)
-        print(f"{out} ({len(converted) / factorizer.hparams.sample_rate:.2f} s, {factorizer.hparams.sample_rate} Hz, "
-              f"{factor} -> {name}, {manipulation}" + ("" if chosen.resynthesis == "frames" else f", {args.method}") + ")")
+        outputs = output_paths(args.wav, args.out, factor, name)
+        if len(outputs) > 1 and args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        rate, written = factorizer.hparams.sample_rate, 0
+        try:
+            for path, out in zip(args.wav, outputs):  # one target for all: its audio analysed once (references)
+                converted = as_written(convert(factorizer, factorizer.waveform(path), factor, target, source=args.source,
+                                               method=args.method, n_iter=args.iterations, references=references,
+                                               manipulation=chosen, f0_tracker=args.f0_tracker))
+                soundfile.write(str(out), converted.cpu().numpy(), rate)
+                written += 1
+                print(f"{out} ({len(converted) / rate:.2f} s, {rate} Hz, {factor} -> {name}, {manipulation}"
+                      + ("" if chosen.resynthesis == "frames" else f", {args.method}") + ")")
+        finally:
+            if written < len(outputs) > 1:  # a bad input stops the batch: say what was done before it
+                print(f"{written} of {len(outputs)} inputs converted before the error below", file=sys.stderr)
         return 0
     except (FileNotFoundError, InferenceInputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -449,6 +449,32 @@ def test_a_target_analysed_once_converts_as_its_audio_and_is_not_analysed_again(
         flow.target_audio([])
 
 
+def test_the_command_converts_several_inputs_to_one_voice_as_it_converts_each_alone(trained, utterance, tmp_path):
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    enrol = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
+    sources = [e["wav"] for e in entries if e["speaker"] == utterance[1]][:2]
+    common = ["--model", str(trained[0]), "--enrol", *enrol, "--manipulation", "units"]
+    assert convert_main([*common, "--wav", *sources, "--out", str(tmp_path / "batch")]) == 0
+    for source in sources:
+        alone = tmp_path / f"{Path(source).stem}.wav"
+        assert convert_main([*common, "--wav", source, "--out", str(alone)]) == 0
+        together = tmp_path / "batch" / f"{Path(source).stem}_speaker-enrolled-units.wav"
+        np.testing.assert_allclose(soundfile.read(str(together))[0], soundfile.read(str(alone))[0], atol=1e-4)
+    # two inputs of one name would overwrite one output: refused before anything is converted
+    clash = tmp_path / "other" / Path(sources[0]).name
+    clash.parent.mkdir()
+    shutil.copy(sources[0], clash)
+    assert convert_main([*common, "--wav", sources[0], str(clash), "--out", str(tmp_path / "clash")]) == 2
+    assert not (tmp_path / "clash").exists()
+    # a bad input stops the batch with its name; what came before it is written
+    empty = tmp_path / "empty.wav"
+    soundfile.write(str(empty), np.zeros(0), 16000)
+    result = subprocess.run([sys.executable, "-m", "speechbrain_fdnf.convert", *common, "--wav", sources[0], str(empty),
+                             "--out", str(tmp_path / "stopped")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and str(empty) in result.stderr and "1 of 2 inputs converted" in result.stderr
+    assert [path.name for path in (tmp_path / "stopped").iterdir()] == [f"{Path(sources[0]).stem}_speaker-enrolled-units.wav"]
+
+
 def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
     from speechbrain_fdnf.matching import segment_table, utterance_starts
 
