@@ -164,7 +164,10 @@ class FeatureInverter:
         if not continue_phase or len(chosen) < 2:
             return picked
         frames = torch.view_as_complex(spectra.double().contiguous())
-        magnitude, phase = frames.abs(), frames.angle()
+        # the phases read below are the chosen frames' and their neighbours' (their advances): only those computed
+        read = torch.unique(torch.cat([chosen - 1, chosen, chosen + 1]).clamp(0, len(frames) - 1))
+        phase = torch.zeros(frames.shape, dtype=torch.float64)
+        phase[read] = frames[read].angle()
         bins = torch.arange(frames.shape[1])
         # each frame's advance over the one before it in its recording (a recording's first frame: the next one's)
         advance = torch.cat([torch.zeros(1, len(bins), dtype=torch.float64), phase[1:] - phase[:-1]])
@@ -173,7 +176,7 @@ class FeatureInverter:
         advance = torch.where(follows[:, None], advance,
                               torch.where(successors[:, None], torch.cat([advance[1:], nominal[None, :]]), nominal))
         # each bin's nearest spectral peak in every chosen frame (the first of a plateau is its peak)
-        level = magnitude[chosen]
+        level = frames[chosen].abs()
         peak = torch.ones_like(level, dtype=torch.bool)
         peak[:, 1:] &= level[:, 1:] > level[:, :-1]
         peak[:, :-1] &= level[:, :-1] >= level[:, 1:]
@@ -194,7 +197,7 @@ class FeatureInverter:
             restart[1:] = (recording[chosen[1:]] != recording[chosen[:-1]]) | (step < 0) | (step > carry_steps)
         for step in range(1, len(chosen)):
             carried[step] = phase[chosen[step]] if restart[step] else carried[step - 1, nearest[step]] + offset[step]
-        return torch.view_as_real(torch.polar(magnitude[chosen], carried)).to(spectra.dtype)
+        return torch.view_as_real(torch.polar(level, carried)).to(spectra.dtype)
 
     def overlapping_steps(self):
         """The largest step between frames of one recording whose analysis windows still overlap (25 ms windows
