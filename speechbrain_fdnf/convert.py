@@ -66,6 +66,7 @@ from speechbrain_fdnf.data.audio import as_written
 from speechbrain_fdnf.factors import is_frame_level
 from speechbrain_fdnf.inference import InferenceInputError, SpeechFactorizer
 from speechbrain_fdnf.matching import utterance_starts
+from speechbrain_fdnf.target_audio import TargetAudio
 from speechbrain_fdnf.pitch import (
     DEFAULT_F0_TRACKER,
     F0_FLOOR,
@@ -328,9 +329,10 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     ---------
     factorizer : SpeechFactorizer
         The loaded model.
-    wav : str, Path or torch.Tensor
+    wav : str, Path, torch.Tensor or TargetAudio
         The utterance: a file (any format, rate and channel count; see
-        :meth:`SpeechFactorizer.load_audio`) or a mono waveform at the model's sample rate.
+        :meth:`SpeechFactorizer.load_audio`) or a mono waveform at the model's sample rate, or it analysed
+        (:meth:`SpeechFactorizer.analysed`: its features and codes computed once for every conversion of it).
     factor : str
         The factor to change (e.g. ``"speaker"``).
     target : str or torch.Tensor
@@ -387,13 +389,16 @@ def convert(factorizer, wav, factor, target=None, source=None, method="gain", n_
     if f0_tracker not in F0_TRACKERS:
         raise ValueError(f"f0_tracker must be one of {F0_TRACKERS}, got {f0_tracker!r}")
     chosen.check(factor, target, references)
-    wav = factorizer.waveform(wav)  # checked once: the features below reuse it unchecked
+    # checked once, and analysed once however many parts of the conversion read it (units' fallback converts it again)
+    utterance = analysed_audio(factorizer, wav)
+    wav = utterance.audio[0]
     if references is not None:  # analysed once, however many parts of the conversion read them
         references = factorizer.target_audio(references)
     if chosen.resynthesis == "frames":
-        return resynthesise_selected(factorizer, wav, factor, references, chosen)
-    feats = factorizer.features(wav)
-    new_feats = chosen.frames(factorizer, feats, factor, target=target, source=source, references=references)
+        return resynthesise_selected(factorizer, utterance, factor, references, chosen)
+    feats = utterance.pool
+    new_feats = chosen.frames(factorizer, feats, factor, target=target, source=source, references=references,
+                              wav=utterance)
     if is_frame_level(factor) and source is not None:
         keep = factorizer.class_posterior(feats, factor).argmax(dim=-1) != factorizer.class_index(factor, source)
         new_feats = torch.where(keep[:, None], feats, new_feats)
@@ -431,6 +436,15 @@ def target_register(factorizer, factor, target, references, f0_tracker=DEFAULT_F
     return register
 
 
+def analysed_audio(factorizer, wav):
+    """``wav`` (a path, a waveform, or one analysed by :meth:`SpeechFactorizer.analysed`) checked and analysed, as
+    audio: the converter's input."""
+    utterance = factorizer.analysed(wav if isinstance(wav, TargetAudio) else factorizer.waveform(wav))
+    if not utterance.audio:
+        raise InferenceInputError("the converter takes audio: the utterance given was analysed from features")
+    return utterance
+
+
 def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     """The audio of a manipulation that selects real frames (``select``, ``units``): the STFT frames of
     ``references`` that it chooses for each frame of ``wav``, overlap-added (an index past the references' frames
@@ -439,15 +453,17 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     if len(references.audio) != len(references):  # audio comes back checked, 1-D
         raise InferenceInputError(f"manipulation {manipulation.name!r} needs the references as audio (paths or 1-D "
                                   "waveforms), not features")
-    chosen = manipulation.frames(factorizer, None, factor, references=references, wav=wav).cpu()
+    utterance = analysed_audio(factorizer, wav)  # its codes, read by the match and by the fallback, computed once
+    wav = utterance.audio[0]
+    chosen = manipulation.frames(factorizer, None, factor, references=references, wav=utterance).cpu()
     inverter = FeatureInverter(factorizer.hparams.compute_features)
     audio = [item.float().cpu() for item in references.audio]
     pool_frames = sum(inverter.frame_count(len(item)) for item in audio)
     if len(chosen) and int(chosen.max()) >= pool_frames:  # the input's own frames: only those are heard
         needed = np.zeros(inverter.frame_count(len(wav)), dtype=bool)
         needed[(chosen[chosen >= pool_frames] - pool_frames).numpy()] = True
-        audio.append(fallback_audio(factorizer, wav, factor, references, getattr(manipulation, "fallback", "source"),
-                                    needed=needed).float().cpu())
+        audio.append(fallback_audio(factorizer, utterance, factor, references,
+                                    getattr(manipulation, "fallback", "source"), needed=needed).float().cpu())
     overlap = getattr(manipulation, "overlap", "own")
     if overlap == "wsola":
         picked = inverter.aligned_frames(audio, chosen)
@@ -468,13 +484,16 @@ def fallback_audio(factorizer, wav, factor, references, fallback="source", neede
     (``cells_features``: with its differences taken in the log-Mel frames). The source's
     own frames keep its words where the target has no rendition of the phone; the others keep its voice from
     being heard there, a pitch an octave off above all. ``needed`` (bool per frame): the frames that will be
-    heard, where the cells fallbacks' WORLD works (:func:`convert`'s); the whole utterance by default."""
+    heard, where the cells fallbacks' WORLD works (:func:`convert`'s); the whole utterance by default. ``wav`` may
+    be analysed (:meth:`SpeechFactorizer.analysed`): the cells fallbacks read its codes from it."""
+    utterance = analysed_audio(factorizer, wav)
+    wav = utterance.audio[0]
     if fallback == "source":
         return wav
     if fallback in ("cells", "cells_features"):
         cells = build("cells", space="features" if fallback == "cells_features" else "latent")
-        return convert(factorizer, wav, factor, references=references, manipulation=cells, method="world_voiced",
-                       needed=needed)
+        return convert(factorizer, utterance, factor, references=references, manipulation=cells,
+                       method="world_voiced", needed=needed)
     if fallback != "source_f0":
         raise ValueError(f"no fallback audio {fallback!r}: one of {', '.join(name for name in FALLBACKS if name != 'nearest')}")
     register = target_register(factorizer, factor, None, references)

@@ -374,6 +374,22 @@ class SpeechFactorizer(Pretrained):
             references = references.items
         return TargetAudio(self, self.checked_references(references))
 
+    def analysed(self, inputs, name=None):
+        """One utterance (a path, a waveform, or ``(..., frames, features)`` features), checked as :meth:`features`
+        checks it (an error names ``name``, default the path), as a :class:`~speechbrain_fdnf.target_audio.TargetAudio`
+        of one item: its features, codes and tagged posteriors computed the first time they are read. Every
+        method that takes ``inputs`` takes it, so that calls reading one utterance analyse it once (the converter
+        hands the source from ``units``' match to its fallback). One of this factorizer is returned as it is."""
+        if isinstance(inputs, TargetAudio):
+            if len(inputs) != 1:
+                raise InferenceInputError(f"one utterance is analysed, got {len(inputs)} references")
+            if inputs.factorizer is self:
+                return inputs
+            inputs = inputs.items[0]
+        name = name or (str(inputs) if isinstance(inputs, (str, Path)) else None)
+        item = self.waveform(inputs, name) if self._is_audio(inputs) else inputs
+        return TargetAudio(self, [item], names=[name])
+
     # ------------------------------------------------------------------ the model
     @torch.no_grad()
     def encode(self, inputs):
@@ -702,10 +718,11 @@ class SpeechFactorizer(Pretrained):
         pitch = {}
         if intonation == "source":
             references = self.checked_references(references)  # as _matching_space took them: audio comes back 1-D
-            if not self._is_audio(inputs) or any(item.dim() != 1 for item in references):
+            source = space["source"]
+            if not source.audio or any(item.dim() != 1 for item in references):
                 raise InferenceInputError("intonation 'source' measures pitch: pass audio, not features")
             rate = self.hparams.sample_rate
-            pitch["query_pitch"], = standardised_log_f0([self.waveform(inputs).cpu().numpy()], rate, [len(space["feats"])])
+            pitch["query_pitch"], = standardised_log_f0([source.audio[0].cpu().numpy()], rate, [len(space["feats"])])
             pitch["pool_pitch"] = torch.cat(standardised_log_f0([item.cpu().numpy() for item in references], rate,
                                                                 space["lengths"]))
         pool_frames = space["pool"][:, self.centre_bands].cpu() if joins == "spectral" else None
@@ -766,13 +783,14 @@ class SpeechFactorizer(Pretrained):
             raise ValueError(f"space must be 'latent' or 'features', got {space!r}")
         if keep_phone and space == "features":
             raise ValueError("keep_phone leaves the phone's subspace of the latent as it is: it needs space='latent'")
-        feats = self.features(inputs)
+        source = self.analysed(inputs)
+        feats = source.pool
         references = self.target_audio(references)
         tagger = self._uses_tagger(tagged, kept[:1])
         if space == "latent" or not tagger:  # the codes: where the difference is taken, or the prior's posteriors
-            codes, target = self.engine.encode(feats), references.codes
+            codes, target = source.codes, references.codes
         if tagger:
-            source_posterior = self.tagged_posteriors(feats).reshape(*feats.shape[:-1], -1)
+            source_posterior = source.tagged_posteriors().reshape(*feats.shape[:-1], -1)
             target_posterior = references.tagged_posteriors()
         else:
             source_posterior = self.engine.prior.class_posterior(codes, kept[0])
@@ -790,8 +808,8 @@ class SpeechFactorizer(Pretrained):
         return self.engine.decode(codes + source_posterior.to(codes.device) @ difference)
 
     def _matching_space(self, inputs, factor, references, k, gate, smooth, decode, tagged=True):
-        """What :meth:`match` and :meth:`select` share: the features and codes of the inputs and of the
-        pool, the matcher of the kept factors and, with ``gate``, both sides' inferred classes."""
+        """What :meth:`match` and :meth:`select` share: the inputs analysed (:meth:`analysed`), their features and
+        codes and those of the pool, the matcher of the kept factors and, with ``gate``, both sides' inferred classes."""
         kept = [name for name in self.factors if name != self._check_factor(factor)]
         if not kept:
             raise ValueError(f"matching keeps the other factors, and this model has none besides {factor!r}")
@@ -799,8 +817,8 @@ class SpeechFactorizer(Pretrained):
         if any(item.dim() != 2 for item in references.features):
             raise InferenceInputError("references: one utterance each, (frames, features) or audio")
         pool, pool_codes, lengths = references.pool, references.codes, references.lengths
-        feats = self.features(inputs)
-        codes = self.engine.encode(feats)
+        source = self.analysed(inputs)
+        feats, codes = source.pool, source.codes
         codes = codes.reshape(-1, codes.shape[-1])
         matcher = FrameMatcher(self.engine, kept, k, smooth, self.decoders if decode else None)
         classes = {}
@@ -813,8 +831,8 @@ class SpeechFactorizer(Pretrained):
                 phones = {}, {}
             classes = {"query_classes": matcher.classes(codes, queries, phones[0]),
                        "pool_classes": matcher.classes(pool_codes, keys, phones[1])}
-        return {"feats": feats, "codes": codes, "pool": pool, "pool_codes": pool_codes, "matcher": matcher,
-                "classes": classes, "lengths": lengths}
+        return {"source": source, "feats": feats, "codes": codes, "pool": pool, "pool_codes": pool_codes,
+                "matcher": matcher, "classes": classes, "lengths": lengths}
 
     def forward(self, wavs):
         """``encode`` of a waveform (SpeechBrain's convention for ``Pretrained.forward``)."""

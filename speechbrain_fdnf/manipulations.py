@@ -136,7 +136,10 @@ class Manipulation:
             raise ValueError(f"manipulation {self.name!r} works from audio of the target: give references (--enrol)")
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        """The manipulated raw features of ``feats`` (or, for ``resynthesis == "frames"``, reference frame indices)."""
+        """The manipulated raw features of ``feats`` (or, for ``resynthesis == "frames"``, reference frame indices).
+        ``wav``: the utterance as the converter analysed it (:meth:`SpeechFactorizer.analysed
+        <speechbrain_fdnf.inference.SpeechFactorizer.analysed>`; ``feats`` are its features), which a manipulation
+        that reads its codes takes instead, so that they are computed once per conversion."""
         raise NotImplementedError
 
 
@@ -180,7 +183,7 @@ class Cells(Manipulation):
                "space": Option.named("latent", "where the per-phone differences are taken", CELL_SPACES)}
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        return factorizer.transfer(feats, factor, references, shrink=self.shrink, tagged=self.tagger,
+        return factorizer.transfer(feats if wav is None else wav, factor, references, shrink=self.shrink, tagged=self.tagger,
                                    keep_phone=self.keep_phone, space=self.space)
 
 
@@ -195,7 +198,8 @@ class Knn(Manipulation):
                "tagger": Option(bool, True, TAGGER_HELP)}
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        return factorizer.match(feats, factor, references, k=self.k, gate=self.gate, tagged=self.tagger)
+        return factorizer.match(feats if wav is None else wav, factor, references, k=self.k, gate=self.gate,
+                                tagged=self.tagger)
 
 
 @register
@@ -227,7 +231,7 @@ class Select(Manipulation):
                              "audio of the target (--enrol) and an utterance-level factor such as the speaker")
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
-        return factorizer.select(wav if self.own_audio else feats, factor, references, candidates=self.candidates,
+        return factorizer.select(feats if wav is None else wav, factor, references, candidates=self.candidates,
                                  continuity=self.continuity, gate=self.gate, tagged=self.tagger, context=self.context,
                                  features=not self.own_audio)
 

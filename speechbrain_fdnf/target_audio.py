@@ -13,7 +13,9 @@ same codes) and a caller converting many utterances to one voice analyses the vo
 Everywhere a list of references is taken (:meth:`SpeechFactorizer.enrol <speechbrain_fdnf.inference.SpeechFactorizer.enrol>`,
 ``transfer``, ``match``, ``select``, ``select_units``, :func:`speechbrain_fdnf.convert.convert`), a
 :class:`TargetAudio` of the same factorizer may be given instead: the results are the same
-(``benchmarks/bench_conversion.py`` measures what it saves).
+(``benchmarks/bench_conversion.py`` measures what it saves). The utterance being converted is held the same way,
+as one item (:meth:`SpeechFactorizer.analysed <speechbrain_fdnf.inference.SpeechFactorizer.analysed>`), so that
+``units``' match and its fallback encode it once.
 
 Authors
  * speechbrain-fdnf developers
@@ -36,11 +38,15 @@ class TargetAudio:
         The model whose features, flow and tagger analyse the references.
     items : list
         The checked references: 1-D waveforms at the model's rate, or ``(frames, features)`` feature tensors.
+    names : list, optional
+        What an error names each item by (default ``reference 1``, ``reference 2``, ...; ``None``: as
+        :meth:`SpeechFactorizer.features <speechbrain_fdnf.inference.SpeechFactorizer.features>` names its input).
     """
 
-    def __init__(self, factorizer, items):
+    def __init__(self, factorizer, items, names=None):
         self.factorizer = factorizer
         self.items = list(items)
+        self.names = list(names) if names is not None else [f"reference {index}" for index in range(1, len(self.items) + 1)]
         self._computed = {}
 
     def __len__(self):
@@ -62,8 +68,8 @@ class TargetAudio:
     @property
     def features(self):
         """Raw features of each item (:meth:`SpeechFactorizer.features`)."""
-        return self._once("features", lambda: [self.factorizer.features(item, f"reference {index}")
-                                               for index, item in enumerate(self.items, start=1)])
+        return self._once("features", lambda: [self.factorizer.features(item, name)
+                                               for item, name in zip(self.items, self.names)])
 
     @property
     def lengths(self):

@@ -449,6 +449,36 @@ def test_a_target_analysed_once_converts_as_its_audio_and_is_not_analysed_again(
         flow.target_audio([])
 
 
+def test_one_conversion_encodes_its_source_once_and_an_analysed_source_converts_as_its_audio(flow, trained, utterance,
+                                                                                            monkeypatch):
+    from speechbrain_fdnf.convert import convert
+    from speechbrain_fdnf.engine import FeatureFlow
+
+    other = other_voices(flow, trained, utterance, 1)  # one: it lacks phones, so the fallback converts the source too
+    wav = flow.load_audio(utterance[0])
+    source_frames, pool_frames = len(flow.features(wav)), len(flow.features(other[0]))
+    assert source_frames != pool_frames and (flow.select_units(wav, "speaker", other, source_fallback=True)
+                                             >= pool_frames).any()
+    encoded = []
+    encode = FeatureFlow.encode
+    monkeypatch.setattr(FeatureFlow, "encode", lambda self, feats: encoded.append(feats.shape[-2]) or encode(self, feats))
+    by_audio = convert(flow, wav, "speaker", references=other, manipulation="units", fallback="cells_features")
+    assert encoded.count(source_frames) == 1  # units' match and its cells fallback read one encoding of the source
+    source = flow.analysed(wav)
+    assert flow.analysed(source) is source and source.audio[0].shape == wav.shape
+    encoded.clear()
+    for manipulation in ("units", "cells"):  # one source converted several ways: encoded on the first only
+        options = {"fallback": "cells_features"} if manipulation == "units" else {}
+        converted = convert(flow, source, "speaker", references=other, manipulation=manipulation, **options)
+        torch.testing.assert_close(converted, by_audio if manipulation == "units" else
+                                   convert(flow, wav, "speaker", references=other, manipulation="cells"), atol=0, rtol=0)
+    assert encoded.count(source_frames) == 1 + 1  # the analysed source once; the waveform of the comparison anew
+    with pytest.raises(InferenceInputError, match="takes audio"):
+        convert(flow, flow.analysed(flow.features(wav)), "speaker", references=other, manipulation="cells")
+    with pytest.raises(InferenceInputError, match="one utterance"):
+        flow.analysed(flow.target_audio(other_voices(flow, trained, utterance, 2)))
+
+
 def test_the_command_converts_several_inputs_to_one_voice_as_it_converts_each_alone(trained, utterance, tmp_path):
     entries = json.loads((trained[1] / "train.json").read_text()).values()
     enrol = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
