@@ -134,7 +134,7 @@ def count(test):
 
 @FUZZ
 @given(content=CONTENT, seconds=st.floats(0, 10), spoil=SPOIL, dtype=DTYPE, seed=st.integers(0, 2 ** 16),
-       method=st.sampled_from(["features", "encode", "factor_embedding", "manipulate", "enrol"]))
+       method=st.sampled_from(["features", "encode", "factor_embedding", "manipulate", "enrol", "analysed"]))
 def test_waveforms_of_any_dtype(flow, speech, content, seconds, spoil, dtype, seed, method):
     count("waveforms")
     rng = np.random.default_rng(seed)
@@ -150,11 +150,12 @@ def test_waveforms_of_any_dtype(flow, speech, content, seconds, spoil, dtype, se
         "factor_embedding": lambda: flow.factor_embedding(tensor_or_array, "speaker"),
         "manipulate": lambda: flow.manipulate(tensor_or_array, "speaker", flow.labels("speaker")[0]),
         "enrol": lambda: flow.enrol([tensor_or_array], "speaker"),
+        "analysed": lambda: flow.analysed(tensor_or_array).pool,
     }
     if method == "enrol" and not must_refuse:  # an enrolment set needs 2 s of speech (pauses do not count)
         must_refuse = True if len(wav) < 2 * RATE else None
     result = check_outcome(calls[method], must_refuse, "reference 1" if method == "enrol" else "waveform")
-    if result is not None and method in ("features", "manipulate"):
+    if result is not None and method in ("features", "manipulate", "analysed"):
         assert result.dim() == 2 and result.shape[1] == flow.hparams.input_dim
 
 
