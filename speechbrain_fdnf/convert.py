@@ -615,7 +615,7 @@ def main(argv=None):
         rate, written = factorizer.hparams.sample_rate, 0
         try:
             for path, out in zip(args.wav, outputs):  # one target for all: its audio analysed once (references)
-                converted = as_written(convert(factorizer, factorizer.waveform(path), factor, target, source=args.source,
+                converted = as_written(convert(factorizer, path, factor, target, source=args.source,
                                                method=args.method, n_iter=args.iterations, references=references,
                                                manipulation=chosen, f0_tracker=args.f0_tracker))
                 soundfile.write(str(out), converted.cpu().numpy(), rate)
