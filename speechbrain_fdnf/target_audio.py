@@ -27,17 +27,20 @@ from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER, LogF0Statistics
 
 
 class TargetAudio:
-    """Checked references of one target, with what the converter reads of them, each computed once.
+    """Checked references of one target (or one utterance to convert), with what the converter reads of them, each
+    computed once.
 
     Build it with :meth:`SpeechFactorizer.target_audio <speechbrain_fdnf.inference.SpeechFactorizer.target_audio>`
-    (which checks the audio: every item as an utterance, all together as an enrolment set).
+    (which checks the audio: every item as an utterance, all together as an enrolment set), or for one utterance
+    with :meth:`SpeechFactorizer.analysed <speechbrain_fdnf.inference.SpeechFactorizer.analysed>`.
 
     Arguments
     ---------
     factorizer : SpeechFactorizer
         The model whose features, flow and tagger analyse the references.
     items : list
-        The checked references: 1-D waveforms at the model's rate, or ``(frames, features)`` feature tensors.
+        The checked references (or the one utterance): 1-D waveforms at the model's rate, or ``(frames, features)``
+        feature tensors.
     names : list, optional
         What an error names each item by (default ``reference 1``, ``reference 2``, ...; ``None``: as
         :meth:`SpeechFactorizer.features <speechbrain_fdnf.inference.SpeechFactorizer.features>` names its input).
