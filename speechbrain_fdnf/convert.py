@@ -78,6 +78,7 @@ from speechbrain_fdnf.pitch import (
 from speechbrain_fdnf.manipulations import (  # noqa: F401  (DEFAULT_WITH_AUDIO: named here before 0.6)
     DEFAULT_WITH_AUDIO,
     DEFAULT_WITH_TAGGER,
+    CONSISTENCY_ITERATIONS,
     FALLBACKS,
     REGISTRY,
     Manipulation,
@@ -310,6 +311,36 @@ class FeatureInverter:
         return self.istft((spec * gain[..., None])[None], sig_length=len(wav))[0]
 
     @torch.no_grad()
+    def consistent(self, frames, length, n_iter, momentum=0.99):
+        """A waveform of ``length`` samples whose STFT has the magnitudes of ``frames`` ``(frames, bins, 2)`` as
+        nearly as ``n_iter`` Griffin-Lim iterations reach, starting from their own phases (fast Griffin-Lim:
+        Perraudin, Balazs and Søndergaard, with ``momentum``; 0 iterations: ``frames`` overlap-added as they are).
+
+        Frames taken from different places do not overlap-add into a signal with their magnitudes: where their
+        phases disagree, partials cancel at each join or repeated frame. The iterations keep every frame's
+        magnitude and move its phases until the frames and the waveform they make agree; starting from the
+        frames' own phases, a run of frames that already agrees is left as it was.
+
+        Example
+        -------
+        >>> from speechbrain.lobes.features import Fbank
+        >>> inverter = FeatureInverter(Fbank(n_mels=40))
+        >>> wav = torch.randn(4000)
+        >>> spectra = inverter.stft(wav[None])[0]
+        >>> torch.allclose(inverter.consistent(spectra, 4000, n_iter=8), wav, atol=1e-3)
+        True
+        """
+        current = torch.view_as_complex(frames.float().contiguous())
+        magnitude, previous = current.abs(), None
+        for _ in range(n_iter):
+            wav = self.istft(torch.view_as_real(current)[None], sig_length=length)
+            rebuilt = torch.view_as_complex(self.stft(wav)[0].contiguous())
+            pushed = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
+            previous = rebuilt
+            current = magnitude * pushed / pushed.abs().clamp_min(1e-12)  # their magnitudes, the new phases
+        return self.istft(torch.view_as_real(current)[None], sig_length=length)[0]
+
+    @torch.no_grad()
     def griffin_lim(self, feats, length=None):
         """A waveform whose log-Mel frames approximate ``feats`` (phase by Griffin-Lim)."""
         mel = self.mel_power(feats.float())  # (frames, mels)
@@ -473,7 +504,7 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
         carry_steps = {"phase_vocoder_within": 1, "phase_vocoder_overlapping": inverter.overlapping_steps()}
         picked = inverter.selected_frames(torch.cat(spectra), chosen, successors, continue_phase=overlap != "own",
                                           carry_steps=carry_steps.get(overlap))
-    return inverter.istft(picked[None], sig_length=len(wav))[0]
+    return inverter.consistent(picked, len(wav), CONSISTENCY_ITERATIONS[getattr(manipulation, "consistency", "none")])
 
 
 def fallback_audio(factorizer, wav, factor, references, fallback="source", needed=None):

@@ -87,6 +87,17 @@ OVERLAP = Option.named("own", "how the chosen frames are overlap-added", OVERLAP
 #: waveform every hop, a buzz at the frame rate that pitch trackers hear as an octave down; carried on within each
 #: stretch, the median F0 came 0.5 semitone nearer the target's for no lost words (docs/RESULTS.md 6r).
 UNITS_OVERLAP = replace(OVERLAP, default="phase_vocoder_within")
+#: Frames chosen from several places overlap-add into a waveform whose spectrum is not theirs: partials cancel where
+#: their phases disagree, at every join and repeated frame. The ``consistency`` option: how many Griffin-Lim
+#: iterations, from the frames' own phases, make the frames and the waveform agree
+#: (:meth:`speechbrain_fdnf.convert.FeatureInverter.consistent`).
+CONSISTENCIES = {
+    "none": "the frames overlap-added as they are",
+    "griffin_lim": "their phases moved by 16 fast Griffin-Lim iterations from their own until the waveform they make "
+                   "has their magnitudes",
+}
+CONSISTENCY_ITERATIONS = {"none": 0, "griffin_lim": 16}
+CONSISTENCY = Option.named("none", "whether the overlap-added frames are made a consistent spectrogram", CONSISTENCIES)
 
 
 def register(cls):
@@ -217,6 +228,7 @@ class Select(Manipulation):
                "context": Option(float, 0.0, "with the gate, the cost of a reference frame whose neighbouring phones "
                                              "differ from the frame's (the continuity's unit; 0: context unseen)"),
                "overlap": OVERLAP,
+               "consistency": CONSISTENCY,
                "own_audio": Option(bool, True, "overlap-add the chosen frames' own audio; off: their log-Mel frames "
                                                "become the new features, heard through --method (gain keeps the "
                                                "source's excitation; world moves its F0 to the target's register)")}
@@ -264,6 +276,7 @@ class Units(Manipulation):
                "duration": Option(float, 1.0, "cost per unit of |log(length ratio)| between a phone and its rendition"),
                "tagger": Option(bool, True, TAGGER_HELP),
                "overlap": UNITS_OVERLAP,
+               "consistency": CONSISTENCY,
                "fallback": Option.named("cells_features", "what a phone the target's audio lacks is heard as", FALLBACKS),
                "joins": Option.named("fixed", "how a join costs", UNIT_JOINS),
                "intonation": Option.named("ignored", "the pitch of the renditions", UNIT_INTONATIONS),
@@ -325,5 +338,5 @@ def all_options():
     return listed
 
 
-__all__ = ["CELL_SPACES", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
+__all__ = ["CELL_SPACES", "CONSISTENCIES", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
            "Option", "all_options", "build", "register", "resolve", "serves_tagged_default", "split_options"]

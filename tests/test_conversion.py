@@ -623,3 +623,30 @@ def test_continued_phases_or_aligned_waveforms_keep_a_stretched_or_shuffled_tone
     for chosen in (stretched, shuffled):
         (purity, level), (own_purity, _) = heard(chosen, True), heard(chosen, False)
         assert purity > 0.95 > 0.5 > own_purity and abs(level - 0.5) < 0.05
+
+
+def test_consistency_brings_the_heard_spectrum_to_the_chosen_frames_magnitudes():
+    """Frames taken from other places overlap-add into a waveform whose spectrum is not theirs (their phases
+    disagree and partials cancel); ``FeatureInverter.consistent``'s Griffin-Lim iterations from their own phases
+    bring the waveform's STFT magnitudes nearer theirs, more with more iterations, and leave frames that already
+    agree as they were."""
+    import math
+
+    from speechbrain.lobes.features import Fbank
+    from speechbrain_fdnf.convert import FeatureInverter
+
+    inverter, rate = FeatureInverter(Fbank(n_mels=40)), 16000
+    time = torch.arange(rate) / rate
+    voice = 0.3 * torch.sin(2 * math.pi * 180.0 * time) + 0.2 * torch.sin(2 * math.pi * 540.0 * time)
+    spectra = inverter.stft(voice[None])[0]
+    shuffled = spectra[torch.randperm(len(spectra), generator=torch.Generator().manual_seed(0))]
+    wanted = torch.view_as_complex(shuffled.contiguous()).abs()
+
+    def distance(iterations):  # spectral convergence: how far the heard magnitudes lie from the chosen ones
+        heard = torch.view_as_complex(inverter.stft(inverter.consistent(shuffled, rate, iterations)[None])[0].contiguous())
+        return float((heard.abs() - wanted).norm() / wanted.norm())
+
+    plain, few, more = distance(0), distance(4), distance(16)
+    assert more < few < plain and more < 0.5 * plain
+    torch.testing.assert_close(inverter.consistent(shuffled, rate, 0), inverter.istft(shuffled[None], sig_length=rate)[0])
+    torch.testing.assert_close(inverter.consistent(spectra, rate, 16), voice, atol=1e-3, rtol=0)

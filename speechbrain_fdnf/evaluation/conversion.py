@@ -627,6 +627,7 @@ CHOICE_WORDS = {
     "joins": {"fixed": "every join alike", "spectral": "joins costed by their frames"},
     "intonation": {"ignored": "pitch unseen", "source": "source's intonation"},
     "stretch": {"uniform": "renditions fitted alike", "middle": "renditions fitted in the middle"},
+    "consistency": {"none": "frames as overlap-added", "griffin_lim": "phases made consistent"},
 }
 
 
