@@ -666,7 +666,8 @@ class SpeechFactorizer(Pretrained):
 
     @torch.no_grad()
     def select_units(self, inputs, factor, references, join=1.0, neighbours=1.0, duration=1.0, smooth=1, decode=True,
-                     tagged=True, source_fallback=False, joins="fixed", intonation="ignored", stretch="uniform"):
+                     tagged=True, source_fallback=False, joins="fixed", intonation="ignored", stretch="uniform",
+                     source_phones=()):
         """For every frame of ``inputs``, one real frame of ``references``, chosen a phone at a time: each run of
         one kept class (a phone, as the gate of :meth:`match` infers it) takes one whole run of the same class
         from the references, the nearest in the kept factors' subspaces over its three thirds and heard between
@@ -700,6 +701,9 @@ class SpeechFactorizer(Pretrained):
         stretch : str
             ``"uniform"``: a rendition's frames stretched or squeezed alike onto the run; ``"middle"``: its first and
             last :data:`~speechbrain_fdnf.matching.EDGE_FRAMES` heard one to one, only its middle fitted.
+        source_phones : sequence of str
+            With ``source_fallback``, phones (the model's phone labels; those it lacks are ignored) whose runs keep
+            the input's own frames although the references have them. Only where the phone is the one kept factor.
 
         Returns
         -------
@@ -726,11 +730,17 @@ class SpeechFactorizer(Pretrained):
             pitch["pool_pitch"] = torch.cat(standardised_log_f0([item.cpu().numpy() for item in references], rate,
                                                                 space["lengths"]))
         pool_frames = space["pool"][:, self.centre_bands].cpu() if joins == "spectral" else None
+        own = ()
+        if source_phones:
+            if matcher.kept != ["phone"]:
+                raise ValueError(f"source_phones names phones: the kept factors must be the phone alone, here {matcher.kept}")
+            known = self._encoder("phone").lab2ind
+            own = [known[name] for name in source_phones if name in known]
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
                                  space["lengths"], join=join, neighbours=neighbours, duration=duration,
                                  query_fallback=source_fallback, pool_frames=pool_frames,
-                                 edges=EDGE_FRAMES if stretch == "middle" else 0, **pitch)
+                                 edges=EDGE_FRAMES if stretch == "middle" else 0, query_own=own, **pitch)
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False, space="latent"):

@@ -261,6 +261,17 @@ FALLBACKS = {
 }
 
 
+#: The unvoiced consonants of the 39 folded TIMIT phones (ARPAbet, as CMUdict spells them too): bursts, frication
+#: and aspiration, where a phone is told by its timing and noise and a voice has no pitch or formants of its own.
+UNVOICED_CONSONANTS = ("p", "t", "k", "f", "th", "s", "sh", "ch", "hh")
+#: Where ``units`` takes the unvoiced consonants from (its ``consonants`` option).
+CONSONANT_SOURCES = {
+    "target": "renditions by the target, as every other phone",
+    "source": "the source's own frames, heard as its fallback hears a phone the target's audio lacks (the default "
+              "fallback: moved toward the target's voice): the target's voice carried by the voiced phones",
+}
+
+
 @register
 class Units(Manipulation):
     """Real frames of the target's audio, a whole phone at a time: each phone of the source takes one rendition of
@@ -280,15 +291,21 @@ class Units(Manipulation):
                "fallback": Option.named("cells_features", "what a phone the target's audio lacks is heard as", FALLBACKS),
                "joins": Option.named("fixed", "how a join costs", UNIT_JOINS),
                "intonation": Option.named("ignored", "the pitch of the renditions", UNIT_INTONATIONS),
-               "stretch": Option.named("uniform", "how a rendition fits its phone's length", UNIT_STRETCHES)}
+               "stretch": Option.named("uniform", "how a rendition fits its phone's length", UNIT_STRETCHES),
+               "consonants": Option.named("target", f"where the unvoiced consonants ({' '.join(UNVOICED_CONSONANTS)}) "
+                                                    "come from", CONSONANT_SOURCES)}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
+        if self.consonants == "source" and self.fallback == "nearest":
+            raise ValueError("units: consonants 'source' are heard through the fallback, and fallback 'nearest' hears "
+                             "no source frames: choose another fallback")
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
                                        duration=self.duration, tagged=self.tagger, source_fallback=self.fallback != "nearest",
-                                       joins=self.joins, intonation=self.intonation, stretch=self.stretch)
+                                       joins=self.joins, intonation=self.intonation, stretch=self.stretch,
+                                       source_phones=UNVOICED_CONSONANTS if self.consonants == "source" else ())
 
 
 def build(name, **options):
@@ -338,5 +355,5 @@ def all_options():
     return listed
 
 
-__all__ = ["CELL_SPACES", "CONSISTENCIES", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
+__all__ = ["CELL_SPACES", "CONSISTENCIES", "CONSONANT_SOURCES", "UNVOICED_CONSONANTS", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
            "Option", "all_options", "build", "register", "resolve", "serves_tagged_default", "split_options"]

@@ -298,7 +298,7 @@ def join_distances(frames, first, count):
 
 def segment_selection(query_points, query_classes, pool_points, pool_classes, pool_lengths, join=1.0,
                       neighbours=1.0, duration=1.0, query_fallback=False, pool_frames=None, query_pitch=None,
-                      pool_pitch=None, intonation=1.0, edges=0):
+                      pool_pitch=None, intonation=1.0, edges=0, query_own=()):
     """One pool frame per query frame, chosen a whole segment at a time (unit selection of phones).
 
     The query (one utterance) and the pool (utterances of ``pool_lengths``, concatenated) are cut into
@@ -318,7 +318,8 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     its own (the query's intonation, heard in the pool's voice). A query segment whose class no pool
     segment has takes, frame by frame, the nearest pool frames of any class
     (:func:`continuous_selection`, ``join`` as its continuity), or with ``query_fallback`` its own frames: index
-    ``len(pool) + i`` stands for query frame ``i`` (the pool followed by the query).
+    ``len(pool) + i`` stands for query frame ``i`` (the pool followed by the query); so do the segments of the
+    classes ``query_own``, whatever the pool has.
 
     Arguments
     ---------
@@ -341,6 +342,9 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     edges : int
         Frames at each end of a rendition heard one to one, only its middle stretched or squeezed
         (:func:`rendition_positions`; 0: all alike).
+    query_own : sequence of int
+        Classes whose query segments keep their own frames (with ``query_fallback`` only) although the pool has
+        them; the pool's segments of those classes still serve as the neighbours of the others.
 
     Returns
     -------
@@ -363,6 +367,10 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     >>> segment_selection(torch.zeros(5, 1), torch.tensor([1, 1, 1, 4, 4]), pool_points, pool_classes, [4, 5],
     ...                   neighbours=0.0, query_fallback=True).tolist()
     [0, 1, 1, 12, 13]
+    >>> # ... and so are those of a class it has (1) where query_own names it
+    >>> segment_selection(torch.zeros(5, 1), torch.tensor([1, 1, 1, 4, 4]), pool_points, pool_classes, [4, 5],
+    ...                   neighbours=0.0, query_fallback=True, query_own=[1]).tolist()
+    [9, 10, 11, 12, 13]
     >>> # "1 1", then two renditions of "2 2" alike but for how they meet the 1s: joins costed by their frames
     >>> # take the one that meets them smoothly (frames 4, 5), every join alike the first
     >>> pool_classes, heard = torch.tensor([1, 1, 2, 2, 2, 2]), torch.tensor([[0.0], [0.0], [10.0], [10.0], [1.0], [1.0]])
@@ -401,6 +409,8 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
         cost = cost + intonation * torch.nan_to_num(apart, nan=0.0)
     # with pool_frames, the cost of hearing pool segment b after a by how the two meet (pool segments squared)
     joins = join * join_distances(pool_frames, pool_first, pool_count) if pool_frames is not None else None
+    if query_fallback and len(query_own):  # served by the query's own frames: no pool segment can serve them
+        cost = cost.masked_fill(torch.isin(query_class, torch.as_tensor(list(query_own)))[:, None], float("inf"))
     covered = torch.isfinite(cost).any(dim=1)
     # Viterbi over the pool segments: the step from segment i to i + 1 of the same utterance is free, any other
     # costs join; a query segment no pool segment can serve breaks the chain (its frames are chosen apart)

@@ -410,6 +410,33 @@ def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(f
     torch.testing.assert_close(heard[inside], source[inside], atol=1e-3, rtol=0)
 
 
+def test_units_keep_the_sources_own_frames_in_the_phones_named_although_the_references_have_them(flow, trained,
+                                                                                                 utterance):
+    """``source_phones`` (``units --consonants source``: the unvoiced consonants): the runs of those phones are the
+    source's own frames, every other run a rendition from the references (or the source where they lack it)."""
+    from speechbrain_fdnf.manipulations import UNVOICED_CONSONANTS, build
+
+    other = other_voices(flow, trained, utterance, 2)
+    wav = flow.load_audio(utterance[0])
+    space = flow._matching_space(wav, "speaker", other, 1, True, 1, True)
+    query, pool = space["classes"]["query_classes"].cpu(), space["classes"]["pool_classes"].cpu()
+    names = flow.hparams.encoders["phone"].ind2lab
+    shared = [names[int(index)] for index in torch.unique(query) if (pool == index).any() and names[int(index)] != "sil"]
+    named = shared[:2]
+    assert named
+    kept = torch.isin(query, torch.tensor([flow.hparams.encoders["phone"].lab2ind[name] for name in named]))
+    lacking = ~torch.isin(query, pool)
+    chosen = flow.select_units(wav, "speaker", other, source_fallback=True, source_phones=named + ["no such phone"])
+    pool_frames = sum(space["lengths"])
+    assert torch.equal(chosen[kept | lacking], pool_frames + torch.nonzero(kept | lacking).flatten())
+    assert (chosen[~(kept | lacking)] < pool_frames).all()
+    # the option names the unvoiced consonants, and refuses a fallback that hears no source frames
+    units = build("units", consonants="source")
+    assert units.consonants == "source" and "s" in UNVOICED_CONSONANTS
+    with pytest.raises(ValueError, match="fallback"):
+        build("units", consonants="source", fallback="nearest").check("speaker", None, other)
+
+
 def test_a_target_analysed_once_converts_as_its_audio_and_is_not_analysed_again(flow, trained, utterance, monkeypatch):
     from speechbrain_fdnf.convert import convert
     from speechbrain_fdnf.engine import FeatureFlow

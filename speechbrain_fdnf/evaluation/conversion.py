@@ -628,6 +628,7 @@ CHOICE_WORDS = {
     "intonation": {"ignored": "pitch unseen", "source": "source's intonation"},
     "stretch": {"uniform": "renditions fitted alike", "middle": "renditions fitted in the middle"},
     "consistency": {"none": "frames as overlap-added", "griffin_lim": "phases made consistent"},
+    "consonants": {"target": "target's unvoiced consonants", "source": "source's unvoiced consonants"},
 }
 
 
