@@ -667,7 +667,7 @@ class SpeechFactorizer(Pretrained):
     @torch.no_grad()
     def select_units(self, inputs, factor, references, join=1.0, neighbours=1.0, duration=1.0, smooth=1, decode=True,
                      tagged=True, source_fallback=False, joins="fixed", intonation="ignored", stretch="uniform",
-                     source_phones=()):
+                     source_phones=(), neighbour_distance="identity"):
         """For every frame of ``inputs``, one real frame of ``references``, chosen a phone at a time: each run of
         one kept class (a phone, as the gate of :meth:`match` infers it) takes one whole run of the same class
         from the references, the nearest in the kept factors' subspaces over its three thirds and heard between
@@ -704,6 +704,11 @@ class SpeechFactorizer(Pretrained):
         source_phones : sequence of str
             With ``source_fallback``, phones (the model's phone labels; those it lacks are ignored) whose runs keep
             the input's own frames although the references have them. Only where the phone is the one kept factor.
+        neighbour_distance : str
+            ``"identity"``: a neighbouring phone that differs costs ``neighbours``; ``"prior"``: ``neighbours``
+            times how far apart the two phones' prior means lie in the kept factor's subspace (against the median
+            over all pairs of phones): a rendition heard between phones like the input's costs little. Only where
+            one factor is kept.
 
         Returns
         -------
@@ -736,11 +741,21 @@ class SpeechFactorizer(Pretrained):
                 raise ValueError(f"source_phones names phones: the kept factors must be the phone alone, here {matcher.kept}")
             known = self._encoder("phone").lab2ind
             own = [known[name] for name in source_phones if name in known]
+        distance = None
+        if neighbour_distance == "prior":
+            if len(matcher.kept) != 1:
+                raise ValueError(f"neighbour_distance 'prior' measures one kept factor's classes, here {matcher.kept}")
+            means = self.engine.prior.means(matcher.kept[0]).detach().float().cpu()
+            distance = torch.cdist(means, means)
+            distance = distance / distance[~torch.eye(len(means), dtype=torch.bool)].median().clamp_min(1e-8)
+        elif neighbour_distance != "identity":
+            raise ValueError(f"neighbour_distance must be identity or prior, got {neighbour_distance!r}")
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
                                  space["lengths"], join=join, neighbours=neighbours, duration=duration,
                                  query_fallback=source_fallback, pool_frames=pool_frames,
-                                 edges=EDGE_FRAMES if stretch == "middle" else 0, query_own=own, **pitch)
+                                 edges=EDGE_FRAMES if stretch == "middle" else 0, query_own=own,
+                                 class_distance=distance, **pitch)
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False, space="latent"):

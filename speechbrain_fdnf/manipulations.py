@@ -272,6 +272,15 @@ CONSONANT_SOURCES = {
 }
 
 
+#: How ``units`` costs a rendition heard between other neighbouring phones than the source's (its
+#: ``neighbour_distance`` option).
+NEIGHBOUR_DISTANCES = {
+    "identity": "a neighbour that differs costs --neighbours, whichever phone it is",
+    "prior": "--neighbours times how far apart the two neighbours' prior means lie in the flow's phone subspace "
+             "(the median pair: 1): a rendition between phones like the source's costs little",
+}
+
+
 @register
 class Units(Manipulation):
     """Real frames of the target's audio, a whole phone at a time: each phone of the source takes one rendition of
@@ -293,7 +302,9 @@ class Units(Manipulation):
                "intonation": Option.named("ignored", "the pitch of the renditions", UNIT_INTONATIONS),
                "stretch": Option.named("uniform", "how a rendition fits its phone's length", UNIT_STRETCHES),
                "consonants": Option.named("target", f"where the unvoiced consonants ({' '.join(UNVOICED_CONSONANTS)}) "
-                                                    "come from", CONSONANT_SOURCES)}
+                                                    "come from", CONSONANT_SOURCES),
+               "neighbour_distance": Option.named("identity", "how unlike two neighbouring phones are",
+                                                  NEIGHBOUR_DISTANCES)}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
@@ -305,7 +316,8 @@ class Units(Manipulation):
         return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
                                        duration=self.duration, tagged=self.tagger, source_fallback=self.fallback != "nearest",
                                        joins=self.joins, intonation=self.intonation, stretch=self.stretch,
-                                       source_phones=UNVOICED_CONSONANTS if self.consonants == "source" else ())
+                                       source_phones=UNVOICED_CONSONANTS if self.consonants == "source" else (),
+                                       neighbour_distance=self.neighbour_distance)
 
 
 def build(name, **options):
@@ -355,5 +367,5 @@ def all_options():
     return listed
 
 
-__all__ = ["CELL_SPACES", "CONSISTENCIES", "CONSONANT_SOURCES", "UNVOICED_CONSONANTS", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
+__all__ = ["CELL_SPACES", "CONSISTENCIES", "CONSONANT_SOURCES", "NEIGHBOUR_DISTANCES", "UNVOICED_CONSONANTS", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
            "Option", "all_options", "build", "register", "resolve", "serves_tagged_default", "split_options"]

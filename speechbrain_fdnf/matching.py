@@ -193,6 +193,28 @@ def segment_neighbours(label, followed):
     return before, after
 
 
+def neighbour_mismatch(query, pool, class_distance=None):
+    """``(query, pool)``: how unlike each query segment's neighbour class is each pool segment's
+    (:func:`segment_neighbours`, ``-1`` at an edge): 1 where they differ and 0 where they agree, or with
+    ``class_distance`` ``(classes, classes)`` that distance between two classes (an edge against a class: 1).
+
+    Example
+    -------
+    >>> mismatch = neighbour_mismatch(torch.tensor([0, -1]), torch.tensor([0, 1, -1]))
+    >>> mismatch.tolist()
+    [[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]]
+    >>> neighbour_mismatch(torch.tensor([0, -1]), torch.tensor([0, 1, -1]), torch.tensor([[0.0, 0.25], [0.25, 0.0]])).tolist()
+    [[0.0, 0.25, 1.0], [1.0, 1.0, 0.0]]
+    """
+    if class_distance is None:
+        return (query[:, None] != pool[None, :]).float()
+    edge = len(class_distance)  # the edge as one more class, 1 from every other
+    padded = torch.ones(edge + 1, edge + 1, dtype=torch.float32)
+    padded[:edge, :edge] = class_distance.float().cpu()
+    padded[edge, edge] = 0.0
+    return padded[torch.where(query < 0, edge, query)[:, None], torch.where(pool < 0, edge, pool)[None, :]]
+
+
 def segment_summaries(points, first, count, parts=3):
     """``(segments, parts * dim)``: each segment's mean point over its first, middle and last third (``parts``
     stretches of equal length; a stretch too short to hold a frame takes the segment's mean), so that a
@@ -298,7 +320,7 @@ def join_distances(frames, first, count):
 
 def segment_selection(query_points, query_classes, pool_points, pool_classes, pool_lengths, join=1.0,
                       neighbours=1.0, duration=1.0, query_fallback=False, pool_frames=None, query_pitch=None,
-                      pool_pitch=None, intonation=1.0, edges=0, query_own=()):
+                      pool_pitch=None, intonation=1.0, edges=0, query_own=(), class_distance=None):
     """One pool frame per query frame, chosen a whole segment at a time (unit selection of phones).
 
     The query (one utterance) and the pool (utterances of ``pool_lengths``, concatenated) are cut into
@@ -345,6 +367,9 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     query_own : sequence of int
         Classes whose query segments keep their own frames (with ``query_fallback`` only) although the pool has
         them; the pool's segments of those classes still serve as the neighbours of the others.
+    class_distance : torch.Tensor, optional
+        ``(classes, classes)`` how unlike two classes are (0 for a class and itself): a neighbour that differs
+        costs that much instead of 1 (an utterance's edge against a class still 1).
 
     Returns
     -------
@@ -399,8 +424,8 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     if neighbours:
         query_before, query_after = segment_neighbours(query_class, query_followed)
         pool_before, pool_after = segment_neighbours(pool_class, pool_followed)
-        cost = cost + neighbours * ((query_before[:, None] != pool_before[None, :]).float()
-                                    + (query_after[:, None] != pool_after[None, :]).float()) / 2
+        cost = cost + neighbours * (neighbour_mismatch(query_before, pool_before, class_distance)
+                                    + neighbour_mismatch(query_after, pool_after, class_distance)) / 2
     if duration:
         cost = cost + duration * (pool_count[None, :].float().log() - query_count[:, None].float().log()).abs()
     if query_pitch is not None and pool_pitch is not None and intonation:

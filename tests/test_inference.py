@@ -370,6 +370,29 @@ def test_units_with_the_input_as_its_own_reference_give_back_the_input(flow, utt
         assert rebuilt.shape == wav.shape and (rebuilt - wav).abs().max() < 1e-3, overlap
 
 
+def test_unit_selection_with_a_class_distance_prefers_a_rendition_between_neighbours_like_the_querys(flow, utterance):
+    """With no rendition between the query's own neighbours, one between neighbours like them (a small
+    ``class_distance``) is chosen over one between unlike neighbours; with 0/1 mismatches the two tie and the
+    nearer summary wins. ``select_units(neighbour_distance="prior")`` measures that distance between the flow's
+    prior means of the phones."""
+    from speechbrain_fdnf.matching import segment_selection
+
+    # query: 1 2 2 1; pool: 3 2 2 3 (neighbours like 1) then 4 2 2 4 (unlike 1), the latter's 2s a little nearer
+    query_classes, pool_classes = torch.tensor([1, 2, 2, 1]), torch.tensor([3, 2, 2, 3, 4, 2, 2, 4])
+    query_points = torch.tensor([[0.0], [5.0], [5.0], [0.0]])
+    pool_points = torch.tensor([[0.0], [5.3], [5.3], [0.0], [0.0], [5.2], [5.2], [0.0]])
+    distance = torch.ones(5, 5) - torch.eye(5)
+    distance[1, 3] = distance[3, 1] = 0.1
+    options = dict(join=0.0, duration=0.0, query_fallback=True)
+    assert segment_selection(query_points, query_classes, pool_points, pool_classes, [4, 4], **options)[1:3].tolist() == [5, 6]
+    assert segment_selection(query_points, query_classes, pool_points, pool_classes, [4, 4], class_distance=distance,
+                             **options)[1:3].tolist() == [1, 2]
+    wav = flow.load_audio(utterance[0])  # the input as its own reference: its own neighbours, graded or not
+    assert torch.equal(flow.select_units(wav, "speaker", [wav], neighbour_distance="prior"), torch.arange(len(flow.features(wav))))
+    with pytest.raises(ValueError, match="neighbour_distance"):
+        flow.select_units(wav, "speaker", [wav], neighbour_distance="phonetic")
+
+
 def test_unit_selection_falls_back_to_the_nearest_frames_where_the_references_lack_the_phone():
     from speechbrain_fdnf.matching import segment_selection
 

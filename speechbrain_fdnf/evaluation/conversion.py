@@ -629,6 +629,7 @@ CHOICE_WORDS = {
     "stretch": {"uniform": "renditions fitted alike", "middle": "renditions fitted in the middle"},
     "consistency": {"none": "frames as overlap-added", "griffin_lim": "phases made consistent"},
     "consonants": {"target": "target's unvoiced consonants", "source": "source's unvoiced consonants"},
+    "neighbour_distance": {"identity": "neighbours alike or not", "prior": "neighbours by their prior means"},
 }
 
 
