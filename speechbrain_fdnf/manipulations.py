@@ -91,12 +91,12 @@ UNITS_OVERLAP = replace(OVERLAP, default="phase_vocoder_within")
 #: their phases disagree, at every join and repeated frame. The ``consistency`` option: how many Griffin-Lim
 #: iterations, from the frames' own phases, make the frames and the waveform agree
 #: (:meth:`speechbrain_fdnf.convert.FeatureInverter.consistent`).
+CONSISTENCY_ITERATIONS = {"none": 0, "griffin_lim": 16}
 CONSISTENCIES = {
     "none": "the frames overlap-added as they are",
-    "griffin_lim": "their phases moved by 16 fast Griffin-Lim iterations from their own until the waveform they make "
-                   "has their magnitudes",
+    "griffin_lim": f"their phases moved by {CONSISTENCY_ITERATIONS['griffin_lim']} fast Griffin-Lim iterations from "
+                   "their own until the waveform they make has their magnitudes",
 }
-CONSISTENCY_ITERATIONS = {"none": 0, "griffin_lim": 16}
 CONSISTENCY = Option.named("none", "whether the overlap-added frames are made a consistent spectrogram", CONSISTENCIES)
 
 
@@ -367,5 +367,7 @@ def all_options():
     return listed
 
 
-__all__ = ["CELL_SPACES", "CONSISTENCIES", "CONSONANT_SOURCES", "NEIGHBOUR_DISTANCES", "UNVOICED_CONSONANTS", "DEFAULT_WITH_AUDIO", "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "Manipulation",
-           "Option", "all_options", "build", "register", "resolve", "serves_tagged_default", "split_options"]
+__all__ = ["CELL_SPACES", "CONSISTENCIES", "CONSISTENCY_ITERATIONS", "CONSONANT_SOURCES", "DEFAULT_WITH_AUDIO",
+           "DEFAULT_WITH_TAGGER", "FALLBACKS", "NEIGHBOUR_DISTANCES", "OVERLAPS", "REGISTRY", "UNVOICED_CONSONANTS",
+           "Manipulation", "Option", "all_options", "build", "register", "resolve", "serves_tagged_default",
+           "split_options"]
