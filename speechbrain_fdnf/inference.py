@@ -48,6 +48,7 @@ from speechbrain_fdnf.matching import (
     EDGE_FRAMES,
     UNIT_INTONATIONS,
     UNIT_JOINS,
+    UNIT_NEIGHBOUR_DISTANCES,
     UNIT_STRETCHES,
     FrameMatcher,
     context_mismatch,
@@ -717,7 +718,8 @@ class SpeechFactorizer(Pretrained):
             with ``source_fallback``, the input's frames after them).
         """
         for name, value, known in (("joins", joins, UNIT_JOINS), ("intonation", intonation, UNIT_INTONATIONS),
-                                   ("stretch", stretch, UNIT_STRETCHES)):
+                                   ("stretch", stretch, UNIT_STRETCHES),
+                                   ("neighbour_distance", neighbour_distance, UNIT_NEIGHBOUR_DISTANCES)):
             if value not in known:
                 raise ValueError(f"{name} must be one of {list(known)}, got {value!r}")
         space = self._matching_space(inputs, factor, references, 1, True, smooth, decode, tagged)
@@ -748,8 +750,6 @@ class SpeechFactorizer(Pretrained):
             means = self.engine.prior.means(matcher.kept[0]).detach().float().cpu()
             distance = torch.cdist(means, means)
             distance = distance / distance[~torch.eye(len(means), dtype=torch.bool)].median().clamp_min(1e-8)
-        elif neighbour_distance != "identity":
-            raise ValueError(f"neighbour_distance must be identity or prior, got {neighbour_distance!r}")
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
                                  space["lengths"], join=join, neighbours=neighbours, duration=duration,

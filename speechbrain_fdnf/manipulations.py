@@ -31,7 +31,7 @@ Authors
 from dataclasses import dataclass, replace
 
 from speechbrain_fdnf.factors import is_frame_level
-from speechbrain_fdnf.matching import UNIT_INTONATIONS, UNIT_JOINS, UNIT_STRETCHES
+from speechbrain_fdnf.matching import UNIT_INTONATIONS, UNIT_JOINS, UNIT_NEIGHBOUR_DISTANCES, UNIT_STRETCHES
 
 #: name -> Manipulation subclass, in the order the command line lists them.
 REGISTRY = {}
@@ -272,15 +272,6 @@ CONSONANT_SOURCES = {
 }
 
 
-#: How ``units`` costs a rendition heard between other neighbouring phones than the source's (its
-#: ``neighbour_distance`` option).
-NEIGHBOUR_DISTANCES = {
-    "identity": "a neighbour that differs costs --neighbours, whichever phone it is",
-    "prior": "--neighbours times how far apart the two neighbours' prior means lie in the flow's phone subspace "
-             "(the median pair: 1): a rendition between phones like the source's costs little",
-}
-
-
 @register
 class Units(Manipulation):
     """Real frames of the target's audio, a whole phone at a time: each phone of the source takes one rendition of
@@ -304,7 +295,7 @@ class Units(Manipulation):
                "consonants": Option.named("target", f"where the unvoiced consonants ({' '.join(UNVOICED_CONSONANTS)}) "
                                                     "come from", CONSONANT_SOURCES),
                "neighbour_distance": Option.named("identity", "how unlike two neighbouring phones are",
-                                                  NEIGHBOUR_DISTANCES)}
+                                                  UNIT_NEIGHBOUR_DISTANCES)}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
@@ -368,6 +359,6 @@ def all_options():
 
 
 __all__ = ["CELL_SPACES", "CONSISTENCIES", "CONSISTENCY_ITERATIONS", "CONSONANT_SOURCES", "DEFAULT_WITH_AUDIO",
-           "DEFAULT_WITH_TAGGER", "FALLBACKS", "NEIGHBOUR_DISTANCES", "OVERLAPS", "REGISTRY", "UNVOICED_CONSONANTS",
+           "DEFAULT_WITH_TAGGER", "FALLBACKS", "OVERLAPS", "REGISTRY", "UNVOICED_CONSONANTS",
            "Manipulation", "Option", "all_options", "build", "register", "resolve", "serves_tagged_default",
            "split_options"]

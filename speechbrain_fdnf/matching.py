@@ -257,6 +257,13 @@ UNIT_STRETCHES = {
     "middle": "its first and last two frames heard one to one (those whose 25 ms windows reach across the phone's "
               "edge: a burst, a transition), only the middle stretched or squeezed",
 }
+#: How ``units`` costs a rendition heard between other neighbouring phones than the source's (``units``'
+#: ``neighbour_distance``; :func:`neighbour_mismatch`).
+UNIT_NEIGHBOUR_DISTANCES = {
+    "identity": "a neighbour that differs costs --neighbours, whichever phone it is",
+    "prior": "--neighbours times how far apart the two neighbours' prior means lie in the flow's phone subspace "
+             "(the median pair: 1): a rendition between phones like the source's costs little",
+}
 #: The frames kept one to one at each end of a rendition with ``stretch="middle"``: frames within two 10 ms hops of a
 #: phone's edge see across it through their 25 ms window.
 EDGE_FRAMES = 2
