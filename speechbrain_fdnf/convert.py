@@ -137,7 +137,7 @@ class FeatureInverter:
                            hop_length=self.stft.hop_length * 1000 // self.sample_rate)
         self.n_iter = n_iter
 
-    def selected_frames(self, spectra, chosen, successors, continue_phase=False, carry_steps=None):
+    def selected_frames(self, spectra, chosen, successors, continue_phase=False, carry_steps=None, align_jumps=False):
         """The STFT frames ``chosen`` of ``spectra`` ``(frames, bins, 2)`` (real, imaginary).
 
         With ``continue_phase``, their magnitudes with phases carried on from one output frame to the next as a
@@ -151,6 +151,10 @@ class FeatureInverter:
         ``carry_steps`` frames after the previous one in the same recording (1: the same frame again or the next,
         a stretched phone; :meth:`overlapping_steps`: any frame whose window overlaps the previous one's there, a
         squeezed phone too); a jump elsewhere starts with the new frame's own phases, its waveform as recorded.
+        With ``align_jumps`` too, that waveform is moved in time (a linear phase: a circular shift of the windowed
+        frame) by up to half a hop, to where it best continues the previous output frame carried on by its own
+        advance (the lag of their cross-spectrum's largest real part): the two overlap-add without cancelling at
+        the join, as unit selection's pitch-synchronous joins do, and the frames after it carry the shift on.
 
         Example
         -------
@@ -197,8 +201,19 @@ class FeatureInverter:
             recording = torch.cumsum(torch.cat([torch.tensor([True]), ~successors[:-1]]).long(), 0)
             step = chosen[1:] - chosen[:-1]
             restart[1:] = (recording[chosen[1:]] != recording[chosen[:-1]]) | (step < 0) | (step > carry_steps)
+        shift = 2 * math.pi * bins.double() / self.stft.n_fft  # a bin's phase per sample of delay
+        reach = self.stft.hop_length // 2
+        lags = torch.cat([torch.arange(reach + 1), torch.arange(self.stft.n_fft - reach, self.stft.n_fft)])
         for step in range(1, len(chosen)):
-            carried[step] = phase[chosen[step]] if restart[step] else carried[step - 1, nearest[step]] + offset[step]
+            if not restart[step]:
+                carried[step] = carried[step - 1, nearest[step]] + offset[step]
+                continue
+            carried[step] = phase[chosen[step]]
+            if align_jumps:
+                expected = carried[step - 1] + advance[chosen[step - 1]]  # the previous frame, one hop on
+                cross = level[step - 1] * level[step] * torch.exp(1j * (expected - carried[step]))
+                agreement = torch.fft.irfft(cross, n=self.stft.n_fft)[lags]  # at each delay of the new frame
+                carried[step] -= shift * lags[int(agreement.argmax())]  # its phases then nearest the expected ones
         return torch.view_as_real(torch.polar(level, carried)).to(spectra.dtype)
 
     def overlapping_steps(self):
@@ -501,9 +516,11 @@ def resynthesise_selected(factorizer, wav, factor, references, manipulation):
     else:
         spectra = [inverter.stft(item[None])[0] for item in audio]
         successors = ~torch.roll(utterance_starts([len(item) for item in spectra]), -1)  # frame j + 1 follows j
-        carry_steps = {"phase_vocoder_within": 1, "phase_vocoder_overlapping": inverter.overlapping_steps()}
+        carry_steps = {"phase_vocoder_within": 1, "phase_vocoder_aligned": 1,
+                       "phase_vocoder_overlapping": inverter.overlapping_steps()}
         picked = inverter.selected_frames(torch.cat(spectra), chosen, successors, continue_phase=overlap != "own",
-                                          carry_steps=carry_steps.get(overlap))
+                                          carry_steps=carry_steps.get(overlap),
+                                          align_jumps=overlap == "phase_vocoder_aligned")
     return inverter.consistent(picked, len(wav), CONSISTENCY_ITERATIONS[getattr(manipulation, "consistency", "none")])
 
 

@@ -80,6 +80,8 @@ OVERLAPS = {
                             "starting with its own",
     "phase_vocoder_overlapping": "as phase_vocoder_within, and across frames skipped within one recording while their "
                                  "windows overlap (a squeezed rendition)",
+    "phase_vocoder_aligned": "as phase_vocoder_within, and each jump's frame moved by up to half a hop to where its "
+                             "waveform continues the one before (no cancelling at the join)",
     "wsola": "each frame moved up to half a pitch period from its place to continue the waveform before it (WSOLA)",
 }
 OVERLAP = Option.named("own", "how the chosen frames are overlap-added", OVERLAPS)

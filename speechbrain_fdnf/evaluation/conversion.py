@@ -617,7 +617,8 @@ TWINNED_OPTIONS = ("own_audio", "keep_phone")
 CHOICE_WORDS = {
     "overlap": {"own": "own phases", "phase_vocoder": "phase continued", "wsola": "waveforms aligned",
                 "phase_vocoder_within": "phases carried within renditions",
-                "phase_vocoder_overlapping": "phases carried across overlapping frames"},
+                "phase_vocoder_overlapping": "phases carried across overlapping frames",
+                "phase_vocoder_aligned": "phases carried within renditions, joins aligned"},
     "fallback": {"nearest": "nearest frames where the target lacks the phone",
                  "source": "source's frames where the target lacks the phone",
                  "source_f0": "source's frames at the target's F0 where the target lacks the phone",
