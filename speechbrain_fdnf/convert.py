@@ -201,9 +201,10 @@ class FeatureInverter:
             recording = torch.cumsum(torch.cat([torch.tensor([True]), ~successors[:-1]]).long(), 0)
             step = chosen[1:] - chosen[:-1]
             restart[1:] = (recording[chosen[1:]] != recording[chosen[:-1]]) | (step < 0) | (step > carry_steps)
-        shift = 2 * math.pi * bins.double() / self.stft.n_fft  # a bin's phase per sample of delay
-        reach = self.stft.hop_length // 2
-        lags = torch.cat([torch.arange(reach + 1), torch.arange(self.stft.n_fft - reach, self.stft.n_fft)])
+        if align_jumps:  # the delays a jump's frame may take, up to half a hop either way, and a bin's phase per sample
+            reach = self.stft.hop_length // 2
+            lags = torch.cat([torch.arange(reach + 1), torch.arange(self.stft.n_fft - reach, self.stft.n_fft)])
+            shift = 2 * math.pi * bins.double() / self.stft.n_fft
         for step in range(1, len(chosen)):
             if not restart[step]:
                 carried[step] = carried[step - 1, nearest[step]] + offset[step]

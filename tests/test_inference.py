@@ -422,8 +422,10 @@ def test_units_keep_the_sources_own_frames_where_the_references_lack_the_phone(f
     assert torch.equal(own[lacking], pool_frames + torch.nonzero(lacking).flatten())  # the source's own frames
     assert torch.equal(own[~lacking], nearest[~lacking]) and (nearest < pool_frames).all()
     # heard: the output's STFT frames there are the source's, or its audio at the target's F0 (the overlap-add of
-    # the frames around them aside)
-    converted = convert(flow, wav, "speaker", references=other, manipulation="units", fallback=fallback)
+    # the frames around them aside; each jump as recorded, so that the frames compare as they are: the default
+    # overlap carries phases on across the jumps, and a run then keeps its magnitudes, not its phases)
+    converted = convert(flow, wav, "speaker", references=other, manipulation="units", fallback=fallback,
+                        overlap="phase_vocoder_within")
     inverter = FeatureInverter(flow.hparams.compute_features)
     fallen_back = fallback_audio(flow, wav, "speaker", other, fallback, needed=lacking.numpy())  # as the converter
     assert fallen_back.shape == wav.shape and torch.equal(fallen_back, wav) == (fallback == "source")
