@@ -41,6 +41,8 @@ Command line::
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrol new1.wav new2.wav --manipulation select
     python -m speechbrain_fdnf.convert --model DIR --wav a.wav b.wav c.wav --enrol new1.wav new2.wav --out converted/
+    python -m speechbrain_fdnf.convert --model DIR --enrol new1.wav new2.wav --save_enrolment new.pt  # analysed once,
+    python -m speechbrain_fdnf.convert --model DIR --wav in.wav --enrolment new.pt                   # then per call
     python -m speechbrain_fdnf.convert --model DIR --wav in.wav --factor phone --source aa --target iy
     python -m speechbrain_fdnf.convert --model DIR --wav in_44k_stereo.flac --speaker MABC0  # resampled, mixed down
     python -m speechbrain_fdnf.convert --model DIR --list speaker
@@ -601,6 +603,10 @@ def main(argv=None):
     parser.add_argument("--speaker", help="target speaker (shorthand for --factor speaker --target S)")
     parser.add_argument("--target", help="target class of --factor")
     parser.add_argument("--enrol", nargs="+", metavar="WAV", help="target = a speaker unseen in training, from these WAVs")
+    parser.add_argument("--enrolment", metavar="FILE", help="as --enrol, from a target analysed once and saved by "
+                        "--save_enrolment (its audio, codes, phones and F0 register not analysed again)")
+    parser.add_argument("--save_enrolment", metavar="FILE", help="with --enrol: write its audio analysed to FILE for "
+                        "later --enrolment (then converts --wav, if given)")
     parser.add_argument("--source", help="current class (default: the model's guess)")
     parser.add_argument("--manipulation", choices=MANIPULATIONS, default="auto",
                         help="how the frames change: " + "; ".join(f"{name}: {cls.__doc__.splitlines()[0]}"
@@ -642,14 +648,24 @@ def main(argv=None):
             print("\n".join(map(str, factorizer.labels(args.list))))
             return 0
         factor = "speaker" if args.speaker else args.factor
-        chosen = [option for option in ("speaker", "target", "enrol") if getattr(args, option)]
-        if len(chosen) != 1 or not args.wav:
-            parser.error("give --wav and exactly one of --speaker, --target or --enrol")
-        manipulation = resolve(args.manipulation, bool(args.enrol), serves_tagged_default(factorizer, factor))
-        if REGISTRY[manipulation].needs_references and not args.enrol:
+        chosen = [option for option in ("speaker", "target", "enrol", "enrolment") if getattr(args, option)]
+        if len(chosen) != 1 or not (args.wav or args.save_enrolment):
+            parser.error("give --wav and exactly one of --speaker, --target, --enrol or --enrolment")
+        if args.save_enrolment and not args.enrol:
+            parser.error("--save_enrolment saves the analysis of --enrol audio: give it")
+        with_audio = bool(args.enrol or args.enrolment)
+        manipulation = resolve(args.manipulation, with_audio, serves_tagged_default(factorizer, factor))
+        if REGISTRY[manipulation].needs_references and not with_audio:
             parser.error(f"--manipulation {manipulation} works from audio of the target: give it with --enrol")
-        references = factorizer.target_audio(args.enrol) if args.enrol else None  # checked and analysed once
-        if args.enrol:
+        # checked and analysed once (or read back analysed)
+        references = factorizer.target_audio(args.enrol) if args.enrol else \
+            factorizer.load_target_audio(args.enrolment) if args.enrolment else None
+        if args.save_enrolment:
+            references.save(args.save_enrolment)
+            print(f"{args.save_enrolment} ({len(references)} references analysed; give it as --enrolment)")
+            if not args.wav:
+                return 0
+        if with_audio:
             target, name = factorizer.enrol(references, factor), f"enrolled-{manipulation}"
         else:
             target = name = args.speaker or args.target

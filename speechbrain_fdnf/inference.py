@@ -130,6 +130,14 @@ class SpeechFactorizer(Pretrained):
                                       window=self.hparams.compute_features.compute_STFT.win_length)
         self._checked = deque(maxlen=CHECKED_MEMORY)
 
+    def __setattr__(self, name, value):
+        # torch's Module.__setattr__ files a module value under _modules before a property's setter can see it (the
+        # setter of `tagger` would never run): a property of this class is set through its setter
+        if isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     @classmethod
     def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
         """Loads the interface from a local folder written by :func:`~speechbrain_fdnf.export.export_model`.
@@ -374,6 +382,13 @@ class SpeechFactorizer(Pretrained):
                 return references
             references = references.items
         return TargetAudio(self, self.checked_references(references))
+
+    def load_target_audio(self, path):
+        """A target's audio and analysis written by :meth:`TargetAudio.save
+        <speechbrain_fdnf.target_audio.TargetAudio.save>` (the converter's ``--save_enrolment``), for this model:
+        :meth:`TargetAudio.load <speechbrain_fdnf.target_audio.TargetAudio.load>` (what it checks, what it computes
+        again)."""
+        return TargetAudio.load(self, path)
 
     def analysed(self, inputs, name=None):
         """One utterance (a path, a waveform, or ``(..., frames, features)`` features), checked as :meth:`features`

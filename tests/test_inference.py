@@ -13,6 +13,7 @@ import soundfile
 import torch
 import torchaudio
 
+from conftest import perturb
 from speechbrain_fdnf.convert import main as convert_main
 from speechbrain_fdnf.inference import FactorialFlow, InferenceInputError, SpeechFactorizer
 
@@ -501,6 +502,80 @@ def test_a_target_analysed_once_converts_as_its_audio_and_is_not_analysed_again(
         flow.target_audio([])
 
 
+def test_a_saved_target_converts_as_its_audio_without_analysing_it_again_unless_another_model_loads_it(
+        trained, utterance, tmp_path, monkeypatch):
+    from speechbrain_fdnf.convert import convert
+    from speechbrain_fdnf.engine import FeatureFlow
+    from speechbrain_fdnf.lobes.tagger import FrameTagger
+    from speechbrain_fdnf.pitch import LogF0Statistics
+    from speechbrain_fdnf.target_audio import CHECKED_FRAMES
+
+    flow = SpeechFactorizer.from_hparams(source=trained[0])
+    flow.tagger = FrameTagger(input_size=flow.hparams.compute_features.compute_fbanks.n_mels,
+                              num_classes=len(flow.labels("phone")), hidden_size=8, num_layers=1)
+    assert isinstance(flow.tagger, FrameTagger)  # set through the property (a module is not filed away by torch)
+    other = other_voices(flow, trained, utterance, 2)
+    wav = flow.load_audio(utterance[0])
+    by_audio = convert(flow, wav, "speaker", references=other, manipulation="units", fallback="cells_features")
+    target = flow.target_audio(other)
+    path = tmp_path / "target.pt"
+    target.save(path)
+    encoded, measured, tagged = [], [], []
+    encode_all, of_audio = FeatureFlow.encode_all, LogF0Statistics.of_audio.__func__
+    monkeypatch.setattr(FeatureFlow, "encode_all", lambda self, feats, batch_size=None:
+                        encoded.append(len(feats)) or encode_all(self, feats, batch_size))
+    monkeypatch.setattr(LogF0Statistics, "of_audio", classmethod(lambda cls, *args, **kwargs:
+                                                                 measured.append(1) or of_audio(cls, *args, **kwargs)))
+    tag = FrameTagger.log_posteriors
+    monkeypatch.setattr(FrameTagger, "log_posteriors", lambda self, feats: tagged.append(len(feats)) or tag(self, feats))
+    loaded = flow.load_target_audio(path)
+    assert loaded.items is not target.items and all(torch.equal(a, b) for a, b in zip(loaded.audio, target.audio))
+    # read back, only its first frames are analysed again (the check that this model analyses them alike)
+    assert encoded == [CHECKED_FRAMES] and tagged == [CHECKED_FRAMES] and not measured
+    encoded.clear(), tagged.clear()
+    torch.testing.assert_close(convert(flow, wav, "speaker", references=loaded, manipulation="units",
+                                       fallback="cells_features"), by_audio, atol=0, rtol=0)
+    pool_frames = sum(target.lengths)
+    assert pool_frames not in encoded and not measured and pool_frames not in tagged  # the source's alone
+    torch.testing.assert_close(loaded.register(), target.register())
+    # another model (here the same with its flow moved) computes its own codes and phones from the saved audio
+    moved = SpeechFactorizer.from_hparams(source=trained[0])
+    moved.tagger = flow.tagger
+    perturb(moved.model, scale=0.05)
+    encoded.clear(), tagged.clear()
+    again = moved.load_target_audio(path)
+    assert "codes" not in again._computed and not any(isinstance(key, tuple) and key[0] == "tagged"
+                                                      for key in again._computed)
+    torch.testing.assert_close(convert(moved, wav, "speaker", references=again, manipulation="units",
+                                       fallback="cells_features"),
+                               convert(moved, wav, "speaker", references=other, manipulation="units",
+                                       fallback="cells_features"), atol=0, rtol=0)
+
+
+def test_a_saved_target_that_cannot_serve_is_refused_naming_the_file(flow, trained, utterance, tmp_path):
+    other = other_voices(flow, trained, utterance, 2)
+    path = tmp_path / "target.pt"
+    with pytest.raises(InferenceInputError, match="no such file"):
+        flow.load_target_audio(path)
+    path.write_text("not a tensor file")
+    with pytest.raises(InferenceInputError, match=f"{path}: not a saved target"):
+        flow.load_target_audio(path)
+    torch.save({"weights": torch.zeros(3)}, path)  # a torch file of something else
+    with pytest.raises(InferenceInputError, match=f"{path}: not a saved target"):
+        flow.load_target_audio(path)
+    flow.target_audio(other).save(path)
+    saved = torch.load(path, weights_only=True)
+    for change, problem in (({"sample_rate": 8000}, "8000 Hz"), ({"version": 99}, "newer"),
+                            ({"audio": [torch.full((16000,), float("nan"))]}, "NaN")):
+        torch.save({**saved, **change}, tmp_path / "changed.pt")
+        with pytest.raises(InferenceInputError, match=problem) as error:
+            flow.load_target_audio(tmp_path / "changed.pt")
+        assert "changed.pt" in str(error.value)
+    with pytest.raises(InferenceInputError, match="features"):  # a target given as features has no audio to save
+        flow.target_audio([flow.features(item) for item in other]).save(tmp_path / "features.pt")
+    assert not (tmp_path / "features.pt").exists()
+
+
 def test_one_conversion_encodes_its_source_once_and_an_analysed_source_converts_as_its_audio(flow, trained, utterance,
                                                                                             monkeypatch):
     from speechbrain_fdnf.convert import convert
@@ -555,6 +630,24 @@ def test_the_command_converts_several_inputs_to_one_voice_as_it_converts_each_al
                              "--out", str(tmp_path / "stopped")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and str(empty) in result.stderr and "1 of 2 inputs converted" in result.stderr
     assert [path.name for path in (tmp_path / "stopped").iterdir()] == [f"{Path(sources[0]).stem}_speaker-enrolled-units.wav"]
+
+
+def test_the_command_saves_a_target_analysed_once_and_converts_from_it_as_from_its_audio(trained, utterance, tmp_path,
+                                                                                        capsys):
+    entries = json.loads((trained[1] / "train.json").read_text()).values()
+    enrol = [e["wav"] for e in entries if e["speaker"] != utterance[1]][:2]
+    model, saved = ["--model", str(trained[0])], tmp_path / "voice.pt"
+    assert convert_main([*model, "--enrol", *enrol, "--save_enrolment", str(saved)]) == 0  # no --wav: saved alone
+    assert saved.is_file() and not list(tmp_path.glob("*.wav"))
+    from_audio, from_file = tmp_path / "audio.wav", tmp_path / "file.wav"
+    assert convert_main([*model, "--wav", str(utterance[0]), "--enrol", *enrol, "--out", str(from_audio)]) == 0
+    assert convert_main([*model, "--wav", str(utterance[0]), "--enrolment", str(saved), "--out", str(from_file)]) == 0
+    np.testing.assert_array_equal(soundfile.read(str(from_file))[0], soundfile.read(str(from_audio))[0])
+    capsys.readouterr()
+    assert convert_main([*model, "--wav", str(utterance[0]), "--enrolment", str(tmp_path / "none.pt")]) == 2
+    assert f"{tmp_path / 'none.pt'}: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # nothing to save: --save_enrolment saves --enrol's analysis
+        convert_main([*model, "--wav", str(utterance[0]), "--speaker", utterance[1], "--save_enrolment", str(saved)])
 
 
 def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
