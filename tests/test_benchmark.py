@@ -383,7 +383,8 @@ def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monk
     model, prepared = trained
     out = tmp_path / "rtf.md"
     monkeypatch.setattr("sys.argv", ["bench", "--model", str(model), "--prepared", str(prepared), "--utterances", "1",
-                                     "--references", "2", "--rounds", "1", "--rows", "shift", "cells@world",
+                                     "--references", "2", "--reference_seconds", "0", "--rounds", "1", "--rows",
+                                     "shift", "cells@world",
                                      "--out", str(out)])
     bench.main()
     table = out.read_text()
@@ -391,8 +392,11 @@ def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monk
     assert "| this checkout | cells@world | " in table and "input checks" in table
     rows = {line.split(" | ")[1]: line.strip("| ").split(" | ") for line in table.splitlines()
             if line.startswith("| this checkout")}
-    assert rows["shift"][4:] == ["-", "-"]  # no audio of the target to analyse once
+    assert rows["shift"][4:] == ["-"] * 4  # no audio of the target to analyse once, nor to save
     assert float(rows["cells@world"][4]) > 0  # from audio of the target: also with it analysed once per round
+    assert float(rows["cells@world"][6]) > 0  # and read from its saved analysis on every call
+    with pytest.raises(SystemExit, match="last 1000.0 s"):  # references as long as asked for, or none
+        bench.pick_material(prepared, 1, 2, reference_seconds=1000.0)
 
 
 def test_an_options_twin_passes_only_when_rated_better_without_losing_words_or_the_voice(tmp_path):
