@@ -2,8 +2,9 @@
 """Real-time factor of the converter on one CPU thread, per manipulation and resynthesis, and the share of it
 the input checks take.
 
-Converts ``--utterances`` test utterances of a prepared corpus to another speaker, from ``--references``
-of that speaker's utterances (the issue's 9 s of reference: three sentences), through
+Converts ``--utterances`` test utterances of a prepared corpus to each of ``--targets`` other speakers, from
+``--references`` of each one's utterances lasting ``--reference_seconds`` or more (the issue's 9 s of reference:
+three sentences), through
 :func:`speechbrain_fdnf.convert.convert` as the command line does, once per ``--rows`` entry; reports the
 real-time factor (seconds of computation per second of converted audio, the median over ``--rounds``), its
 ratio to the paper's ``shift`` in the same run and, for a manipulation from audio of the target where the
@@ -77,20 +78,23 @@ def parse_row(spec):
     return build(name, **parsed), method, tracker
 
 
-def pick_material(prepared, utterances, references, reference_seconds=0.0):
-    """``(sources, target references, target speaker)`` from the prepared test split: the first speaker's
-    utterances are the sources, the first ``references`` utterances of the next speaker whose first ``references``
-    last ``reference_seconds`` or more in all (the issue measures with 9 s of reference) the references."""
+def pick_material(prepared, utterances, references, reference_seconds=0.0, targets=1):
+    """``(sources, {target speaker: references})`` from the prepared test split: the first speaker's utterances are
+    the sources; the targets, the next ``targets`` speakers whose first ``references`` utterances last
+    ``reference_seconds`` or more in all (the issue measures with 9 s of reference), those utterances their
+    references. How long a conversion takes depends on its target (the phones its audio lacks are resynthesised
+    through WORLD), so the timings are over several."""
     test = json.loads((Path(prepared) / "test.json").read_text())
     by_speaker = {}
     for entry in sorted(test.values(), key=lambda e: e["wav"]):
         by_speaker.setdefault(entry["speaker"], []).append(entry)
     speakers = sorted(by_speaker)
-    for target in speakers[1:]:
-        chosen = by_speaker[target][:references]
-        if sum(entry["duration"] for entry in chosen) >= reference_seconds:
-            return [entry["wav"] for entry in by_speaker[speakers[0]][:utterances]], [e["wav"] for e in chosen], target
-    raise SystemExit(f"no test speaker's first {references} utterances last {reference_seconds} s")
+    chosen = {speaker: [entry["wav"] for entry in by_speaker[speaker][:references]] for speaker in speakers[1:]
+              if sum(entry["duration"] for entry in by_speaker[speaker][:references]) >= reference_seconds}
+    if len(chosen) < targets:
+        raise SystemExit(f"{len(chosen)} test speakers' first {references} utterances last {reference_seconds} s, "
+                         f"{targets} asked for")
+    return [entry["wav"] for entry in by_speaker[speakers[0]][:utterances]], dict(list(chosen.items())[:targets])
 
 
 def median_seconds(rounds, work):
@@ -112,7 +116,8 @@ def main():
     parser.add_argument("--utterances", type=int, default=5)
     parser.add_argument("--references", type=int, default=3)
     parser.add_argument("--reference_seconds", type=float, default=9.0,
-                        help="the target: the first whose --references utterances last this long in all (default 9)")
+                        help="the targets: the first whose --references utterances last this long in all (default 9)")
+    parser.add_argument("--targets", type=int, default=3, help="target speakers each source is converted to")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", default="this checkout")
     parser.add_argument("--out", help="markdown file to write, or to append rows to")
@@ -121,44 +126,49 @@ def main():
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     factorizer = SpeechFactorizer.from_hparams(source=args.model)
-    sources, references, target = pick_material(args.prepared, args.utterances, args.references,
-                                                args.reference_seconds)
+    sources, targets = pick_material(args.prepared, args.utterances, args.references, args.reference_seconds,
+                                     args.targets)
     rate = factorizer.hparams.sample_rate
     source_audio = [factorizer.load_audio(path) for path in sources]
-    reference_audio = [factorizer.load_audio(path) for path in references]
-    seconds = sum(len(wav) for wav in source_audio) / rate
-    reference_seconds = sum(len(wav) for wav in reference_audio) / rate
+    target_audio = {speaker: [factorizer.load_audio(path) for path in paths] for speaker, paths in targets.items()}
+    reference_audio = [wav for audio in target_audio.values() for wav in audio]  # the input checks' share
+    seconds = sum(len(wav) for wav in source_audio) / rate * len(targets)  # converted audio: each source to each
+    reference_seconds = [sum(len(wav) for wav in audio) / rate for audio in target_audio.values()]
     rtf, rtf_once, rtf_saved = {}, {}, {}
-    saved = Path(tempfile.mkdtemp()) / "target.pt"
+    saved = {speaker: Path(tempfile.mkdtemp()) / "target.pt" for speaker in targets}
     if hasattr(factorizer, "load_target_audio"):
-        factorizer.target_audio(reference_audio).save(saved)
+        for speaker, audio in target_audio.items():
+            factorizer.target_audio(audio).save(saved[speaker])
     for spec, (manipulation, method, tracker) in rows.items():
-        options = {"target": factorizer.enrol(reference_audio)} if not manipulation.needs_references else \
-            {"references": reference_audio}
-        if method in PITCH_METHODS and "target" in options:
-            options["references"] = reference_audio  # WORLD's F0 register comes from the target's audio
+        options = {speaker: {"target": factorizer.enrol(audio)} if not manipulation.needs_references else
+                   {"references": audio} for speaker, audio in target_audio.items()}
+        for speaker, audio in target_audio.items():
+            if method in PITCH_METHODS and "target" in options[speaker]:
+                options[speaker]["references"] = audio  # WORLD's F0 register comes from the target's audio
+        with_references = "references" in next(iter(options.values()))
 
         def work(analysed_once=False, from_saved=False):
-            given = dict(options)
-            if analysed_once:
-                given["references"] = factorizer.target_audio(reference_audio)
-            for wav in source_audio:
-                if from_saved:  # the file read on every call, as the command line does for each --enrolment call
-                    given["references"] = factorizer.load_target_audio(saved)
-                convert(factorizer, wav.clone(), "speaker", manipulation=manipulation, method=method,
-                        f0_tracker=tracker, **given)
+            for speaker, audio in target_audio.items():
+                given = dict(options[speaker])
+                if analysed_once:
+                    given["references"] = factorizer.target_audio(audio)
+                for wav in source_audio:
+                    if from_saved:  # the file read on every call, as the command line does for each --enrolment call
+                        given["references"] = factorizer.load_target_audio(saved[speaker])
+                    convert(factorizer, wav.clone(), "speaker", manipulation=manipulation, method=method,
+                            f0_tracker=tracker, **given)
 
         rtf[spec] = median_seconds(args.rounds, work) / seconds
-        if "references" in options and hasattr(factorizer, "target_audio"):
+        if with_references and hasattr(factorizer, "target_audio"):
             rtf_once[spec] = median_seconds(args.rounds, lambda: work(analysed_once=True)) / seconds
-        if "references" in options and saved.is_file():
+        if with_references and all(path.is_file() for path in saved.values()):
             rtf_saved[spec] = median_seconds(args.rounds, lambda: work(from_saved=True)) / seconds
     check = getattr(factorizer, "audio_check", None)
     check_rate = None
     if check is not None:
         check_rate = median_seconds(args.rounds, lambda: [check.utterance(wav.clone(), "bench")
                                                           for wav in source_audio + reference_audio])
-        check_rate /= seconds + reference_seconds
+        check_rate /= seconds / len(targets) + sum(reference_seconds)
     peer = rtf.get("shift")
     header = ("| checkout | row | RTF | × shift | RTF, target analysed once | × shift | RTF, target read from its file "
               "per call | × shift |\n|---|---|---|---|---|---|---|---|\n")
@@ -175,10 +185,12 @@ def main():
     if args.out:
         out = Path(args.out)
         if not out.exists():
+            spans = ", ".join(f"{speaker} ({length:.1f} s)" for speaker, length in zip(targets, reference_seconds))
             out.write_text(f"# Converter real-time factor, one CPU thread\n\n{len(sources)} source utterances "
-                           f"({seconds:.1f} s) to speaker {target} from {len(references)} references "
-                           f"({reference_seconds:.1f} s), a model folder {tagger} a tagger; median of {args.rounds} "
-                           "rounds. Rows: `manipulation[:options][@resynthesis]` (gain unless named).\n\n" + header)
+                           f"({seconds / len(targets):.1f} s) to each of {len(targets)} target speakers from "
+                           f"{args.references} references of each: {spans}; a model folder {tagger} a tagger; median "
+                           f"of {args.rounds} rounds. Rows: `manipulation[:options][@resynthesis]` (gain unless "
+                           "named).\n\n" + header)
         with open(out, "a") as handle:
             handle.write(lines)
 

@@ -383,7 +383,7 @@ def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monk
     model, prepared = trained
     out = tmp_path / "rtf.md"
     monkeypatch.setattr("sys.argv", ["bench", "--model", str(model), "--prepared", str(prepared), "--utterances", "1",
-                                     "--references", "2", "--reference_seconds", "0", "--rounds", "1", "--rows",
+                                     "--references", "2", "--reference_seconds", "0", "--targets", "1", "--rounds", "1", "--rows",
                                      "shift", "cells@world",
                                      "--out", str(out)])
     bench.main()
@@ -395,6 +395,7 @@ def test_conversion_benchmark_times_each_row_it_is_given(trained, tmp_path, monk
     assert rows["shift"][4:] == ["-"] * 4  # no audio of the target to analyse once, nor to save
     assert float(rows["cells@world"][4]) > 0  # from audio of the target: also with it analysed once per round
     assert float(rows["cells@world"][6]) > 0  # and read from its saved analysis on every call
+    assert "to each of 1 target speakers" in table
     with pytest.raises(SystemExit, match="last 1000.0 s"):  # references as long as asked for, or none
         bench.pick_material(prepared, 1, 2, reference_seconds=1000.0)
 
