@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA path end to end, timed stage by stage, in a few minutes: the five models one epoch each on the
-# small embedded corpus, the phone tagger, every evaluation section (conversion through gain and WORLD,
-# DNSMOS included) and the command-line converter, all on DEVICE. Run it first when a GPU is lent, before
+# small embedded corpus, the phone tagger, the flow's and the converter's exactness against the CPU
+# (benchmarks/gpu_exactness.py), every evaluation section (conversion through gain and WORLD, DNSMOS included) and
+# the command-line converter, all on DEVICE. Run it first when a GPU is lent, before
 # any long run on it; DEVICE=cpu runs the same path on the CPU (benchmarks/latest_gpu_check_cpu.md).
 # Usage: DEVICE=cuda:0 bash benchmarks/gpu_check.sh [output_root]     (or: make gpu-check)
 # Writes <output_root>/gpu_check_times.md; stops at the first failing stage and names its log.
@@ -37,6 +38,8 @@ for model in fdnf nf dnf_phone dnf_speaker vae; do
 done
 stage "train tagger" "$PY" recipes/TIMIT/train_tagger.py hparams/phone_tagger.yaml --output_root="$root" --device="$DEVICE" \
     --number_of_epochs=1
+stage "exactness (against the CPU)" "$PY" benchmarks/gpu_exactness.py --model "$root/fdnf/1234/inference" \
+    --prepared "$root/prepared" --device "$DEVICE" --out "$root/gpu_exactness.md"
 stage "evaluate (every section)" "$PY" recipes/TIMIT/evaluate.py hparams/evaluate.yaml --output_root="$root" \
     --device="$DEVICE" --data_overrides="{embedded_corpus_size: small}" --train_missing=False \
     --knn_gates="[window, decoded]" --conversion_methods="[gain, world]" --phone_recognizer_overrides="{number_of_epochs: 1}" \

@@ -44,6 +44,7 @@ from speechbrain_fdnf.export import (
 )
 from speechbrain_fdnf.factors import FRAME_LEVEL_LABELS, is_frame_level
 from speechbrain_fdnf.features import splice
+from speechbrain_fdnf.lobes.precision import full_float32
 from speechbrain_fdnf.matching import (
     EDGE_FRAMES,
     UNIT_INTONATIONS,
@@ -329,7 +330,8 @@ class SpeechFactorizer(Pretrained):
         name = name or (str(inputs) if isinstance(inputs, (str, Path)) else None)
         if self._is_audio(inputs):
             wav = self.waveform(inputs, name)
-            return splice(self.hparams.compute_features(wav[None])[0], self.hparams.context)
+            with full_float32():  # the Mel filterbank's product: on a GPU as on a CPU, not in TensorFloat-32
+                return splice(self.hparams.compute_features(wav[None])[0], self.hparams.context)
         try:
             inputs = torch.as_tensor(inputs)
         except (TypeError, ValueError, RuntimeError) as err:

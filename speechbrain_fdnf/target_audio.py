@@ -221,8 +221,10 @@ class TargetAudio:
                 target._computed[("register", tracker)] = LogF0Statistics(float(register[0]), float(register[1]),
                                                                           int(register[2]))
                 kept.append(f"{tracker} register")
-        logger.info("%s: %d references, saved analysis used: %s", path, len(items), ", ".join(kept) or "none "
-                    "(another model saved it: analysed again)")
+        again = [name for name in ("codes", "tagged posteriors") if name not in kept
+                 and (name == "codes" or factorizer.tagger is not None)]
+        logger.info("%s: %d references; saved analysis used: %s%s", path, len(items), ", ".join(kept) or "none",
+                    f"; analysed again: {', '.join(again)} (this model analyses the first frames otherwise)" if again else "")
         return target
 
 

@@ -433,3 +433,15 @@ def test_an_options_twin_passes_only_when_rated_better_without_losing_words_or_t
     path.write_text(json.dumps({"seeds": [1234], "conversion": {"block": "valid speakers", "rows": rows}}))
     choose.main([str(path), *words])
     assert "does not pass: told from real readings more easily (38.000 against 45.000)" in out.read_text()
+
+
+def test_the_gpu_exactness_check_compares_every_conversion_and_a_saved_target_between_devices(trained, tmp_path):
+    exactness = load_bench("gpu_exactness")
+    model, prepared = trained
+    out = tmp_path / "exactness.md"
+    # on a machine without a GPU it compares the CPU with itself: every check runs, and must pass
+    assert exactness.main(["--model", str(model), "--prepared", str(prepared), "--device", "cpu", "--utterances", "1",
+                           "--out", str(out)]) == 0
+    table = out.read_text()
+    assert "| full float32 (the package's) |" in table and "| units @ gain | 0.00e+00 | 1.00000 |" in table
+    assert "| cpu | cpu | yes | yes |" in table and "Checks: all passed" in table

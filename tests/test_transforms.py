@@ -390,3 +390,36 @@ def test_a_coupling_is_one_class_and_one_registry_entry(monkeypatch):
     assert torch.allclose(log_det, torch.zeros(7)) and torch.allclose(flow.decode(z), x, atol=1e-5)
     with pytest.raises(ValueError, match="coupling must be one of"):
         RealNVP(DIM, coupling="glow")
+
+
+@pytest.fixture()
+def tensorfloat32_on():
+    """TensorFloat-32 turned on for CUDA products, as ``import speechbrain`` leaves it; the settings restored after."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_a_flow_multiplies_in_full_float32_where_speechbrain_turned_tensorfloat32_on(tensorfloat32_on):
+    from speechbrain_fdnf.lobes.base import InvertibleTransform
+    from speechbrain_fdnf.lobes.flows import SequentialFlow
+
+    seen = []
+
+    class Probe(InvertibleTransform):  # records the CUDA products' precision where the flow's transforms run
+        def forward(self, x):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            return x, x.new_zeros(x.shape[:-1])
+
+        def inverse(self, z):
+            return self.forward(z)
+
+    flow = SequentialFlow([ActNorm(4), Probe(), InvertibleLinear(4)])
+    x = torch.randn(5, 4)
+    flow.decode(flow.encode(x)[0])
+    assert seen == [(False, False)] * 2
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32  # restored after
+    with pytest.raises(RuntimeError):  # restored after an error too
+        flow.encode(torch.randn(5, 3))
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32

@@ -13,6 +13,7 @@ from speechbrain_fdnf.lobes.fused import normalized_linear
 from speechbrain_fdnf.lobes.linear import InvertibleLinear
 from speechbrain_fdnf.lobes.normalization import ActNorm
 from speechbrain_fdnf.lobes.permutations import Permutation
+from speechbrain_fdnf.lobes.precision import full_float32
 
 #: Mixings between couplings by the name ``RealNVP(mixing=...)`` takes: a constructor of ``dim``, or None.
 MIXINGS = {
@@ -59,30 +60,33 @@ class SequentialFlow(InvertibleTransform):
         """Returns ``(z, log_abs_det)`` after every transform in order.
 
         An ActNorm followed by an LU map runs as one affine map
-        (:func:`~speechbrain_fdnf.lobes.fused.normalized_linear`), with the same result.
+        (:func:`~speechbrain_fdnf.lobes.fused.normalized_linear`), with the same result. Products run in full
+        float32 (:func:`~speechbrain_fdnf.lobes.precision.full_float32`: never TensorFloat-32 on a GPU).
         """
         log_det, index = x.new_zeros(x.shape[:-1]), 0
-        while index < len(self.transforms):
-            if self._fusible(index):
-                x, step = normalized_linear(self.transforms[index], self.transforms[index + 1], x)
-                index += 2
-            else:
-                x, step = self.transforms[index](x)
-                index += 1
-            log_det = log_det + step
+        with full_float32():
+            while index < len(self.transforms):
+                if self._fusible(index):
+                    x, step = normalized_linear(self.transforms[index], self.transforms[index + 1], x)
+                    index += 2
+                else:
+                    x, step = self.transforms[index](x)
+                    index += 1
+                log_det = log_det + step
         return x, log_det
 
     def inverse(self, z):
-        """Returns ``(x, log_abs_det)`` after every inverse in reverse order."""
+        """Returns ``(x, log_abs_det)`` after every inverse in reverse order (in full float32, as :meth:`forward`)."""
         log_det, index = z.new_zeros(z.shape[:-1]), len(self.transforms) - 1
-        while index >= 0:
-            if index > 0 and self._fusible(index - 1):
-                z, step = normalized_linear(self.transforms[index - 1], self.transforms[index], z, inverse=True)
-                index -= 2
-            else:
-                z, step = self.transforms[index].inverse(z)
-                index -= 1
-            log_det = log_det + step
+        with full_float32():
+            while index >= 0:
+                if index > 0 and self._fusible(index - 1):
+                    z, step = normalized_linear(self.transforms[index - 1], self.transforms[index], z, inverse=True)
+                    index -= 2
+                else:
+                    z, step = self.transforms[index].inverse(z)
+                    index -= 1
+                log_det = log_det + step
         return z, log_det
 
     def encode(self, x):

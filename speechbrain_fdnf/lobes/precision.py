@@ -1,12 +1,15 @@
-"""Where bfloat16 pays off: whether a device multiplies bfloat16 matrices in hardware.
+"""Where bfloat16 pays off: whether a device multiplies bfloat16 matrices in hardware; and float32 that is
+float32 on a GPU.
 
 The couplings lower their conditioners to bfloat16 in training steps only where this says so
-(``training_precision: auto``).
+(``training_precision: auto``). Everywhere else the flow's products are float32 in full
+(:func:`full_float32`), also where SpeechBrain has turned TensorFloat-32 on.
 
 Authors
  * speechbrain-fdnf developers
 """
 
+import contextlib
 import functools
 
 import torch
@@ -39,3 +42,32 @@ def has_native_bfloat16(device):
     """
     device = torch.device(device)
     return _native_bfloat16(device.type, device.index)
+
+
+@contextlib.contextmanager
+def full_float32():
+    """Inside the block, float32 matrix products and convolutions on CUDA in full float32, not TensorFloat-32;
+    the settings before are restored after it (on a CPU it changes nothing).
+
+    SpeechBrain turns TensorFloat-32 on for every CUDA product when it is imported (``allow_tf32`` in
+    ``speechbrain.utils.quirks``). Its 10-bit mantissa is the rounding that a flow's inverse cannot undo (a rounded
+    conditioner input is a step function, :class:`~speechbrain_fdnf.lobes.couplings.SplitCoupling`): on an H200 the
+    codes of a trained f-DNF moved by 5e-2 between the GPU and the CPU with it, by 3e-5 without. The flows run
+    their transforms inside this block (``SequentialFlow``); bfloat16 autocast, where training lowers the
+    conditioners on purpose, is not affected by it.
+
+    Example
+    -------
+    >>> torch.backends.cuda.matmul.allow_tf32 = True  # as SpeechBrain leaves it
+    >>> with full_float32():
+    ...     torch.backends.cuda.matmul.allow_tf32
+    False
+    >>> torch.backends.cuda.matmul.allow_tf32
+    True
+    """
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
