@@ -43,11 +43,14 @@ logger = logging.getLogger(__name__)
 #: What a file written by :meth:`TargetAudio.save` says it is, and the version of its layout.
 SAVED_FORMAT = "speechbrain-fdnf analysed target"
 SAVED_VERSION = 1
+#: What such a file holds besides those two.
+SAVED_FIELDS = {"sample_rate", "names", "audio", "codes", "tagged", "tagger_check", "registers"}
 #: Frames of the first reference whose codes and tagged posteriors a loading model computes again and compares with
 #: the saved ones: a model whose weights, normalisation, features or tagger differ analyses them otherwise.
 CHECKED_FRAMES = 50
 #: How far (absolute) a loading model's analysis of those frames may lie from the saved one for the saved analysis
-#: to be used (CPU against GPU: about 1e-5); beyond it the audio is analysed again.
+#: to be used (the codes of one model on a GPU and on a CPU: 3e-5, docs/RESULTS.md 6zb); beyond it the audio is
+#: analysed again.
 AGREEMENT = 1e-3
 
 
@@ -198,6 +201,9 @@ class TargetAudio:
         if saved.get("version", 0) > SAVED_VERSION:
             raise InputError(f"{path}: a saved target of layout version {saved['version']}, newer than this package "
                              f"reads ({SAVED_VERSION}): upgrade speechbrain-fdnf, or analyse the audio again")
+        missing = sorted(SAVED_FIELDS - set(saved))
+        if missing or not saved["audio"] or not all(torch.is_tensor(item) for item in saved["audio"]):
+            raise InputError(f"{path}: a damaged saved target ({'no ' + ', '.join(missing) if missing else 'no audio'})")
         rate = int(factorizer.hparams.sample_rate)
         if saved["sample_rate"] != rate:
             raise InputError(f"{path}: audio at {saved['sample_rate']} Hz, and this model works at {rate} Hz: analyse "

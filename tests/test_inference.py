@@ -566,11 +566,14 @@ def test_a_saved_target_that_cannot_serve_is_refused_naming_the_file(flow, train
     flow.target_audio(other).save(path)
     saved = torch.load(path, weights_only=True)
     for change, problem in (({"sample_rate": 8000}, "8000 Hz"), ({"version": 99}, "newer"),
-                            ({"audio": [torch.full((16000,), float("nan"))]}, "NaN")):
+                            ({"audio": [torch.full((16000,), float("nan"))]}, "NaN"), ({"audio": []}, "damaged")):
         torch.save({**saved, **change}, tmp_path / "changed.pt")
         with pytest.raises(InferenceInputError, match=problem) as error:
             flow.load_target_audio(tmp_path / "changed.pt")
         assert "changed.pt" in str(error.value)
+    torch.save({key: value for key, value in saved.items() if key != "codes"}, tmp_path / "changed.pt")
+    with pytest.raises(InferenceInputError, match="changed.pt: a damaged saved target .no codes."):
+        flow.load_target_audio(tmp_path / "changed.pt")
     with pytest.raises(InferenceInputError, match="features"):  # a target given as features has no audio to save
         flow.target_audio([flow.features(item) for item in other]).save(tmp_path / "features.pt")
     assert not (tmp_path / "features.pt").exists()
