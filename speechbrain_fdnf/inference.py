@@ -685,7 +685,7 @@ class SpeechFactorizer(Pretrained):
     @torch.no_grad()
     def select_units(self, inputs, factor, references, join=1.0, neighbours=1.0, duration=1.0, smooth=1, decode=True,
                      tagged=True, source_fallback=False, joins="fixed", intonation="ignored", stretch="uniform",
-                     source_phones=(), neighbour_distance="identity"):
+                     source_phones=(), neighbour_distance="identity", confident=0.0):
         """For every frame of ``inputs``, one real frame of ``references``, chosen a phone at a time: each run of
         one kept class (a phone, as the gate of :meth:`match` infers it) takes one whole run of the same class
         from the references, the nearest in the kept factors' subspaces over its three thirds and heard between
@@ -727,6 +727,10 @@ class SpeechFactorizer(Pretrained):
             times how far apart the two phones' prior means lie in the kept factor's subspace (against the median
             over all pairs of phones): a rendition heard between phones like the input's costs little. Only where
             one factor is kept.
+        confident : float
+            With ``source_fallback`` and the tagger (``tagged``, the folder has one), the mean posterior the tagger
+            must give a run's phone over the run for the run to take a rendition of it; a run below keeps the input's
+            own frames, as a phone the references lack does (0: every run takes one).
 
         Returns
         -------
@@ -767,12 +771,17 @@ class SpeechFactorizer(Pretrained):
             means = self.engine.prior.means(matcher.kept[0]).detach().float().cpu()
             distance = torch.cdist(means, means)
             distance = distance / distance[~torch.eye(len(means), dtype=torch.bool)].median().clamp_min(1e-8)
+        confidence = None
+        if confident > 0 and source_fallback and self._uses_tagger(tagged, matcher.kept):
+            posteriors = space["source"].tagged_posteriors()  # read once with the phones, not tagged again
+            confidence = posteriors.gather(1, classes["query_classes"].to(posteriors.device)[:, None])[:, 0].cpu()
         return segment_selection(matcher.embed(space["codes"]).cpu(), classes["query_classes"].cpu(),
                                  matcher.embed(space["pool_codes"]).cpu(), classes["pool_classes"].cpu(),
                                  space["lengths"], join=join, neighbours=neighbours, duration=duration,
                                  query_fallback=source_fallback, pool_frames=pool_frames,
                                  edges=EDGE_FRAMES if stretch == "middle" else 0, query_own=own,
-                                 class_distance=distance, **pitch)
+                                 class_distance=distance, query_confidence=confidence, confident=confident,
+                                 **pitch)
 
     @torch.no_grad()
     def transfer(self, inputs, factor, references, shrink=5.0, tagged=False, keep_phone=False, space="latent"):
@@ -867,8 +876,8 @@ class SpeechFactorizer(Pretrained):
         if gate:  # one utterance per input sequence and per reference
             queries = torch.arange(len(codes) // feats.shape[-2]).repeat_interleave(feats.shape[-2])
             keys = torch.arange(len(references)).repeat_interleave(torch.tensor(lengths))
-            if self._uses_tagger(tagged, kept):
-                phones = {"phone": self.tagged_phones(feats)}, {"phone": references.tagged_phones()}
+            if self._uses_tagger(tagged, kept):  # both read from their analyses, so tagged once per call
+                phones = {"phone": source.tagged_phones()}, {"phone": references.tagged_phones()}
             else:
                 phones = {}, {}
             classes = {"query_classes": matcher.classes(codes, queries, phones[0]),

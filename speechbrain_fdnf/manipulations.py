@@ -275,6 +275,16 @@ CONSONANT_SOURCES = {
               "fallback: moved toward the target's voice): the target's voice carried by the voiced phones",
 }
 
+#: The tagger's mean posterior of a run's phone under which ``units --unsure fallback`` does not give the run a
+#: rendition of that phone: fixed before any run at one half (the tagger finds the phone less likely than not).
+UNSURE_BELOW = 0.5
+#: What ``units`` hears where the tagger is unsure of a phone (its ``unsure`` option).
+UNSURE_PHONES = {
+    "target": "the target's rendition of the phone the tagger names, as everywhere",
+    "fallback": "the source's own frames through the fallback, as a phone the target's audio lacks: a wrong rendition "
+                "is a phone error, the source's frames keep whichever phone it is",
+}
+
 
 @register
 class Units(Manipulation):
@@ -299,20 +309,24 @@ class Units(Manipulation):
                "consonants": Option.named("target", f"where the unvoiced consonants ({' '.join(UNVOICED_CONSONANTS)}) "
                                                     "come from", CONSONANT_SOURCES),
                "neighbour_distance": Option.named("identity", "how unlike two neighbouring phones are",
-                                                  UNIT_NEIGHBOUR_DISTANCES)}
+                                                  UNIT_NEIGHBOUR_DISTANCES),
+               "unsure": Option.named("target", f"a phone the tagger names with a mean posterior under "
+                                                f"{UNSURE_BELOW:g} over its run", UNSURE_PHONES)}
 
     def check(self, factor, target, references):
         Select.check(self, factor, target, references)
-        if self.consonants == "source" and self.fallback == "nearest":
-            raise ValueError("units: consonants 'source' are heard through the fallback, and fallback 'nearest' hears "
-                             "no source frames: choose another fallback")
+        for option, value in (("consonants", "source"), ("unsure", "fallback")):
+            if getattr(self, option) == value and self.fallback == "nearest":
+                raise ValueError(f"units: {option} {value!r} are heard through the fallback, and fallback 'nearest' "
+                                 "hears no source frames: choose another fallback")
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         return factorizer.select_units(wav, factor, references, join=self.join, neighbours=self.neighbours,
                                        duration=self.duration, tagged=self.tagger, source_fallback=self.fallback != "nearest",
                                        joins=self.joins, intonation=self.intonation, stretch=self.stretch,
                                        source_phones=UNVOICED_CONSONANTS if self.consonants == "source" else (),
-                                       neighbour_distance=self.neighbour_distance)
+                                       neighbour_distance=self.neighbour_distance,
+                                       confident=UNSURE_BELOW if self.unsure == "fallback" else 0.0)
 
 
 def build(name, **options):

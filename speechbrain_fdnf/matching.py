@@ -327,7 +327,8 @@ def join_distances(frames, first, count):
 
 def segment_selection(query_points, query_classes, pool_points, pool_classes, pool_lengths, join=1.0,
                       neighbours=1.0, duration=1.0, query_fallback=False, pool_frames=None, query_pitch=None,
-                      pool_pitch=None, intonation=1.0, edges=0, query_own=(), class_distance=None):
+                      pool_pitch=None, intonation=1.0, edges=0, query_own=(), class_distance=None,
+                      query_confidence=None, confident=0.0):
     """One pool frame per query frame, chosen a whole segment at a time (unit selection of phones).
 
     The query (one utterance) and the pool (utterances of ``pool_lengths``, concatenated) are cut into
@@ -348,7 +349,8 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     segment has takes, frame by frame, the nearest pool frames of any class
     (:func:`continuous_selection`, ``join`` as its continuity), or with ``query_fallback`` its own frames: index
     ``len(pool) + i`` stands for query frame ``i`` (the pool followed by the query); so do the segments of the
-    classes ``query_own``, whatever the pool has.
+    classes ``query_own``, whatever the pool has, and those whose ``query_confidence`` (each frame's probability of
+    its class) averages under ``confident``: a class the query may not have is not given the pool's rendition of it.
 
     Arguments
     ---------
@@ -377,6 +379,11 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     class_distance : torch.Tensor, optional
         ``(classes, classes)`` how unlike two classes are (0 for a class and itself): a neighbour that differs
         costs that much instead of 1 (an utterance's edge against a class still 1).
+    query_confidence : torch.Tensor, optional
+        ``(query frames,)`` each frame's probability of its class (e.g. the tagger's posterior of its phone).
+    confident : float
+        With ``query_fallback`` and ``query_confidence``, the mean confidence a query segment needs to take a pool
+        segment; below it, it keeps its own frames (0: every segment takes one).
 
     Returns
     -------
@@ -399,6 +406,11 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     >>> segment_selection(torch.zeros(5, 1), torch.tensor([1, 1, 1, 4, 4]), pool_points, pool_classes, [4, 5],
     ...                   neighbours=0.0, query_fallback=True).tolist()
     [0, 1, 1, 12, 13]
+    >>> # ... and so are those of a segment whose class is in doubt (the 2s at 0.4 on average, under 0.5)
+    >>> segment_selection(torch.zeros(6, 1), query, pool_points, pool_classes, [4, 5], neighbours=0.0,
+    ...                   query_fallback=True, query_confidence=torch.tensor([0.9, 0.9, 0.9, 0.3, 0.5, 0.4]),
+    ...                   confident=0.5).tolist()
+    [0, 1, 1, 12, 13, 14]
     >>> # ... and so are those of a class it has (1) where query_own names it
     >>> segment_selection(torch.zeros(5, 1), torch.tensor([1, 1, 1, 4, 4]), pool_points, pool_classes, [4, 5],
     ...                   neighbours=0.0, query_fallback=True, query_own=[1]).tolist()
@@ -443,6 +455,9 @@ def segment_selection(query_points, query_classes, pool_points, pool_classes, po
     joins = join * join_distances(pool_frames, pool_first, pool_count) if pool_frames is not None else None
     if query_fallback and len(query_own):  # served by the query's own frames: no pool segment can serve them
         cost = cost.masked_fill(torch.isin(query_class, torch.as_tensor(list(query_own)))[:, None], float("inf"))
+    if query_fallback and query_confidence is not None and confident > 0:  # ... nor where its class is in doubt
+        doubtful = segment_summaries(query_confidence.float()[:, None], query_first, query_count, parts=1)[:, 0] < confident
+        cost = cost.masked_fill(doubtful[:, None], float("inf"))
     covered = torch.isfinite(cost).any(dim=1)
     # Viterbi over the pool segments: the step from segment i to i + 1 of the same utterance is free, any other
     # costs join; a query segment no pool segment can serve breaks the chain (its frames are chosen apart)

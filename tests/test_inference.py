@@ -653,6 +653,35 @@ def test_the_command_saves_a_target_analysed_once_and_converts_from_it_as_from_i
         convert_main([*model, "--wav", str(utterance[0]), "--speaker", utterance[1], "--save_enrolment", str(saved)])
 
 
+def test_units_unsure_of_a_phone_keep_the_sources_frames_and_tag_each_utterance_once(trained, utterance, monkeypatch):
+    from speechbrain_fdnf.convert import convert
+    from speechbrain_fdnf.lobes.tagger import FrameTagger
+    from speechbrain_fdnf.manipulations import UNSURE_BELOW, build
+
+    flow = SpeechFactorizer.from_hparams(source=trained[0])
+    flow.tagger = FrameTagger(input_size=flow.hparams.compute_features.compute_fbanks.n_mels,
+                              num_classes=len(flow.labels("phone")), hidden_size=8, num_layers=1)
+    other = other_voices(flow, trained, utterance, 2)
+    pool_frames = sum(len(flow.features(item)) for item in other)
+    tagged = []
+    tag = FrameTagger.log_posteriors
+    monkeypatch.setattr(FrameTagger, "log_posteriors", lambda self, feats: tagged.append(len(feats)) or tag(self, feats))
+    sure = flow.select_units(utterance[0], "speaker", other, source_fallback=True)
+    assert len(tagged) == 1 + len(other)  # the source and each reference, once each
+    assert (sure < pool_frames).any()  # phones the references have take renditions
+    # an untrained tagger is sure of nothing (its posteriors near 1 / 39): every run keeps the source's own frames
+    tagged.clear()
+    unsure = flow.select_units(utterance[0], "speaker", other, source_fallback=True, confident=UNSURE_BELOW)
+    assert len(tagged) == 1 + len(other) and torch.equal(unsure, pool_frames + torch.arange(len(unsure)))
+    # ... and the manipulation hears them through its fallback (the source's frames, here as they are)
+    converted = convert(flow, utterance[0], "speaker", references=other,
+                        manipulation=build("units", unsure="fallback", fallback="source"))
+    wav = flow.load_audio(utterance[0])
+    assert torch.corrcoef(torch.stack([converted, wav]))[0, 1] > 0.99
+    with pytest.raises(ValueError, match="unsure 'fallback'"):
+        build("units", unsure="fallback", fallback="nearest").check("speaker", None, other)
+
+
 def test_units_take_each_phone_whole_from_one_rendition_of_the_same_phone(flow, trained, utterance):
     from speechbrain_fdnf.matching import segment_table, utterance_starts
 
