@@ -631,6 +631,7 @@ CHOICE_WORDS = {
     "consistency": {"none": "frames as overlap-added", "griffin_lim": "phases made consistent"},
     "consonants": {"target": "target's unvoiced consonants", "source": "source's unvoiced consonants"},
     "neighbour_distance": {"identity": "neighbours alike or not", "prior": "neighbours by their prior means"},
+    "unsure": {"target": "renditions of every tagged phone", "fallback": "fallback where the tagger is unsure"},
 }
 
 
