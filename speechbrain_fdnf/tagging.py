@@ -97,6 +97,9 @@ class TaggerBrain(sb.Brain):
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats={"loss": self.train_loss},
                                                 valid_stats={"loss": stage_loss, "accuracy": accuracy})
+            annealing = getattr(self.hparams, "lr_annealing", None)
+            if annealing is not None:  # the next epoch's rate (the optimizer, and so the rate, is checkpointed)
+                sb.nnet.schedulers.update_learning_rate(self.optimizer, annealing(epoch)[1])
             self.checkpointer.save_and_keep_only(meta={"accuracy": accuracy}, max_keys=["accuracy"])
         else:
             self.test_accuracy = accuracy
@@ -110,11 +113,13 @@ def padding_mask(batch):
 
 
 def train_tagger(frames, num_classes, folder, number_of_epochs=10, batch_size=8, lr=0.002, run_opts=None,
-                 augmentation=None, **architecture):
+                 augmentation=None, final_lr=None, **architecture):
     """Trains a :class:`FrameTagger` on ``frames["train"]`` (:func:`utterance_frames`), keeping the epoch with
     the best valid frame accuracy; checkpoints and the training log in ``folder`` (a killed run resumes).
     ``augmentation``: a function of each training batch's ``(batch, frames, features)`` log-Mel frames that
-    leaves every frame's phone where it is (e.g. SpeechBrain's frequency ``Warping``, ``dim=2``).
+    leaves every frame's phone where it is (e.g. SpeechBrain's frequency ``Warping``, ``dim=2``). ``final_lr``:
+    the learning rate of the last epoch, reached linearly from ``lr`` over the epochs (SpeechBrain's
+    ``LinearScheduler``); ``None``: ``lr`` throughout.
 
     Returns
     -------
@@ -129,7 +134,9 @@ def train_tagger(frames, num_classes, folder, number_of_epochs=10, batch_size=8,
     checkpointer = sb.utils.checkpoints.Checkpointer(folder / "save", recoverables={"tagger": tagger, "epochs": epochs})
     brain = TaggerBrain(modules={"tagger": tagger}, opt_class=lambda params: torch.optim.Adam(params, lr=lr),
                         hparams={"train_logger": sb.utils.train_logger.FileTrainLogger(folder / "train_log.txt"),
-                                 "augmentation": augmentation},
+                                 "augmentation": augmentation,
+                                 "lr_annealing": None if final_lr is None else
+                                 sb.nnet.schedulers.LinearScheduler(lr, final_lr, number_of_epochs)},
                         run_opts=dict(run_opts or {}, noprogressbar=True), checkpointer=checkpointer)
     loader = {"batch_size": batch_size, "collate_fn": PaddedBatch}
     brain.fit(epochs, TaggerDataset(frames["train"]), TaggerDataset(frames["valid"]),

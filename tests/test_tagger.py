@@ -91,6 +91,29 @@ def test_the_augmentation_changes_training_batches_only(tmp_path):
     assert all(torch.equal(frames["train"][uid][0], feats) for uid, feats in kept.items())
 
 
+def test_the_learning_rate_falls_linearly_to_the_final_one_and_resumes_there(tmp_path, monkeypatch):
+    """With ``final_lr`` each epoch trains at its point of the line from ``lr`` to ``final_lr``; a run resumed from
+    its checkpoints goes on at the rate it had reached; without it, ``lr`` throughout."""
+    from speechbrain_fdnf.tagging import TaggerBrain, train_tagger
+
+    torch.manual_seed(0)
+    frames = {split: {f"{split}{i}": (torch.randn(5 + i, 6), torch.randint(3, (5 + i,))) for i in range(count)}
+              for split, count in (("train", 4), ("valid", 2))}
+    rates = []
+    fit_batch = TaggerBrain.fit_batch
+    monkeypatch.setattr(TaggerBrain, "fit_batch", lambda self, batch: rates.append(
+        self.optimizer.param_groups[0]["lr"]) or fit_batch(self, batch))
+    options = dict(batch_size=4, lr=0.004, hidden_size=8, num_layers=1)
+    train_tagger(frames, 3, tmp_path / "annealed", number_of_epochs=3, final_lr=0.001, **options)
+    assert [round(rate, 6) for rate in rates] == [0.004, 0.0025, 0.001]  # one batch per epoch
+    rates.clear()
+    train_tagger(frames, 3, tmp_path / "annealed", number_of_epochs=4, final_lr=0.001, **options)  # resumed
+    assert [round(rate, 6) for rate in rates] == [0.001]
+    rates.clear()
+    train_tagger(frames, 3, tmp_path / "constant", number_of_epochs=2, **options)
+    assert rates == [0.004, 0.004]
+
+
 @pytest.mark.slow
 def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use_it(trained, tmp_path):
     from speechbrain_fdnf.inference import SpeechFactorizer

@@ -57,7 +57,8 @@ def main(argv):
     warping = hparams["augmentation"] if hparams.get("warp_window") else None
     tagger = train_tagger({"train": frames["train"], "valid": frames["valid"]}, num_classes, output,
                           number_of_epochs=hparams["number_of_epochs"], batch_size=hparams["batch_size"],
-                          lr=hparams["lr"], run_opts=run_opts, augmentation=warping, hidden_size=hparams["hidden_size"],
+                          lr=hparams["lr"], final_lr=hparams.get("final_lr"), run_opts=run_opts, augmentation=warping,
+                          hidden_size=hparams["hidden_size"],
                           num_layers=hparams["num_layers"], dropout=hparams["dropout"],
                           normalization=hparams["normalization"])
     seconds = time.time() - started
