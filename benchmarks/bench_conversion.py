@@ -28,6 +28,7 @@ Writes (or appends rows to) ``--out``.
 
 import argparse
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -135,7 +136,8 @@ def main():
     seconds = sum(len(wav) for wav in source_audio) / rate * len(targets)  # converted audio: each source to each
     reference_seconds = [sum(len(wav) for wav in audio) / rate for audio in target_audio.values()]
     rtf, rtf_once, rtf_saved = {}, {}, {}
-    saved = {speaker: Path(tempfile.mkdtemp()) / "target.pt" for speaker in targets}
+    folder = Path(tempfile.mkdtemp())  # the saved targets, removed at the end
+    saved = {speaker: folder / f"{speaker}.pt" for speaker in targets}
     if hasattr(factorizer, "load_target_audio"):
         for speaker, audio in target_audio.items():
             factorizer.target_audio(audio).save(saved[speaker])
@@ -163,6 +165,7 @@ def main():
             rtf_once[spec] = median_seconds(args.rounds, lambda: work(analysed_once=True)) / seconds
         if with_references and all(path.is_file() for path in saved.values()):
             rtf_saved[spec] = median_seconds(args.rounds, lambda: work(from_saved=True)) / seconds
+    shutil.rmtree(folder)
     check = getattr(factorizer, "audio_check", None)
     check_rate = None
     if check is not None:

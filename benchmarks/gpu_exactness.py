@@ -22,6 +22,7 @@ inversion error over 1e-3, a saved target not used on the other device, or conve
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -142,6 +143,7 @@ def main(argv=None):
         for path in sources:
             convert(on_device, path, "speaker", references=given())
         lines.append(f"| {label} | {(time.perf_counter() - start) / seconds:.4f} |")
+    shutil.rmtree(folder)
     lines += ["", "Checks: " + ("all passed" if not failures else "FAILED: " + "; ".join(failures))]
     text = "\n".join(lines) + "\n"
     print(text)
