@@ -50,10 +50,9 @@ def pick(prepared, utterances):
     return by_speaker[speakers[0]][:utterances], by_speaker[speakers[1]][:3]
 
 
-def flow_exactness(model, device, sources):
-    """``(inversion error on device, codes' largest device-CPU difference)`` over ``sources``."""
-    on_device = SpeechFactorizer.from_hparams(source=model, run_opts={"device": device})
-    on_cpu = SpeechFactorizer.from_hparams(source=model, run_opts={"device": "cpu"})
+def flow_exactness(on_device, on_cpu, sources):
+    """``(inversion error on the device, codes' largest device-CPU difference)`` over ``sources``, by one model loaded
+    on the device and on the CPU."""
     inversion = codes = 0.0
     for path in sources:
         feats = on_device.features(path)
@@ -98,15 +97,15 @@ def main(argv=None):
               f"{len(sources)} test utterances, 3 references.\n",
               "| the flow's and the features' products | inversion error on the device | codes, device against CPU |",
               "|---|---|---|"]
+    on_device = SpeechFactorizer.from_hparams(source=args.model, run_opts={"device": args.device})
+    on_cpu = SpeechFactorizer.from_hparams(source=args.model, run_opts={"device": "cpu"})
     for label, setting in (("full float32 (the package's)", contextlib.nullcontext),
                            ("left to SpeechBrain's setting (before)", products_as_speechbrain_left_them)):
         with setting():
-            inversion, codes = flow_exactness(args.model, args.device, sources)
+            inversion, codes = flow_exactness(on_device, on_cpu, sources)
         if setting is contextlib.nullcontext:
             check(inversion <= INVERSION_TOLERANCE, f"inversion error {inversion:.2e}")
         lines.append(f"| {label} | {inversion:.2e} | {codes:.2e} |")
-    on_device = SpeechFactorizer.from_hparams(source=args.model, run_opts={"device": args.device})
-    on_cpu = SpeechFactorizer.from_hparams(source=args.model, run_opts={"device": "cpu"})
     lines += ["", "| conversion | largest sample difference, device against CPU | correlation |", "|---|---|---|"]
     for manipulation, method in (("shift", "gain"), ("shift", "world_voiced"), ("cells", "gain"),
                                  ("cells", "world_voiced"), ("knn", "gain"), ("select", "gain"), ("units", "gain")):

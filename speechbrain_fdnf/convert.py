@@ -656,7 +656,7 @@ def main(argv=None):
         with_audio = bool(args.enrol or args.enrolment)
         manipulation = resolve(args.manipulation, with_audio, serves_tagged_default(factorizer, factor))
         if REGISTRY[manipulation].needs_references and not with_audio:
-            parser.error(f"--manipulation {manipulation} works from audio of the target: give it with --enrol")
+            parser.error(f"--manipulation {manipulation} works from audio of the target: give it with --enrol (or --enrolment)")
         # checked and analysed once (or read back analysed)
         references = factorizer.target_audio(args.enrol) if args.enrol else \
             factorizer.load_target_audio(args.enrolment) if args.enrolment else None

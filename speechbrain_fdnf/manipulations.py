@@ -148,7 +148,7 @@ class Manipulation:
     def check(self, factor, target, references):
         """Refuses a call this manipulation cannot serve (a ``ValueError`` saying what is missing)."""
         if self.needs_references and references is None:
-            raise ValueError(f"manipulation {self.name!r} works from audio of the target: give references (--enrol)")
+            raise ValueError(f"manipulation {self.name!r} works from audio of the target: give references (--enrol or --enrolment)")
 
     def frames(self, factorizer, feats, factor, target=None, source=None, references=None, wav=None):
         """The manipulated raw features of ``feats`` (or, for ``resynthesis == "frames"``, reference frame indices).
