@@ -15,9 +15,10 @@ from speechbrain_fdnf.tagging import load_tagger, save_tagger
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("normalization", ["global", "utterance"])
-def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, normalization):
-    tagger = FrameTagger(input_size=6, num_classes=4, hidden_size=8, num_layers=2, normalization=normalization).eval()
+@pytest.mark.parametrize("normalization, cnn_channels", [("global", 0), ("utterance", 0), ("utterance", 3)])
+def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, normalization, cnn_channels):
+    tagger = FrameTagger(input_size=6, num_classes=4, hidden_size=8, num_layers=2, normalization=normalization,
+                         cnn_channels=cnn_channels).eval()
     utterances = [torch.randn(20 + i, 6) * 3 + 1 + i for i in range(3)]
     tagger.fit_normalization(utterances)
     centred = torch.cat([u - u.mean(dim=0) for u in utterances]) if normalization == "utterance" else torch.cat(utterances)
@@ -35,14 +36,18 @@ def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, nor
     padding_moved = feats.clone()
     padding_moved[1, 7:] += 50.0
     torch.testing.assert_close(loaded(padding_moved, lengths)[1, :7], loaded(feats, lengths)[1, :7])
+    # a padded utterance is tagged as it is alone (the convolutional front end never reads the padding)
+    torch.testing.assert_close(loaded(feats, lengths)[1, :7], loaded(feats[1:, :7])[0])
+    assert loaded.tag(feats[0, :1]).shape == (1,)  # one frame is enough
     with pytest.raises(ValueError, match="normalization must be one of"):
         FrameTagger(input_size=6, num_classes=4, normalization="speaker")
     if normalization == "global":  # a tagger saved before the option (no key in its config) was normalised globally
         config = json.loads((tmp_path / "phone_tagger.json").read_text())
-        del config["normalization"]
+        del config["normalization"], config["cnn_channels"]
         (tmp_path / "phone_tagger.json").write_text(json.dumps(config))
         older = load_tagger(tmp_path)
         assert older.config["normalization"] == "global" and torch.allclose(older(feats), tagger(feats))
+        assert older.config["cnn_channels"] == 0 and older.cnn is None  # nor had it a convolutional front end
 
 
 def test_the_tagger_reads_context_a_frame_alone_cannot():

@@ -60,7 +60,7 @@ def main(argv):
                           lr=hparams["lr"], final_lr=hparams.get("final_lr"), run_opts=run_opts, augmentation=warping,
                           hidden_size=hparams["hidden_size"],
                           num_layers=hparams["num_layers"], dropout=hparams["dropout"],
-                          normalization=hparams["normalization"])
+                          normalization=hparams["normalization"], cnn_channels=hparams.get("cnn_channels", 0))
     seconds = time.time() - started
     save_tagger(hparams["model_folder"], tagger)
     silence = silence_index(factorizer)

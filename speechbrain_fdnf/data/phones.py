@@ -56,6 +56,10 @@ ESPEAK_TO_TIMIT = {
     "T": "th", "D": "dh", "s": "s", "z": "z", "S": "sh", "Z": "zh", "h": "hh",
     "m": "m", "n": "n", "N": "ng", "n-": "en", "m-": "em", "l": "l", "r": "r",
     "r-": "r", "w": "w", "j": "y", ";": "y",
+    # other English accents' own phonemes, which the corpus's en-us voices never say (benchmarks/unseen_voices.py
+    # reads stock voices in them): Scottish r-coloured vowels of "bird" and "word", its "wh" and a diphthong
+    # variant; Caribbean English's dental t
+    "IR": "er", "VR": "er", "w#": "w", "aI2": "ay", "t[": "t",
 }
 #: eSpeak pause mnemonics: h# at the edges of an utterance, pau inside it.
 ESPEAK_PAUSES = {"_", "_:", "_!", "_;", "_^_", "||", "|"}

@@ -12,6 +12,7 @@ Authors
 """
 
 import torch
+from speechbrain.lobes.models.CRDNN import CNN_Block
 from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.RNN import LSTM
 from speechbrain.processing.features import InputNormalization
@@ -25,8 +26,8 @@ NORMALIZATIONS = ("utterance", "global")
 
 
 class FrameTagger(torch.nn.Module):
-    """Per-frame class logits of whole utterances: global feature normalisation, a bidirectional LSTM and a
-    linear output layer.
+    """Per-frame class logits of whole utterances: feature normalisation, optionally a convolutional block over
+    time and frequency, a bidirectional LSTM and a linear output layer.
 
     Arguments
     ---------
@@ -42,6 +43,11 @@ class FrameTagger(torch.nn.Module):
         Dropout between LSTM layers.
     normalization : str
         One of :data:`NORMALIZATIONS` (``utterance`` by default).
+    cnn_channels : int
+        Channels of a convolutional front end before the LSTM (SpeechBrain's CRDNN ``CNN_Block``: two 3x3
+        convolutions over time and frequency, layer norm, max-pooling of pairs of bands), as the phone
+        recognizer has: a pattern is read wherever along the Mel axis a voice puts it; 0 (the default): the LSTM
+        reads the bands themselves.
 
     Example
     -------
@@ -53,20 +59,27 @@ class FrameTagger(torch.nn.Module):
     >>> frames = torch.randn(7, 4)
     >>> torch.equal(tagger.tag(frames), tagger.tag(frames - 12.0))  # 12 dB quieter: the same phones
     True
+    >>> FrameTagger(input_size=4, num_classes=3, hidden_size=8, num_layers=1, cnn_channels=2)(torch.randn(2, 5, 4)).shape
+    torch.Size([2, 5, 3])
     """
 
-    def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15, normalization="utterance"):
+    def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15, normalization="utterance",
+                 cnn_channels=0):
         super().__init__()
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         self.config = dict(input_size=input_size, num_classes=num_classes, hidden_size=hidden_size,
-                           num_layers=num_layers, dropout=dropout, normalization=normalization)
+                           num_layers=num_layers, dropout=dropout, normalization=normalization,
+                           cnn_channels=cnn_channels)
         # SpeechBrain's per-sentence mean over each utterance's own frames (its length, not the padding)
         self.centre = InputNormalization(norm_type="sentence", std_norm=False) if normalization == "utterance" else None
         # statistics of the training frames, set once by fit_normalization (saved with the weights)
         self.register_buffer("mean", torch.zeros(input_size))
         self.register_buffer("std", torch.ones(input_size))
-        self.rnn = LSTM(hidden_size, input_size=input_size, num_layers=num_layers, bidirectional=True,
+        self.cnn = CNN_Block(input_shape=(None, None, input_size, 1), channels=cnn_channels,
+                             dropout=dropout) if cnn_channels else None
+        self.rnn_input = (input_size // 2) * cnn_channels if cnn_channels else input_size
+        self.rnn = LSTM(hidden_size, input_size=self.rnn_input, num_layers=num_layers, bidirectional=True,
                         dropout=dropout if num_layers > 1 else 0.0)
         self.output = Linear(n_neurons=num_classes, input_size=2 * hidden_size)
 
@@ -87,8 +100,25 @@ class FrameTagger(torch.nn.Module):
         relative lengths of padded utterances, SpeechBrain's convention)."""
         if self.centre is not None:
             feats = self.centre(feats, lengths)  # (no lengths: every frame its utterance's)
-        hidden, _ = self.rnn((feats - self.mean) / self.std, lengths=lengths)
+        hidden, _ = self.rnn(self.front_end((feats - self.mean) / self.std, lengths), lengths=lengths)
         return self.output(hidden)
+
+    def front_end(self, feats, lengths=None):
+        """The LSTM's input: ``feats`` as they are, or ``(batch, frames, bands / 2 * channels)`` from the
+        convolutional block. Each utterance goes through the block at its own length, so that its convolutions
+        pad it at its own edges (SpeechBrain's reflect padding) and never read the batch's padding: a padded
+        utterance is tagged as it is alone."""
+        if self.cnn is None:
+            return feats
+        if lengths is None:
+            lengths = torch.ones(len(feats), device=feats.device)
+        out = feats.new_zeros(*feats.shape[:2], self.rnn_input)
+        for index, frames in enumerate(torch.round(lengths * feats.shape[1]).long().tolist()):
+            own = feats[index, :frames]
+            if frames == 1:  # reflect padding needs two frames: one frame is its own neighbour
+                own = own.repeat(2, 1)
+            out[index, :frames] = self.cnn(own[None, :, :, None]).flatten(start_dim=2)[0, :frames]
+        return out
 
     @torch.no_grad()
     def log_posteriors(self, feats):
