@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The contextual phone tagger of a trained model: trained, scored against the model's own gate, saved with it.
 
-A SpeechBrain ``Brain`` (:class:`~speechbrain_fdnf.tagging.TaggerBrain`) trains a bidirectional LSTM
-(:class:`~speechbrain_fdnf.lobes.tagger.FrameTagger`) on the training utterances' log-Mel frames (through
+A SpeechBrain ``Brain`` (:class:`~speechbrain_fdnf.tagging.TaggerBrain`) trains a convolutional block and a
+bidirectional LSTM (:class:`~speechbrain_fdnf.lobes.tagger.FrameTagger`) on the training utterances' log-Mel frames (through
 the model's inference interface, as a conversion computes them) with per-frame cross-entropy, keeps the
 epoch with the best valid frame accuracy and saves it into the model's inference folder; the gated
 manipulations (``knn``, ``select``) then take each frame's phone from it.

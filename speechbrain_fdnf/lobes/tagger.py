@@ -4,8 +4,10 @@ The flows classify a frame from that frame alone (its class posterior under the 
 the matching manipulations decodes the phone with a frame-rate bigram over those posteriors. A phone,
 though, is heard in its context (transitions into and out of it, its neighbours, its duration): a
 bidirectional recurrent network over the utterance's log-Mel frames, trained with per-frame
-cross-entropy on the training frames' labels, reads it there. Beyond the paper: the paper never infers
-a frame's phone.
+cross-entropy on the training frames' labels, reads it there. A convolutional block before it reads each
+pattern of the spectrum wherever along the Mel axis a voice puts it, as a speech recognizer's front end does:
+on voices unlike the training corpus's it names more frames (docs/RESULTS.md 6ze). Beyond the paper: the
+paper never infers a frame's phone.
 
 Authors
  * speechbrain-fdnf developers
@@ -46,8 +48,8 @@ class FrameTagger(torch.nn.Module):
     cnn_channels : int
         Channels of a convolutional front end before the LSTM (SpeechBrain's CRDNN ``CNN_Block``: two 3x3
         convolutions over time and frequency, layer norm, max-pooling of pairs of bands), as the phone
-        recognizer has: a pattern is read wherever along the Mel axis a voice puts it; 0 (the default): the LSTM
-        reads the bands themselves.
+        recognizer has: a pattern is read wherever along the Mel axis a voice puts it (the recipe's default, 16);
+        0 (this class's default, as every tagger saved before the option was): the LSTM reads the bands themselves.
 
     Example
     -------
