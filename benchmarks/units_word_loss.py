@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speechbrain_fdnf.convert import FeatureInverter, convert, resynthesise_selected  # noqa: E402
 from speechbrain_fdnf.data.audio import as_written  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
-from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, QualityJudge, spoken_phones  # noqa: E402
+from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, QualityJudge, SpeakerEncoderJudge, spoken_phones  # noqa: E402
 from speechbrain_fdnf.files import hop_samples  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import Units  # noqa: E402
@@ -252,6 +252,29 @@ def trial_arguments(description, model="results_s2/fdnf/1234/inference"):
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", type=Path)
     return parser
+
+
+def block_judges(factorizer, recognizer):
+    """The evaluation's judges for a diagnostic's :func:`conversion.evaluate_block`: Resemblyzer, the CTC phone
+    recognizer of the folder ``recognizer`` on ``factorizer``'s log-Mel frames (``per_recognizer``), DNSMOS."""
+    centre = factorizer.centre_bands
+    judge = CTCPhoneJudge(recognizer, "hparams/phone_recognition.yaml", features=lambda wav: factorizer.features(wav)[:, centre])
+    return conversion.ConversionJudges(SpeakerEncoderJudge(), {"per_recognizer": lambda wav, rate: judge.phones(wav)},
+                                       quality=QualityJudge())
+
+
+def judged_table(results, extra, title="row"):
+    """Markdown lines of :func:`conversion.evaluate_block`'s ``results``: per row verified (all, same and cross
+    gender), closer, PER, F0 gap and DNSMOS, with ``extra`` ``(heading, key, format)`` columns after closer."""
+    lines = [f"| {title} | verified | same / cross-gender verified | closer | "
+             + "".join(f"{heading} | " for heading, _, _ in extra) + "PER (CTC) % | F0 gap (st) | DNSMOS |",
+             "|---" * (7 + len(extra)) + "|"]
+    for name, row in results["rows"].items():
+        lines.append(f"| {name} | {row['verified_as_target']:.3f} | {row['same_gender']['verified_as_target']:.2f} / "
+                     f"{row['cross_gender']['verified_as_target']:.2f} | {row['closer_to_target']:.2f} | "
+                     + "".join(f"{row[key]:{spec}} | " for _, key, spec in extra)
+                     + f"{row['per_recognizer']:.1f} | {row['f0_gap_semitones']:.2f} | {row['dnsmos_ovrl']:.2f} |")
+    return lines
 
 
 def write_report(lines, block, args, measured):

@@ -30,10 +30,9 @@ from speechbrain_fdnf.corpus.espeak import ESpeak  # noqa: E402
 from speechbrain_fdnf.corpus.synthesize import synthesize_utterance  # noqa: E402
 from speechbrain_fdnf.data.timit import read_utterance  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
-from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, QualityJudge, SpeakerEncoderJudge  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import build  # noqa: E402
-from units_word_loss import corpus_phones  # noqa: E402
+from units_word_loss import block_judges, corpus_phones, judged_table  # noqa: E402
 
 #: (speaker, gender, eSpeak voice): stock variants of eSpeak NG's data, each accent with a man and a woman. The
 #: ``choice`` voices: settings may be chosen on them (docs/RESULTS.md 6ze); the ``report`` voices (other variants, and
@@ -162,20 +161,8 @@ def main(argv=None):
                 "the default (auto: units with the tagger)": converters.with_audio("auto"),
                 "cells, per-phone differences in the log-Mel frames (tagger)": converters.with_audio(
                     build("cells", tagger=True, space="features"))}
-        centre = factorizer.centre_bands
-        recognizer = CTCPhoneJudge(args.recognizer, "hparams/phone_recognition.yaml",
-                                   features=lambda wav: factorizer.features(wav)[:, centre])
-        judges = conversion.ConversionJudges(SpeakerEncoderJudge(),
-                                             {"per_recognizer": lambda wav, rate: recognizer.phones(wav)},
-                                             quality=QualityJudge())
-        results = conversion.evaluate_block(block, rows, judges, converters)
-    lines = ["| row (unseen stock voices, Harvard sentences) | verified | same / cross-gender verified | closer | "
-             "PER (CTC) % | F0 gap (st) | DNSMOS | spoof EER % |", "|---|---|---|---|---|---|---|---|"]
-    for name, row in results["rows"].items():
-        lines.append(f"| {name} | {row['verified_as_target']:.3f} | {row['same_gender']['verified_as_target']:.2f} / "
-                     f"{row['cross_gender']['verified_as_target']:.2f} | {row['closer_to_target']:.2f} | "
-                     f"{row['per_recognizer']:.1f} | {row['f0_gap_semitones']:.2f} | {row['dnsmos_ovrl']:.2f} | "
-                     f"{row['spoof_eer']:.1f} |")
+        results = conversion.evaluate_block(block, rows, block_judges(factorizer, args.recognizer), converters)
+    lines = judged_table(results, [("spoof EER %", "spoof_eer", ".1f")], title="row (unseen stock voices, Harvard sentences)")
     speakers = VOICE_SETS[args.voices][0]
     lines += ["", f"{len(block.trials)} trials (seed {args.seed}) between the {len(speakers)} {args.voices} stock eSpeak NG "
               f"voices ({', '.join(voice for _, _, voice in speakers)}); references {min(seconds):.1f}-{max(seconds):.1f} s "

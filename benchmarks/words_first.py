@@ -33,11 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling diagnostic's command line and report
 
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
-from speechbrain_fdnf.evaluation.judges import CTCPhoneJudge, QualityJudge, SpeakerEncoderJudge  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import build  # noqa: E402
 from speechbrain_fdnf.pitch import DEFAULT_F0_TRACKER  # noqa: E402
-from units_word_loss import trial_arguments, write_report  # noqa: E402
+from units_word_loss import block_judges, judged_table, trial_arguments, write_report  # noqa: E402
 
 #: The formant ratios searched (Praat's ``Change gender`` takes 0.5 to 2; one vocal tract against another of
 #: the same sex or across sexes lies within about 20 %).
@@ -145,19 +144,8 @@ def main(argv=None):
                 build("cells", tagger=True, space="features")),
             "the source, F0 to the target's register (Praat's Change gender)": keeping.change_gender(formants=False),
             "the source, F0 moved and formants scaled by a fitted ratio (Change gender)": keeping.change_gender(formants=True)}
-    centre = factorizer.centre_bands
-    recognizer = CTCPhoneJudge(args.recognizer, "hparams/phone_recognition.yaml",
-                               features=lambda wav: factorizer.features(wav)[:, centre])
-    judges = conversion.ConversionJudges(SpeakerEncoderJudge(), {"per_recognizer": lambda wav, rate: recognizer.phones(wav)},
-                                         quality=QualityJudge())
-    results = conversion.evaluate_block(block, rows, judges, converters)
-    lines = ["| row | verified | same / cross-gender verified | closer | cosine to the target | PER (CTC) % | "
-             "F0 gap (st) | DNSMOS |", "|---|---|---|---|---|---|---|---|"]
-    for name, row in results["rows"].items():
-        lines.append(f"| {name} | {row['verified_as_target']:.3f} | {row['same_gender']['verified_as_target']:.2f} / "
-                     f"{row['cross_gender']['verified_as_target']:.2f} | {row['closer_to_target']:.2f} | "
-                     f"{row['cos_target']:.3f} | {row['per_recognizer']:.1f} | {row['f0_gap_semitones']:.2f} | "
-                     f"{row['dnsmos_ovrl']:.2f} |")
+    results = conversion.evaluate_block(block, rows, block_judges(factorizer, args.recognizer), converters)
+    lines = judged_table(results, [("cosine to the target", "cos_target", ".3f")])
     write_report(lines, block, args, f"Verified: cosine to the target's enrolment at least {results['threshold']:.3f}, "
                                      f"the real readings' equal-error threshold (their EER {results['real_eer']:.1f} %).")
 
