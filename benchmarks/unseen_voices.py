@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The converter on voices, accents and sentences that no part of the project was built on: eSpeak NG's own stock
-voices (not the embedded corpus's calibrated ones) in five English accents, reading Harvard sentences (IEEE 1969,
-never in the corpus's grammar), judged as the evaluation judges (Resemblyzer at the real readings' equal-error
-threshold, the CTC phone recognizer, Praat's median F0, DNSMOS). A report, not a choice: nothing is tuned on it.
+voices (not the embedded corpus's calibrated ones) in English accents, reading Harvard sentences (IEEE 1969, never in
+the corpus's grammar), judged as the evaluation judges (Resemblyzer at the real readings' equal-error threshold, the
+CTC phone recognizer, Praat's median F0, DNSMOS). Two sets of voices: ``choice``, on which a setting may be chosen by a
+rule written before its run (docs/RESULTS.md 6ze), and ``report``, never chosen on.
 
-Each of the 12 stock speakers (6 men, 6 women; US, British, RP, Lancastrian and West Midlands English) reads three
+Each set's 12 stock speakers (6 men, 6 women; choice: US, British, RP, Lancastrian and West Midlands English;
+report: other variants, with New York, Scottish and Caribbean English besides) reads three
 sentences of its own as the converter's references, three more as the judge's enrolment, and the same four
 sentences as every other speaker (the sources, each with a parallel reading by every target). Phones are eSpeak's
 events folded to TIMIT's 39 (the British accents' vowels through the same American mapping: a few are mislabelled
@@ -22,7 +24,6 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,15 +33,16 @@ from speechbrain_fdnf.data.timit import read_utterance  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import build  # noqa: E402
-from units_word_loss import block_judges, corpus_phones, judged_table  # noqa: E402
+from speechbrain_fdnf.tagging import frame_accuracy, silence_index, utterance_frames  # noqa: E402
+from units_word_loss import block_judges, judged_table  # noqa: E402
 
 #: (speaker, gender, eSpeak voice): stock variants of eSpeak NG's data, each accent with a man and a woman. The
 #: ``choice`` voices: settings may be chosen on them (docs/RESULTS.md 6ze); the ``report`` voices (other variants, and
 #: New York, Scottish and Caribbean English besides) are only reported on.
-CHOICE_SPEAKERS = [("US1", "M", "en-us+m1"), ("US2", "F", "en-us+f2"), ("US3", "M", "en-us+Andy"), ("US4", "F", "en-us+Annie"),
-            ("GB1", "M", "en+m3"), ("GB2", "F", "en+f4"), ("RP1", "M", "en-gb-x-rp+david"), ("RP2", "F", "en-gb-x-rp+belinda"),
-            ("LA1", "M", "en-gb-x-gbclan+m5"), ("LA2", "F", "en-gb-x-gbclan+linda"), ("WM1", "M", "en-gb-x-gbcwmd+m7"),
-            ("WM2", "F", "en-gb-x-gbcwmd+f5")]
+CHOICE_SPEAKERS = [("US1", "M", "en-us+m1"), ("US2", "F", "en-us+f2"), ("US3", "M", "en-us+Andy"),
+                   ("US4", "F", "en-us+Annie"), ("GB1", "M", "en+m3"), ("GB2", "F", "en+f4"), ("RP1", "M", "en-gb-x-rp+david"),
+                   ("RP2", "F", "en-gb-x-rp+belinda"), ("LA1", "M", "en-gb-x-gbclan+m5"), ("LA2", "F", "en-gb-x-gbclan+linda"),
+                   ("WM1", "M", "en-gb-x-gbcwmd+m7"), ("WM2", "F", "en-gb-x-gbcwmd+f5")]
 REPORT_SPEAKERS = [("NY1", "M", "en-us-nyc+m2"), ("NY2", "F", "en-us-nyc+f1"), ("SC1", "M", "en-gb-scotland+m4"),
                    ("SC2", "F", "en-gb-scotland+f3"), ("CB1", "M", "en-029+m6"), ("CB2", "F", "en-029+steph"),
                    ("US5", "M", "en-us+Lee"), ("US6", "F", "en-us+Alicia"), ("GB3", "M", "en+travis"),
@@ -117,17 +119,23 @@ def synthesize_material(folder, voices="choice"):
     return material
 
 
-def tagger_accuracy(factorizer, entries):
-    """The share of speech frames of ``entries`` whose phone the model folder's tagger names as labelled."""
-    right = total = 0
-    silence = factorizer.class_index("phone", "sil")
-    for entry in entries:
-        truth = corpus_phones(factorizer, entry)
-        named = factorizer.tagged_phones(factorizer.features(factorizer.load_audio(entry["wav"]))).cpu()
-        speech = truth != silence
-        right += int((named[speech] == truth[speech]).sum())
-        total += int(speech.sum())
-    return right / max(total, 1)
+def tagger_accuracy(factorizer, material):
+    """``(all, {speaker: share})``: the share of the sources' speech frames whose phone the model folder's tagger
+    names as labelled (the tagger recipe's :func:`~speechbrain_fdnf.tagging.frame_accuracy`), over every speaker's
+    readings and per speaker, each utterance tagged once."""
+    frames = {speaker: utterance_frames(factorizer, {entry["wav"]: entry for entry in item.readings})
+              for speaker, item in material.items()}
+    tags = {}  # id of an utterance's frames -> its tags: the overall share and the speaker's read the same
+
+    def tag(feats):
+        if id(feats) not in tags:
+            tags[id(feats)] = factorizer.tagger.tag(feats)
+        return tags[id(feats)]
+
+    silence = silence_index(factorizer)
+    by_speaker = {speaker: frame_accuracy(tag, own, silence) for speaker, own in frames.items()}
+    every = {uid: item for own in frames.values() for uid, item in own.items()}
+    return frame_accuracy(tag, every, silence), by_speaker
 
 
 def main(argv=None):
@@ -148,8 +156,7 @@ def main(argv=None):
         material = synthesize_material(Path(folder), args.voices)
         block = conversion.Block("unseen voices", material, conversion.draw_trials(material, args.trials, args.seed))
         seconds = [sum(entry["duration"] for entry in item.references) for item in material.values()]
-        by_speaker = {speaker: tagger_accuracy(factorizer, item.readings) for speaker, item in material.items()}
-        accuracy = tagger_accuracy(factorizer, [entry for item in material.values() for entry in item.readings])
+        accuracy, by_speaker = tagger_accuracy(factorizer, material)
         tagged = (f"The tagger ({args.model}) names {100 * accuracy:.1f} % of the sources' speech frames as labelled ("
                   + ", ".join(f"{speaker} {100 * value:.0f}" for speaker, value in by_speaker.items()) + ").")
         if args.tagger_only:
