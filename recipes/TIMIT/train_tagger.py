@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from speechbrain_fdnf.augment import VocalTractWarp
 from speechbrain_fdnf.features import splice
 from speechbrain_fdnf.files import write_json_atomic
 from speechbrain_fdnf.inference import SpeechFactorizer
@@ -46,6 +47,18 @@ def gate_tagger(factorizer):
     return tag
 
 
+def training_augmentation(hparams, compute_features):
+    """What each training batch passes through (``None``: nothing): the Mel-axis ``Warping`` of the hparams with
+    a ``warp_window``, then, with a ``vocal_tract_change``, each utterance's frequency axis scaled by its own factor
+    (:class:`~speechbrain_fdnf.augment.VocalTractWarp`, on the model's own filterbank)."""
+    stages = []
+    if hparams.get("warp_window"):
+        stages.append(hparams["augmentation"])
+    if hparams.get("vocal_tract_change"):
+        stages.append(VocalTractWarp.from_fbank(compute_features, max_change=hparams["vocal_tract_change"]))
+    return torch.nn.Sequential(*stages) if stages else None
+
+
 def main(argv):
     hparams, run_opts, output, entries = reuse_setup(argv, SPLITS)
     factorizer = SpeechFactorizer.from_hparams(source=hparams["model_folder"], run_opts=run_opts)
@@ -54,10 +67,10 @@ def main(argv):
     started = time.time()
     frames = {split: utterance_frames(factorizer, items) for split, items in entries.items()}
     num_classes = len(factorizer.hparams.encoders["phone"].ind2lab)
-    warping = hparams["augmentation"] if hparams.get("warp_window") else None
+    augmentation = training_augmentation(hparams, factorizer.hparams.compute_features)
     tagger = train_tagger({"train": frames["train"], "valid": frames["valid"]}, num_classes, output,
                           number_of_epochs=hparams["number_of_epochs"], batch_size=hparams["batch_size"],
-                          lr=hparams["lr"], final_lr=hparams.get("final_lr"), run_opts=run_opts, augmentation=warping,
+                          lr=hparams["lr"], final_lr=hparams.get("final_lr"), run_opts=run_opts, augmentation=augmentation,
                           hidden_size=hparams["hidden_size"],
                           num_layers=hparams["num_layers"], dropout=hparams["dropout"],
                           normalization=hparams["normalization"], cnn_channels=hparams.get("cnn_channels", 0))
