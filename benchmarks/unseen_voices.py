@@ -20,6 +20,7 @@ Usage::
 
 import argparse
 import sys
+from collections import Counter
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +34,7 @@ from speechbrain_fdnf.data.timit import read_utterance  # noqa: E402
 from speechbrain_fdnf.evaluation import conversion  # noqa: E402
 from speechbrain_fdnf.inference import SpeechFactorizer  # noqa: E402
 from speechbrain_fdnf.manipulations import build  # noqa: E402
-from speechbrain_fdnf.tagging import frame_accuracy, silence_index, utterance_frames  # noqa: E402
+from speechbrain_fdnf.tagging import UNLABELLED, frame_accuracy, silence_index, utterance_frames  # noqa: E402
 from units_word_loss import block_judges, judged_table  # noqa: E402
 
 #: (speaker, gender, eSpeak voice): stock variants of eSpeak NG's data, each accent with a man and a woman. The
@@ -138,6 +139,23 @@ def tagger_accuracy(factorizer, material):
     return frame_accuracy(tag, every, silence), by_speaker
 
 
+def tagger_confusions(factorizer, material, count=5):
+    """``{speaker: [(labelled, tagged, share), ...]}``: each speaker's ``count`` commonest tagger errors on its
+    sources' speech frames, as phone names, each with its share of the speaker's speech frames."""
+    names, silence = factorizer.labels("phone"), silence_index(factorizer)
+    confusions = {}
+    for speaker, item in material.items():
+        errors, speech = Counter(), 0
+        for feats, phones in utterance_frames(factorizer, {entry["wav"]: entry for entry in item.readings}).values():
+            keep = (phones != UNLABELLED) & (phones != silence)
+            tags = factorizer.tagger.tag(feats).cpu()
+            speech += int(keep.sum())
+            errors.update(zip(phones[keep & (tags != phones)].tolist(), tags[keep & (tags != phones)].tolist()))
+        confusions[speaker] = [(names[label], names[tag], times / max(speech, 1))
+                               for (label, tag), times in errors.most_common(count)]
+    return confusions
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="results_s2/fdnf/1234/inference", help="an f-DNF folder with a tagger")
@@ -145,6 +163,8 @@ def main(argv=None):
     parser.add_argument("--voices", choices=tuple(VOICE_SETS), default="choice",
                         help="choice: the voices settings may be chosen on; report: others, only reported on")
     parser.add_argument("--tagger_only", action="store_true", help="only the tagger's frame accuracy on the sources")
+    parser.add_argument("--confusions", type=int, default=0, metavar="N",
+                        help="with --tagger_only: each speaker's N commonest tagger errors (labelled -> tagged)")
     parser.add_argument("--trials", type=int, default=48)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", type=Path)
@@ -161,6 +181,9 @@ def main(argv=None):
                   + ", ".join(f"{speaker} {100 * value:.0f}" for speaker, value in by_speaker.items()) + ").")
         if args.tagger_only:
             print(tagged)
+            if args.confusions:
+                for speaker, errors in tagger_confusions(factorizer, material, args.confusions).items():
+                    print(f"{speaker}: " + ", ".join(f"{label} -> {tag} {100 * share:.1f} %" for label, tag, share in errors))
             return
         converters = conversion.Converters(factorizer, block, SimpleNamespace(conversion_source_level_db=0.0))
         rows = {conversion.COPY: converters.copy, conversion.REAL: converters.real,

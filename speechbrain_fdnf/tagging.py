@@ -24,6 +24,7 @@ from speechbrain_fdnf.data.frames import frame_labels
 from speechbrain_fdnf.data.phones import SILENCE
 from speechbrain_fdnf.files import atomic_write, hop_samples
 from speechbrain_fdnf.lobes.tagger import FrameTagger
+from speechbrain_fdnf.validation import summarised_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +41,13 @@ def utterance_frames(factorizer, entries):
     hop, centre = hop_samples(factorizer.hparams.compute_features), factorizer.centre_bands
     encoder = factorizer.hparams.encoders["phone"]
     frames = {}
-    for uid, entry in entries.items():
-        feats = factorizer.features(entry["wav"])[:, centre].float().cpu()
-        segment = frame_labels(torch.tensor(entry["starts"]), torch.tensor(entry["ends"]), len(feats), hop,
-                               entry["num_samples"])
-        phones = torch.tensor([encoder.lab2ind[phone] for phone in entry["phones39"]], dtype=torch.long)
-        frames[uid] = (feats, torch.where(segment >= 0, phones[segment.clamp_min(0)], UNLABELLED))
+    with summarised_warnings(f"{len(entries)} utterances' frames"):  # one warning for a corpus's weak files
+        for uid, entry in entries.items():
+            feats = factorizer.features(entry["wav"])[:, centre].float().cpu()
+            segment = frame_labels(torch.tensor(entry["starts"]), torch.tensor(entry["ends"]), len(feats), hop,
+                                   entry["num_samples"])
+            phones = torch.tensor([encoder.lab2ind[phone] for phone in entry["phones39"]], dtype=torch.long)
+            frames[uid] = (feats, torch.where(segment >= 0, phones[segment.clamp_min(0)], UNLABELLED))
     return frames
 
 

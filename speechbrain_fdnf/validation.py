@@ -25,6 +25,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import contextlib
 import functools
 import math  # noqa: F401  (the doctests' tone)
 import warnings
@@ -250,9 +251,46 @@ def _webrtcvad():
     return webrtcvad
 
 
+@contextlib.contextmanager
+def summarised_warnings(what, shown=3):
+    """Gathers the :class:`InputWarning` of many inputs (a corpus read file by file) into one: how many warned
+    and the first ``shown`` of them, named with ``what``; every other warning passes through as it was.
+
+    Example
+    -------
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     with summarised_warnings("training utterances", shown=1):
+    ...         for name in ("a.wav", "b.wav", "c.wav"):
+    ...             warn(f"{name}: 0.2% of samples are clipped")
+    >>> len(caught), str(caught[0].message)
+    (1, 'training utterances: 3 inputs warned, e.g. a.wav: 0.2% of samples are clipped (and 2 more)')
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:  # an error on a later file still lets the warnings of the earlier ones out
+        _release(caught, what, shown)
+
+
+def _release(caught, what, shown):
+    """Re-issues the warnings :func:`summarised_warnings` caught: the input warnings as one."""
+    weak = [item for item in caught if issubclass(item.category, InputWarning)]
+    for item in caught:
+        if not issubclass(item.category, InputWarning):
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno, source=item.source)
+    if weak:
+        more = f" (and {len(weak) - shown} more)" if len(weak) > shown else ""
+        message = (f"{what}: {len(weak)} input{'s' * (len(weak) > 1)} warned, e.g. "
+                   + "; ".join(str(item.message) for item in weak[:shown]) + more)
+        # at the place the first was raised (the check), as each would have been
+        warnings.warn_explicit(message, InputWarning, weak[0].filename, weak[0].lineno)
+
+
 def warn(message):
     """One :class:`InputWarning` (Python shows each distinct message once per place it is raised from)."""
     warnings.warn(message, InputWarning, stacklevel=3)
 
 
-__all__ = ["AudioCheck", "InputError", "InputWarning", "as_waveform", "energy_speech_seconds"]
+__all__ = ["AudioCheck", "InputError", "InputWarning", "as_waveform", "energy_speech_seconds", "summarised_warnings"]

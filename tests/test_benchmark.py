@@ -445,3 +445,32 @@ def test_the_gpu_exactness_check_compares_every_conversion_and_a_saved_target_be
     table = out.read_text()
     assert "| full float32 (the package's) |" in table and "| units @ gain | 0.00e+00 | 1.00000 |" in table
     assert "| cpu | cpu | yes | yes |" in table and "Checks: all passed" in table
+
+
+def test_the_unseen_voices_probe_counts_each_speakers_commonest_tagger_errors(monkeypatch):
+    """The tagger's confusions on the stock voices: speech frames only (silence and unlabelled frames never count),
+    labelled -> tagged by phone name, commonest first, each as a share of that speaker's speech frames."""
+    from types import SimpleNamespace
+
+    probe = load_bench("unseen_voices")
+    names = ["h#", "aa", "ae", "iy"]
+    utterances = {  # speaker -> its one utterance's (labelled, tagged)
+        "A": ([0, 1, 1, 1, 2, 2, 3, -1], [1, 2, 2, 1, 2, 1, 3, 0]),  # aa -> ae twice, ae -> aa once; h# and -1 ignored
+        "B": ([3, 3, 3, 3], [3, 3, 3, 3]),
+    }
+    tagged = {}
+
+    def frames(factorizer, entries):
+        (speaker,) = entries
+        labels, tags = utterances[speaker]
+        feats = torch.randn(len(labels), 2)
+        tagged[id(feats)] = torch.tensor(tags)
+        return {speaker: (feats, torch.tensor(labels))}
+
+    factorizer = SimpleNamespace(labels=lambda factor: names, tagger=SimpleNamespace(tag=lambda feats: tagged[id(feats)]))
+    monkeypatch.setattr(probe, "utterance_frames", frames)
+    monkeypatch.setattr(probe, "silence_index", lambda factorizer: 0)
+    material = {speaker: SimpleNamespace(readings=[{"wav": speaker}]) for speaker in utterances}
+    confusions = probe.tagger_confusions(factorizer, material, count=5)
+    assert confusions["A"] == [("aa", "ae", pytest.approx(2 / 6)), ("ae", "aa", pytest.approx(1 / 6))]
+    assert confusions["B"] == []

@@ -49,6 +49,29 @@ def test_weak_inputs_warn_and_pass():
         CHECK.waveform(torch.cat([torch.zeros(28000), voiced(0.25)]), "x.wav")
 
 
+def test_a_corpus_of_weak_files_warns_once_and_an_error_still_lets_the_warnings_out():
+    """Many clipped files read in one loop give one warning that counts them and names the first; other warnings
+    pass as they were; a file refused half-way raises its error, and the earlier files' warning is still given."""
+    clipped = (voiced(1.0) * 10).clamp(-1, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with validation.summarised_warnings("training utterances", shown=2):
+            for index in range(5):
+                CHECK.waveform(clipped, f"u{index}.wav")
+            warnings.warn("not about the input", DeprecationWarning)
+    weak = [str(item.message) for item in caught if item.category is InputWarning]
+    assert len(weak) == 1 and weak[0].startswith("training utterances: 5 inputs warned, e.g. u0.wav: ")
+    assert "; u1.wav: " in weak[0] and "u2.wav" not in weak[0] and weak[0].endswith("(and 3 more)")
+    assert [str(item.message) for item in caught if item.category is DeprecationWarning] == ["not about the input"]
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(InputError, match="bad.wav: empty"):
+        warnings.simplefilter("always")
+        with validation.summarised_warnings("training utterances"):
+            CHECK.waveform(clipped, "u0.wav")
+            CHECK.waveform(torch.zeros(0), "bad.wav")
+    assert [str(item.message) for item in caught] == [
+        "training utterances: 1 input warned, e.g. u0.wav: " + str(weak[0]).split("u0.wav: ")[1].split(";")[0]]
+
+
 def test_enrolment_sets_need_their_speech():
     with pytest.raises(InputError, match=r"enrolment \(a, b\): 1.50 s of speech, at least 2.00 s needed"):
         CHECK.enrolment([1.0, 0.5], ["a", "b"])

@@ -31,6 +31,7 @@ from speechbrain_fdnf.checkpoints import VerifiedCheckpointer
 from speechbrain_fdnf.files import atomic_write, write_json_atomic
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.recipe_utils import reuse_setup, run_cleanly
+from speechbrain_fdnf.validation import summarised_warnings
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -100,6 +101,7 @@ def reference_speaker(entries):
 
 
 @torch.no_grad()
+@summarised_warnings("phone recognition utterances")  # one warning for a corpus's weak files
 def extract(flow, entries, kind, reference):
     """``{utterance id: (frames, dim) tensor}`` of one feature set, through the inference interface."""
     centre = flow.centre_bands

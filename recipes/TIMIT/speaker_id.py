@@ -23,8 +23,10 @@ from sklearn.preprocessing import StandardScaler
 from speechbrain_fdnf.files import read_prepared_split
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.recipe_utils import load_config
+from speechbrain_fdnf.validation import summarised_warnings
 
 
+@summarised_warnings("speaker ID utterances")  # one warning for a corpus's weak files
 def utterance_vectors(flow, entries, factor, segmentations=(None,)):
     """One ``({feature set: (items, dim) array}, speaker of each item)`` per segmentation.
 

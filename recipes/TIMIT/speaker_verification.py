@@ -29,6 +29,7 @@ from speechbrain.utils.metric_stats import EER, minDCF
 from speechbrain_fdnf.files import write_json_atomic
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.recipe_utils import reuse_setup, run_cleanly
+from speechbrain_fdnf.validation import summarised_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def train_xvector(hparams, run_opts, features, speakers):
     return brain
 
 
+@summarised_warnings("speaker verification utterances")  # one warning for a corpus's weak files
 def embed_all(hparams, run_opts, entries, train_entries):
     """``{embedding name: {utterance id: vector}}`` for the test and the training utterances."""
     feature_model = SpeechFactorizer.from_hparams(source=hparams["feature_model"], run_opts=run_opts)
