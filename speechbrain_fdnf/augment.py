@@ -74,11 +74,8 @@ class VocalTractWarp(torch.nn.Module):
     def from_fbank(cls, fbank, max_change=0.1):
         """The warp of the bands of a SpeechBrain ``Fbank`` (its centres and upper edge), with the boundary at
         0.6 of its upper edge (Jaitly and Hinton's 4800 Hz of 8000)."""
-        mel = fbank.compute_fbanks
-        centres = mel.f_central
-        if isinstance(centres, torch.nn.Parameter):  # a learnable filterbank keeps them scaled by its rate
-            centres = centres.detach() * mel.sample_rate * mel.param_change_factor
-        return cls(centres, mel.f_max, max_change=max_change, linear_up_to=0.6 * mel.f_max)
+        mel = fbank.compute_fbanks  # a fixed filterbank: its centres in Hz
+        return cls(mel.f_central, mel.f_max, max_change=max_change, linear_up_to=0.6 * mel.f_max)
 
     def forward(self, feats):
         """``feats`` ``(batch, frames, bands)`` with each utterance warped by a random factor."""
