@@ -58,6 +58,21 @@ class ClassSequenceDecoder(torch.nn.Module):
         counts += torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
         return cls((counts / counts.sum(dim=1, keepdim=True)).log(), scale)
 
+    @classmethod
+    def flat(cls, num_classes, change_penalty):
+        """A chain that knows nothing of the classes but that they last: staying costs nothing, a change of class
+        ``change_penalty`` nats (an insertion penalty: a run of a few frames stands only where its evidence
+        outweighs its neighbours' by that much), the posteriors unscaled.
+
+        Example
+        -------
+        >>> flicker = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.9, 0.1], [0.2, 0.8], [0.1, 0.9]]).log()
+        >>> ClassSequenceDecoder.flat(2, change_penalty=2.0).decode(flicker, torch.zeros(6, dtype=torch.long)).tolist()
+        [0, 0, 0, 0, 1, 1]
+        """
+        transitions = torch.full((num_classes, num_classes), -float(change_penalty))
+        return cls(transitions.fill_diagonal_(0.0), scale=1.0)
+
     @torch.no_grad()
     def fit_scale(self, log_posteriors, utterance, labels, scales=SCALES):
         """Sets :attr:`scale` to the one of ``scales`` whose decoding agrees best with ``labels`` (training

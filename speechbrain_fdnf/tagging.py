@@ -19,6 +19,7 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.utils.edit_distance import wer_details_for_batch, wer_summary
 
 from speechbrain_fdnf.data.frames import frame_labels
 from speechbrain_fdnf.data.phones import SILENCE
@@ -145,6 +146,52 @@ def train_tagger(frames, num_classes, folder, number_of_epochs=10, batch_size=8,
               train_loader_kwargs=dict(loader, shuffle=True), valid_loader_kwargs=dict(loader))
     checkpointer.recover_if_possible(max_key="accuracy")
     return tagger.cpu().eval()
+
+
+def phone_sequence(classes, silence_index=None):
+    """The phones an utterance's frame classes spell: each run of one class once, silence and unlabelled frames
+    left out (a silence between two runs of one phone still separates them).
+
+    Example
+    -------
+    >>> phone_sequence(torch.tensor([3, 3, 0, 5, 5, 5, 0, 0, 5, -1, 2]), silence_index=0)
+    [3, 5, 5, 2]
+    """
+    values = classes.tolist()
+    return [value for index, value in enumerate(values)
+            if value not in (silence_index, UNLABELLED) and (index == 0 or values[index - 1] != value)]
+
+
+@torch.no_grad()
+def phone_sequence_error(tag, frames, silence_index=None):
+    """The edit distance between the phones ``tag(features) -> (frames,)`` spells and those labelled, over
+    ``frames`` (:func:`utterance_frames`), as a share of the labelled phones (SpeechBrain's ``wer_summary``): what
+    a phone recognizer's PER measures, here of the runs a gated manipulation renders one by one."""
+    ids, labelled, tagged = [], [], []
+    for uid, (feats, phones) in frames.items():
+        ids.append(uid)
+        labelled.append(phone_sequence(phones, silence_index))
+        tagged.append(phone_sequence(tag(feats).cpu(), silence_index))
+    return wer_summary(wer_details_for_batch(ids, labelled, tagged))["WER"] / 100
+
+
+#: Change penalties (nats) :func:`fit_change_penalty` tries.
+CHANGE_PENALTIES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+@torch.no_grad()
+def fit_change_penalty(tagger, frames, silence_index=None, penalties=CHANGE_PENALTIES):
+    """Sets ``tagger.change_penalty`` to the one of ``penalties`` whose phones spell ``frames`` (the valid
+    utterances) with the fewest errors (:func:`phone_sequence_error`; the smaller penalty on a tie); every
+    utterance's posteriors computed once. Returns ``{penalty: error}``."""
+    posteriors = {uid: tagger.log_posteriors(feats) for uid, (feats, _) in frames.items()}
+    reads = {id(feats): posteriors[uid] for uid, (feats, _) in frames.items()}
+    errors = {}
+    for penalty in penalties:
+        tagger.change_penalty = penalty
+        errors[penalty] = phone_sequence_error(lambda feats: tagger.phones(reads[id(feats)]), frames, silence_index)
+    tagger.change_penalty = min(errors, key=lambda penalty: (errors[penalty], penalty))
+    return errors
 
 
 @torch.no_grad()

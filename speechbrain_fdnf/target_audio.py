@@ -125,8 +125,12 @@ class TargetAudio:
                           lambda: torch.cat([self.factorizer.tagged_posteriors(item) for item in self.features]))
 
     def tagged_phones(self):
-        """The tagger's phone of every pool frame (the most likely under :meth:`tagged_posteriors`)."""
-        return self.tagged_posteriors().argmax(dim=-1)
+        """The tagger's phone of every pool frame, each item's read off :meth:`tagged_posteriors` as the tagger reads
+        an utterance's (:meth:`FrameTagger.phones`)."""
+        posteriors = self.tagged_posteriors()
+        utterance = torch.repeat_interleave(torch.arange(len(self.lengths)), torch.tensor(self.lengths))
+        # the posteriors are kept as probabilities; one that underflowed stays the least likely
+        return self.factorizer.tagger.phones(posteriors.clamp_min(1e-30).log(), utterance.to(posteriors.device))
 
     def register(self, tracker=DEFAULT_F0_TRACKER):
         """The target's F0 register (:class:`~speechbrain_fdnf.pitch.LogF0Statistics`) over the audio items, by

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("normalization, cnn_channels", [("global", 0), ("utterance", 0), ("utterance", 3)])
 def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, normalization, cnn_channels):
     tagger = FrameTagger(input_size=6, num_classes=4, hidden_size=8, num_layers=2, normalization=normalization,
-                         cnn_channels=cnn_channels).eval()
+                         cnn_channels=cnn_channels, change_penalty=1.5).eval()
     utterances = [torch.randn(20 + i, 6) * 3 + 1 + i for i in range(3)]
     tagger.fit_normalization(utterances)
     centred = torch.cat([u - u.mean(dim=0) for u in utterances]) if normalization == "utterance" else torch.cat(utterances)
@@ -28,6 +28,7 @@ def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, nor
     loaded = load_tagger(tmp_path)
     feats = torch.randn(2, 11, 6)
     assert torch.allclose(loaded(feats), tagger(feats))
+    assert loaded.change_penalty == 1.5 and torch.equal(loaded.tag(feats[0]), tagger.tag(feats[0]))
     # per utterance, each utterance's own level per band is taken away (over its frames, not its padding)
     lengths = torch.tensor([1.0, 7 / 11])
     shifted = feats + torch.tensor([[[5.0]], [[-9.0]]])
@@ -43,11 +44,36 @@ def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, nor
         FrameTagger(input_size=6, num_classes=4, normalization="speaker")
     if normalization == "global":  # a tagger saved before the option (no key in its config) was normalised globally
         config = json.loads((tmp_path / "phone_tagger.json").read_text())
-        del config["normalization"], config["cnn_channels"]
+        del config["normalization"], config["cnn_channels"], config["change_penalty"]
         (tmp_path / "phone_tagger.json").write_text(json.dumps(config))
         older = load_tagger(tmp_path)
         assert older.config["normalization"] == "global" and torch.allclose(older(feats), tagger(feats))
         assert older.config["cnn_channels"] == 0 and older.cnn is None  # nor had it a convolutional front end
+        assert older.change_penalty == 0.0  # and it read each frame's most likely class
+
+
+def test_the_change_penalty_is_fitted_to_spell_the_valid_phones_with_the_fewest_errors():
+    """A flicker of one frame into another phone inserts phones at penalty 0 and is gone at a small penalty; a large
+    one swallows real phones too: the fit takes the smallest penalty of the fewest errors."""
+    from speechbrain_fdnf.tagging import fit_change_penalty, phone_sequence_error
+
+    def posteriors(*rows):
+        return torch.tensor(rows).log()
+
+    flicker = posteriors([0.9, 0.05, 0.05], [0.4, 0.55, 0.05], [0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.9, 0.05])
+    short = posteriors([0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8], [0.05, 0.9, 0.05], [0.05, 0.9, 0.05])
+    frames = {"flicker": (torch.zeros(5, 2), torch.tensor([0, 0, 0, 1, 1])),
+              "short": (torch.ones(5, 2), torch.tensor([0, 0, 2, 1, 1]))}
+    tagger = FrameTagger(input_size=2, num_classes=3, hidden_size=4, num_layers=1)
+    tagger.log_posteriors = lambda feats: flicker if float(feats[0, 0]) == 0 else short
+    errors = fit_change_penalty(tagger, frames, penalties=(0.0, 0.5, 1.0, 8.0))
+    assert errors[0.0] == pytest.approx(2 / 5)  # the flicker: two phones inserted, of five labelled
+    assert errors[0.5] == errors[1.0] == 0.0
+    assert errors[8.0] == pytest.approx(3 / 5)  # too large: the real phones of these few frames swallowed too
+    assert tagger.change_penalty == 0.5 and tagger.config["change_penalty"] == 0.5
+    assert phone_sequence_error(tagger.tag, frames) == 0.0
+    with pytest.raises(ValueError, match="change_penalty must be at least 0"):
+        tagger.change_penalty = -1.0
 
 
 def test_the_tagger_reads_context_a_frame_alone_cannot():
@@ -127,12 +153,16 @@ def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use
     shutil.copytree(trained[0], model)  # the tagger is saved into the model folder: not the shared one
     command = [sys.executable, str(ROOT / "recipes/TIMIT/train_tagger.py"), str(ROOT / "hparams/phone_tagger.yaml"),
                f"--model_folder={model}", f"--prep_folder={trained[1]}", f"--output_folder={tmp_path / 'tagger'}",
-               "--number_of_epochs=40", "--lr=0.005", "--hidden_size=64", "--num_layers=1"]
+               "--number_of_epochs=40", "--lr=0.005", "--hidden_size=64", "--num_layers=1", "--change_penalty=null"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     accuracy = json.loads((tmp_path / "tagger" / "results.json").read_text())["accuracy"]
     assert accuracy["heldout"]["tagger"] > accuracy["heldout"]["gate"]
     assert "| test speakers" in (tmp_path / "tagger" / "results.md").read_text()
+    report = json.loads((tmp_path / "tagger" / "results.json").read_text())  # the penalty fitted on valid, saved
+    fitted = {float(penalty): error for penalty, error in report["fitted_penalties"].items()}
+    assert report["change_penalty"] == min(fitted, key=lambda penalty: (fitted[penalty], penalty))
+    assert load_tagger(model).change_penalty == report["change_penalty"]
 
     factorizer = SpeechFactorizer.from_hparams(source=model)
     assert factorizer.tagger is not None
@@ -161,6 +191,10 @@ def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use
     torch.testing.assert_close(by_default, convert(factorizer, wav, "speaker", references=references,
                                                    manipulation="units"))
     assert len(calls) == 20
+    # a target's pool is read as each of its utterances is alone (a run never decoded across two of them)
+    factorizer.tagger.change_penalty = 4.0
+    target = factorizer.target_audio(references)
+    torch.testing.assert_close(target.tagged_phones(), torch.cat([factorizer.tagged_phones(item) for item in target.features]))
     factorizer.tagger = None  # back to the model's own gate, and to cells as the default
     assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 20
     calls.clear()

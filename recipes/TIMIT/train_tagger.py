@@ -27,7 +27,8 @@ from speechbrain_fdnf.features import splice
 from speechbrain_fdnf.files import write_json_atomic
 from speechbrain_fdnf.inference import SpeechFactorizer
 from speechbrain_fdnf.recipe_utils import reuse_setup, run_cleanly
-from speechbrain_fdnf.tagging import frame_accuracy, save_tagger, silence_index, train_tagger, utterance_frames
+from speechbrain_fdnf.tagging import (fit_change_penalty, frame_accuracy, phone_sequence_error, save_tagger, silence_index,
+                                      train_tagger, utterance_frames)
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "heldout", "test")
@@ -75,19 +76,32 @@ def main(argv):
                           num_layers=hparams["num_layers"], dropout=hparams["dropout"],
                           normalization=hparams["normalization"], cnn_channels=hparams.get("cnn_channels", 0))
     seconds = time.time() - started
-    save_tagger(hparams["model_folder"], tagger)
     silence = silence_index(factorizer)
+    fitted = None
+    if hparams.get("change_penalty", 0.0) is None:  # the valid utterances' phones spelled with the fewest errors
+        fitted = fit_change_penalty(tagger, frames["valid"], silence)
+    else:
+        tagger.change_penalty = hparams.get("change_penalty", 0.0)
+    save_tagger(hparams["model_folder"], tagger)
     gate = gate_tagger(factorizer)
     accuracy = {split: {"tagger": frame_accuracy(tagger.tag, frames[split], silence),
                         "gate": frame_accuracy(gate, frames[split], silence)} for split in ("heldout", "test")}
-    write_json_atomic(output / "results.json", {"accuracy": accuracy, "train_seconds": round(seconds, 1)}, indent=2)
+    sequence_error = {split: phone_sequence_error(tagger.tag, frames[split], silence) for split in ("heldout", "test")}
+    write_json_atomic(output / "results.json", {"accuracy": accuracy, "phone_sequence_error": sequence_error,
+                                                "change_penalty": tagger.change_penalty, "fitted_penalties": fitted,
+                                                "train_seconds": round(seconds, 1)}, indent=2)
     lines = ["# Contextual phone tagger: frame accuracy (speech frames, 39 folded phones)", "",
              f"Model: `{hparams['model_folder']}` (the tagger is saved there). Trained on {len(frames['train'])} "
              f"utterances in {seconds:.0f} s.", "",
-             "| frames | tagger | the model's gate (posteriors decoded with the phone bigram) |", "|---|---|---|"]
+             "| frames | tagger | the model's gate (posteriors decoded with the phone bigram) | the tagger's phones spelled: "
+             "error (as a PER) |", "|---|---|---|---|"]
     names = {"heldout": "held-out utterances of the training speakers", "test": "test speakers (never seen)"}
     for split, row in accuracy.items():
-        lines.append(f"| {names[split]} | {100 * row['tagger']:.1f} % | {100 * row['gate']:.1f} % |")
+        lines.append(f"| {names[split]} | {100 * row['tagger']:.1f} % | {100 * row['gate']:.1f} % | "
+                     f"{100 * sequence_error[split]:.1f} % |")
+    lines += ["", f"Change penalty {tagger.change_penalty:g} nats" + ("" if fitted is None else
+              " (fitted on the valid utterances, phone-sequence error by penalty: "
+              + ", ".join(f"{penalty:g}: {100 * error:.2f} %" for penalty, error in fitted.items()) + ")") + "."]
     text = "\n".join(lines) + "\n"
     (output / "results.md").write_text(text)
     print(text + f"\nTagger saved in {hparams['model_folder']}; report in {output / 'results.md'}")

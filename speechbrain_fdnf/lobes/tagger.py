@@ -19,6 +19,8 @@ from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.RNN import LSTM
 from speechbrain.processing.features import InputNormalization
 
+from speechbrain_fdnf.decoding import ClassSequenceDecoder
+
 #: How the tagger normalises its input: ``utterance`` (the default: each band's mean over the utterance's own frames
 #: taken away first, then scaled by the training frames' standard deviation; a recording's level and channel, and
 #: the part of a voice every phone shares, no longer move the input) or ``global`` (each band by the training
@@ -66,13 +68,13 @@ class FrameTagger(torch.nn.Module):
     """
 
     def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15, normalization="utterance",
-                 cnn_channels=0):
+                 cnn_channels=0, change_penalty=0.0):
         super().__init__()
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         self.config = dict(input_size=input_size, num_classes=num_classes, hidden_size=hidden_size,
                            num_layers=num_layers, dropout=dropout, normalization=normalization,
-                           cnn_channels=cnn_channels)
+                           cnn_channels=cnn_channels, change_penalty=float(change_penalty))
         # SpeechBrain's per-sentence mean over each utterance's own frames (its length, not the padding)
         self.centre = InputNormalization(norm_type="sentence", std_norm=False) if normalization == "utterance" else None
         # statistics of the training frames, set once by fit_normalization (saved with the weights)
@@ -127,6 +129,41 @@ class FrameTagger(torch.nn.Module):
         """``(frames, input_size)`` frames of one utterance -> ``(frames, num_classes)`` log posteriors."""
         return torch.log_softmax(self(feats[None].to(self.mean.device)), dim=-1)[0]
 
+    @property
+    def change_penalty(self):
+        """Nats a change of class costs when :meth:`phones` reads the classes off the posteriors (0: each frame's
+        most likely class); saved with the tagger's architecture."""
+        return self.config["change_penalty"]
+
+    @change_penalty.setter
+    def change_penalty(self, penalty):
+        if penalty < 0:
+            raise ValueError(f"change_penalty must be at least 0, got {penalty}")
+        self.config["change_penalty"] = float(penalty)
+
+    def phones(self, log_posteriors, utterance=None):
+        """``(frames,)`` classes of ``(frames, num_classes)`` log posteriors (``utterance``: each frame's
+        utterance, its frames consecutive; one utterance without it): each frame's most likely class, or with a
+        :attr:`change_penalty` the most likely sequence of runs (:meth:`ClassSequenceDecoder.flat`), so that a
+        flicker of a few frames into another class stands only on strong evidence.
+
+        Example
+        -------
+        >>> tagger = FrameTagger(input_size=4, num_classes=2, hidden_size=8, num_layers=1)
+        >>> flicker = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.9, 0.1], [0.9, 0.1]]).log()
+        >>> tagger.phones(flicker).tolist()
+        [0, 1, 0, 0]
+        >>> tagger.change_penalty = 1.0
+        >>> tagger.phones(flicker).tolist()
+        [0, 0, 0, 0]
+        """
+        if not self.change_penalty:
+            return log_posteriors.argmax(dim=-1)
+        if utterance is None:
+            utterance = torch.zeros(len(log_posteriors), dtype=torch.long, device=log_posteriors.device)
+        decoder = ClassSequenceDecoder.flat(log_posteriors.shape[-1], self.change_penalty).to(log_posteriors.device)
+        return decoder.decode(log_posteriors, utterance)
+
     def tag(self, feats):
-        """The most likely class of each frame of one utterance, ``(frames,)``."""
-        return self.log_posteriors(feats).argmax(dim=-1)
+        """The classes of the frames of one utterance, ``(frames,)`` (:meth:`phones`)."""
+        return self.phones(self.log_posteriors(feats))
