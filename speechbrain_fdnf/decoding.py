@@ -11,6 +11,7 @@ Authors
  * speechbrain-fdnf developers
 """
 
+import numpy as np
 import torch
 
 #: Posterior scales :meth:`ClassSequenceDecoder.fit_scale` tries.
@@ -58,21 +59,6 @@ class ClassSequenceDecoder(torch.nn.Module):
         counts += torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
         return cls((counts / counts.sum(dim=1, keepdim=True)).log(), scale)
 
-    @classmethod
-    def flat(cls, num_classes, change_penalty):
-        """A chain that knows nothing of the classes but that they last: staying costs nothing, a change of class
-        ``change_penalty`` nats (an insertion penalty: a run of a few frames stands only where its evidence
-        outweighs its neighbours' by that much), the posteriors unscaled.
-
-        Example
-        -------
-        >>> flicker = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.9, 0.1], [0.2, 0.8], [0.1, 0.9]]).log()
-        >>> ClassSequenceDecoder.flat(2, change_penalty=2.0).decode(flicker, torch.zeros(6, dtype=torch.long)).tolist()
-        [0, 0, 0, 0, 1, 1]
-        """
-        transitions = torch.full((num_classes, num_classes), -float(change_penalty))
-        return cls(transitions.fill_diagonal_(0.0), scale=1.0)
-
     @torch.no_grad()
     def fit_scale(self, log_posteriors, utterance, labels, scales=SCALES):
         """Sets :attr:`scale` to the one of ``scales`` whose decoding agrees best with ``labels`` (training
@@ -114,6 +100,45 @@ class ClassSequenceDecoder(torch.nn.Module):
             rows = (starts[group, None] + offsets).clamp_max(len(run) - 1)
             path[rows[valid]] = _viterbi(emissions[rows], valid, transitions)[valid]
         return path
+
+
+@torch.no_grad()
+def decode_runs(log_posteriors, utterance, change_penalty):
+    """``(n,)`` the most likely classes of each utterance's frames when staying in a class costs nothing and a change
+    of class ``change_penalty`` nats (a chain that knows nothing of the classes but that they last: a run of a few
+    frames stands only where its evidence outweighs its neighbours' by that much; an insertion penalty).
+
+    The same path as :class:`ClassSequenceDecoder` with those transitions and the posteriors unscaled, found in
+    ``O(classes)`` a frame instead of ``O(classes ** 2)`` (the best predecessor of a change is the best class
+    of the frame before, whichever it leads to), one utterance at a time in numpy: a conversion reads a few
+    utterances, where a step's overhead, not its arithmetic, is the cost (about four times faster there).
+
+    Example
+    -------
+    >>> flicker = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.9, 0.1], [0.2, 0.8], [0.1, 0.9]]).log()
+    >>> decode_runs(flicker, torch.zeros(6, dtype=torch.long), change_penalty=2.0).tolist()
+    [0, 0, 0, 0, 1, 1]
+    """
+    emissions = log_posteriors.detach().double().cpu().numpy()
+    _, lengths = torch.unique_consecutive(utterance.cpu(), return_counts=True)
+    path, first = np.empty(len(emissions), dtype=np.int64), 0
+    for length in lengths.tolist():
+        frames = emissions[first:first + length]
+        score, stay = frames[0].copy(), np.arange(frames.shape[1])
+        pointers = np.empty(frames.shape, dtype=np.int64)
+        for step in range(1, length):
+            best = int(score.argmax())
+            change = score[best] - change_penalty
+            moved = change > score
+            pointers[step] = np.where(moved, best, stay)
+            score = np.where(moved, change, score) + frames[step]
+        last = int(score.argmax())
+        path[first + length - 1] = last
+        for step in range(length - 1, 0, -1):
+            last = pointers[step, last]
+            path[first + step - 1] = last
+        first += length
+    return torch.from_numpy(path).to(log_posteriors.device)
 
 
 def _viterbi(emissions, valid, transitions):

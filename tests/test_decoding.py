@@ -109,3 +109,23 @@ def test_engine_fits_a_phone_decoder_to_its_own_posteriors_and_infers_classes_wi
     speaker_only = FactorialGaussianPrior([{"name": "speaker", "dim": 1, "num_classes": 2}], residual_dim=3)
     assert FeatureFlow(DiscriminativeFlow(RealNVP(4, num_blocks=1, hidden_size=4), speaker_only),
                        normalize).fit_sequence_decoders(frames) == {}
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.7, 3.0])
+def test_the_runs_decoder_finds_the_general_decoders_path_under_a_flat_chain(penalty):
+    """decode_runs's shortcut (a change's best predecessor is the best class before) gives the same path as the
+    general Viterbi with staying free and every change costing the penalty, utterance by utterance."""
+    from speechbrain_fdnf.decoding import ClassSequenceDecoder, decode_runs
+
+    torch.manual_seed(int(penalty * 10))
+    log_posteriors = (2 * torch.randn(60, 5)).log_softmax(dim=-1)
+    utterance = torch.repeat_interleave(torch.arange(4), torch.tensor([1, 20, 9, 30]))
+    transitions = torch.full((5, 5), -penalty).fill_diagonal_(0.0)
+    general = ClassSequenceDecoder(transitions, scale=1.0).decode(log_posteriors, utterance)
+    runs = decode_runs(log_posteriors, utterance, penalty)
+    assert torch.equal(runs, general)
+    if penalty == 0.0:
+        assert torch.equal(runs, log_posteriors.argmax(dim=-1))
+    else:  # fewer changes of class than each frame's most likely, never across two utterances' edge
+        changes = lambda path: int((path[1:] != path[:-1]).sum())
+        assert changes(runs) < changes(log_posteriors.argmax(dim=-1))

@@ -192,9 +192,10 @@ def test_the_recipe_trains_a_tagger_that_beats_the_models_gate_and_the_gates_use
                                                    manipulation="units"))
     assert len(calls) == 20
     # a target's pool is read as each of its utterances is alone (a run never decoded across two of them)
-    factorizer.tagger.change_penalty = 4.0
-    target = factorizer.target_audio(references)
-    torch.testing.assert_close(target.tagged_phones(), torch.cat([factorizer.tagged_phones(item) for item in target.features]))
+    penalised = SpeechFactorizer.from_hparams(source=model)
+    penalised.tagger.change_penalty = 4.0
+    target = penalised.target_audio(references)
+    torch.testing.assert_close(target.tagged_phones(), torch.cat([penalised.tagged_phones(item) for item in target.features]))
     factorizer.tagger = None  # back to the model's own gate, and to cells as the default
     assert torch.isfinite(factorizer.select(source, "speaker", references)).all() and len(calls) == 20
     calls.clear()

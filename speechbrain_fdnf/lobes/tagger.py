@@ -19,7 +19,7 @@ from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.RNN import LSTM
 from speechbrain.processing.features import InputNormalization
 
-from speechbrain_fdnf.decoding import ClassSequenceDecoder
+from speechbrain_fdnf.decoding import decode_runs
 
 #: How the tagger normalises its input: ``utterance`` (the default: each band's mean over the utterance's own frames
 #: taken away first, then scaled by the training frames' standard deviation; a recording's level and channel, and
@@ -144,7 +144,7 @@ class FrameTagger(torch.nn.Module):
     def phones(self, log_posteriors, utterance=None):
         """``(frames,)`` classes of ``(frames, num_classes)`` log posteriors (``utterance``: each frame's
         utterance, its frames consecutive; one utterance without it): each frame's most likely class, or with a
-        :attr:`change_penalty` the most likely sequence of runs (:meth:`ClassSequenceDecoder.flat`), so that a
+        :attr:`change_penalty` the most likely sequence of runs (:func:`~speechbrain_fdnf.decoding.decode_runs`), so that a
         flicker of a few frames into another class stands only on strong evidence.
 
         Example
@@ -161,8 +161,7 @@ class FrameTagger(torch.nn.Module):
             return log_posteriors.argmax(dim=-1)
         if utterance is None:
             utterance = torch.zeros(len(log_posteriors), dtype=torch.long, device=log_posteriors.device)
-        decoder = ClassSequenceDecoder.flat(log_posteriors.shape[-1], self.change_penalty).to(log_posteriors.device)
-        return decoder.decode(log_posteriors, utterance)
+        return decode_runs(log_posteriors, utterance, self.change_penalty)
 
     def tag(self, feats):
         """The classes of the frames of one utterance, ``(frames,)`` (:meth:`phones`)."""
