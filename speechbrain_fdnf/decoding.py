@@ -111,7 +111,7 @@ def decode_runs(log_posteriors, utterance, change_penalty):
     The same path as :class:`ClassSequenceDecoder` with those transitions and the posteriors unscaled, found in
     ``O(classes)`` a frame instead of ``O(classes ** 2)`` (the best predecessor of a change is the best class
     of the frame before, whichever it leads to), one utterance at a time in numpy: a conversion reads a few
-    utterances, where a step's overhead, not its arithmetic, is the cost (about four times faster there).
+    utterances, where a step's overhead, not its arithmetic, is the cost (two to four times faster there).
 
     Example
     -------
