@@ -113,4 +113,3 @@ class VocalTractWarp(torch.nn.Module):
         slope = (self.top_hz - warped_boundary) / (self.top_hz - boundary)
         above = self.top_hz - (self.top_hz - hz) / slope
         return torch.where(hz <= warped_boundary, hz / factors, above)
-

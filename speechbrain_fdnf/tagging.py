@@ -167,12 +167,15 @@ def phone_sequence_error(tag, frames, silence_index=None):
     """The edit distance between the phones ``tag(features) -> (frames,)`` spells and those labelled, over
     ``frames`` (:func:`utterance_frames`), as a share of the labelled phones (SpeechBrain's ``wer_summary``): what
     a phone recognizer's PER measures, here of the runs a gated manipulation renders one by one."""
-    ids, labelled, tagged = [], [], []
-    for uid, (feats, phones) in frames.items():
-        ids.append(uid)
-        labelled.append(phone_sequence(phones, silence_index))
-        tagged.append(phone_sequence(tag(feats).cpu(), silence_index))
-    return wer_summary(wer_details_for_batch(ids, labelled, tagged))["WER"] / 100
+    return _spelling_error({uid: tag(feats).cpu() for uid, (feats, _) in frames.items()}, frames, silence_index)
+
+
+def _spelling_error(tagged, frames, silence_index):
+    """:func:`phone_sequence_error` of ``tagged`` (``{utterance id: classes}``) against ``frames``' labels."""
+    ids = list(frames)
+    labelled = [phone_sequence(frames[uid][1], silence_index) for uid in ids]
+    spelled = [phone_sequence(tagged[uid], silence_index) for uid in ids]
+    return wer_summary(wer_details_for_batch(ids, labelled, spelled))["WER"] / 100
 
 
 #: Change penalties (nats) :func:`fit_change_penalty` tries.
@@ -185,11 +188,11 @@ def fit_change_penalty(tagger, frames, silence_index=None, penalties=CHANGE_PENA
     utterances) with the fewest errors (:func:`phone_sequence_error`; the smaller penalty on a tie); every
     utterance's posteriors computed once. Returns ``{penalty: error}``."""
     posteriors = {uid: tagger.log_posteriors(feats) for uid, (feats, _) in frames.items()}
-    reads = {id(feats): posteriors[uid] for uid, (feats, _) in frames.items()}
     errors = {}
     for penalty in penalties:
         tagger.change_penalty = penalty
-        errors[penalty] = phone_sequence_error(lambda feats: tagger.phones(reads[id(feats)]), frames, silence_index)
+        errors[penalty] = _spelling_error({uid: tagger.phones(read).cpu() for uid, read in posteriors.items()},
+                                          frames, silence_index)
     tagger.change_penalty = min(errors, key=lambda penalty: (errors[penalty], penalty))
     return errors
 
