@@ -20,8 +20,8 @@ Usage::
 
 import argparse
 import sys
-from collections import Counter
 import tempfile
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -120,39 +120,47 @@ def synthesize_material(folder, voices="choice"):
     return material
 
 
-def tagger_accuracy(factorizer, material):
-    """``(all, {speaker: share})``: the share of the sources' speech frames whose phone the model folder's tagger
-    names as labelled (the tagger recipe's :func:`~speechbrain_fdnf.tagging.frame_accuracy`), over every speaker's
-    readings and per speaker, each utterance tagged once."""
-    frames = {speaker: utterance_frames(factorizer, {entry["wav"]: entry for entry in item.readings})
-              for speaker, item in material.items()}
-    tags = {}  # id of an utterance's frames -> its tags: the overall share and the speaker's read the same
+def source_frames(factorizer, material):
+    """``{speaker: {utterance: (features, phones)}}``: every speaker's sources as the tagger recipe reads them."""
+    return {speaker: utterance_frames(factorizer, {entry["wav"]: entry for entry in item.readings})
+            for speaker, item in material.items()}
+
+
+def memoised_tags(tagger):
+    """``tag(features) -> (frames,)`` of ``tagger``, each utterance's frames tagged once however often asked."""
+    tags = {}  # id of an utterance's frames -> its tags
 
     def tag(feats):
         if id(feats) not in tags:
-            tags[id(feats)] = factorizer.tagger.tag(feats)
+            tags[id(feats)] = tagger.tag(feats).cpu()
         return tags[id(feats)]
 
-    silence = silence_index(factorizer)
+    return tag
+
+
+def tagger_accuracy(tag, frames, silence):
+    """``(all, {speaker: share})``: the share of the sources' speech frames (:func:`source_frames`) that ``tag``
+    names as labelled (the tagger recipe's :func:`~speechbrain_fdnf.tagging.frame_accuracy`), over every speaker's
+    readings and per speaker."""
     by_speaker = {speaker: frame_accuracy(tag, own, silence) for speaker, own in frames.items()}
     every = {uid: item for own in frames.values() for uid, item in own.items()}
     return frame_accuracy(tag, every, silence), by_speaker
 
 
-def tagger_confusions(factorizer, material, count=5):
-    """``{speaker: [(labelled, tagged, share), ...]}``: each speaker's ``count`` commonest tagger errors on its
-    sources' speech frames, as phone names, each with its share of the speaker's speech frames."""
-    names, silence = factorizer.labels("phone"), silence_index(factorizer)
+def tagger_confusions(tag, frames, names, silence, count=5):
+    """``{speaker: [(labelled, tagged, share), ...]}``: each speaker's ``count`` commonest errors of ``tag`` on its
+    sources' speech frames (:func:`source_frames`), as phone ``names``, each with its share of the speaker's
+    speech frames."""
     confusions = {}
-    for speaker, item in material.items():
+    for speaker, own in frames.items():
         errors, speech = Counter(), 0
-        for feats, phones in utterance_frames(factorizer, {entry["wav"]: entry for entry in item.readings}).values():
+        for feats, phones in own.values():
             keep = (phones != UNLABELLED) & (phones != silence)
-            tags = factorizer.tagger.tag(feats).cpu()
+            wrong = keep & (tag(feats) != phones)
             speech += int(keep.sum())
-            errors.update(zip(phones[keep & (tags != phones)].tolist(), tags[keep & (tags != phones)].tolist()))
-        confusions[speaker] = [(names[label], names[tag], times / max(speech, 1))
-                               for (label, tag), times in errors.most_common(count)]
+            errors.update(zip(phones[wrong].tolist(), tag(feats)[wrong].tolist()))
+        confusions[speaker] = [(names[label], names[tagged], times / max(speech, 1))
+                               for (label, tagged), times in errors.most_common(count)]
     return confusions
 
 
@@ -176,13 +184,15 @@ def main(argv=None):
         material = synthesize_material(Path(folder), args.voices)
         block = conversion.Block("unseen voices", material, conversion.draw_trials(material, args.trials, args.seed))
         seconds = [sum(entry["duration"] for entry in item.references) for item in material.values()]
-        accuracy, by_speaker = tagger_accuracy(factorizer, material)
+        frames, tag, silence = source_frames(factorizer, material), memoised_tags(factorizer.tagger), silence_index(factorizer)
+        accuracy, by_speaker = tagger_accuracy(tag, frames, silence)
         tagged = (f"The tagger ({args.model}) names {100 * accuracy:.1f} % of the sources' speech frames as labelled ("
                   + ", ".join(f"{speaker} {100 * value:.0f}" for speaker, value in by_speaker.items()) + ").")
         if args.tagger_only:
             print(tagged)
             if args.confusions:
-                for speaker, errors in tagger_confusions(factorizer, material, args.confusions).items():
+                confusions = tagger_confusions(tag, frames, factorizer.labels("phone"), silence, args.confusions)
+                for speaker, errors in confusions.items():
                     print(f"{speaker}: " + ", ".join(f"{label} -> {tag} {100 * share:.1f} %" for label, tag, share in errors))
             return
         converters = conversion.Converters(factorizer, block, SimpleNamespace(conversion_source_level_db=0.0))

@@ -3,6 +3,7 @@
 import importlib.util
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -447,30 +448,25 @@ def test_the_gpu_exactness_check_compares_every_conversion_and_a_saved_target_be
     assert "| cpu | cpu | yes | yes |" in table and "Checks: all passed" in table
 
 
-def test_the_unseen_voices_probe_counts_each_speakers_commonest_tagger_errors(monkeypatch):
+def test_the_unseen_voices_probe_counts_each_speakers_commonest_tagger_errors():
     """The tagger's confusions on the stock voices: speech frames only (silence and unlabelled frames never count),
-    labelled -> tagged by phone name, commonest first, each as a share of that speaker's speech frames."""
-    from types import SimpleNamespace
-
+    labelled -> tagged by phone name, commonest first, each as a share of that speaker's speech frames; each
+    utterance tagged once for the shares and the confusions alike."""
     probe = load_bench("unseen_voices")
     names = ["h#", "aa", "ae", "iy"]
     utterances = {  # speaker -> its one utterance's (labelled, tagged)
         "A": ([0, 1, 1, 1, 2, 2, 3, -1], [1, 2, 2, 1, 2, 1, 3, 0]),  # aa -> ae twice, ae -> aa once; h# and -1 ignored
         "B": ([3, 3, 3, 3], [3, 3, 3, 3]),
     }
-    tagged = {}
-
-    def frames(factorizer, entries):
-        (speaker,) = entries
-        labels, tags = utterances[speaker]
+    frames, tags, calls = {}, {}, []
+    for speaker, (labels, tagged) in utterances.items():
         feats = torch.randn(len(labels), 2)
-        tagged[id(feats)] = torch.tensor(tags)
-        return {speaker: (feats, torch.tensor(labels))}
-
-    factorizer = SimpleNamespace(labels=lambda factor: names, tagger=SimpleNamespace(tag=lambda feats: tagged[id(feats)]))
-    monkeypatch.setattr(probe, "utterance_frames", frames)
-    monkeypatch.setattr(probe, "silence_index", lambda factorizer: 0)
-    material = {speaker: SimpleNamespace(readings=[{"wav": speaker}]) for speaker in utterances}
-    confusions = probe.tagger_confusions(factorizer, material, count=5)
+        frames[speaker] = {speaker: (feats, torch.tensor(labels))}
+        tags[id(feats)] = torch.tensor(tagged)
+    tag = probe.memoised_tags(SimpleNamespace(tag=lambda feats: calls.append(1) or tags[id(feats)]))
+    confusions = probe.tagger_confusions(tag, frames, names, silence=0, count=5)
     assert confusions["A"] == [("aa", "ae", pytest.approx(2 / 6)), ("ae", "aa", pytest.approx(1 / 6))]
     assert confusions["B"] == []
+    every, by_speaker = probe.tagger_accuracy(tag, frames, silence=0)
+    assert by_speaker == {"A": pytest.approx(3 / 6), "B": 1.0} and every == pytest.approx(7 / 10)
+    assert len(calls) == 2
