@@ -126,6 +126,6 @@ def test_the_runs_decoder_finds_the_general_decoders_path_under_a_flat_chain(pen
     assert torch.equal(runs, general)
     if penalty == 0.0:
         assert torch.equal(runs, log_posteriors.argmax(dim=-1))
-    else:  # fewer changes of class than each frame's most likely, never across two utterances' edge
+    else:  # fewer changes of class than each frame's most likely
         changes = lambda path: int((path[1:] != path[:-1]).sum())
         assert changes(runs) < changes(log_posteriors.argmax(dim=-1))
