@@ -19,6 +19,7 @@ TINY = {
     "evaluate.yaml": {"probe_epochs": "1", "num_frames": "200", "tsne_per_class": "10",
                       "leakage_max_train": "1000", "table_speakers": "3", "utterance_tables": "4",
                       "conversion_utterances": "2", "phone_recognizer_overrides": "{number_of_epochs: 1}"},
+    "phone_tagger.yaml": {"number_of_epochs": "1", "hidden_size": "16", "cnn_channels": "2"},
 }
 
 
@@ -58,3 +59,4 @@ def test_the_readme_sequence_runs_in_a_clean_shell(tmp_path):
     assert result.returncode == 0, "\n".join(line for line in output.splitlines() if "it/s" not in line)[-4000:]
     assert (tmp_path / "results/evaluation/results.md").read_text().startswith("# f-DNF evaluation")
     assert "['phone', 'speaker']" in result.stdout  # the interface loaded the trained f-DNF
+    assert (tmp_path / "results/fdnf/1234/inference/phone_tagger.ckpt").is_file()  # the tagger went into its folder
