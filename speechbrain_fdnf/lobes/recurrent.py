@@ -2,12 +2,11 @@
 
 SpeechBrain's ``LSTM`` packs a batch of utterances of several lengths (``pack_padded_sequence``) so that each
 utterance's backward direction starts at its own last frame, not in the padding. On a CPU, torch runs a packed
-sequence three to five times slower than the same batch padded (``benchmarks/bench_tagger_training.py``): the
-packed kernel steps through the batch as it shrinks. The same outputs come from the padded batch when each layer runs its
-two directions apart: the forward one over the batch as it is (padding only ever follows an utterance's
-frames, so it never reaches them), the backward one over each utterance reversed within its own length (its
-last frame first, the padding still after it), then turned back. The weights are the ``torch.nn.LSTM``'s own,
-so a checkpoint of SpeechBrain's ``LSTM`` runs either way.
+sequence about three times slower than the same batch padded (``benchmarks/bench_tagger_training.py``). The same
+outputs come from the padded batch when each layer runs its two directions apart: the forward one over the batch as
+it is (padding only ever follows an utterance's frames, so it never reaches them), the backward one over each
+utterance reversed within its own length (its last frame first, the padding still after it), then turned back. The
+weights are the ``torch.nn.LSTM``'s own, so a checkpoint of SpeechBrain's ``LSTM`` runs either way.
 
 Authors
  * speechbrain-fdnf developers
