@@ -1,4 +1,5 @@
-"""Vocal tract length perturbation of log-Mel frames (speechbrain_fdnf.augment) and the tagger recipe's use of it."""
+"""Vocal tract length perturbation of log-Mel frames (speechbrain_fdnf.augment) and the tagger recipe's training
+augmentations."""
 
 import importlib.util
 from pathlib import Path
@@ -10,7 +11,8 @@ from speechbrain.lobes.features import Fbank
 
 from speechbrain_fdnf.augment import VocalTractWarp, hz_to_mel
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "TIMIT" / "train_tagger.py"
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "TIMIT" / "train_tagger.py"
 
 
 def _peak_hz(spectrum, centres):
@@ -84,3 +86,30 @@ def test_the_tagger_recipe_builds_its_training_augmentation_from_its_hparams():
     both = recipe.training_augmentation({"warp_window": 5, "augmentation": warping, "vocal_tract_change": 0.1}, fbank)
     assert both[0] is warping and isinstance(both[1], VocalTractWarp)
     assert both[1].max_change == 0.1 and len(both[1].band_centres) == 40 and both[1].top_hz == 8000.0
+
+
+def test_the_recipes_frequency_masks_blank_two_bands_runs_per_utterance_at_most_their_width():
+    """freq_mask_width in the tagger's yaml: the frequency masks come last; each utterance of a batch keeps every
+    band but at most two runs of at most that many, which take one value (the batch's mean), every frame alike."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    spec = importlib.util.spec_from_file_location("train_tagger", RECIPE)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    with open(ROOT / "hparams" / "phone_tagger.yaml") as handle:
+        hparams = load_hyperpyyaml(handle, {"freq_mask_width": 5, "vocal_tract_change": 0.1})
+    stages = recipe.training_augmentation(hparams, Fbank(n_mels=40))
+    assert isinstance(stages[0], VocalTractWarp) and stages[-1] is hparams["frequency_masks"]
+    torch.manual_seed(0)
+    feats = torch.randn(16, 30, 40)
+    masked = hparams["frequency_masks"](feats.clone())
+    assert (masked != feats).any(dim=1).any(dim=1).sum() >= 12  # most utterances lost a band or more
+    for before, after in zip(feats, masked):
+        blank = (after != before).any(dim=0)  # (bands,): where the utterance changed
+        assert torch.equal(after[:, ~blank], before[:, ~blank])
+        if blank.any():
+            assert torch.allclose(after[:, blank], feats.mean())  # one value, the batch's mean
+        starts = blank & ~torch.cat([torch.tensor([False]), blank[:-1]])
+        assert int(starts.sum()) <= 2 and int(blank.sum()) <= 2 * 5
+    assert hparams["freq_mask_width"] == 5 and recipe.training_augmentation(
+        {**hparams, "freq_mask_width": 0, "vocal_tract_change": 0.0}, Fbank(n_mels=40)) is None

@@ -51,12 +51,15 @@ def gate_tagger(factorizer):
 def training_augmentation(hparams, compute_features):
     """What each training batch passes through (``None``: nothing): the Mel-axis ``Warping`` of the hparams with
     a ``warp_window``, then, with a ``vocal_tract_change``, each utterance's frequency axis scaled by its own factor
-    (:class:`~speechbrain_fdnf.augment.VocalTractWarp`, on the model's own filterbank)."""
+    (:class:`~speechbrain_fdnf.augment.VocalTractWarp`, on the model's own filterbank), then, with a
+    ``freq_mask_width``, the hparams' ``frequency_masks`` (SpecAugment's)."""
     stages = []
     if hparams.get("warp_window"):
         stages.append(hparams["augmentation"])
     if hparams.get("vocal_tract_change"):
         stages.append(VocalTractWarp.from_fbank(compute_features, max_change=hparams["vocal_tract_change"]))
+    if hparams.get("freq_mask_width"):
+        stages.append(hparams["frequency_masks"])
     return torch.nn.Sequential(*stages) if stages else None
 
 
