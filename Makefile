@@ -38,7 +38,7 @@ test-fast: install
 FLOWS := fdnf dnf_speaker nf dnf_phone
 # DEMO_TAGGER=0 leaves it out: about 5 minutes less, and the converter's default given audio is then `cells`.
 DEMO_TAGGER ?= 1
-# the recipe's own tagger (10 epochs; 6 before its LSTM trained on padded batches, four times as fast: RESULTS 8)
+# the recipe's own tagger (10 epochs; 6 before its LSTM trained on padded batches, four times as fast: RESULTS 6zh)
 TAGGER_ARGS ?=
 # the demo's conversion: the first held-out utterance, to the first training speaker of the other gender
 # (then three of that speaker's training utterances: the default conversion from audio, `units` with the tagger)

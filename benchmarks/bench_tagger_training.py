@@ -53,17 +53,15 @@ def step(forward, tagger, feats, lengths, weights):
     return out.detach(), [parameter.grad.clone() for parameter in tagger.parameters() if parameter.grad is not None]
 
 
-def timed(rounds, work, device):
-    seconds = []
-    for _ in range(rounds):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        work()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+def timed(work, device):
+    """Seconds ``work()`` takes (waiting for a GPU to finish)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    work()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def main(argv=None):
@@ -94,14 +92,14 @@ def main(argv=None):
         seconds = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, run in runs.items():
-                seconds[name].append(timed(1, lambda run=run: step(run, tagger, feats, lengths, weights), device))
+                seconds[name].append(timed(lambda run=run: step(run, tagger, feats, lengths, weights), device))
         lstm_alone = {name: [] for name in runs}
         hidden = torch.randn(args.batch_size, feats.shape[1], tagger.rnn_input, generator=generator).to(device)
         lstm_runs = {"SpeechBrain's LSTM, packed": lambda: tagger.rnn(hidden, lengths=lengths)[0],
                      "padded, each direction apart": lambda: lstm_over_padding(tagger.rnn.rnn, hidden, frames)}
         for _ in range(args.rounds):
             for name, run in lstm_runs.items():
-                lstm_alone[name].append(timed(1, lambda run=run: (run() * keep).sum().backward(), device))
+                lstm_alone[name].append(timed(lambda run=run: (run() * keep).sum().backward(), device))
         base = {name: statistics.median(values) for name, values in seconds.items()}
         base_lstm = {name: statistics.median(values) for name, values in lstm_alone.items()}
         peer = "SpeechBrain's LSTM, packed"

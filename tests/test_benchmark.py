@@ -470,3 +470,16 @@ def test_the_unseen_voices_probe_counts_each_speakers_commonest_tagger_errors():
     every, by_speaker = probe.tagger_accuracy(tag, frames, silence=0)
     assert by_speaker == {"A": pytest.approx(3 / 6), "B": 1.0} and every == pytest.approx(7 / 10)
     assert len(calls) == 2
+
+
+def test_the_tagger_training_benchmark_times_both_lstms_and_finds_them_agreeing(tmp_path):
+    """Both LSTMs timed, the padded one's speed-up against the packed one read in the same run, and the two agreeing
+    on outputs and gradients (the table says to how much)."""
+    import re
+
+    out = tmp_path / "tagger_training.md"
+    load_bench("bench_tagger_training").main(["--threads", "1", "--rounds", "1", "--batch_size", "3", "--out", str(out)])
+    table = out.read_text()
+    assert "| cpu, 1 thread(s) | SpeechBrain's LSTM, packed |" in table and "| padded, each direction apart |" in table
+    outputs, gradients = (float(value) for value in re.search(r"Outputs agree to (\S+), gradients to (\S+) ", table).groups())
+    assert outputs < 1e-5 and gradients < 1e-4
