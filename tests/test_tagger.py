@@ -15,10 +15,11 @@ from speechbrain_fdnf.tagging import load_tagger, save_tagger
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("normalization, cnn_channels", [("global", 0), ("utterance", 0), ("utterance", 3)])
-def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, normalization, cnn_channels):
+@pytest.mark.parametrize("normalization, cnn_channels, cnn_blocks", [("global", 0, 1), ("utterance", 0, 1),
+                                                                    ("utterance", 3, 1), ("utterance", 3, 2)])
+def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, normalization, cnn_channels, cnn_blocks):
     tagger = FrameTagger(input_size=6, num_classes=4, hidden_size=8, num_layers=2, normalization=normalization,
-                         cnn_channels=cnn_channels, change_penalty=1.5).eval()
+                         cnn_channels=cnn_channels, change_penalty=1.5, cnn_blocks=cnn_blocks).eval()
     utterances = [torch.randn(20 + i, 6) * 3 + 1 + i for i in range(3)]
     tagger.fit_normalization(utterances)
     centred = torch.cat([u - u.mean(dim=0) for u in utterances]) if normalization == "utterance" else torch.cat(utterances)
@@ -44,12 +45,17 @@ def test_a_saved_tagger_loads_with_its_architecture_and_tags_alike(tmp_path, nor
         FrameTagger(input_size=6, num_classes=4, normalization="speaker")
     if normalization == "global":  # a tagger saved before the option (no key in its config) was normalised globally
         config = json.loads((tmp_path / "phone_tagger.json").read_text())
-        del config["normalization"], config["cnn_channels"], config["change_penalty"]
+        del config["normalization"], config["cnn_channels"], config["change_penalty"], config["cnn_blocks"]
         (tmp_path / "phone_tagger.json").write_text(json.dumps(config))
         older = load_tagger(tmp_path)
         assert older.config["normalization"] == "global" and torch.allclose(older(feats), tagger(feats))
         assert older.config["cnn_channels"] == 0 and older.cnn is None  # nor had it a convolutional front end
+        assert older.config["cnn_blocks"] == 1
         assert older.change_penalty == 0.0  # and it read each frame's most likely class
+    if cnn_blocks > 1:  # the blocks one after the other, the bands pooled in pairs by each
+        assert len(loaded.cnn) == cnn_blocks and loaded.rnn_input == 6 // 2 ** cnn_blocks * cnn_channels
+    with pytest.raises(ValueError, match="cnn_blocks"):
+        FrameTagger(input_size=6, num_classes=4, cnn_channels=2, cnn_blocks=0)
 
 
 def test_the_change_penalty_is_fitted_to_spell_the_valid_phones_with_the_fewest_errors():

@@ -77,7 +77,8 @@ def main(argv):
                           lr=hparams["lr"], final_lr=hparams.get("final_lr"), run_opts=run_opts, augmentation=augmentation,
                           hidden_size=hparams["hidden_size"],
                           num_layers=hparams["num_layers"], dropout=hparams["dropout"],
-                          normalization=hparams["normalization"], cnn_channels=hparams.get("cnn_channels", 0))
+                          normalization=hparams["normalization"], cnn_channels=hparams.get("cnn_channels", 0),
+                          cnn_blocks=hparams.get("cnn_blocks", 1))
     seconds = time.time() - started
     silence = silence_index(factorizer)
     fitted = None

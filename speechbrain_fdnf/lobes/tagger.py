@@ -53,6 +53,11 @@ class FrameTagger(torch.nn.Module):
         convolutions over time and frequency, layer norm, max-pooling of pairs of bands), as the phone
         recognizer has: a pattern is read wherever along the Mel axis a voice puts it (the recipe's default, 16);
         0 (this class's default, as every tagger saved before the option was): the LSTM reads the bands themselves.
+    change_penalty : float
+        Nats a change of class costs where :meth:`phones` reads the classes (0: each frame's most likely one).
+    cnn_blocks : int
+        How many such blocks, one after the other (each halves the bands again); 1 by default, as every tagger saved
+        before the option has.
 
     Example
     -------
@@ -66,24 +71,30 @@ class FrameTagger(torch.nn.Module):
     True
     >>> FrameTagger(input_size=4, num_classes=3, hidden_size=8, num_layers=1, cnn_channels=2)(torch.randn(2, 5, 4)).shape
     torch.Size([2, 5, 3])
+    >>> FrameTagger(input_size=8, num_classes=3, hidden_size=8, num_layers=1, cnn_channels=2, cnn_blocks=2).rnn_input
+    4
     """
 
     def __init__(self, input_size, num_classes, hidden_size=128, num_layers=2, dropout=0.15, normalization="utterance",
-                 cnn_channels=0, change_penalty=0.0):
+                 cnn_channels=0, change_penalty=0.0, cnn_blocks=1):
         super().__init__()
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         self.config = dict(input_size=input_size, num_classes=num_classes, hidden_size=hidden_size,
                            num_layers=num_layers, dropout=dropout, normalization=normalization,
-                           cnn_channels=cnn_channels, change_penalty=float(change_penalty))
+                           cnn_channels=cnn_channels, change_penalty=float(change_penalty), cnn_blocks=cnn_blocks)
         # SpeechBrain's per-sentence mean over each utterance's own frames (its length, not the padding)
         self.centre = InputNormalization(norm_type="sentence", std_norm=False) if normalization == "utterance" else None
         # statistics of the training frames, set once by fit_normalization (saved with the weights)
         self.register_buffer("mean", torch.zeros(input_size))
         self.register_buffer("std", torch.ones(input_size))
-        self.cnn = CNN_Block(input_shape=(None, None, input_size, 1), channels=cnn_channels,
-                             dropout=dropout) if cnn_channels else None
-        self.rnn_input = (input_size // 2) * cnn_channels if cnn_channels else input_size
+        if cnn_blocks < 1:
+            raise ValueError(f"cnn_blocks must be at least 1, got {cnn_blocks}")
+        blocks = [CNN_Block(input_shape=(None, None, input_size // 2 ** block, 1 if block == 0 else cnn_channels),
+                            channels=cnn_channels, dropout=dropout) for block in range(cnn_blocks if cnn_channels else 0)]
+        # one block is the module itself, as every tagger saved before cnn_blocks holds it
+        self.cnn = (blocks[0] if len(blocks) == 1 else torch.nn.Sequential(*blocks)) if blocks else None
+        self.rnn_input = (input_size // 2 ** cnn_blocks) * cnn_channels if cnn_channels else input_size
         self.rnn = LSTM(hidden_size, input_size=self.rnn_input, num_layers=num_layers, bidirectional=True,
                         dropout=dropout if num_layers > 1 else 0.0)
         self.output = Linear(n_neurons=num_classes, input_size=2 * hidden_size)
