@@ -90,10 +90,12 @@ class FrameTagger(torch.nn.Module):
         self.register_buffer("std", torch.ones(input_size))
         if cnn_blocks < 1:
             raise ValueError(f"cnn_blocks must be at least 1, got {cnn_blocks}")
-        blocks = [CNN_Block(input_shape=(None, None, input_size // 2 ** block, 1 if block == 0 else cnn_channels),
-                            channels=cnn_channels, dropout=dropout) for block in range(cnn_blocks if cnn_channels else 0)]
-        # one block is the module itself, as every tagger saved before cnn_blocks holds it
-        self.cnn = (blocks[0] if len(blocks) == 1 else torch.nn.Sequential(*blocks)) if blocks else None
+        self.cnn = None
+        if cnn_channels:
+            blocks = [CNN_Block(input_shape=(None, None, input_size // 2 ** block, 1 if block == 0 else cnn_channels),
+                                channels=cnn_channels, dropout=dropout) for block in range(cnn_blocks)]
+            # one block is the module itself, as every tagger saved before cnn_blocks holds it
+            self.cnn = blocks[0] if cnn_blocks == 1 else torch.nn.Sequential(*blocks)
         self.rnn_input = (input_size // 2 ** cnn_blocks) * cnn_channels if cnn_channels else input_size
         self.rnn = LSTM(hidden_size, input_size=self.rnn_input, num_layers=num_layers, bidirectional=True,
                         dropout=dropout if num_layers > 1 else 0.0)
