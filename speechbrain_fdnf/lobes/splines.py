@@ -42,9 +42,9 @@ def rational_quadratic_spline(inputs, raw_widths, raw_heights, raw_derivatives, 
 
     Example
     -------
-    >>> x = torch.tensor([-5.0, -1.0, 0.0, 0.5, 7.0])
-    >>> widths, heights = torch.randn(5, 4), torch.randn(5, 4)
-    >>> derivatives = torch.randn(5, 3)
+    >>> x = torch.tensor([-5.0, -1.0, 0.0, 0.5, 7.0], dtype=torch.float64)  # (float32's inverse: within ~1e-4)
+    >>> widths, heights = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    >>> derivatives = torch.randn(5, 3, dtype=torch.float64)
     >>> y, log_det = rational_quadratic_spline(x, widths, heights, derivatives)
     >>> y[0].item(), y[-1].item(), log_det[0].item()  # the tails are the identity
     (-5.0, 7.0, 0.0)
