@@ -38,11 +38,20 @@ def batch(size, generator, device, bands=40):
     return feats.to(device), (frames / frames.max()).to(device)
 
 
-def packed_forward(tagger, feats, lengths):
-    """The tagger's logits with SpeechBrain's ``LSTM`` packing the batch (the tagger before the padded LSTM)."""
+def packed(tagger, front, lengths):
+    """SpeechBrain's ``LSTM`` of ``tagger`` over the batch ``front``, packed (the tagger's LSTM before RESULTS 6zh)."""
+    return tagger.rnn(front, lengths=lengths)[0]
+
+
+def padded(tagger, front, lengths):
+    """The same LSTM over the padded batch, each direction apart, on any device."""
+    return lstm_over_padding(tagger.rnn.rnn, front, torch.round(lengths * front.shape[1]).long())
+
+
+def tagger_forward(tagger, lstm, feats, lengths):
+    """The tagger's logits with ``lstm`` (:func:`packed` or :func:`padded`) as its recurrent layer."""
     feats = tagger.centre(feats, lengths) if tagger.centre is not None else feats
-    hidden, _ = tagger.rnn(tagger.front_end((feats - tagger.mean) / tagger.std, lengths), lengths=lengths)
-    return tagger.output(hidden)
+    return tagger.output(lstm(tagger, tagger.front_end((feats - tagger.mean) / tagger.std, lengths), lengths))
 
 
 def step(forward, tagger, feats, lengths, weights):
@@ -81,8 +90,8 @@ def main(argv=None):
     frames = torch.round(lengths * feats.shape[1]).long()
     keep = (torch.arange(feats.shape[1], device=device)[None, :] < frames[:, None])[..., None]
     weights = torch.randn(*feats.shape[:2], 39, generator=generator).to(device) * keep
-    runs = {"SpeechBrain's LSTM, packed": lambda x, n: packed_forward(tagger, x, n), "padded, each direction apart":
-            tagger}
+    lstms = {"SpeechBrain's LSTM, packed": packed, "padded, each direction apart": padded}
+    runs = {name: lambda x, n, lstm=lstm: tagger_forward(tagger, lstm, x, n) for name, lstm in lstms.items()}
     expected, got = (step(run, tagger, feats, lengths, weights) for run in runs.values())
     output_gap = float((expected[0] - got[0]).abs().max())
     gradient_gap = max(float(((a - b).abs().max() / b.abs().max().clamp_min(1e-12))) for a, b in zip(got[1], expected[1]))
@@ -95,11 +104,10 @@ def main(argv=None):
                 seconds[name].append(timed(lambda run=run: step(run, tagger, feats, lengths, weights), device))
         lstm_alone = {name: [] for name in runs}
         hidden = torch.randn(args.batch_size, feats.shape[1], tagger.rnn_input, generator=generator).to(device)
-        lstm_runs = {"SpeechBrain's LSTM, packed": lambda: tagger.rnn(hidden, lengths=lengths)[0],
-                     "padded, each direction apart": lambda: lstm_over_padding(tagger.rnn.rnn, hidden, frames)}
         for _ in range(args.rounds):
-            for name, run in lstm_runs.items():
-                lstm_alone[name].append(timed(lambda run=run: (run() * keep).sum().backward(), device))
+            for name, lstm in lstms.items():
+                lstm_alone[name].append(timed(lambda lstm=lstm: (lstm(tagger, hidden, lengths) * keep).sum().backward(),
+                                              device))
         base = {name: statistics.median(values) for name, values in seconds.items()}
         base_lstm = {name: statistics.median(values) for name, values in lstm_alone.items()}
         peer = "SpeechBrain's LSTM, packed"
